@@ -1,0 +1,75 @@
+# Flow Tekton Handler. `make demo` runs the whole system on an embedded local
+# control plane; `make test` runs every test, end-to-end ones included.
+
+GO            ?= go
+STATICCHECK   ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
+E2E_TIMEOUT   ?= 30m
+FUZZTIME      ?= 5s
+FUZZTIME_LONG ?= 2m
+KO_DOCKER_REPO ?=
+
+.PHONY: all build test unit e2e lint vet staticcheck fuzz fuzz-short bench demo up down controlplane deploy clean
+
+all: build
+
+## build: bin/handler and bin/sink, built the way func's Go host builder does
+build:
+	$(GO) run ./test/cmd/funcbuild -src . -bin bin
+
+## controlplane: build (once, cached outside the repo) the local control plane binaries
+controlplane:
+	$(GO) run ./test/cmd/cluster build
+
+## test: lint, unit tests, fuzz smoke, and end-to-end tests on the embedded control plane
+test: lint build controlplane
+	$(GO) test -count=1 -tags e2e -timeout $(E2E_TIMEOUT) ./...
+	$(MAKE) fuzz-short
+
+## unit: fast tests only (no control plane)
+unit:
+	$(GO) test -count=1 ./...
+
+lint: vet staticcheck
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
+
+vet:
+	$(GO) vet ./...
+	$(GO) vet -tags e2e ./...
+
+staticcheck:
+	$(GO) run $(STATICCHECK) ./...
+	$(GO) run $(STATICCHECK) -tags e2e ./...
+
+## fuzz-short: every fuzz target for $(FUZZTIME); fuzz: for $(FUZZTIME_LONG)
+fuzz-short:
+	@FUZZTIME=$(FUZZTIME) ./test/fuzz.sh
+
+fuzz:
+	@FUZZTIME=$(FUZZTIME_LONG) ./test/fuzz.sh
+
+## demo: the whole system on one machine: control plane, handler, sink, Engine stand-in, a workflow
+demo: build controlplane
+	$(GO) run ./test/cmd/demo -bin bin
+
+## up/down: start the embedded control plane in the background (prints KUBECONFIG=...), stop it
+up: controlplane
+	@$(GO) run ./test/cmd/cluster up
+
+down:
+	@$(GO) run ./test/cmd/cluster down
+
+## bench: speed and memory against floors measured in the same run
+bench: build controlplane
+	$(GO) run ./test/cmd/bench -bin bin -out test/bench/RESULTS.md
+
+## deploy: needs a real cluster with Knative Serving/Eventing and Tekton, and func and kubectl on PATH.
+## The Secret flow-tekton-engine (ENGINE_TOKEN, may be empty) must exist: func refuses to deploy without it.
+deploy:
+	kubectl get secret flow-tekton-engine >/dev/null 2>&1 || kubectl create secret generic flow-tekton-engine
+	kubectl apply -k config
+	func deploy --path .
+	func deploy --path function/sink --build=false --image "$$(grep -o '[^ ]*@sha256:[0-9a-f]*' func.yaml | head -1)"
+	kubectl apply --server-side --force-conflicts --field-manager=flow-tekton-handler -k config/tekton
+
+clean:
+	rm -rf bin .func

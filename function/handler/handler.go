@@ -1,0 +1,305 @@
+// Package handler turns Workflow Engine CloudEvents into Tekton objects: a
+// TaskRun with its params ConfigMap, a cancel, or a workflow's workspace
+// claims, each exactly once, and tells the Engine when a run starts.
+package handler
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"mime"
+	"net/http"
+	"time"
+
+	"github.com/cloudevents/sdk-go/v2/event"
+	pipelinev1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
+	corev1 "k8s.io/api/core/v1"
+
+	"github.com/boomerang-io/flow-tekton-handler/internal/contract"
+	"github.com/boomerang-io/flow-tekton-handler/internal/engine"
+	"github.com/boomerang-io/flow-tekton-handler/internal/keylock"
+	"github.com/boomerang-io/flow-tekton-handler/internal/status"
+	"github.com/boomerang-io/flow-tekton-handler/internal/tekton"
+)
+
+// Engine is the part of the Engine's REST API the handler calls.
+type Engine interface {
+	StartTaskRun(ctx context.Context, id string) error
+	EndTaskRun(ctx context.Context, id string, req engine.EndRequest) error
+	StartWorkflowRun(ctx context.Context, id string) error
+	FinalizeWorkflowRun(ctx context.Context, id string) error
+}
+
+// Kube is the part of the cluster the handler changes.
+type Kube interface {
+	GetTaskRun(ctx context.Context, name string) (*pipelinev1.TaskRun, error)
+	CreateTaskRun(ctx context.Context, tr *pipelinev1.TaskRun) (*pipelinev1.TaskRun, bool, error)
+	CreateConfigMap(ctx context.Context, cm *corev1.ConfigMap) error
+	CreatePVC(ctx context.Context, pvc *corev1.PersistentVolumeClaim) (bool, error)
+	ListPVCs(ctx context.Context, selector string) ([]corev1.PersistentVolumeClaim, error)
+	DeletePVCs(ctx context.Context, selector string) (int, error)
+	CancelTaskRun(ctx context.Context, name, message string) (bool, error)
+}
+
+// Outcomes logged once per event.
+const (
+	Created   = "created"
+	Exists    = "exists"
+	Cancelled = "cancelled"
+	Reported  = "reported"
+	Skipped   = "skipped"
+	Rejected  = "rejected"
+	Failed    = "failed"
+)
+
+// Handler handles Engine events.
+type Handler struct {
+	kube     Kube
+	engine   Engine
+	opts     tekton.Options
+	maxBytes int64
+	log      *slog.Logger
+	locks    keylock.Map
+}
+
+// New returns a Handler building objects with opts and rejecting event data
+// larger than maxBytes.
+func New(k Kube, e Engine, opts tekton.Options, maxBytes int64, log *slog.Logger) *Handler {
+	return &Handler{kube: k, engine: e, opts: opts, maxBytes: maxBytes, log: log}
+}
+
+// Handle processes one event and never replies with an event: a reply would
+// re-enter the Broker.
+func (h *Handler) Handle(ctx context.Context, e event.Event) (*event.Event, error) {
+	began := time.Now()
+	l := h.log.With("ce.id", e.ID(), "ce.type", e.Type(), "ce.source", e.Source())
+	outcome, attrs, err := h.handle(ctx, e)
+	code := status.Code(err)
+	if err != nil && outcome == "" {
+		outcome = Failed
+		if code < 500 {
+			outcome = Rejected
+		}
+	}
+	attrs = append(attrs, slog.String("outcome", outcome), slog.Int("code", code), slog.Duration("duration", time.Since(began)))
+	level := slog.LevelInfo
+	switch {
+	case code >= 500:
+		level = slog.LevelError
+		attrs = append(attrs, slog.String("error", err.Error()))
+	case err != nil:
+		level = slog.LevelWarn
+		attrs = append(attrs, slog.String("error", err.Error()))
+	case outcome == Skipped:
+		level = slog.LevelDebug
+	}
+	l.LogAttrs(ctx, level, "event", attrs...)
+	return nil, status.Result(err)
+}
+
+func (h *Handler) handle(ctx context.Context, e event.Event) (string, []slog.Attr, error) {
+	subtype, ok := contract.Subtype(e.Type())
+	if !ok {
+		return Rejected, nil, status.New(http.StatusUnprocessableEntity, "type", fmt.Sprintf("%q is not an %s* event", e.Type(), contract.TypePrefix))
+	}
+	if err := h.checkData(e); err != nil {
+		return Rejected, nil, err
+	}
+	switch subtype {
+	case "taskrun":
+		t, err := contract.DecodeTaskRun(e.Data())
+		if err != nil {
+			return Rejected, nil, err
+		}
+		attrs := []slog.Attr{slog.String("taskrun", t.ID), slog.String("workflowrun", t.WorkflowRunRef)}
+		var outcome string
+		switch t.Action() {
+		case contract.Execute:
+			outcome, err = h.execute(ctx, t, traceparent(e))
+		case contract.Cancel:
+			outcome, err = h.cancel(ctx, t)
+		default:
+			outcome = Skipped
+		}
+		return outcome, attrs, err
+	case "workflowrun":
+		w, err := contract.DecodeWorkflowRun(e.Data())
+		if err != nil {
+			return Rejected, nil, err
+		}
+		attrs := []slog.Attr{slog.String("workflowrun", w.ID)}
+		switch w.Action() {
+		case contract.StartWorkflowRun:
+			return Created, attrs, h.startWorkflowRun(ctx, w)
+		case contract.FinalizeWorkflowRun:
+			return Reported, attrs, h.finalizeWorkflowRun(ctx, w)
+		}
+		return Skipped, attrs, nil
+	case "workflow":
+		w, err := contract.DecodeWorkflow(e.Data())
+		if err != nil {
+			return Rejected, nil, err
+		}
+		attrs := []slog.Attr{slog.String("workflow", w.ID)}
+		if w.Action() != contract.DeleteWorkflow {
+			return Skipped, attrs, nil
+		}
+		_, err = h.kube.DeletePVCs(ctx, tekton.WorkspaceSelector(h.opts.Prefix, contract.ScopeWorkflow, w.ID))
+		return Cancelled, attrs, err
+	}
+	return Skipped, nil, nil
+}
+
+// checkData enforces the size limit and a JSON content type on the data.
+func (h *Handler) checkData(e event.Event) error {
+	if n := int64(len(e.Data())); n > h.maxBytes {
+		return status.New(http.StatusRequestEntityTooLarge, "data", fmt.Sprintf("%d bytes exceed the limit of %d", n, h.maxBytes))
+	}
+	if ct := e.DataContentType(); ct != "" {
+		mt, _, err := mime.ParseMediaType(ct)
+		if err != nil || (mt != "application/json" && mt != "text/json" && !hasJSONSuffix(mt)) {
+			return status.New(http.StatusUnsupportedMediaType, "datacontenttype", fmt.Sprintf("%q is not JSON", ct))
+		}
+	}
+	return nil
+}
+
+func hasJSONSuffix(mt string) bool {
+	return len(mt) > 5 && mt[len(mt)-5:] == "+json"
+}
+
+// traceparent returns the W3C trace context carried by the event, if any.
+func traceparent(e event.Event) string {
+	if v, ok := e.Extensions()["traceparent"].(string); ok {
+		return v
+	}
+	return ""
+}
+
+// execute starts the Engine's task and creates its TaskRun and ConfigMap.
+// Concurrent copies of one task wait for the first; a TaskRun that already
+// exists means a redelivery, which only makes sure the ConfigMap exists.
+func (h *Handler) execute(ctx context.Context, t *contract.TaskRun, tp string) (string, error) {
+	unlock := h.locks.Lock(t.ID)
+	defer unlock()
+
+	name := tekton.TaskRunName(h.opts.Prefix, t.ID)
+	existing, err := h.kube.GetTaskRun(ctx, name)
+	if err != nil {
+		return "", err
+	}
+	claims, err := h.claims(ctx, t)
+	if err != nil {
+		return "", err
+	}
+	task, err := tekton.BuildTask(t, claims, tp, h.opts)
+	if existing != nil {
+		if err := kubeIdentity(existing, t); err != nil {
+			return "", err
+		}
+		if task != nil {
+			tekton.SetOwner(task.ConfigMap, existing)
+			if err := h.kube.CreateConfigMap(ctx, task.ConfigMap); err != nil {
+				return "", err
+			}
+		}
+		return Exists, nil
+	}
+	if errors.Is(err, tekton.ErrUnbuildable) {
+		return h.reportUnbuildable(ctx, t, err)
+	}
+	if err != nil {
+		return "", err
+	}
+	if err := h.engine.StartTaskRun(ctx, t.ID); err != nil {
+		return "", fmt.Errorf("engine start taskrun %s: %w", t.ID, err)
+	}
+	tr, created, err := h.kube.CreateTaskRun(ctx, task.TaskRun)
+	if err != nil {
+		return "", err
+	}
+	tekton.SetOwner(task.ConfigMap, tr)
+	if err := h.kube.CreateConfigMap(ctx, task.ConfigMap); err != nil {
+		return "", err
+	}
+	if !created {
+		return Exists, nil
+	}
+	return Created, nil
+}
+
+func kubeIdentity(tr *pipelinev1.TaskRun, t *contract.TaskRun) error {
+	if got := tr.Labels[contract.LabelTaskRunRef]; got != tekton.LabelValue(t.ID) {
+		return status.New(http.StatusUnprocessableEntity, "data.id", fmt.Sprintf("taskrun %s exists for another task (%s=%q)", tr.Name, contract.LabelTaskRunRef, got))
+	}
+	return nil
+}
+
+// reportUnbuildable tells the Engine that a task it can identify cannot run:
+// start, then end failed with the reason. Nothing is created.
+func (h *Handler) reportUnbuildable(ctx context.Context, t *contract.TaskRun, buildErr error) (string, error) {
+	if err := h.engine.StartTaskRun(ctx, t.ID); err != nil {
+		return "", fmt.Errorf("engine start taskrun %s: %w", t.ID, err)
+	}
+	end := engine.EndRequest{Status: engine.StatusFailed, Results: []engine.Result{}, StatusMessage: buildErr.Error()}
+	if err := h.engine.EndTaskRun(ctx, t.ID, end); err != nil {
+		return "", fmt.Errorf("engine end taskrun %s: %w", t.ID, err)
+	}
+	return Reported, nil
+}
+
+// claims finds the workspace claims that exist for the task's workflow and
+// workflow run.
+func (h *Handler) claims(ctx context.Context, t *contract.TaskRun) ([]tekton.Claim, error) {
+	selector := tekton.ClaimSelector(h.opts.Prefix, t.WorkflowRef, t.WorkflowRunRef)
+	if selector == "" {
+		return nil, nil
+	}
+	pvcs, err := h.kube.ListPVCs(ctx, selector)
+	if err != nil {
+		return nil, err
+	}
+	return tekton.Claims(pvcs, t.WorkflowRef, t.WorkflowRunRef), nil
+}
+
+// cancel asks Tekton to cancel the task's TaskRun; a missing one is a no-op.
+func (h *Handler) cancel(ctx context.Context, t *contract.TaskRun) (string, error) {
+	name := tekton.TaskRunName(h.opts.Prefix, t.ID)
+	found, err := h.kube.CancelTaskRun(ctx, name, fmt.Sprintf("The Workflow Engine marked the task %s.", t.Status))
+	if err != nil {
+		return "", err
+	}
+	if !found {
+		return Skipped, nil
+	}
+	return Cancelled, nil
+}
+
+// startWorkflowRun creates the run's workspace claims, then tells the Engine.
+func (h *Handler) startWorkflowRun(ctx context.Context, w *contract.WorkflowRun) error {
+	pvcs, _ := tekton.PVCs(w, h.opts)
+	for _, pvc := range pvcs {
+		if _, err := h.kube.CreatePVC(ctx, pvc); err != nil {
+			return err
+		}
+	}
+	if err := h.engine.StartWorkflowRun(ctx, w.ID); err != nil {
+		return fmt.Errorf("engine start workflowrun %s: %w", w.ID, err)
+	}
+	return nil
+}
+
+// finalizeWorkflowRun deletes the run-scoped claims, then tells the Engine.
+func (h *Handler) finalizeWorkflowRun(ctx context.Context, w *contract.WorkflowRun) error {
+	if _, err := h.kube.DeletePVCs(ctx, tekton.WorkspaceSelector(h.opts.Prefix, contract.ScopeWorkflowRun, w.ID)); err != nil {
+		return err
+	}
+	if err := h.engine.FinalizeWorkflowRun(ctx, w.ID); err != nil {
+		return fmt.Errorf("engine finalize workflowrun %s: %w", w.ID, err)
+	}
+	return nil
+}
+
+// Stop has nothing to stop: the handler keeps no background work.
+func (h *Handler) Stop(context.Context) error { return nil }

@@ -1,0 +1,583 @@
+package handler_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	pipelinev1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
+	tektonfake "github.com/tektoncd/pipeline/pkg/client/clientset/versioned/fake"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	k8sfake "k8s.io/client-go/kubernetes/fake"
+	k8stesting "k8s.io/client-go/testing"
+	ce "knative.dev/func-go/cloudevents"
+
+	"github.com/boomerang-io/flow-tekton-handler/function/handler"
+	"github.com/boomerang-io/flow-tekton-handler/internal/engine"
+	"github.com/boomerang-io/flow-tekton-handler/internal/kube"
+	"github.com/boomerang-io/flow-tekton-handler/internal/tekton"
+	"github.com/boomerang-io/flow-tekton-handler/test/enginestub"
+)
+
+const ns = "flow"
+
+var fixtures = filepath.Join("..", "..", "..", "shared", "contract", "fixtures")
+
+// env is one handler served by func-go's real receiver, with fake
+// clientsets and a recording Engine.
+type env struct {
+	url    string
+	kube   *k8sfake.Clientset
+	tekton *tektonfake.Clientset
+	engine *enginestub.Server
+}
+
+func opts() tekton.Options {
+	return tekton.Options{
+		Prefix: "bmrg-flow", Instance: "bmrg-flow", Namespace: ns,
+		DefaultTimeout: time.Hour, ImagePullPolicy: corev1.PullIfNotPresent,
+		StorageSize: resource.MustParse("1Gi"), StorageAccessMode: corev1.ReadWriteMany,
+		DeletionPolicy: "Never",
+	}
+}
+
+func newEnv(t *testing.T) *env {
+	t.Helper()
+	e := &env{kube: k8sfake.NewClientset(), tekton: tektonfake.NewSimpleClientset()}
+	stub, err := enginestub.Start("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = stub.Close() })
+	e.engine = stub
+	kc := kube.New(e.kube, e.tekton, ns, 5*time.Second)
+	ec := engine.New(engine.Options{BaseURL: stub.URL(), Timeout: time.Second, RetryBudget: 2 * time.Second})
+	h := handler.New(kc, ec, opts(), 1<<20, slog.New(slog.NewJSONHandler(io.Discard, nil)))
+	srv := httptest.NewServer(ce.New(h).Handler)
+	t.Cleanup(srv.Close)
+	e.url = srv.URL
+	return e
+}
+
+func fixture(t *testing.T, name string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(fixtures, name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// structured POSTs a structured-mode CloudEvent.
+func (e *env) structured(t *testing.T, body []byte) (int, string) {
+	t.Helper()
+	return e.post(t, "/", "application/cloudevents+json", nil, body)
+}
+
+// binary POSTs the fixture in binary mode: attributes as ce- headers.
+func (e *env) binary(t *testing.T, structured []byte) (int, string) {
+	t.Helper()
+	var doc map[string]json.RawMessage
+	if err := json.Unmarshal(structured, &doc); err != nil {
+		t.Fatal(err)
+	}
+	headers := map[string]string{}
+	for k, v := range doc {
+		if k == "data" || k == "datacontenttype" {
+			continue
+		}
+		var s string
+		if err := json.Unmarshal(v, &s); err != nil {
+			t.Fatal(err)
+		}
+		headers["ce-"+k] = s
+	}
+	return e.post(t, "/api/v1/event", "application/json", headers, doc["data"])
+}
+
+func (e *env) post(t *testing.T, path, contentType string, headers map[string]string, body []byte) (int, string) {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodPost, e.url+path, bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", contentType)
+	for k, v := range headers {
+		req.Header.Set(k, v)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.Header.Get("ce-type") != "" || resp.Header.Get("ce-id") != "" {
+		t.Errorf("the handler replied with an event (ce-type %q); replies re-enter the Broker", resp.Header.Get("ce-type"))
+	}
+	return resp.StatusCode, string(b)
+}
+
+func (e *env) taskRuns(t *testing.T) []pipelinev1.TaskRun {
+	t.Helper()
+	l, err := e.tekton.TektonV1().TaskRuns(ns).List(context.Background(), metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l.Items
+}
+
+func (e *env) configMaps(t *testing.T) []corev1.ConfigMap {
+	t.Helper()
+	l, err := e.kube.CoreV1().ConfigMaps(ns).List(context.Background(), metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l.Items
+}
+
+func (e *env) pvcs(t *testing.T) []corev1.PersistentVolumeClaim {
+	t.Helper()
+	l, err := e.kube.CoreV1().PersistentVolumeClaims(ns).List(context.Background(), metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l.Items
+}
+
+func (e *env) kinds() []string {
+	var out []string
+	for _, c := range e.engine.Calls() {
+		out = append(out, c.Kind+" "+c.ID)
+	}
+	return out
+}
+
+func countActions(actions []k8stesting.Action, verb, resource string) int {
+	n := 0
+	for _, a := range actions {
+		if a.GetVerb() == verb && a.GetResource().Resource == resource {
+			n++
+		}
+	}
+	return n
+}
+
+func TestExecuteCreatesTaskRunAndConfigMap(t *testing.T) {
+	t.Parallel()
+	for _, fx := range []string{"engine-taskrun-template-ready.json", "engine-taskrun-script-ready.json", "engine-taskrun-custom-ready.json"} {
+		for _, mode := range []string{"structured", "binary"} {
+			t.Run(fx+"/"+mode, func(t *testing.T) {
+				t.Parallel()
+				e := newEnv(t)
+				body := fixture(t, fx)
+				var code int
+				var msg string
+				if mode == "structured" {
+					code, msg = e.structured(t, body)
+				} else {
+					code, msg = e.binary(t, body)
+				}
+				if code != http.StatusOK {
+					t.Fatalf("status %d %s", code, msg)
+				}
+				trs, cms := e.taskRuns(t), e.configMaps(t)
+				if len(trs) != 1 || len(cms) != 1 {
+					t.Fatalf("want 1 TaskRun and 1 ConfigMap, got %d and %d", len(trs), len(cms))
+				}
+				if !strings.HasPrefix(trs[0].Name, "bmrg-flow-task-65a1f1a0e4b0a1b2c3d4e6") || !strings.HasPrefix(cms[0].Name, "bmrg-flow-cfg-") {
+					t.Errorf("names %s, %s", trs[0].Name, cms[0].Name)
+				}
+				if len(cms[0].OwnerReferences) != 1 || cms[0].OwnerReferences[0].Name != trs[0].Name {
+					t.Errorf("ConfigMap not owned by its TaskRun: %+v", cms[0].OwnerReferences)
+				}
+				if got := e.kinds(); len(got) != 1 || !strings.HasPrefix(got[0], "taskrun-start ") {
+					t.Errorf("engine calls %v, want one taskrun start", got)
+				}
+				if v := e.engine.Violations(); len(v) > 0 {
+					t.Errorf("contract violations: %v", v)
+				}
+			})
+		}
+	}
+}
+
+func TestRedeliveryIsIdempotent(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	body := fixture(t, "engine-taskrun-template-ready.json")
+	for i := range 3 {
+		if code, msg := e.structured(t, body); code != http.StatusOK {
+			t.Fatalf("delivery %d: %d %s", i, code, msg)
+		}
+	}
+	if n := len(e.taskRuns(t)); n != 1 {
+		t.Fatalf("%d TaskRuns after 3 deliveries", n)
+	}
+	if n := len(e.engine.Calls()); n != 1 {
+		t.Fatalf("%d Engine calls after 3 deliveries, want 1 start", n)
+	}
+}
+
+func TestConcurrentCopiesMakeOneTaskRun(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	body := fixture(t, "engine-taskrun-script-ready.json")
+	var wg sync.WaitGroup
+	codes := make(chan int, 20)
+	for range 20 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			code, _ := e.structured(t, body)
+			codes <- code
+		}()
+	}
+	wg.Wait()
+	close(codes)
+	for c := range codes {
+		if c != http.StatusOK {
+			t.Errorf("copy answered %d", c)
+		}
+	}
+	if n := countActions(e.tekton.Actions(), "create", "taskruns"); n != 1 {
+		t.Errorf("%d TaskRun creates for 20 copies", n)
+	}
+	if n := countActions(e.kube.Actions(), "create", "configmaps"); n < 1 {
+		t.Errorf("no ConfigMap created")
+	}
+	if n := len(e.configMaps(t)); n != 1 {
+		t.Errorf("%d ConfigMaps", n)
+	}
+	if n := len(e.engine.Calls()); n != 1 {
+		t.Errorf("%d Engine calls for 20 copies, want 1 start: %v", n, e.kinds())
+	}
+}
+
+// TestCrashBeforeConfigMapRecovers: a TaskRun left without its ConfigMap
+// (a crash between the two creates) gets it on redelivery.
+func TestRedeliveryRestoresMissingConfigMap(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	body := fixture(t, "engine-taskrun-template-ready.json")
+	if code, msg := e.structured(t, body); code != http.StatusOK {
+		t.Fatal(code, msg)
+	}
+	cm := e.configMaps(t)[0]
+	if err := e.kube.CoreV1().ConfigMaps(ns).Delete(context.Background(), cm.Name, metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if code, msg := e.structured(t, body); code != http.StatusOK {
+		t.Fatal(code, msg)
+	}
+	if n := len(e.configMaps(t)); n != 1 {
+		t.Fatalf("ConfigMap not restored: %d", n)
+	}
+	if n := len(e.engine.Calls()); n != 1 {
+		t.Fatalf("redelivery called the Engine again: %v", e.kinds())
+	}
+}
+
+func errorBody(t *testing.T, msg string) map[string]string {
+	t.Helper()
+	var b map[string]string
+	if err := json.Unmarshal([]byte(msg), &b); err != nil {
+		t.Fatalf("error body is not JSON: %q", msg)
+	}
+	return b
+}
+
+// binaryHeaders are the attributes of a valid binary-mode taskrun event.
+var binaryHeaders = map[string]string{
+	"ce-specversion": "1.0", "ce-id": "b1", "ce-source": "/apis/v1/events", "ce-type": "io.boomerang.event.status.taskrun",
+}
+
+func TestRejections(t *testing.T) {
+	t.Parallel()
+	good := fixture(t, "engine-taskrun-template-ready.json")
+	with := func(mutate func(doc map[string]any)) []byte {
+		var doc map[string]any
+		if err := json.Unmarshal(good, &doc); err != nil {
+			t.Fatal(err)
+		}
+		mutate(doc)
+		b, err := json.Marshal(doc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	data := func(mutate func(d map[string]any)) []byte {
+		return with(func(doc map[string]any) { mutate(doc["data"].(map[string]any)) })
+	}
+	cases := []struct {
+		name      string
+		ctype     string
+		headers   map[string]string
+		body      []byte
+		wantCode  int
+		wantField string // field named in the JSON body; "" when the SDK answers
+	}{
+		{"foreign type", "application/cloudevents+json", nil, with(func(d map[string]any) { d["type"] = "com.example.other" }), 422, "type"},
+		{"missing data id", "application/cloudevents+json", nil, data(func(d map[string]any) { delete(d, "id") }), 400, "data.id"},
+		{"id wrong type", "application/cloudevents+json", nil, data(func(d map[string]any) { d["id"] = 42 }), 400, "data.id"},
+		{"timeout wrong type", "application/cloudevents+json", nil, data(func(d map[string]any) { d["timeout"] = "soon" }), 400, "data.timeout"},
+		{"negative timeout", "application/cloudevents+json", nil, data(func(d map[string]any) { d["timeout"] = -5 }), 400, "data.timeout"},
+		{"labels wrong type", "application/cloudevents+json", nil, data(func(d map[string]any) { d["labels"] = []string{"a"} }), 400, "data.labels"},
+		{"null data", "application/cloudevents+json", nil, with(func(d map[string]any) { d["data"] = nil }), 400, "data"},
+		{"data not object", "application/cloudevents+json", nil, with(func(d map[string]any) { d["data"] = []int{1} }), 400, "data"},
+		{"data not json", "application/cloudevents+json", nil, with(func(d map[string]any) { d["datacontenttype"] = "text/plain"; d["data"] = "hello" }), 415, "datacontenttype"},
+		{"missing ce id", "application/cloudevents+json", nil, with(func(d map[string]any) { delete(d, "id") }), 400, ""},
+		{"truncated data, binary mode", "application/json", binaryHeaders, []byte(`{"id":"65a1f1a0e4b0a1b2c3d4e610","type":"scr`), 400, "data"},
+		{"data array, binary mode", "application/json", binaryHeaders, []byte(`[1,2]`), 400, "data"},
+		// sdk-go answers a structured-mode body that is not JSON with 500
+		// before the function sees it (func-go's server has no hook to
+		// change that); Brokers deliver binary mode, where the data is ours.
+		{"truncated structured envelope", "application/cloudevents+json", nil, good[:len(good)/2], 500, ""},
+		{"not a cloudevent", "text/plain", nil, []byte("hello"), 415, ""},
+		{"too large", "application/cloudevents+json", nil, data(func(d map[string]any) { d["name"] = strings.Repeat("x", 2<<20) }), 413, "data"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t)
+			code, msg := e.post(t, "/", tc.ctype, tc.headers, tc.body)
+			if code != tc.wantCode {
+				t.Fatalf("status %d (%s), want %d", code, msg, tc.wantCode)
+			}
+			if tc.wantField != "" {
+				if got := errorBody(t, msg)["field"]; got != tc.wantField {
+					t.Errorf("error names field %q, want %q (%s)", got, tc.wantField, msg)
+				}
+			}
+			if n := len(e.tekton.Actions()) + len(e.kube.Actions()); n != 0 {
+				t.Errorf("%d cluster calls for a rejected event", n)
+			}
+			if n := len(e.engine.Calls()); n != 0 {
+				t.Errorf("Engine called for a rejected event: %v", e.kinds())
+			}
+		})
+	}
+}
+
+func TestBinaryWithoutID(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	code, _ := e.post(t, "/", "application/json", map[string]string{
+		"ce-specversion": "1.0", "ce-type": "io.boomerang.event.status.taskrun", "ce-source": "/apis/v1/events",
+	}, []byte(`{"id":"a"}`))
+	if code != http.StatusBadRequest {
+		t.Fatalf("status %d, want 400", code)
+	}
+}
+
+func TestUnbuildableTaskIsReportedFailed(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	var doc map[string]any
+	if err := json.Unmarshal(fixture(t, "engine-taskrun-custom-ready.json"), &doc); err != nil {
+		t.Fatal(err)
+	}
+	delete(doc["data"].(map[string]any)["spec"].(map[string]any), "image")
+	body, _ := json.Marshal(doc)
+	if code, msg := e.structured(t, body); code != http.StatusOK {
+		t.Fatalf("status %d %s, want 200: the Engine is told instead", code, msg)
+	}
+	calls := e.engine.Calls()
+	if len(calls) != 2 || calls[0].Kind != "taskrun-start" || calls[1].Kind != "taskrun-end" {
+		t.Fatalf("want start then end, got %v", e.kinds())
+	}
+	end := calls[1].End
+	if end == nil || end.Status != engine.StatusFailed || !strings.Contains(end.StatusMessage, "NO_TASK_IMAGE") {
+		t.Fatalf("end %+v", end)
+	}
+	if n := len(e.taskRuns(t)) + len(e.configMaps(t)); n != 0 {
+		t.Fatalf("%d objects created for an unbuildable task", n)
+	}
+}
+
+func TestTransientFailuresAnswer5xx(t *testing.T) {
+	t.Parallel()
+	body := fixture(t, "engine-taskrun-template-ready.json")
+	t.Run("apiserver create fails", func(t *testing.T) {
+		t.Parallel()
+		e := newEnv(t)
+		e.tekton.PrependReactor("create", "taskruns", func(k8stesting.Action) (bool, runtime.Object, error) {
+			return true, nil, apierrors.NewServiceUnavailable("etcd down")
+		})
+		if code, _ := e.structured(t, body); code < 500 {
+			t.Fatalf("status %d, want 5xx", code)
+		}
+	})
+	t.Run("apiserver get fails", func(t *testing.T) {
+		t.Parallel()
+		e := newEnv(t)
+		e.tekton.PrependReactor("get", "taskruns", func(k8stesting.Action) (bool, runtime.Object, error) {
+			return true, nil, apierrors.NewTimeoutError("slow", 1)
+		})
+		if code, _ := e.structured(t, body); code < 500 {
+			t.Fatalf("status %d, want 5xx", code)
+		}
+		if n := len(e.engine.Calls()); n != 0 {
+			t.Fatalf("Engine called although the apiserver failed first")
+		}
+	})
+	t.Run("engine unavailable", func(t *testing.T) {
+		t.Parallel()
+		e := newEnv(t)
+		e.engine.FailFor(time.Minute, http.StatusServiceUnavailable)
+		if code, _ := e.structured(t, body); code < 500 {
+			t.Fatalf("status %d, want 5xx", code)
+		}
+		if n := len(e.taskRuns(t)); n != 0 {
+			t.Fatalf("TaskRun created although the Engine start failed")
+		}
+	})
+	t.Run("identity conflict is permanent", func(t *testing.T) {
+		t.Parallel()
+		e := newEnv(t)
+		other := &pipelinev1.TaskRun{ObjectMeta: metav1.ObjectMeta{Name: "bmrg-flow-task-65a1f1a0e4b0a1b2c3d4e610", Namespace: ns,
+			Labels: map[string]string{"boomerang.io/taskrun-ref": "someone-else"}}}
+		if _, err := e.tekton.TektonV1().TaskRuns(ns).Create(context.Background(), other, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		if code, _ := e.structured(t, body); code != http.StatusUnprocessableEntity {
+			t.Fatalf("status %d, want 422", code)
+		}
+	})
+}
+
+func TestCancel(t *testing.T) {
+	t.Parallel()
+	for _, fx := range []string{"engine-taskrun-completed-cancelled.json", "engine-taskrun-completed-timedout.json"} {
+		t.Run(fx, func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t)
+			var doc struct {
+				Data struct {
+					ID string `json:"id"`
+				} `json:"data"`
+			}
+			body := fixture(t, fx)
+			if err := json.Unmarshal(body, &doc); err != nil {
+				t.Fatal(err)
+			}
+			name := tekton.TaskRunName("bmrg-flow", doc.Data.ID)
+			// Missing TaskRun: a no-op.
+			if code, msg := e.structured(t, body); code != http.StatusOK {
+				t.Fatalf("missing TaskRun: %d %s", code, msg)
+			}
+			tr := &pipelinev1.TaskRun{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns}}
+			if _, err := e.tekton.TektonV1().TaskRuns(ns).Create(context.Background(), tr, metav1.CreateOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			if code, msg := e.structured(t, body); code != http.StatusOK {
+				t.Fatalf("%d %s", code, msg)
+			}
+			got, err := e.tekton.TektonV1().TaskRuns(ns).Get(context.Background(), name, metav1.GetOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got.Spec.Status != pipelinev1.TaskRunSpecStatusCancelled || got.Annotations["boomerang.io/cancelled"] != "true" {
+				t.Fatalf("not cancelled: status %q annotations %v", got.Spec.Status, got.Annotations)
+			}
+			if n := len(e.engine.Calls()); n != 0 {
+				t.Fatalf("cancel called the Engine: %v", e.kinds())
+			}
+		})
+	}
+}
+
+func TestWorkflowRunLifecycle(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	if code, msg := e.structured(t, fixture(t, "engine-workflowrun-ready-with-workspace.json")); code != http.StatusOK {
+		t.Fatal(code, msg)
+	}
+	pvcs := e.pvcs(t)
+	if len(pvcs) != 1 {
+		t.Fatalf("%d PVCs, want 1", len(pvcs))
+	}
+	if q := pvcs[0].Spec.Resources.Requests[corev1.ResourceStorage]; q.String() != "2Gi" {
+		t.Errorf("size %s", q.String())
+	}
+	// A task of that run mounts the claim.
+	if code, msg := e.structured(t, fixture(t, "engine-taskrun-template-ready.json")); code != http.StatusOK {
+		t.Fatal(code, msg)
+	}
+	tr := e.taskRuns(t)[0]
+	if len(tr.Spec.Workspaces) != 1 || tr.Spec.Workspaces[0].PersistentVolumeClaim == nil || tr.Spec.Workspaces[0].PersistentVolumeClaim.ClaimName != pvcs[0].Name {
+		t.Fatalf("TaskRun workspaces %+v, want the claim %s", tr.Spec.Workspaces, pvcs[0].Name)
+	}
+	// Redelivery of the ready event: still one claim, start sent again is allowed but no second PVC.
+	if code, _ := e.structured(t, fixture(t, "engine-workflowrun-ready-with-workspace.json")); code != http.StatusOK {
+		t.Fatal(code)
+	}
+	if n := len(e.pvcs(t)); n != 1 {
+		t.Fatalf("%d PVCs after redelivery", n)
+	}
+	if code, msg := e.structured(t, fixture(t, "engine-workflowrun-completed.json")); code != http.StatusOK {
+		t.Fatal(code, msg)
+	}
+	if n := len(e.pvcs(t)); n != 0 {
+		t.Fatalf("%d PVCs after completion", n)
+	}
+	kinds := strings.Join(e.kinds(), ",")
+	if !strings.Contains(kinds, "workflowrun-start 65a1f0d9e4b0a1b2c3d4e601") || !strings.Contains(kinds, "workflowrun-finalize 65a1f0d9e4b0a1b2c3d4e601") {
+		t.Fatalf("engine calls %s", kinds)
+	}
+	if strings.Index(kinds, "workflowrun-finalize") < strings.LastIndex(kinds, "workflowrun-start") {
+		t.Fatalf("finalize before start: %s", kinds)
+	}
+}
+
+func TestIgnoredEvents(t *testing.T) {
+	t.Parallel()
+	cases := map[string]string{
+		"running task":   `{"id":"a1","type":"script","status":"running","phase":"running","spec":{"image":"x"}}`,
+		"generic task":   `{"id":"a2","type":"generic","status":"ready","phase":"pending"}`,
+		"unknown status": `{"id":"a3","type":"script","status":"brand-new","phase":"pending"}`,
+		"workflow data":  `{"id":"w1","name":"my workflow","status":"active"}`,
+	}
+	for name, data := range cases {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t)
+			body := fmt.Appendf(nil, `{"specversion":"1.0","id":"x","source":"/apis/v1/events","type":"io.boomerang.event.status.taskrun","datacontenttype":"application/json","data":%s}`, data)
+			if code, msg := e.structured(t, body); code != http.StatusOK {
+				t.Fatalf("%d %s", code, msg)
+			}
+			if n := len(e.tekton.Actions()) + len(e.kube.Actions()) + len(e.engine.Calls()); n != 0 {
+				t.Fatalf("%d side effects for an ignored event", n)
+			}
+		})
+	}
+}
+
+func TestOtherSubtypeIgnored(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	body := []byte(`{"specversion":"1.0","id":"x","source":"/s","type":"io.boomerang.event.status.approval","data":{"id":"a"}}`)
+	if code, msg := e.structured(t, body); code != http.StatusOK {
+		t.Fatalf("%d %s", code, msg)
+	}
+}
+
+var _ = errors.New
+var _ schema.GroupResource

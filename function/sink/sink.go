@@ -1,0 +1,293 @@
+// Package sink reports finished Tekton TaskRuns to the Workflow Engine. It
+// receives Tekton's TaskRun CloudEvents, reads the TaskRun from the
+// apiserver (the source of truth), sends the Engine's end call once, records
+// that on the TaskRun, and applies the deletion policy. A periodic sweep
+// reports what a lost event left behind.
+package sink
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/cloudevents/sdk-go/v2/event"
+	pipelinev1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
+	"knative.dev/pkg/apis"
+
+	"github.com/boomerang-io/flow-tekton-handler/internal/contract"
+	"github.com/boomerang-io/flow-tekton-handler/internal/engine"
+	"github.com/boomerang-io/flow-tekton-handler/internal/keylock"
+	"github.com/boomerang-io/flow-tekton-handler/internal/outcome"
+	"github.com/boomerang-io/flow-tekton-handler/internal/status"
+)
+
+// SweepType is the CloudEvent type a Knative PingSource sends; the sink
+// answers it with a sweep.
+const SweepType = "dev.knative.sources.ping"
+
+// tektonTaskRunPrefix starts every Tekton TaskRun event type.
+const tektonTaskRunPrefix = "dev.tekton.event.taskrun."
+
+// Values of the reported label.
+const (
+	markReported = "true"
+	markSkipped  = "skipped"
+	markRejected = "rejected"
+)
+
+// Outcomes logged once per event.
+const (
+	Reported = "reported"
+	Skipped  = "skipped"
+	Rejected = "rejected"
+	Failed   = "failed"
+	Swept    = "swept"
+)
+
+// Kube is the part of the cluster the sink reads and changes.
+type Kube interface {
+	Namespace() string
+	GetTaskRun(ctx context.Context, name string) (*pipelinev1.TaskRun, error)
+	MarkReported(ctx context.Context, name, value string, at time.Time) error
+	DeleteTaskRun(ctx context.Context, name string) error
+	DeleteConfigMap(ctx context.Context, name string) error
+	ListTaskRuns(ctx context.Context, selector string, pageSize int64) ([]pipelinev1.TaskRun, error)
+}
+
+// Engine is the part of the Engine's REST API the sink calls.
+type Engine interface {
+	EndTaskRun(ctx context.Context, id string, req engine.EndRequest) error
+}
+
+// Options tune the sink.
+type Options struct {
+	Product        string        // boomerang.io/product of our TaskRuns
+	DeletionPolicy string        // when a TaskRun has no policy of its own
+	SweepLimit     int           // TaskRuns reported per sweep at most
+	SweepInterval  time.Duration // 0: sweep only on PingSource events and at start
+}
+
+// Sink handles Tekton TaskRun events and sweeps.
+type Sink struct {
+	kube   Kube
+	engine Engine
+	opts   Options
+	log    *slog.Logger
+	locks  keylock.Map
+	now    func() time.Time
+
+	stop context.CancelFunc
+	wg   sync.WaitGroup
+}
+
+// New returns a Sink.
+func New(k Kube, e Engine, o Options, log *slog.Logger) *Sink {
+	return &Sink{kube: k, engine: e, opts: o, log: log, now: time.Now, stop: func() {}}
+}
+
+// Run starts the background sweeps: one now, then one every SweepInterval
+// when set. Stop ends them.
+func (s *Sink) Run(ctx context.Context) {
+	ctx, s.stop = context.WithCancel(context.WithoutCancel(ctx))
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		var tick <-chan time.Time
+		if s.opts.SweepInterval > 0 {
+			t := time.NewTicker(s.opts.SweepInterval)
+			defer t.Stop()
+			tick = t.C
+		}
+		for {
+			s.logSweep(ctx, "background")
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick:
+			}
+		}
+	}()
+}
+
+// Stop ends the background sweeps and waits for the one under way.
+func (s *Sink) Stop(context.Context) error {
+	s.stop()
+	s.wg.Wait()
+	return nil
+}
+
+func (s *Sink) logSweep(ctx context.Context, trigger string) {
+	began := time.Now()
+	n, err := s.Sweep(ctx)
+	attrs := []slog.Attr{slog.String("outcome", Swept), slog.String("trigger", trigger), slog.Int("reported", n), slog.Duration("duration", time.Since(began))}
+	level := slog.LevelInfo
+	if err != nil {
+		level = slog.LevelError
+		attrs = append(attrs, slog.String("error", err.Error()))
+	} else if n == 0 {
+		level = slog.LevelDebug
+	}
+	s.log.LogAttrs(ctx, level, "sweep", attrs...)
+}
+
+// Handle processes one Tekton event or sweep request. It never replies with
+// an event.
+func (s *Sink) Handle(ctx context.Context, e event.Event) (*event.Event, error) {
+	began := time.Now()
+	if e.Type() == SweepType {
+		n, err := s.Sweep(ctx)
+		code := status.Code(err)
+		attrs := []slog.Attr{slog.String("ce.id", e.ID()), slog.String("ce.type", e.Type()), slog.String("outcome", Swept),
+			slog.Int("reported", n), slog.Int("code", code), slog.Duration("duration", time.Since(began))}
+		if err != nil {
+			attrs = append(attrs, slog.String("error", err.Error()))
+		}
+		s.log.LogAttrs(ctx, slog.LevelInfo, "event", attrs...)
+		return nil, status.Result(err)
+	}
+	result, name, err := s.handle(ctx, e)
+	code := status.Code(err)
+	attrs := []slog.Attr{slog.String("ce.id", e.ID()), slog.String("ce.type", e.Type()), slog.String("ce.subject", e.Subject()),
+		slog.String("taskrun", name), slog.String("outcome", result), slog.Int("code", code), slog.Duration("duration", time.Since(began))}
+	level := slog.LevelInfo
+	switch {
+	case code >= 500:
+		level = slog.LevelError
+		attrs = append(attrs, slog.String("error", err.Error()))
+	case err != nil:
+		level = slog.LevelWarn
+		attrs = append(attrs, slog.String("error", err.Error()))
+	case result == Skipped:
+		level = slog.LevelDebug
+	}
+	s.log.LogAttrs(ctx, level, "event", attrs...)
+	return nil, status.Result(err)
+}
+
+func (s *Sink) handle(ctx context.Context, e event.Event) (string, string, error) {
+	if !strings.HasPrefix(e.Type(), tektonTaskRunPrefix) {
+		return Skipped, "", nil
+	}
+	tr, err := outcome.Decode(e.Data())
+	if err != nil {
+		return Rejected, "", err
+	}
+	if tr.Namespace != "" && tr.Namespace != s.kube.Namespace() {
+		return Skipped, tr.Name, nil
+	}
+	if !ours(tr, s.opts.Product) || !terminal(tr) {
+		return Skipped, tr.Name, nil
+	}
+	result, err := s.report(ctx, tr.Name)
+	return result, tr.Name, err
+}
+
+func ours(tr *pipelinev1.TaskRun, product string) bool {
+	return tr.Labels[contract.LabelTaskRunRef] != "" && tr.Labels[contract.LabelProduct] == product
+}
+
+func terminal(tr *pipelinev1.TaskRun) bool {
+	c := tr.Status.GetCondition(apis.ConditionSucceeded)
+	return c != nil && !c.IsUnknown()
+}
+
+// report sends the end call for the named TaskRun unless it was reported or
+// needs none. The TaskRun is read from the apiserver under a per-name lock,
+// so duplicate events in this process cause one call.
+func (s *Sink) report(ctx context.Context, name string) (string, error) {
+	unlock := s.locks.Lock(name)
+	defer unlock()
+
+	tr, err := s.kube.GetTaskRun(ctx, name)
+	if err != nil {
+		return "", err
+	}
+	if tr == nil || !terminal(tr) || tr.Labels[contract.LabelReported] != "" {
+		return Skipped, nil
+	}
+	decision, rep, _ := outcome.Decide(tr, s.opts.Product)
+	if decision != outcome.ReportEnd {
+		// Terminal but needs no call (cancelled by us): mark it so the sweep
+		// does not list it again.
+		return Skipped, s.kube.MarkReported(ctx, name, markSkipped, s.now())
+	}
+	if err := s.engine.EndTaskRun(ctx, rep.TaskRunRef, rep.End); err != nil {
+		if errors.Is(err, engine.ErrRejected) {
+			if merr := s.kube.MarkReported(ctx, name, markRejected, s.now()); merr != nil {
+				return "", merr
+			}
+		}
+		return "", fmt.Errorf("engine end taskrun %s: %w", rep.TaskRunRef, err)
+	}
+	if err := s.kube.MarkReported(ctx, name, markReported, s.now()); err != nil {
+		return "", err
+	}
+	if outcome.ShouldDelete(outcome.DeletionPolicy(tr, s.opts.DeletionPolicy), rep.Succeeded) {
+		if err := s.kube.DeleteTaskRun(ctx, name); err != nil {
+			return "", err
+		}
+		for _, cm := range paramsConfigMaps(tr) {
+			if err := s.kube.DeleteConfigMap(ctx, cm); err != nil {
+				return "", err
+			}
+		}
+	}
+	return Reported, nil
+}
+
+// paramsConfigMaps names the ConfigMaps a TaskRun's inline task projects:
+// the params ConfigMap the handler created with it.
+func paramsConfigMaps(tr *pipelinev1.TaskRun) []string {
+	spec := tr.Spec.TaskSpec
+	if spec == nil {
+		spec = tr.Status.TaskSpec
+	}
+	if spec == nil {
+		return nil
+	}
+	var names []string
+	for _, v := range spec.Volumes {
+		if v.Projected == nil {
+			continue
+		}
+		for _, src := range v.Projected.Sources {
+			if src.ConfigMap != nil && src.ConfigMap.Name != "" {
+				names = append(names, src.ConfigMap.Name)
+			}
+		}
+	}
+	return names
+}
+
+// Sweep reports up to SweepLimit finished TaskRuns of ours that carry no
+// reported mark, and returns how many it reported.
+func (s *Sink) Sweep(ctx context.Context) (int, error) {
+	selector := fmt.Sprintf("%s=%s,%s,!%s", contract.LabelProduct, s.opts.Product, contract.LabelTaskRunRef, contract.LabelReported)
+	trs, err := s.kube.ListTaskRuns(ctx, selector, 200)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	var errs []error
+	for i := range trs {
+		if n >= s.opts.SweepLimit {
+			break
+		}
+		if !terminal(&trs[i]) {
+			continue
+		}
+		result, err := s.report(ctx, trs[i].Name)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if result == Reported {
+			n++
+		}
+	}
+	return n, errors.Join(errs...)
+}

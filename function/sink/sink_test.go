@@ -1,0 +1,403 @@
+package sink_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	pipelinev1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
+	tektonfake "github.com/tektoncd/pipeline/pkg/client/clientset/versioned/fake"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	k8sfake "k8s.io/client-go/kubernetes/fake"
+	ce "knative.dev/func-go/cloudevents"
+	"knative.dev/pkg/apis"
+	duckv1 "knative.dev/pkg/apis/duck/v1"
+
+	"github.com/boomerang-io/flow-tekton-handler/function/sink"
+	"github.com/boomerang-io/flow-tekton-handler/internal/engine"
+	"github.com/boomerang-io/flow-tekton-handler/internal/kube"
+	"github.com/boomerang-io/flow-tekton-handler/internal/outcome"
+	"github.com/boomerang-io/flow-tekton-handler/test/enginestub"
+)
+
+const ns = "bmrg-flow"
+
+var fixtures = filepath.Join("..", "..", "..", "shared", "contract", "fixtures")
+
+type env struct {
+	url    string
+	kube   *k8sfake.Clientset
+	tekton *tektonfake.Clientset
+	engine *enginestub.Server
+	sink   *sink.Sink
+}
+
+func newEnv(t *testing.T, policy string) *env {
+	t.Helper()
+	e := &env{kube: k8sfake.NewClientset(), tekton: tektonfake.NewSimpleClientset()}
+	stub, err := enginestub.Start("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = stub.Close() })
+	e.engine = stub
+	kc := kube.New(e.kube, e.tekton, ns, 5*time.Second)
+	ec := engine.New(engine.Options{BaseURL: stub.URL(), Timeout: time.Second, RetryBudget: 2 * time.Second})
+	e.sink = sink.New(kc, ec, sink.Options{Product: "bmrg-flow", DeletionPolicy: policy, SweepLimit: 10}, slog.New(slog.NewJSONHandler(io.Discard, nil)))
+	srv := httptest.NewServer(ce.New(e.sink).Handler)
+	t.Cleanup(srv.Close)
+	e.url = srv.URL
+	return e
+}
+
+// tektonEvent reads a Tekton fixture and returns its type and data.
+func tektonEvent(t *testing.T, name string) (string, []byte) {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(fixtures, name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc struct {
+		Type string          `json:"type"`
+		Data json.RawMessage `json:"data"`
+	}
+	if err := json.Unmarshal(b, &doc); err != nil {
+		t.Fatal(err)
+	}
+	return doc.Type, doc.Data
+}
+
+// seed stores the event's TaskRun in the fake apiserver, as Tekton would
+// have it, and returns it.
+func (e *env) seed(t *testing.T, data []byte) *pipelinev1.TaskRun {
+	t.Helper()
+	tr, err := outcome.Decode(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr = tr.DeepCopy()
+	tr.ResourceVersion = ""
+	got, err := e.tekton.TektonV1().TaskRuns(ns).Create(context.Background(), tr, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return got
+}
+
+// send POSTs a Tekton event in binary mode, as Tekton does.
+func (e *env) send(t *testing.T, ceType, subject string, data []byte) int {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodPost, e.url, bytes.NewReader(data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("ce-specversion", "1.0")
+	req.Header.Set("ce-id", time.Now().Format(time.RFC3339Nano))
+	req.Header.Set("ce-source", "/apis///namespaces/"+ns+"//"+subject)
+	req.Header.Set("ce-type", ceType)
+	req.Header.Set("ce-subject", subject)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.Header.Get("ce-type") != "" {
+		t.Errorf("the sink replied with an event")
+	}
+	return resp.StatusCode
+}
+
+func (e *env) get(t *testing.T, name string) *pipelinev1.TaskRun {
+	t.Helper()
+	tr, err := e.tekton.TektonV1().TaskRuns(ns).Get(context.Background(), name, metav1.GetOptions{})
+	if err != nil {
+		return nil
+	}
+	return tr
+}
+
+// ends returns the end calls the Engine accepted.
+func ends(calls []enginestub.Call) []enginestub.Call {
+	var out []enginestub.Call
+	for _, c := range calls {
+		if c.Kind == enginestub.KindTaskRunEnd && c.Status/100 == 2 {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// withCondition returns data whose TaskRun has the given Succeeded condition
+// and extra annotations.
+func withCondition(t *testing.T, data []byte, status corev1.ConditionStatus, reason, message string, annotations map[string]string) []byte {
+	t.Helper()
+	var doc map[string]map[string]any
+	if err := json.Unmarshal(data, &doc); err != nil {
+		t.Fatal(err)
+	}
+	tr := doc["taskRun"]
+	st := tr["status"].(map[string]any)
+	st["conditions"] = []map[string]any{{"type": "Succeeded", "status": string(status), "reason": reason, "message": message}}
+	md := tr["metadata"].(map[string]any)
+	ann, _ := md["annotations"].(map[string]any)
+	if ann == nil {
+		ann = map[string]any{}
+	}
+	for k, v := range annotations {
+		ann[k] = v
+	}
+	md["annotations"] = ann
+	out, err := json.Marshal(doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// withoutDeletion drops the TaskRun's deletion policy so it stays for
+// inspection.
+func withoutDeletion(t *testing.T, data []byte) []byte {
+	t.Helper()
+	var doc map[string]map[string]any
+	if err := json.Unmarshal(data, &doc); err != nil {
+		t.Fatal(err)
+	}
+	if ann, ok := doc["taskRun"]["metadata"].(map[string]any)["annotations"].(map[string]any); ok {
+		delete(ann, "boomerang.io/deletion")
+	}
+	out, err := json.Marshal(doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func TestTektonEvents(t *testing.T) {
+	t.Parallel()
+	_, successful := tektonEvent(t, "tekton-taskrun-successful-two-results.json")
+	_, failed := tektonEvent(t, "tekton-taskrun-failed.json")
+	startedType, started := tektonEvent(t, "tekton-taskrun-started.json")
+	cases := []struct {
+		name        string
+		ceType      string
+		data        []byte
+		wantEnd     bool
+		wantStatus  string
+		wantMessage string // substring
+		wantResults map[string]string
+		wantMark    string // reported label after the event
+	}{
+		{name: "started", ceType: startedType, data: started},
+		{name: "successful with results", ceType: "dev.tekton.event.taskrun.successful.v1", data: successful, wantEnd: true,
+			wantStatus: "succeeded", wantResults: map[string]string{"ts": "1741056090.123456", "permalink": ""}, wantMark: "true"},
+		{name: "failed with message", ceType: "dev.tekton.event.taskrun.failed.v1", data: failed, wantEnd: true,
+			wantStatus: "failed", wantMessage: `Failed: "step-task" exited with code 2`, wantMark: "true"},
+		{name: "timed out", ceType: "dev.tekton.event.taskrun.failed.v1",
+			data:    withCondition(t, failed, corev1.ConditionFalse, "TaskRunTimeout", `TaskRun "x" failed to finish within "30m0s"`, nil),
+			wantEnd: true, wantStatus: "failed", wantMessage: "TaskRunTimeout: ", wantMark: "true"},
+		{name: "cancelled by the handler", ceType: "dev.tekton.event.taskrun.failed.v1",
+			data:     withCondition(t, failed, corev1.ConditionFalse, "TaskRunCancelled", "cancelled", map[string]string{"boomerang.io/cancelled": "true"}),
+			wantMark: "skipped"},
+		{name: "running is not terminal", ceType: "dev.tekton.event.taskrun.running.v1",
+			data: withCondition(t, failed, corev1.ConditionUnknown, "Running", "", nil)},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t, "Never")
+			data := withoutDeletion(t, tc.data)
+			tr := e.seed(t, data)
+			if code := e.send(t, tc.ceType, tr.Name, data); code != http.StatusOK {
+				t.Fatalf("status %d", code)
+			}
+			got := ends(e.engine.Calls())
+			if !tc.wantEnd {
+				if len(got) != 0 {
+					t.Fatalf("unexpected end call %+v", got[0].End)
+				}
+			} else {
+				if len(got) != 1 {
+					t.Fatalf("%d end calls, want 1", len(got))
+				}
+				end := got[0].End
+				if end.Status != tc.wantStatus || !strings.Contains(end.StatusMessage, tc.wantMessage) || end.StatusMessage == "" {
+					t.Errorf("end %+v, want status %s message containing %q", end, tc.wantStatus, tc.wantMessage)
+				}
+				if tc.wantResults != nil {
+					res := map[string]string{}
+					for _, r := range end.Results {
+						var s string
+						if err := json.Unmarshal(r.Value, &s); err != nil {
+							t.Fatalf("result %s value %s", r.Name, r.Value)
+						}
+						res[r.Name] = s
+					}
+					for k := range tc.wantResults {
+						if _, ok := res[k]; !ok {
+							t.Errorf("result %s missing from %v", k, res)
+						}
+					}
+				}
+			}
+			if mark := e.get(t, tr.Name).Labels["boomerang.io/reported"]; mark != tc.wantMark {
+				t.Errorf("reported label %q, want %q", mark, tc.wantMark)
+			}
+		})
+	}
+}
+
+func TestNotOursIgnored(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, "Never")
+	_, data := tektonEvent(t, "tekton-taskrun-failed.json")
+	var doc map[string]map[string]any
+	_ = json.Unmarshal(data, &doc)
+	md := doc["taskRun"]["metadata"].(map[string]any)
+	md["labels"] = map[string]any{"app": "other"}
+	data, _ = json.Marshal(doc)
+	if code := e.send(t, "dev.tekton.event.taskrun.failed.v1", "x", data); code != http.StatusOK {
+		t.Fatalf("status %d", code)
+	}
+	if n := len(e.tekton.Actions()); n != 0 {
+		t.Fatalf("%d apiserver calls for a foreign TaskRun", n)
+	}
+	if n := len(e.engine.Calls()); n != 0 {
+		t.Fatal("Engine called for a foreign TaskRun")
+	}
+}
+
+func TestDuplicatesReportOnce(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, "Never")
+	_, data := tektonEvent(t, "tekton-taskrun-successful-two-results.json")
+	tr := e.seed(t, data)
+	var wg sync.WaitGroup
+	for range 30 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if code := e.send(t, "dev.tekton.event.taskrun.successful.v1", tr.Name, data); code != http.StatusOK {
+				t.Errorf("status %d", code)
+			}
+		}()
+	}
+	wg.Wait()
+	if n := len(ends(e.engine.Calls())); n != 1 {
+		t.Fatalf("%d end calls for 30 duplicates", n)
+	}
+}
+
+func TestEngineDownThenSweep(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, "Never")
+	_, data := tektonEvent(t, "tekton-taskrun-successful-two-results.json")
+	tr := e.seed(t, data)
+	e.engine.FailFor(time.Hour, http.StatusServiceUnavailable)
+	if code := e.send(t, "dev.tekton.event.taskrun.successful.v1", tr.Name, data); code < 500 {
+		t.Fatalf("status %d, want 5xx so Tekton retries", code)
+	}
+	if mark := e.get(t, tr.Name).Labels["boomerang.io/reported"]; mark != "" {
+		t.Fatalf("marked %q although the Engine never accepted", mark)
+	}
+	e.engine.FailFor(0, 0)
+	n, err := e.sink.Sweep(context.Background())
+	if err != nil || n != 1 {
+		t.Fatalf("sweep reported %d, %v", n, err)
+	}
+	if n, _ := e.sink.Sweep(context.Background()); n != 0 {
+		t.Fatalf("second sweep reported %d again", n)
+	}
+	if got := ends(e.engine.Calls()); len(got) != 1 {
+		t.Fatalf("%d accepted end calls", len(got))
+	}
+}
+
+func TestSweepEvent(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, "Never")
+	_, data := tektonEvent(t, "tekton-taskrun-failed.json")
+	e.seed(t, data)
+	req, _ := http.NewRequest(http.MethodPost, e.url, strings.NewReader(`{}`))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("ce-specversion", "1.0")
+	req.Header.Set("ce-id", "ping-1")
+	req.Header.Set("ce-source", "/apis/v1/namespaces/flow/pingsources/flow-sweep")
+	req.Header.Set("ce-type", sink.SweepType)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("status %d", resp.StatusCode)
+	}
+	if n := len(ends(e.engine.Calls())); n != 1 {
+		t.Fatalf("%d end calls after a sweep", n)
+	}
+}
+
+func TestDeletionPolicy(t *testing.T) {
+	t.Parallel()
+	_, ok := tektonEvent(t, "tekton-taskrun-successful-two-results.json")
+	_, bad := tektonEvent(t, "tekton-taskrun-failed.json")
+	cases := []struct {
+		name, policy, annotation string
+		data                     []byte
+		ceType                   string
+		wantDeleted              bool
+	}{
+		{"never", "Never", "Never", ok, "dev.tekton.event.taskrun.successful.v1", false},
+		{"on success, succeeded", "Never", "OnSuccess", ok, "dev.tekton.event.taskrun.successful.v1", true},
+		{"on success, failed", "Never", "OnSuccess", bad, "dev.tekton.event.taskrun.failed.v1", false},
+		{"always, failed", "Never", "Always", bad, "dev.tekton.event.taskrun.failed.v1", true},
+		{"default from config", "OnSuccess", "", ok, "dev.tekton.event.taskrun.successful.v1", true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t, tc.policy)
+			var doc map[string]map[string]any
+			_ = json.Unmarshal(tc.data, &doc)
+			ann := doc["taskRun"]["metadata"].(map[string]any)["annotations"].(map[string]any)
+			if tc.annotation == "" {
+				delete(ann, "boomerang.io/deletion")
+			} else {
+				ann["boomerang.io/deletion"] = tc.annotation
+			}
+			data, _ := json.Marshal(doc)
+			tr := e.seed(t, data)
+			cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "bmrg-flow-cfg-65a1f1a0e4b0a1b2c3d4e610", Namespace: ns}}
+			if _, err := e.kube.CoreV1().ConfigMaps(ns).Create(context.Background(), cm, metav1.CreateOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			if code := e.send(t, tc.ceType, tr.Name, data); code != http.StatusOK {
+				t.Fatalf("status %d", code)
+			}
+			deleted := e.get(t, tr.Name) == nil
+			if deleted != tc.wantDeleted {
+				t.Fatalf("TaskRun deleted = %v, want %v", deleted, tc.wantDeleted)
+			}
+			_, err := e.kube.CoreV1().ConfigMaps(ns).Get(context.Background(), cm.Name, metav1.GetOptions{})
+			if cmDeleted := err != nil; cmDeleted != tc.wantDeleted {
+				t.Fatalf("ConfigMap deleted = %v, want %v", cmDeleted, tc.wantDeleted)
+			}
+		})
+	}
+}
+
+var (
+	_ = apis.ConditionSucceeded
+	_ duckv1.Status
+)

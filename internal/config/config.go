@@ -1,0 +1,267 @@
+// Package config loads and validates the functions' configuration from the
+// environment. It is the only package that reads environment variables.
+package config
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/kelseyhightower/envconfig"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	"k8s.io/apimachinery/pkg/util/validation"
+)
+
+// Roles a process can run.
+const (
+	RoleHandler = "handler"
+	RoleSink    = "sink"
+)
+
+// Deletion policies for finished TaskRuns.
+const (
+	DeletionNever     = "Never"
+	DeletionOnSuccess = "OnSuccess"
+	DeletionAlways    = "Always"
+)
+
+// namespaceFile holds the pod's namespace when running in a cluster.
+const namespaceFile = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
+
+// Config is every setting of both functions. Field tags name the environment
+// variables; the README's configuration table lists the same.
+type Config struct {
+	// Function selects the role: handler or sink. Empty means the caller
+	// picks one from the program name.
+	Function string `envconfig:"FUNCTION"`
+
+	Namespace     string        `envconfig:"NAMESPACE"`
+	ProductPrefix string        `envconfig:"PRODUCT_PREFIX" default:"bmrg-flow"`
+	Instance      string        `envconfig:"INSTANCE" default:"bmrg-flow"`
+	Kubeconfig    string        `envconfig:"KUBECONFIG"`
+	KubeQPS       float32       `envconfig:"KUBE_QPS" default:"50"`
+	KubeBurst     int           `envconfig:"KUBE_BURST" default:"100"`
+	KubeTimeout   time.Duration `envconfig:"KUBE_TIMEOUT" default:"10s"`
+
+	EngineURL         string        `envconfig:"ENGINE_URL" required:"true"`
+	EngineToken       string        `envconfig:"ENGINE_TOKEN"`
+	EngineTokenFile   string        `envconfig:"ENGINE_TOKEN_FILE"`
+	EngineTimeout     time.Duration `envconfig:"ENGINE_TIMEOUT" default:"5s"`
+	EngineRetryBudget time.Duration `envconfig:"ENGINE_RETRY_BUDGET" default:"20s"`
+
+	DefaultTimeout   time.Duration `envconfig:"DEFAULT_TIMEOUT" default:"60m"`
+	ImagePullPolicy  string        `envconfig:"IMAGE_PULL_POLICY" default:"IfNotPresent"`
+	ImagePullSecret  string        `envconfig:"IMAGE_PULL_SECRET"`
+	ServiceAccount   string        `envconfig:"SERVICE_ACCOUNT"`
+	NodeSelectorJSON string        `envconfig:"NODE_SELECTOR"`
+	TolerationsJSON  string        `envconfig:"TOLERATIONS"`
+	HostAliasesJSON  string        `envconfig:"HOST_ALIASES"`
+	DataMemory       bool          `envconfig:"DATA_MEMORY"`
+	Debug            bool          `envconfig:"DEBUG"`
+
+	ProxyHost   string `envconfig:"PROXY_HOST"`
+	ProxyPort   string `envconfig:"PROXY_PORT"`
+	ProxyIgnore string `envconfig:"PROXY_IGNORE"`
+
+	StorageClass      string `envconfig:"STORAGE_CLASS"`
+	StorageSize       string `envconfig:"STORAGE_SIZE" default:"1Gi"`
+	StorageAccessMode string `envconfig:"STORAGE_ACCESS_MODE" default:"ReadWriteMany"`
+
+	MaxEventBytes  int64  `envconfig:"MAX_EVENT_BYTES" default:"1048576"`
+	DeletionPolicy string `envconfig:"DELETION_POLICY" default:"Never"`
+
+	SweepLimit    int           `envconfig:"SWEEP_LIMIT" default:"50"`
+	SweepInterval time.Duration `envconfig:"SWEEP_INTERVAL" default:"0s"`
+
+	// Parsed forms of the JSON settings, filled by Validate.
+	NodeSelector map[string]string   `ignored:"true"`
+	Tolerations  []corev1.Toleration `ignored:"true"`
+	HostAliases  []corev1.HostAlias  `ignored:"true"`
+}
+
+// Load reads the environment into a Config, fills defaults that depend on
+// the runtime (namespace, token file) and validates it.
+func Load() (Config, error) {
+	var c Config
+	if err := envconfig.Process("", &c); err != nil {
+		return c, fmt.Errorf("configuration: %w", err)
+	}
+	if c.Namespace == "" {
+		c.Namespace = podNamespace()
+	}
+	if c.EngineToken == "" && c.EngineTokenFile != "" {
+		b, err := os.ReadFile(c.EngineTokenFile)
+		if err != nil {
+			return c, fmt.Errorf("configuration: ENGINE_TOKEN_FILE: %w", err)
+		}
+		c.EngineToken = strings.TrimSpace(string(b))
+	}
+	if err := c.Validate(); err != nil {
+		return c, fmt.Errorf("configuration: %w", err)
+	}
+	return c, nil
+}
+
+func podNamespace() string {
+	b, err := os.ReadFile(namespaceFile)
+	if err != nil || len(strings.TrimSpace(string(b))) == 0 {
+		return "default"
+	}
+	return strings.TrimSpace(string(b))
+}
+
+// Validate checks every setting and parses the JSON ones. All problems are
+// reported at once.
+func (c *Config) Validate() error {
+	var errs []error
+	bad := func(name, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s: %s", name, fmt.Sprintf(format, args...)))
+	}
+	switch c.Function {
+	case "", RoleHandler, RoleSink:
+	default:
+		bad("FUNCTION", "%q is not handler or sink", c.Function)
+	}
+	if msgs := validation.IsDNS1123Label(c.Namespace); len(msgs) > 0 {
+		bad("NAMESPACE", "%q: %s", c.Namespace, strings.Join(msgs, "; "))
+	}
+	// The prefix makes names like <prefix>-task-<24 hex>; keep room for them.
+	if msgs := validation.IsDNS1123Label(c.ProductPrefix); len(msgs) > 0 || len(c.ProductPrefix) > 20 {
+		bad("PRODUCT_PREFIX", "%q must be a DNS-1123 label of at most 20 characters", c.ProductPrefix)
+	}
+	if msgs := validation.IsValidLabelValue(c.Instance); len(msgs) > 0 {
+		bad("INSTANCE", "%q: %s", c.Instance, strings.Join(msgs, "; "))
+	}
+	if u, err := url.Parse(c.EngineURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		bad("ENGINE_URL", "%q is not an http(s) URL", c.EngineURL)
+	}
+	if c.KubeQPS <= 0 || c.KubeBurst <= 0 {
+		bad("KUBE_QPS/KUBE_BURST", "must be positive")
+	}
+	for name, d := range map[string]time.Duration{"KUBE_TIMEOUT": c.KubeTimeout, "ENGINE_TIMEOUT": c.EngineTimeout, "DEFAULT_TIMEOUT": c.DefaultTimeout} {
+		if d <= 0 {
+			bad(name, "must be positive, got %s", d)
+		}
+	}
+	if c.EngineRetryBudget < c.EngineTimeout {
+		bad("ENGINE_RETRY_BUDGET", "%s is shorter than ENGINE_TIMEOUT %s", c.EngineRetryBudget, c.EngineTimeout)
+	}
+	if c.EngineRetryBudget > 25*time.Second {
+		bad("ENGINE_RETRY_BUDGET", "%s exceeds 25s; the function server answers within 30s", c.EngineRetryBudget)
+	}
+	switch corev1.PullPolicy(c.ImagePullPolicy) {
+	case corev1.PullAlways, corev1.PullIfNotPresent, corev1.PullNever:
+	default:
+		bad("IMAGE_PULL_POLICY", "%q is not Always, IfNotPresent or Never", c.ImagePullPolicy)
+	}
+	if c.ImagePullSecret != "" {
+		if msgs := validation.IsDNS1123Subdomain(c.ImagePullSecret); len(msgs) > 0 {
+			bad("IMAGE_PULL_SECRET", "%q: %s", c.ImagePullSecret, strings.Join(msgs, "; "))
+		}
+	}
+	if c.ServiceAccount != "" {
+		if msgs := validation.IsDNS1123Subdomain(c.ServiceAccount); len(msgs) > 0 {
+			bad("SERVICE_ACCOUNT", "%q: %s", c.ServiceAccount, strings.Join(msgs, "; "))
+		}
+	}
+	if err := decodeJSON(c.NodeSelectorJSON, &c.NodeSelector); err != nil {
+		bad("NODE_SELECTOR", "%v", err)
+	}
+	for k, v := range c.NodeSelector {
+		if len(validation.IsQualifiedName(k)) > 0 || len(validation.IsValidLabelValue(v)) > 0 {
+			bad("NODE_SELECTOR", "invalid label %q=%q", k, v)
+		}
+	}
+	if err := decodeJSON(c.TolerationsJSON, &c.Tolerations); err != nil {
+		bad("TOLERATIONS", "%v", err)
+	}
+	for i, t := range c.Tolerations {
+		if err := validToleration(t); err != nil {
+			bad("TOLERATIONS", "[%d]: %v", i, err)
+		}
+	}
+	if err := decodeJSON(c.HostAliasesJSON, &c.HostAliases); err != nil {
+		bad("HOST_ALIASES", "%v", err)
+	}
+	for i, h := range c.HostAliases {
+		if len(validation.IsValidIP(nil, h.IP)) > 0 {
+			bad("HOST_ALIASES", "[%d]: %q is not an IP address", i, h.IP)
+		}
+	}
+	if c.ProxyHost != "" && c.ProxyPort == "" {
+		bad("PROXY_PORT", "required when PROXY_HOST is set")
+	}
+	if c.StorageClass != "" {
+		if msgs := validation.IsDNS1123Subdomain(c.StorageClass); len(msgs) > 0 {
+			bad("STORAGE_CLASS", "%q: %s", c.StorageClass, strings.Join(msgs, "; "))
+		}
+	}
+	if q, err := resource.ParseQuantity(c.StorageSize); err != nil || q.Sign() <= 0 {
+		bad("STORAGE_SIZE", "%q is not a positive quantity such as 1Gi", c.StorageSize)
+	}
+	switch corev1.PersistentVolumeAccessMode(c.StorageAccessMode) {
+	case corev1.ReadWriteOnce, corev1.ReadOnlyMany, corev1.ReadWriteMany, corev1.ReadWriteOncePod:
+	default:
+		bad("STORAGE_ACCESS_MODE", "%q is not a PersistentVolume access mode", c.StorageAccessMode)
+	}
+	if c.MaxEventBytes <= 0 {
+		bad("MAX_EVENT_BYTES", "must be positive")
+	}
+	switch c.DeletionPolicy {
+	case DeletionNever, DeletionOnSuccess, DeletionAlways:
+	default:
+		bad("DELETION_POLICY", "%q is not Never, OnSuccess or Always", c.DeletionPolicy)
+	}
+	if c.SweepLimit <= 0 {
+		bad("SWEEP_LIMIT", "must be positive")
+	}
+	if c.SweepInterval < 0 {
+		bad("SWEEP_INTERVAL", "must not be negative")
+	}
+	return errors.Join(errs...)
+}
+
+// decodeJSON strictly decodes s into v; an empty string leaves v unset.
+func decodeJSON(s string, v any) error {
+	if strings.TrimSpace(s) == "" {
+		return nil
+	}
+	dec := json.NewDecoder(strings.NewReader(s))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return fmt.Errorf("invalid JSON: %w", err)
+	}
+	return nil
+}
+
+// validToleration applies the rules the apiserver applies to a toleration.
+func validToleration(t corev1.Toleration) error {
+	if t.Key != "" {
+		if msgs := validation.IsQualifiedName(t.Key); len(msgs) > 0 {
+			return fmt.Errorf("key %q: %s", t.Key, strings.Join(msgs, "; "))
+		}
+	}
+	switch t.Operator {
+	case corev1.TolerationOpExists:
+		if t.Value != "" {
+			return fmt.Errorf("value must be empty when operator is Exists")
+		}
+	case corev1.TolerationOpEqual, "":
+		if t.Key == "" {
+			return fmt.Errorf("an empty key requires operator Exists")
+		}
+	default:
+		return fmt.Errorf("operator %q is not Equal or Exists", t.Operator)
+	}
+	switch t.Effect {
+	case "", corev1.TaintEffectNoSchedule, corev1.TaintEffectPreferNoSchedule, corev1.TaintEffectNoExecute:
+	default:
+		return fmt.Errorf("effect %q is not NoSchedule, PreferNoSchedule or NoExecute", t.Effect)
+	}
+	return nil
+}

@@ -1,0 +1,370 @@
+// Package contract defines the Workflow Engine's events as the handler reads
+// them: the CloudEvent types, the TaskRun and WorkflowRun payloads, lenient
+// decoding with field-naming errors, the decision of what an event asks for,
+// and the label and annotation keys shared by the handler and the sink.
+package contract
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"unicode/utf8"
+)
+
+// EventType is a CloudEvent type sent by the Engine.
+type EventType string
+
+// The Engine's event types and their common prefix.
+const (
+	TypePrefix                   = "io.boomerang.event.status."
+	TypeTaskRun        EventType = TypePrefix + "taskrun"
+	TypeWorkflowRun    EventType = TypePrefix + "workflowrun"
+	TypeWorkflow       EventType = TypePrefix + "workflow"
+	subtypeTaskRun               = "taskrun"
+	subtypeWorkflowRun           = "workflowrun"
+	subtypeWorkflow              = "workflow"
+)
+
+// Label and annotation keys written on the objects the handler creates and
+// read by the sink.
+const (
+	LabelProduct      = "boomerang.io/product"
+	LabelTier         = "boomerang.io/tier"
+	LabelWorkflowRef  = "boomerang.io/workflow-ref"
+	LabelWorkflowRun  = "boomerang.io/workflowrun-ref"
+	LabelTaskRunRef   = "boomerang.io/taskrun-ref"
+	LabelTaskRef      = "boomerang.io/task-ref"
+	LabelWorkspaceRef = "boomerang.io/workspace-ref"
+	LabelWorkspaceTyp = "boomerang.io/workspace-type"
+	LabelName         = "app.kubernetes.io/name"
+	LabelInstance     = "app.kubernetes.io/instance"
+	LabelManagedBy    = "app.kubernetes.io/managed-by"
+	LabelPartOf       = "app.kubernetes.io/part-of"
+	LabelReported     = "boomerang.io/reported"
+
+	AnnotationWorkflowRef = "boomerang.io/workflow-ref"
+	AnnotationSelector    = "boomerang.io/selector"
+	AnnotationDeletion    = "boomerang.io/deletion"
+	AnnotationCancelled   = "boomerang.io/cancelled"
+	AnnotationReported    = "boomerang.io/reported"
+	AnnotationWorkspaceRf = "boomerang.io/workspace-ref"
+	AnnotationWorkspaceTy = "boomerang.io/workspace-type"
+	AnnotationSpanContext = "tekton.dev/taskrunSpanContext"
+
+	// ManagedBy is the value of LabelManagedBy on everything we create.
+	ManagedBy = "flow-tekton-handler"
+	TierTask  = "task"
+	TierSpace = "workspace"
+)
+
+// Workspace scopes.
+const (
+	ScopeWorkflow    = "workflow"
+	ScopeWorkflowRun = "workflowrun"
+)
+
+// ErrInvalid marks an event whose envelope or data cannot be acted on. It is
+// permanent: redelivering the same event cannot help.
+var ErrInvalid = errors.New("invalid event")
+
+// FieldError names the offending field of an invalid event. It matches
+// ErrInvalid with errors.Is.
+type FieldError struct {
+	Field  string
+	Reason string
+}
+
+func (e *FieldError) Error() string { return e.Field + ": " + e.Reason }
+
+// Is reports whether target is ErrInvalid.
+func (e *FieldError) Is(target error) bool { return target == ErrInvalid }
+
+func invalid(field, format string, args ...any) error {
+	return &FieldError{Field: field, Reason: fmt.Sprintf(format, args...)}
+}
+
+// Subtype returns the lower-cased subtype of an Engine event type
+// ("taskrun", "workflowrun", "workflow", ...) and whether the type carries the
+// Engine's prefix at all.
+func Subtype(ceType string) (string, bool) {
+	rest, ok := strings.CutPrefix(ceType, TypePrefix)
+	if !ok {
+		return "", false
+	}
+	return strings.ToLower(rest), true
+}
+
+// Action is what an event asks the handler to do.
+type Action int
+
+// Actions.
+const (
+	Ignore Action = iota
+	Execute
+	Cancel
+	StartWorkflowRun
+	FinalizeWorkflowRun
+	DeleteWorkflow
+)
+
+func (a Action) String() string {
+	return [...]string{"ignore", "execute", "cancel", "start-workflowrun", "finalize-workflowrun", "delete-workflow"}[a]
+}
+
+// Param is one Engine run parameter; its value is any JSON.
+type Param struct {
+	Name  string          `json:"name"`
+	Value json.RawMessage `json:"value"`
+}
+
+// Result is a result the task declares.
+type Result struct {
+	Name        string `json:"name"`
+	Description string `json:"description,omitempty"`
+}
+
+// EnvVar is one environment variable of the task's step.
+type EnvVar struct {
+	Name  string `json:"name"`
+	Value string `json:"value"`
+}
+
+// TaskWorkspace is a workspace a task event names.
+type TaskWorkspace struct {
+	Name      string `json:"name"`
+	Type      string `json:"type"`
+	Optional  bool   `json:"optional"`
+	MountPath string `json:"mountPath,omitempty"`
+}
+
+// TaskSpec is the task's container definition.
+type TaskSpec struct {
+	Image      string   `json:"image"`
+	Command    []string `json:"command"`
+	Script     string   `json:"script"`
+	Arguments  []string `json:"arguments"`
+	Envs       []EnvVar `json:"envs"`
+	WorkingDir string   `json:"workingDir"`
+	Debug      bool     `json:"debug"`
+	Deletion   string   `json:"deletion"`
+}
+
+// TaskRun is the data of an io.boomerang.event.status.taskrun event.
+type TaskRun struct {
+	ID             string            `json:"id"`
+	Type           string            `json:"type"`
+	Name           string            `json:"name"`
+	Status         string            `json:"status"`
+	Phase          string            `json:"phase"`
+	Labels         map[string]string `json:"labels"`
+	Params         []Param           `json:"params"`
+	Results        []Result          `json:"results"`
+	Workspaces     []TaskWorkspace   `json:"workspaces"`
+	Timeout        int64             `json:"timeout"`
+	Spec           TaskSpec          `json:"spec"`
+	TaskRef        string            `json:"taskRef"`
+	WorkflowRef    string            `json:"workflowRef"`
+	WorkflowRunRef string            `json:"workflowRunRef"`
+}
+
+// WorkspaceSpec is the storage a workflow workspace asks for. Size may be a
+// string ("2Gi") or a bare number (meaning Gi).
+type WorkspaceSpec struct {
+	AccessMode string          `json:"accessMode"`
+	ClassName  string          `json:"className"`
+	MountPath  string          `json:"mountPath"`
+	Size       json.RawMessage `json:"size"`
+}
+
+// WorkflowWorkspace is a workspace of a WorkflowRun.
+type WorkflowWorkspace struct {
+	Name        string         `json:"name"`
+	Description string         `json:"description"`
+	Type        string         `json:"type"`
+	Optional    bool           `json:"optional"`
+	Spec        *WorkspaceSpec `json:"spec"`
+}
+
+// WorkflowRun is the data of an io.boomerang.event.status.workflowrun event.
+type WorkflowRun struct {
+	ID          string              `json:"id"`
+	Status      string              `json:"status"`
+	Phase       string              `json:"phase"`
+	WorkflowRef string              `json:"workflowRef"`
+	Labels      map[string]string   `json:"labels"`
+	Workspaces  []WorkflowWorkspace `json:"workspaces"`
+}
+
+// Workflow is the data of an io.boomerang.event.status.workflow event.
+type Workflow struct {
+	ID     string `json:"id"`
+	Status string `json:"status"`
+}
+
+// executable task types: only these run as Tekton TaskRuns.
+var executable = map[string]bool{"template": true, "custom": true, "script": true}
+
+// Action decides what a TaskRun event asks for.
+func (t *TaskRun) Action() Action {
+	if !executable[strings.ToLower(t.Type)] {
+		return Ignore
+	}
+	status, phase := strings.ToLower(t.Status), strings.ToLower(t.Phase)
+	switch {
+	case phase == "pending" && status == "ready":
+		return Execute
+	case phase == "completed" && (status == "cancelled" || status == "timedout"):
+		return Cancel
+	}
+	return Ignore
+}
+
+// Action decides what a WorkflowRun event asks for.
+func (w *WorkflowRun) Action() Action {
+	status, phase := strings.ToLower(w.Status), strings.ToLower(w.Phase)
+	switch {
+	case phase == "pending" && status == "ready":
+		return StartWorkflowRun
+	case phase == "completed":
+		return FinalizeWorkflowRun
+	}
+	return Ignore
+}
+
+// Action decides what a Workflow event asks for.
+func (w *Workflow) Action() Action {
+	if strings.ToLower(w.Status) == "deleted" {
+		return DeleteWorkflow
+	}
+	return Ignore
+}
+
+// DecodeTaskRun decodes and checks a TaskRun event's data. Unknown fields
+// are ignored; a wrong type or a missing id is an error naming the field.
+// Data without type or phase (the Engine's mislabelled workflow events) is
+// returned as is and decides to Ignore.
+func DecodeTaskRun(data []byte) (*TaskRun, error) {
+	var t TaskRun
+	if err := decode(data, &t); err != nil {
+		return nil, err
+	}
+	if t.Type == "" || t.Phase == "" {
+		return &t, nil
+	}
+	if err := checkID("data.id", t.ID); err != nil {
+		return nil, err
+	}
+	if t.Timeout < 0 {
+		return nil, invalid("data.timeout", "must not be negative, got %d", t.Timeout)
+	}
+	return &t, nil
+}
+
+// DecodeWorkflowRun decodes and checks a WorkflowRun event's data.
+func DecodeWorkflowRun(data []byte) (*WorkflowRun, error) {
+	var w WorkflowRun
+	if err := decode(data, &w); err != nil {
+		return nil, err
+	}
+	if err := checkID("data.id", w.ID); err != nil {
+		return nil, err
+	}
+	return &w, nil
+}
+
+// DecodeWorkflow decodes and checks a Workflow event's data.
+func DecodeWorkflow(data []byte) (*Workflow, error) {
+	var w Workflow
+	if err := decode(data, &w); err != nil {
+		return nil, err
+	}
+	if err := checkID("data.id", w.ID); err != nil {
+		return nil, err
+	}
+	return &w, nil
+}
+
+// maxIDLen bounds identifiers: the Engine's are 24-character ObjectIds.
+const maxIDLen = 128
+
+func checkID(field, id string) error {
+	switch {
+	case id == "":
+		return invalid(field, "is required")
+	case len(id) > maxIDLen:
+		return invalid(field, "is longer than %d characters", maxIDLen)
+	case !utf8.ValidString(id):
+		return invalid(field, "is not valid UTF-8")
+	case strings.ContainsAny(id, "/\x00"):
+		return invalid(field, "must not contain '/' or NUL")
+	}
+	return nil
+}
+
+// decode unmarshals data into v, turning JSON errors into field errors.
+func decode(data []byte, v any) error {
+	data = bytes.TrimSpace(data)
+	if len(data) == 0 || bytes.Equal(data, []byte("null")) {
+		return invalid("data", "is empty; a JSON object is required")
+	}
+	if data[0] != '{' {
+		return invalid("data", "must be a JSON object")
+	}
+	if !utf8.Valid(data) {
+		return invalid("data", "is not valid UTF-8")
+	}
+	if err := json.Unmarshal(data, v); err != nil {
+		var typeErr *json.UnmarshalTypeError
+		var syntaxErr *json.SyntaxError
+		switch {
+		case errors.As(err, &typeErr):
+			field := "data"
+			if typeErr.Field != "" {
+				field += "." + typeErr.Field
+			}
+			return invalid(field, "must be a JSON %s, got %s", jsonKind(typeErr.Type.Kind().String()), typeErr.Value)
+		case errors.As(err, &syntaxErr):
+			return invalid("data", "malformed JSON at offset %d: %v", syntaxErr.Offset, syntaxErr)
+		default:
+			return invalid("data", "%v", err)
+		}
+	}
+	return nil
+}
+
+func jsonKind(goKind string) string {
+	switch goKind {
+	case "string":
+		return "string"
+	case "bool":
+		return "boolean"
+	case "slice", "array":
+		return "array"
+	case "map", "struct", "ptr":
+		return "object"
+	default:
+		return "number"
+	}
+}
+
+// ParamString renders a parameter value as the string a task sees: strings
+// verbatim, null as "", anything else as compact JSON.
+func ParamString(v json.RawMessage) string {
+	v = bytes.TrimSpace(v)
+	if len(v) == 0 || bytes.Equal(v, []byte("null")) {
+		return ""
+	}
+	if v[0] == '"' {
+		var s string
+		if err := json.Unmarshal(v, &s); err == nil {
+			return s
+		}
+	}
+	var buf bytes.Buffer
+	if err := json.Compact(&buf, v); err != nil {
+		return string(v)
+	}
+	return buf.String()
+}

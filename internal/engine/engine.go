@@ -1,0 +1,313 @@
+// Package engine is the Workflow Engine's REST client: the four callbacks
+// the handler and the sink send (TaskRun start and end, WorkflowRun start and
+// finalize), each attempt bounded by a timeout, transient failures retried
+// with jittered exponential backoff inside a total budget, and every failure
+// classified as ErrRejected (permanent) or ErrUnavailable (transient).
+package engine
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+)
+
+// End statuses the Engine accepts from us. The Engine refuses cancelled and
+// timedout on /end, so a Tekton timeout is reported as StatusFailed.
+const (
+	StatusSucceeded = "succeeded"
+	StatusFailed    = "failed"
+)
+
+// ErrRejected marks a request the Engine refused for good: a 4xx answer
+// other than 408 and 429. Sending it again cannot help.
+var ErrRejected = errors.New("engine rejected the request")
+
+// ErrUnavailable marks a request that did not get through within the retry
+// budget: network errors, timeouts, 5xx, 408 or 429. A later delivery may
+// succeed.
+var ErrUnavailable = errors.New("engine unavailable")
+
+const (
+	defaultTimeout = 5 * time.Second
+	backoffBase    = 100 * time.Millisecond
+	backoffCap     = 2 * time.Second
+	// maxErrorBody is how much of the Engine's answer an error keeps.
+	maxErrorBody = 512
+	// maxDrain is how much of an answer is read to reuse the connection.
+	maxDrain = 64 << 10
+)
+
+// Options configure a Client.
+type Options struct {
+	// BaseURL is the Engine's base, e.g. http://bmrg-flow-engine:7701.
+	BaseURL string
+	// Token, when set, is sent as "Authorization: Bearer <token>".
+	Token string
+	// Timeout bounds each attempt; zero means 5s.
+	Timeout time.Duration
+	// RetryBudget bounds all attempts of one call together; zero means a
+	// single attempt.
+	RetryBudget time.Duration
+	// HTTPClient replaces the default client, which follows no redirects.
+	HTTPClient *http.Client
+}
+
+// Client calls the Engine. It is safe for concurrent use.
+type Client struct {
+	base    string
+	token   string
+	timeout time.Duration
+	budget  time.Duration
+	http    *http.Client
+
+	// Injected by tests.
+	now    func() time.Time
+	sleep  func(ctx context.Context, d time.Duration) error
+	jitter func(limit time.Duration) time.Duration
+}
+
+// New returns a Client for o.
+func New(o Options) *Client {
+	c := &Client{
+		base:    strings.TrimRight(o.BaseURL, "/"),
+		token:   o.Token,
+		timeout: o.Timeout,
+		budget:  max(o.RetryBudget, 0),
+		http:    o.HTTPClient,
+		now:     time.Now,
+		sleep:   sleep,
+		jitter:  fullJitter,
+	}
+	if c.timeout <= 0 {
+		c.timeout = defaultTimeout
+	}
+	if c.http == nil {
+		c.http = &http.Client{
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		}
+	}
+	return c
+}
+
+// Result is one task result reported to the Engine; Value is any JSON.
+type Result struct {
+	Name  string          `json:"name"`
+	Value json.RawMessage `json:"value"`
+}
+
+// EndRequest is the body of a TaskRun end call, as the Engine's
+// TaskRunEndRequest reads it. Results is always sent as an array.
+type EndRequest struct {
+	Status        string   `json:"status"`
+	Results       []Result `json:"results"`
+	StatusMessage string   `json:"statusMessage,omitempty"`
+}
+
+// MarshalJSON writes r with Results as [] when there are none.
+func (r EndRequest) MarshalJSON() ([]byte, error) {
+	type plain EndRequest
+	if r.Results == nil {
+		r.Results = []Result{}
+	}
+	return json.Marshal(plain(r))
+}
+
+// StatusError is a non-2xx answer of the Engine. It matches ErrUnavailable
+// for 5xx, 408 and 429, and ErrRejected for every other code.
+type StatusError struct {
+	Code int
+	// Body is the start of the Engine's answer, at most 512 bytes.
+	Body string
+}
+
+func (e *StatusError) Error() string {
+	msg := fmt.Sprintf("engine answered %d %s", e.Code, http.StatusText(e.Code))
+	if e.Body != "" {
+		msg += ": " + e.Body
+	}
+	return msg
+}
+
+// Is reports whether target is the class of e's code.
+func (e *StatusError) Is(target error) bool {
+	switch target {
+	case ErrUnavailable:
+		return retryable(e.Code)
+	case ErrRejected:
+		return !retryable(e.Code)
+	}
+	return false
+}
+
+func retryable(code int) bool {
+	return code >= 500 || code == http.StatusRequestTimeout || code == http.StatusTooManyRequests
+}
+
+var emptyObject = []byte("{}")
+
+// StartTaskRun tells the Engine that the TaskRun id is about to run.
+func (c *Client) StartTaskRun(ctx context.Context, id string) error {
+	return c.put(ctx, "taskrun", id, "start", emptyObject)
+}
+
+// EndTaskRun reports the outcome of the TaskRun id.
+func (c *Client) EndTaskRun(ctx context.Context, id string, req EndRequest) error {
+	body, err := json.Marshal(req)
+	if err != nil {
+		return fmt.Errorf("end taskrun %s: %w", id, err)
+	}
+	return c.put(ctx, "taskrun", id, "end", body)
+}
+
+// StartWorkflowRun tells the Engine that the WorkflowRun id's workspaces
+// are ready.
+func (c *Client) StartWorkflowRun(ctx context.Context, id string) error {
+	return c.put(ctx, "workflowrun", id, "start", emptyObject)
+}
+
+// FinalizeWorkflowRun tells the Engine that the WorkflowRun id's workspaces
+// are cleaned up.
+func (c *Client) FinalizeWorkflowRun(ctx context.Context, id string) error {
+	return c.put(ctx, "workflowrun", id, "finalize", emptyObject)
+}
+
+// put sends body to /api/v1/<kind>/<id>/<verb>, retrying transient
+// failures until the budget or ctx runs out.
+func (c *Client) put(ctx context.Context, kind, id, verb string, body []byte) error {
+	path := "/api/v1/" + kind + "/" + url.PathEscape(id) + "/" + verb
+	if id == "" {
+		return fmt.Errorf("PUT %s: empty %s id: %w", path, kind, ErrRejected)
+	}
+	deadline := c.now().Add(c.budget)
+	var last error
+	for attempt := 1; ; attempt++ {
+		timeout := c.timeout
+		if c.budget > 0 {
+			rem := deadline.Sub(c.now())
+			if rem <= 0 {
+				return fmt.Errorf("PUT %s: retry budget %s spent after %d attempts: %w", path, c.budget, attempt-1, last)
+			}
+			timeout = min(timeout, rem)
+		}
+		wait, err := c.attempt(ctx, path, body, timeout)
+		if err == nil {
+			return nil
+		}
+		last = err
+		if errors.Is(err, ErrRejected) {
+			return fmt.Errorf("PUT %s: %w", path, err)
+		}
+		if ctx.Err() != nil {
+			return fmt.Errorf("PUT %s: %w (attempt %d: %w)", path, ctx.Err(), attempt, err)
+		}
+		if wait < 0 {
+			wait = c.jitter(backoff(attempt))
+		}
+		if rem := deadline.Sub(c.now()); wait >= rem {
+			return fmt.Errorf("PUT %s: gave up after %d attempts in retry budget %s: %w", path, attempt, c.budget, err)
+		}
+		if serr := c.sleep(ctx, wait); serr != nil {
+			return fmt.Errorf("PUT %s: %w (attempt %d: %w)", path, serr, attempt, err)
+		}
+	}
+}
+
+// attempt sends one request. On a transient failure it returns how long
+// the Engine asked us to wait (Retry-After), or -1 when it did not say.
+func (c *Client) attempt(ctx context.Context, path string, body []byte, timeout time.Duration) (time.Duration, error) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPut, c.base+path, bytes.NewReader(body))
+	if err != nil {
+		return -1, fmt.Errorf("%w: build request: %w", ErrRejected, err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Accept", "application/json")
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return -1, fmt.Errorf("%w: %w", ErrUnavailable, err)
+	}
+	defer func() {
+		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxDrain))
+		_ = resp.Body.Close()
+	}()
+	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
+		return 0, nil
+	}
+	head, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
+	serr := &StatusError{Code: resp.StatusCode, Body: clean(head)}
+	wait := time.Duration(-1)
+	if retryable(resp.StatusCode) {
+		if d, ok := retryAfter(resp.Header.Get("Retry-After"), c.now()); ok {
+			wait = d
+		}
+	}
+	return wait, serr
+}
+
+// backoff is the upper bound of the wait before attempt+1: base·2^(n-1),
+// capped.
+func backoff(attempt int) time.Duration {
+	d := backoffBase
+	for i := 1; i < attempt && d < backoffCap; i++ {
+		d *= 2
+	}
+	return min(d, backoffCap)
+}
+
+// fullJitter picks a wait uniformly in [0, limit].
+func fullJitter(limit time.Duration) time.Duration {
+	if limit <= 0 {
+		return 0
+	}
+	return rand.N(limit + 1)
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+// retryAfter parses a Retry-After header: delay seconds or an HTTP date.
+func retryAfter(v string, now time.Time) (time.Duration, bool) {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return 0, false
+	}
+	if s, err := strconv.Atoi(v); err == nil {
+		if s < 0 {
+			return 0, false
+		}
+		return time.Duration(s) * time.Second, true
+	}
+	if t, err := http.ParseTime(v); err == nil {
+		return max(t.Sub(now), 0), true
+	}
+	return 0, false
+}
+
+// clean makes the start of an answer body printable in one line.
+func clean(b []byte) string {
+	s := strings.ToValidUTF8(string(b), string(utf8.RuneError))
+	s = strings.Join(strings.Fields(s), " ")
+	return s
+}

@@ -1,0 +1,321 @@
+// Package kube is the only user of the Kubernetes and Tekton clientsets. Its
+// calls are idempotent: creating what exists is success when the existing
+// object has the same identity, and acting on what is gone is a no-op.
+package kube
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	pipelinev1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
+	"github.com/tektoncd/pipeline/pkg/client/clientset/versioned"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/boomerang-io/flow-tekton-handler/internal/contract"
+)
+
+// FieldManager names us in managedFields.
+const FieldManager = "flow-tekton-handler"
+
+// ErrConflict means an object with our deterministic name exists but belongs
+// to another identity. Retrying cannot help.
+var ErrConflict = errors.New("object exists with another identity")
+
+// ErrRejected means the apiserver refused an object as invalid. Retrying the
+// same object cannot help.
+var ErrRejected = errors.New("object rejected by the apiserver")
+
+// Client creates, patches and deletes our objects in one namespace.
+type Client struct {
+	kube      kubernetes.Interface
+	tekton    versioned.Interface
+	namespace string
+	timeout   time.Duration
+}
+
+// New returns a Client acting in namespace, bounding each call by timeout.
+func New(k kubernetes.Interface, t versioned.Interface, namespace string, timeout time.Duration) *Client {
+	return &Client{kube: k, tekton: t, namespace: namespace, timeout: timeout}
+}
+
+// Namespace is where the Client's objects live.
+func (c *Client) Namespace() string { return c.namespace }
+
+// RESTConfig returns the in-cluster configuration, or the one in kubeconfig
+// when not running in a cluster, with the given client-side rate limits.
+func RESTConfig(kubeconfig string, qps float32, burst int) (*rest.Config, error) {
+	cfg, err := rest.InClusterConfig()
+	if err != nil {
+		if kubeconfig == "" {
+			return nil, fmt.Errorf("not in a cluster and KUBECONFIG is unset: %w", err)
+		}
+		if cfg, err = clientcmd.BuildConfigFromFlags("", kubeconfig); err != nil {
+			return nil, fmt.Errorf("load kubeconfig %s: %w", kubeconfig, err)
+		}
+	}
+	cfg.QPS, cfg.Burst = qps, burst
+	cfg.UserAgent = FieldManager
+	return cfg, nil
+}
+
+// NewForConfig builds both clientsets from cfg.
+func NewForConfig(cfg *rest.Config, namespace string, timeout time.Duration) (*Client, error) {
+	k, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("kubernetes client: %w", err)
+	}
+	t, err := versioned.NewForConfig(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("tekton client: %w", err)
+	}
+	return New(k, t, namespace, timeout), nil
+}
+
+func (c *Client) call(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, c.timeout)
+}
+
+// classify wraps apiserver errors that retrying cannot fix with ErrRejected.
+func classify(err error) error {
+	if apierrors.IsInvalid(err) || apierrors.IsBadRequest(err) || apierrors.IsRequestEntityTooLargeError(err) {
+		return fmt.Errorf("%w: %w", ErrRejected, err)
+	}
+	return err
+}
+
+// GetTaskRun returns the named TaskRun, or nil when it does not exist.
+func (c *Client) GetTaskRun(ctx context.Context, name string) (*pipelinev1.TaskRun, error) {
+	ctx, cancel := c.call(ctx)
+	defer cancel()
+	tr, err := c.tekton.TektonV1().TaskRuns(c.namespace).Get(ctx, name, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("get taskrun %s/%s: %w", c.namespace, name, err)
+	}
+	return tr, nil
+}
+
+// CreateTaskRun creates tr. When a TaskRun of that name exists with the same
+// taskrun-ref label it is returned with created=false; another identity is
+// ErrConflict.
+func (c *Client) CreateTaskRun(ctx context.Context, tr *pipelinev1.TaskRun) (*pipelinev1.TaskRun, bool, error) {
+	cctx, cancel := c.call(ctx)
+	defer cancel()
+	got, err := c.tekton.TektonV1().TaskRuns(c.namespace).Create(cctx, tr, metav1.CreateOptions{FieldManager: FieldManager})
+	if err == nil {
+		return got, true, nil
+	}
+	if !apierrors.IsAlreadyExists(err) {
+		return nil, false, fmt.Errorf("create taskrun %s/%s: %w", c.namespace, tr.Name, classify(err))
+	}
+	existing, err := c.GetTaskRun(ctx, tr.Name)
+	if err != nil {
+		return nil, false, err
+	}
+	if existing == nil {
+		return nil, false, fmt.Errorf("create taskrun %s/%s: exists but then vanished", c.namespace, tr.Name)
+	}
+	if err := SameIdentity(existing.Labels, tr.Labels); err != nil {
+		return nil, false, fmt.Errorf("create taskrun %s/%s: %w", c.namespace, tr.Name, err)
+	}
+	return existing, false, nil
+}
+
+// SameIdentity checks that an existing object's taskrun-ref (or
+// workspace-ref) label matches the wanted one, the way IsControlledBy checks
+// an owner.
+func SameIdentity(existing, want map[string]string) error {
+	for _, key := range []string{contract.LabelTaskRunRef, contract.LabelWorkspaceRef, contract.LabelWorkspaceTyp} {
+		if w, ok := want[key]; ok && existing[key] != w {
+			return fmt.Errorf("%w: label %s is %q, want %q", ErrConflict, key, existing[key], w)
+		}
+	}
+	return nil
+}
+
+// CreateConfigMap creates cm; an existing ConfigMap of the same identity is
+// success.
+func (c *Client) CreateConfigMap(ctx context.Context, cm *corev1.ConfigMap) error {
+	cctx, cancel := c.call(ctx)
+	defer cancel()
+	_, err := c.kube.CoreV1().ConfigMaps(c.namespace).Create(cctx, cm, metav1.CreateOptions{FieldManager: FieldManager})
+	if err == nil {
+		return nil
+	}
+	if !apierrors.IsAlreadyExists(err) {
+		return fmt.Errorf("create configmap %s/%s: %w", c.namespace, cm.Name, classify(err))
+	}
+	gctx, gcancel := c.call(ctx)
+	defer gcancel()
+	existing, err := c.kube.CoreV1().ConfigMaps(c.namespace).Get(gctx, cm.Name, metav1.GetOptions{})
+	if err != nil {
+		return fmt.Errorf("get configmap %s/%s: %w", c.namespace, cm.Name, err)
+	}
+	if err := SameIdentity(existing.Labels, cm.Labels); err != nil {
+		return fmt.Errorf("create configmap %s/%s: %w", c.namespace, cm.Name, err)
+	}
+	return nil
+}
+
+// CreatePVC creates pvc and reports whether it was new; an existing claim of
+// the same identity is success.
+func (c *Client) CreatePVC(ctx context.Context, pvc *corev1.PersistentVolumeClaim) (bool, error) {
+	cctx, cancel := c.call(ctx)
+	defer cancel()
+	_, err := c.kube.CoreV1().PersistentVolumeClaims(c.namespace).Create(cctx, pvc, metav1.CreateOptions{FieldManager: FieldManager})
+	if err == nil {
+		return true, nil
+	}
+	if !apierrors.IsAlreadyExists(err) {
+		return false, fmt.Errorf("create pvc %s/%s: %w", c.namespace, pvc.Name, classify(err))
+	}
+	gctx, gcancel := c.call(ctx)
+	defer gcancel()
+	existing, err := c.kube.CoreV1().PersistentVolumeClaims(c.namespace).Get(gctx, pvc.Name, metav1.GetOptions{})
+	if err != nil {
+		return false, fmt.Errorf("get pvc %s/%s: %w", c.namespace, pvc.Name, err)
+	}
+	if err := SameIdentity(existing.Labels, pvc.Labels); err != nil {
+		return false, fmt.Errorf("create pvc %s/%s: %w", c.namespace, pvc.Name, err)
+	}
+	return false, nil
+}
+
+// ListPVCs returns the claims matching a label selector.
+func (c *Client) ListPVCs(ctx context.Context, selector string) ([]corev1.PersistentVolumeClaim, error) {
+	ctx, cancel := c.call(ctx)
+	defer cancel()
+	list, err := c.kube.CoreV1().PersistentVolumeClaims(c.namespace).List(ctx, metav1.ListOptions{LabelSelector: selector})
+	if err != nil {
+		return nil, fmt.Errorf("list pvcs %s in %s: %w", selector, c.namespace, err)
+	}
+	return list.Items, nil
+}
+
+// DeletePVCs deletes the claims matching a label selector and returns how
+// many it deleted. Claims already gone are not errors.
+func (c *Client) DeletePVCs(ctx context.Context, selector string) (int, error) {
+	pvcs, err := c.ListPVCs(ctx, selector)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, p := range pvcs {
+		dctx, cancel := c.call(ctx)
+		err := c.kube.CoreV1().PersistentVolumeClaims(c.namespace).Delete(dctx, p.Name, metav1.DeleteOptions{
+			Preconditions: &metav1.Preconditions{UID: &p.UID},
+		})
+		cancel()
+		switch {
+		case err == nil:
+			n++
+		case apierrors.IsNotFound(err) || apierrors.IsConflict(err):
+		default:
+			return n, fmt.Errorf("delete pvc %s/%s: %w", c.namespace, p.Name, err)
+		}
+	}
+	return n, nil
+}
+
+// CancelTaskRun asks Tekton to cancel the named TaskRun and marks it so the
+// sink sends no end call. It reports whether the TaskRun existed; a missing
+// TaskRun is not an error.
+func (c *Client) CancelTaskRun(ctx context.Context, name, message string) (bool, error) {
+	patch, err := json.Marshal(map[string]any{
+		"metadata": map[string]any{"annotations": map[string]string{contract.AnnotationCancelled: "true"}},
+		"spec":     map[string]any{"status": pipelinev1.TaskRunSpecStatusCancelled, "statusMessage": message},
+	})
+	if err != nil {
+		return false, fmt.Errorf("cancel taskrun %s/%s: %w", c.namespace, name, err)
+	}
+	ctx, cancel := c.call(ctx)
+	defer cancel()
+	_, err = c.tekton.TektonV1().TaskRuns(c.namespace).Patch(ctx, name, types.MergePatchType, patch, metav1.PatchOptions{FieldManager: FieldManager})
+	if apierrors.IsNotFound(err) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("cancel taskrun %s/%s: %w", c.namespace, name, classify(err))
+	}
+	return true, nil
+}
+
+// MarkReported records on the TaskRun that its end was reported (value is
+// "true" for a report, "skipped" when nothing had to be sent). The label lets
+// the sweep list what is left; the annotation keeps the time.
+func (c *Client) MarkReported(ctx context.Context, name, value string, at time.Time) error {
+	patch, err := json.Marshal(map[string]any{"metadata": map[string]any{
+		"labels":      map[string]string{contract.LabelReported: value},
+		"annotations": map[string]string{contract.AnnotationReported: at.UTC().Format(time.RFC3339)},
+	}})
+	if err != nil {
+		return fmt.Errorf("mark taskrun %s/%s reported: %w", c.namespace, name, err)
+	}
+	ctx, cancel := c.call(ctx)
+	defer cancel()
+	_, err = c.tekton.TektonV1().TaskRuns(c.namespace).Patch(ctx, name, types.MergePatchType, patch, metav1.PatchOptions{FieldManager: FieldManager})
+	if apierrors.IsNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("mark taskrun %s/%s reported: %w", c.namespace, name, err)
+	}
+	return nil
+}
+
+// DeleteTaskRun deletes the named TaskRun in the background; its ConfigMap
+// goes with it by owner reference. A missing TaskRun is not an error.
+func (c *Client) DeleteTaskRun(ctx context.Context, name string) error {
+	ctx, cancel := c.call(ctx)
+	defer cancel()
+	policy := metav1.DeletePropagationBackground
+	err := c.tekton.TektonV1().TaskRuns(c.namespace).Delete(ctx, name, metav1.DeleteOptions{PropagationPolicy: &policy})
+	if err != nil && !apierrors.IsNotFound(err) {
+		return fmt.Errorf("delete taskrun %s/%s: %w", c.namespace, name, err)
+	}
+	return nil
+}
+
+// ListTaskRuns returns every TaskRun matching a label selector, reading it in
+// pages of pageSize.
+func (c *Client) ListTaskRuns(ctx context.Context, selector string, pageSize int64) ([]pipelinev1.TaskRun, error) {
+	var out []pipelinev1.TaskRun
+	opts := metav1.ListOptions{LabelSelector: selector, Limit: pageSize}
+	for {
+		cctx, cancel := c.call(ctx)
+		list, err := c.tekton.TektonV1().TaskRuns(c.namespace).List(cctx, opts)
+		cancel()
+		if err != nil {
+			return out, fmt.Errorf("list taskruns %s in %s: %w", selector, c.namespace, err)
+		}
+		out = append(out, list.Items...)
+		if list.Continue == "" {
+			return out, nil
+		}
+		opts.Continue = list.Continue
+	}
+}
+
+// DeleteConfigMap deletes the named ConfigMap. A missing one is not an
+// error. Owner references make the garbage collector do the same; deleting
+// explicitly frees it at once.
+func (c *Client) DeleteConfigMap(ctx context.Context, name string) error {
+	ctx, cancel := c.call(ctx)
+	defer cancel()
+	err := c.kube.CoreV1().ConfigMaps(c.namespace).Delete(ctx, name, metav1.DeleteOptions{})
+	if err != nil && !apierrors.IsNotFound(err) {
+		return fmt.Errorf("delete configmap %s/%s: %w", c.namespace, name, err)
+	}
+	return nil
+}

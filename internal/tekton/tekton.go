@@ -1,0 +1,454 @@
+// Package tekton builds the Kubernetes and Tekton objects for Engine events
+// with pure functions: no client, clock, random or environment. The same
+// event and options always give the same objects.
+package tekton
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"regexp"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/tektoncd/pipeline/pkg/apis/pipeline/pod"
+	pipelinev1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/validation"
+
+	"github.com/boomerang-io/flow-tekton-handler/internal/config"
+	"github.com/boomerang-io/flow-tekton-handler/internal/contract"
+)
+
+// Options is everything the builders take from configuration.
+type Options struct {
+	Prefix, Instance, Namespace string
+	DefaultTimeout              time.Duration
+	ImagePullPolicy             corev1.PullPolicy
+	ImagePullSecret             string
+	ServiceAccount              string
+	NodeSelector                map[string]string
+	Tolerations                 []corev1.Toleration
+	HostAliases                 []corev1.HostAlias
+	// DataMemory allows /data in memory for tasks whose param
+	// worker.storage.data.memory is true.
+	DataMemory                        bool
+	ProxyHost, ProxyPort, ProxyIgnore string
+	StorageClass                      string
+	StorageSize                       resource.Quantity
+	StorageAccessMode                 corev1.PersistentVolumeAccessMode
+	DeletionPolicy                    string
+}
+
+// OptionsFrom takes the builders' options from a validated Config.
+func OptionsFrom(c config.Config) Options {
+	size, err := resource.ParseQuantity(c.StorageSize)
+	if err != nil {
+		size = resource.MustParse("1Gi")
+	}
+	return Options{
+		Prefix: c.ProductPrefix, Instance: c.Instance, Namespace: c.Namespace,
+		DefaultTimeout: c.DefaultTimeout, ImagePullPolicy: corev1.PullPolicy(c.ImagePullPolicy),
+		ImagePullSecret: c.ImagePullSecret, ServiceAccount: c.ServiceAccount,
+		NodeSelector: c.NodeSelector, Tolerations: c.Tolerations, HostAliases: c.HostAliases,
+		DataMemory: c.DataMemory, ProxyHost: c.ProxyHost, ProxyPort: c.ProxyPort, ProxyIgnore: c.ProxyIgnore,
+		StorageClass: c.StorageClass, StorageSize: size,
+		StorageAccessMode: corev1.PersistentVolumeAccessMode(c.StorageAccessMode),
+		DeletionPolicy:    c.DeletionPolicy,
+	}
+}
+
+// hashLen is how many hex characters of sha256 a shortened name keeps.
+const hashLen = 10
+
+// Name returns "<prefix>-<kind>-<id>" when that is a DNS-1123 label of at
+// most 63 characters. Otherwise it sanitises and truncates it and appends a
+// short sha256 of the full identity, so that different identities keep
+// different names. The result is always a valid DNS-1123 label.
+func Name(prefix, kind, id string) string {
+	full := prefix + "-" + kind + "-" + id
+	if len(validation.IsDNS1123Label(full)) == 0 {
+		return full
+	}
+	sum := sha256.Sum256([]byte(full))
+	hash := hex.EncodeToString(sum[:])[:hashLen]
+	clean := sanitize(full)
+	if max := validation.DNS1123LabelMaxLength - hashLen - 1; len(clean) > max {
+		clean = strings.TrimRight(clean[:max], "-")
+	}
+	if clean == "" {
+		return "x-" + hash
+	}
+	return clean + "-" + hash
+}
+
+// sanitize lower-cases s and keeps [a-z0-9-], collapsing other runs to one
+// dash and trimming dashes at both ends.
+func sanitize(s string) string {
+	var b strings.Builder
+	dash := false
+	for _, r := range strings.ToLower(s) {
+		if (r >= 'a' && r <= 'z') || (r >= '0' && r <= '9') {
+			b.WriteRune(r)
+			dash = false
+		} else if !dash && b.Len() > 0 {
+			b.WriteByte('-')
+			dash = true
+		}
+	}
+	return strings.Trim(b.String(), "-")
+}
+
+// TaskRunName is the TaskRun's name for an Engine taskrun id.
+func TaskRunName(prefix, id string) string { return Name(prefix, "task", id) }
+
+// ConfigMapName is the params ConfigMap's name for an Engine taskrun id.
+func ConfigMapName(prefix, id string) string { return Name(prefix, "cfg", id) }
+
+// PVCName is the workspace claim's name for a scope and its reference.
+func PVCName(prefix, scope, ref string) string { return Name(prefix, "pvc-"+scope, ref) }
+
+// LabelValue returns v when it is a valid label value, else a sanitised,
+// truncated form with a short hash of v.
+func LabelValue(v string) string {
+	if len(validation.IsValidLabelValue(v)) == 0 {
+		return v
+	}
+	sum := sha256.Sum256([]byte(v))
+	hash := hex.EncodeToString(sum[:])[:hashLen]
+	clean := strings.Trim(labelChars.ReplaceAllString(v, "-"), "-_.")
+	if max := validation.LabelValueMaxLength - hashLen - 1; len(clean) > max {
+		clean = strings.TrimRight(clean[:max], "-_.")
+	}
+	if clean == "" {
+		return hash
+	}
+	return clean + "-" + hash
+}
+
+var labelChars = regexp.MustCompile(`[^A-Za-z0-9_.-]+`)
+
+// Claim is an existing workspace claim to attach to a TaskRun.
+type Claim struct {
+	Scope, ClaimName, MountPath string
+}
+
+// Task is what a taskrun event becomes.
+type Task struct {
+	TaskRun   *pipelinev1.TaskRun
+	ConfigMap *corev1.ConfigMap
+	// Dropped notes what of the event was left out as invalid, for logs.
+	Dropped []string
+}
+
+// ErrUnbuildable marks a task the Engine can identify but that cannot run.
+var ErrUnbuildable = errors.New("task cannot be built")
+
+// BuildError says why a task cannot be built, with a code for the Engine.
+type BuildError struct{ Code, Message string }
+
+func (e *BuildError) Error() string { return e.Code + ": " + e.Message }
+
+// Is reports whether target is ErrUnbuildable.
+func (e *BuildError) Is(target error) bool { return target == ErrUnbuildable }
+
+// dataMemoryParam is the task param that asks for /data in memory.
+const dataMemoryParam = "worker.storage.data.memory"
+
+// Volume and mount names and paths.
+func (o Options) dataVolume() string   { return o.Prefix + "-vol-data" }
+func (o Options) paramsVolume() string { return o.Prefix + "-vol-params" }
+func (o Options) workspace(scope string) string {
+	return o.Prefix + "-vol-ws-" + strings.ToLower(scope)
+}
+
+// baseLabels are on every object we create.
+func (o Options) baseLabels(tier string) map[string]string {
+	return map[string]string{
+		contract.LabelName:      o.Prefix,
+		contract.LabelInstance:  o.Instance,
+		contract.LabelManagedBy: contract.ManagedBy,
+		contract.LabelPartOf:    o.Prefix,
+		contract.LabelProduct:   o.Prefix,
+		contract.LabelTier:      tier,
+	}
+}
+
+// addRef sets a system label from an Engine reference when non-empty.
+func addRef(labels map[string]string, key, ref string) {
+	if ref != "" {
+		labels[key] = LabelValue(ref)
+	}
+}
+
+// mergeLabels adds valid Engine labels that do not override ours and
+// returns notes on the ones it dropped.
+func mergeLabels(dst, engine map[string]string) []string {
+	var dropped []string
+	keys := make([]string, 0, len(engine))
+	for k := range engine {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		v := engine[k]
+		switch {
+		case len(validation.IsQualifiedName(k)) > 0:
+			dropped = append(dropped, fmt.Sprintf("label %q: invalid key", k))
+		case len(validation.IsValidLabelValue(v)) > 0:
+			dropped = append(dropped, fmt.Sprintf("label %q: invalid value", k))
+		case dst[k] != "" || strings.HasPrefix(k, "boomerang.io/") || strings.HasPrefix(k, "app.kubernetes.io/") || strings.HasPrefix(k, "tekton.dev/"):
+			dropped = append(dropped, fmt.Sprintf("label %q: reserved", k))
+		default:
+			dst[k] = v
+		}
+	}
+	return dropped
+}
+
+// selector renders labels as a selector, keys sorted.
+func selector(labels map[string]string, keys ...string) string {
+	parts := make([]string, 0, len(keys))
+	for _, k := range keys {
+		if v, ok := labels[k]; ok {
+			parts = append(parts, k+"="+v)
+		}
+	}
+	return strings.Join(parts, ",")
+}
+
+// taskMeta returns the labels and annotations of a task's objects.
+func taskMeta(t *contract.TaskRun, o Options) (map[string]string, map[string]string, []string) {
+	labels := o.baseLabels(contract.TierTask)
+	addRef(labels, contract.LabelWorkflowRef, t.WorkflowRef)
+	addRef(labels, contract.LabelWorkflowRun, t.WorkflowRunRef)
+	addRef(labels, contract.LabelTaskRunRef, t.ID)
+	addRef(labels, contract.LabelTaskRef, t.TaskRef)
+	system := selector(labels, contract.LabelProduct, contract.LabelTier, contract.LabelWorkflowRef, contract.LabelWorkflowRun, contract.LabelTaskRunRef)
+	dropped := mergeLabels(labels, t.Labels)
+	annotations := map[string]string{contract.AnnotationSelector: system}
+	if t.WorkflowRef != "" {
+		annotations[contract.AnnotationWorkflowRef] = t.WorkflowRef
+	}
+	return labels, annotations, dropped
+}
+
+// DeletionPolicy returns the task's own valid policy, else the default.
+func DeletionPolicy(t *contract.TaskRun, o Options) string {
+	for _, p := range []string{config.DeletionNever, config.DeletionOnSuccess, config.DeletionAlways} {
+		if strings.EqualFold(t.Spec.Deletion, p) {
+			return p
+		}
+	}
+	return o.DeletionPolicy
+}
+
+var (
+	// paramName is Tekton's rule for parameter names.
+	paramName = regexp.MustCompile(`^[a-zA-Z_][a-zA-Z0-9_.-]*$`)
+	// resultName is Tekton's rule for result names.
+	resultName = regexp.MustCompile(`^[a-zA-Z0-9]([-_a-zA-Z0-9]*[a-zA-Z0-9])?$`)
+	// traceparentRe is a W3C trace context header.
+	traceparentRe = regexp.MustCompile(`^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$`)
+)
+
+// reservedEnv are set by the builder; the event cannot replace them.
+var reservedEnv = map[string]bool{"DEBUG": true, "CI": true, "PROXY_HOST": true, "PROXY_PORT": true,
+	"HTTP_PROXY": true, "HTTPS_PROXY": true, "http_proxy": true, "https_proxy": true, "NO_PROXY": true, "no_proxy": true, "use_proxy": true}
+
+// BuildTask builds the TaskRun and its params ConfigMap for a taskrun
+// event, attaching the given workspace claims. A task that cannot run is a
+// *BuildError.
+func BuildTask(t *contract.TaskRun, claims []Claim, traceparent string, o Options) (*Task, error) {
+	if strings.TrimSpace(t.Spec.Image) == "" {
+		return nil, &BuildError{Code: "NO_TASK_IMAGE", Message: "spec.image is required"}
+	}
+	labels, annotations, dropped := taskMeta(t, o)
+
+	// Params: one string param and one ConfigMap key each; the last of a
+	// repeated name wins.
+	values := map[string]string{}
+	var order []string
+	for _, p := range t.Params {
+		switch {
+		case !paramName.MatchString(p.Name):
+			dropped = append(dropped, fmt.Sprintf("param %q: invalid name", p.Name))
+			continue
+		case len(validation.IsConfigMapKey(p.Name)) > 0:
+			dropped = append(dropped, fmt.Sprintf("param %q: invalid ConfigMap key", p.Name))
+			continue
+		}
+		if _, seen := values[p.Name]; !seen {
+			order = append(order, p.Name)
+		}
+		values[p.Name] = contract.ParamString(p.Value)
+	}
+	var specParams []pipelinev1.ParamSpec
+	var runParams pipelinev1.Params
+	for _, n := range order {
+		specParams = append(specParams, pipelinev1.ParamSpec{Name: n, Type: pipelinev1.ParamTypeString})
+		runParams = append(runParams, pipelinev1.Param{Name: n, Value: *pipelinev1.NewStructuredValues(values[n])})
+	}
+
+	var results []pipelinev1.TaskResult
+	seenResult := map[string]bool{}
+	for _, r := range t.Results {
+		if !resultName.MatchString(r.Name) || seenResult[r.Name] {
+			dropped = append(dropped, fmt.Sprintf("result %q: invalid or repeated name", r.Name))
+			continue
+		}
+		seenResult[r.Name] = true
+		results = append(results, pipelinev1.TaskResult{Name: r.Name, Type: pipelinev1.ResultsTypeString, Description: r.Description})
+	}
+
+	env := proxyEnv(o)
+	env = append(env, corev1.EnvVar{Name: "DEBUG", Value: fmt.Sprint(t.Spec.Debug)}, corev1.EnvVar{Name: "CI", Value: "true"})
+	for _, e := range t.Spec.Envs {
+		switch {
+		case len(validation.IsEnvVarName(e.Name)) > 0:
+			dropped = append(dropped, fmt.Sprintf("env %q: invalid name", e.Name))
+		case reservedEnv[e.Name]:
+			dropped = append(dropped, fmt.Sprintf("env %q: reserved", e.Name))
+		default:
+			env = append(env, corev1.EnvVar{Name: e.Name, Value: e.Value})
+		}
+	}
+
+	data := corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}
+	if o.DataMemory && (values[dataMemoryParam] == "true") {
+		data.EmptyDir.Medium = corev1.StorageMediumMemory
+	}
+	cmName := ConfigMapName(o.Prefix, t.ID)
+	step := pipelinev1.Step{
+		Name:            "task",
+		Image:           t.Spec.Image,
+		Args:            t.Spec.Arguments,
+		WorkingDir:      t.Spec.WorkingDir,
+		ImagePullPolicy: o.ImagePullPolicy,
+		Env:             env,
+		VolumeMounts: []corev1.VolumeMount{
+			{Name: o.dataVolume(), MountPath: "/data"},
+			{Name: o.paramsVolume(), MountPath: "/params"},
+		},
+	}
+	if strings.TrimSpace(t.Spec.Script) != "" {
+		step.Script = t.Spec.Script
+	} else if len(t.Spec.Command) > 0 {
+		step.Command = t.Spec.Command
+	}
+	spec := &pipelinev1.TaskSpec{
+		Params:  specParams,
+		Results: results,
+		Steps:   []pipelinev1.Step{step},
+		Volumes: []corev1.Volume{
+			{Name: o.dataVolume(), VolumeSource: data},
+			{Name: o.paramsVolume(), VolumeSource: corev1.VolumeSource{Projected: &corev1.ProjectedVolumeSource{
+				Sources: []corev1.VolumeProjection{{ConfigMap: &corev1.ConfigMapProjection{LocalObjectReference: corev1.LocalObjectReference{Name: cmName}}}},
+			}}},
+		},
+	}
+
+	var bindings []pipelinev1.WorkspaceBinding
+	seenScope := map[string]bool{}
+	for _, c := range claims {
+		scope := strings.ToLower(c.Scope)
+		if c.ClaimName == "" || seenScope[scope] || (scope != contract.ScopeWorkflow && scope != contract.ScopeWorkflowRun) {
+			continue
+		}
+		seenScope[scope] = true
+		mount := c.MountPath
+		for _, w := range t.Workspaces {
+			if strings.EqualFold(w.Type, scope) && w.MountPath != "" {
+				mount = w.MountPath
+			}
+		}
+		if mount == "" {
+			mount = "/workspace/" + scope
+		}
+		name := o.workspace(scope)
+		spec.Workspaces = append(spec.Workspaces, pipelinev1.WorkspaceDeclaration{Name: name, MountPath: mount})
+		bindings = append(bindings, pipelinev1.WorkspaceBinding{Name: name,
+			PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: c.ClaimName}})
+	}
+
+	trAnnotations := map[string]string{contract.AnnotationDeletion: DeletionPolicy(t, o)}
+	for k, v := range annotations {
+		trAnnotations[k] = v
+	}
+	if traceparentRe.MatchString(traceparent) {
+		trAnnotations[contract.AnnotationSpanContext] = `{"traceparent":"` + traceparent + `"}`
+	} else if traceparent != "" {
+		dropped = append(dropped, "traceparent: malformed")
+	}
+	timeout := o.DefaultTimeout
+	if t.Timeout > 0 {
+		timeout = time.Duration(t.Timeout) * time.Minute
+	}
+
+	tr := &pipelinev1.TaskRun{
+		TypeMeta: metav1.TypeMeta{APIVersion: pipelinev1.SchemeGroupVersion.String(), Kind: "TaskRun"},
+		ObjectMeta: metav1.ObjectMeta{
+			Name: TaskRunName(o.Prefix, t.ID), Namespace: o.Namespace,
+			Labels: labels, Annotations: trAnnotations,
+		},
+		Spec: pipelinev1.TaskRunSpec{
+			Params:             runParams,
+			TaskSpec:           spec,
+			Workspaces:         bindings,
+			Timeout:            &metav1.Duration{Duration: timeout},
+			ServiceAccountName: o.ServiceAccount,
+			PodTemplate:        podTemplate(o),
+		},
+	}
+	cmLabels := make(map[string]string, len(labels))
+	for k, v := range labels {
+		cmLabels[k] = v
+	}
+	cm := &corev1.ConfigMap{
+		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "ConfigMap"},
+		ObjectMeta: metav1.ObjectMeta{Name: cmName, Namespace: o.Namespace, Labels: cmLabels, Annotations: annotations},
+		Data:       values,
+	}
+	return &Task{TaskRun: tr, ConfigMap: cm, Dropped: dropped}, nil
+}
+
+// proxyEnv returns the proxy variables when a proxy is configured.
+func proxyEnv(o Options) []corev1.EnvVar {
+	if o.ProxyHost == "" {
+		return nil
+	}
+	url := "http://" + o.ProxyHost + ":" + o.ProxyPort
+	return []corev1.EnvVar{
+		{Name: "PROXY_HOST", Value: o.ProxyHost}, {Name: "PROXY_PORT", Value: o.ProxyPort},
+		{Name: "HTTP_PROXY", Value: url}, {Name: "HTTPS_PROXY", Value: url},
+		{Name: "http_proxy", Value: url}, {Name: "https_proxy", Value: url},
+		{Name: "NO_PROXY", Value: o.ProxyIgnore}, {Name: "no_proxy", Value: o.ProxyIgnore},
+		{Name: "use_proxy", Value: "on"},
+	}
+}
+
+// podTemplate returns the pod settings from configuration, nil when none.
+func podTemplate(o Options) *pod.PodTemplate {
+	if len(o.NodeSelector) == 0 && len(o.Tolerations) == 0 && len(o.HostAliases) == 0 && o.ImagePullSecret == "" {
+		return nil
+	}
+	pt := &pod.PodTemplate{NodeSelector: o.NodeSelector, Tolerations: o.Tolerations, HostAliases: o.HostAliases}
+	if o.ImagePullSecret != "" {
+		pt.ImagePullSecrets = []corev1.LocalObjectReference{{Name: o.ImagePullSecret}}
+	}
+	return pt
+}
+
+// SetOwner makes tr the controller owner of cm, so Kubernetes deletes the
+// ConfigMap with its TaskRun.
+func SetOwner(cm *corev1.ConfigMap, tr *pipelinev1.TaskRun) {
+	controller := true
+	cm.OwnerReferences = []metav1.OwnerReference{{
+		APIVersion: pipelinev1.SchemeGroupVersion.String(), Kind: "TaskRun",
+		Name: tr.Name, UID: tr.UID, Controller: &controller,
+	}}
+}

@@ -1,0 +1,146 @@
+package deploy
+
+import (
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+)
+
+// root is the repository root, seen from this package's directory.
+var root = filepath.Join("..", "..")
+
+var (
+	handlerFuncYAML = filepath.Join(root, "func.yaml")
+	sinkFuncYAML    = filepath.Join(root, "function", "sink", "func.yaml")
+)
+
+func mustLoadFunction(t *testing.T, path string) Function {
+	t.Helper()
+	f, err := LoadFunction(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+func TestFunctionInvariants(t *testing.T) {
+	t.Parallel()
+	handler := mustLoadFunction(t, handlerFuncYAML)
+	sink := mustLoadFunction(t, sinkFuncYAML)
+
+	type want struct {
+		name, function, serviceAccount string
+	}
+	for _, tc := range []struct {
+		file string
+		f    Function
+		want want
+	}{
+		{handlerFuncYAML, handler, want{"flow-tekton-handler", "handler", "flow-tekton-handler"}},
+		{sinkFuncYAML, sink, want{"flow-tekton-sink", "sink", "flow-tekton-sink"}},
+	} {
+		t.Run(tc.want.function, func(t *testing.T) {
+			t.Parallel()
+			f := tc.f
+			if f.Name != tc.want.name {
+				t.Errorf("%s: name = %q, want %q", tc.file, f.Name, tc.want.name)
+			}
+			if f.Runtime != "go" || f.Invoke != "cloudevent" {
+				t.Errorf("%s: runtime/invoke = %q/%q, want go/cloudevent", tc.file, f.Runtime, f.Invoke)
+			}
+			if f.Build == nil || f.Build.Builder != "host" {
+				t.Errorf("%s: build.builder must be host", tc.file)
+			}
+			if v, _ := f.Env("FUNCTION"); v != tc.want.function {
+				t.Errorf("%s: FUNCTION = %q, want %q", tc.file, v, tc.want.function)
+			}
+			if f.Deploy == nil {
+				t.Fatalf("%s: no deploy section", tc.file)
+			}
+			if f.Deploy.ServiceAccountName != tc.want.serviceAccount {
+				t.Errorf("%s: serviceAccountName = %q, want %q", tc.file, f.Deploy.ServiceAccountName, tc.want.serviceAccount)
+			}
+			if o := f.Deploy.Options; o == nil || o.Scale == nil || o.Scale.Min == nil || *o.Scale.Min != 0 {
+				t.Errorf("%s: deploy.options.scale.min must be 0 (scale to zero)", tc.file)
+			}
+			if o := f.Deploy.Options; o == nil || o.Scale == nil || o.Scale.Max == nil || *o.Scale.Max < 1 {
+				t.Errorf("%s: deploy.options.scale.max must be set", tc.file)
+			}
+			if o := f.Deploy.Options; o == nil || o.Resources == nil || o.Resources.Requests == nil || o.Resources.Limits == nil ||
+				o.Resources.Limits.Memory == nil || o.Resources.Limits.Concurrency == nil || *o.Resources.Limits.Concurrency < 1 {
+				t.Errorf("%s: deploy.options.resources needs requests, a memory limit and a concurrency", tc.file)
+			}
+			if f.Image != "" || f.Deploy.Image != "" || f.Namespace != "" || f.Deploy.Namespace != "" {
+				t.Errorf("%s: image and namespace are chosen at deploy time, not committed", tc.file)
+			}
+			if got := f.ImportedConfigMaps(); !slices.Equal(got, []string{"flow-tekton-handler"}) {
+				t.Errorf("%s: imported ConfigMaps = %q, want the settings ConfigMap", tc.file, got)
+			}
+			if got := f.ImportedSecrets(); !slices.Equal(got, []string{"flow-tekton-engine"}) {
+				t.Errorf("%s: imported Secrets = %q, want flow-tekton-engine", tc.file, got)
+			}
+		})
+	}
+
+	if handler.Runtime != sink.Runtime || handler.Invoke != sink.Invoke {
+		t.Errorf("runtime/invoke differ: handler %s/%s, sink %s/%s", handler.Runtime, handler.Invoke, sink.Runtime, sink.Invoke)
+	}
+	if handler.Deploy.ServiceAccountName == sink.Deploy.ServiceAccountName {
+		t.Errorf("handler and sink share ServiceAccount %q; each needs its own Role", sink.Deploy.ServiceAccountName)
+	}
+	// The sink is not a build root: func drops replace lines and needs go.mod
+	// next to func.yaml, so a go.mod here would make a second module.
+	if _, err := os.Stat(filepath.Join(filepath.Dir(sinkFuncYAML), "go.mod")); err == nil {
+		t.Errorf("%s has a go.mod beside it; the sink must deploy the root's image", sinkFuncYAML)
+	}
+}
+
+// TestDecodeFunctionRejects mutates the real handler func.yaml and expects
+// every mistake to be caught.
+func TestDecodeFunctionRejects(t *testing.T) {
+	t.Parallel()
+	valid, err := os.ReadFile(handlerFuncYAML)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := DecodeFunction(valid); err != nil {
+		t.Fatalf("the valid file fails: %v", err)
+	}
+	for _, tc := range []struct {
+		name, old, new string
+	}{
+		{"misspelt top-level field", "runtime: go", "runtme: go"},
+		{"misspelt deploy field", "serviceAccountName:", "servicAccountName:"},
+		{"misspelt options field", "concurrency: 50", "concurency: 50"},
+		{"field in the wrong section", "  builder: host", "  builder: host\n  serviceAccountName: x"},
+		{"invoke not in enum", "invoke: cloudevent", "invoke: cloudevents"},
+		{"unknown builder", "builder: host", "builder: hots"},
+		{"negative min scale", "min: 0", "min: -1"},
+		{"min above max", "min: 0", "min: 11"},
+		{"quantity not a quantity", "memory: 64Mi", "memory: 64 megs"},
+		{"env source in wrong case", "{{ configMap:flow-tekton-handler }}", "{{ configmap:flow-tekton-handler }}"},
+		{"named env with a whole-object source", "  - name: FUNCTION\n    value: handler", "  - name: FUNCTION\n    value: '{{ secret:x }}'"},
+		{"duplicate env name", "  - name: FUNCTION\n    value: handler", "  - name: FUNCTION\n    value: handler\n  - name: FUNCTION\n    value: sink"},
+		{"missing created", "created: 2026-11-25T00:00:00Z\n", ""},
+		{"missing specVersion", "specVersion: 0.36.0\n", ""},
+		{"invalid name", "name: flow-tekton-handler", "name: Flow_Tekton"},
+		{"invalid label key", "key: app.kubernetes.io/component", "key: -bad"},
+		{"string where an integer belongs", "max: 10", "max: ten"},
+		{"duplicate key", "runtime: go", "runtime: go\nruntime: go"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			if !strings.Contains(string(valid), tc.old) {
+				t.Fatalf("func.yaml no longer contains %q; update the case", tc.old)
+			}
+			mutated := strings.Replace(string(valid), tc.old, tc.new, 1)
+			if _, err := DecodeFunction([]byte(mutated)); err == nil {
+				t.Errorf("replacing %q by %q was accepted", tc.old, tc.new)
+			} else {
+				t.Logf("rejected: %v", err)
+			}
+		})
+	}
+}

@@ -1,0 +1,272 @@
+//go:build e2e
+
+package deploy
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	pipelinev1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
+	tektonclient "github.com/tektoncd/pipeline/pkg/client/clientset/versioned"
+	authenticationv1 "k8s.io/api/authentication/v1"
+	authorizationv1 "k8s.io/api/authorization/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+)
+
+// access is one (verb, group, resource) a ServiceAccount may use.
+type access struct{ verb, group, resource string }
+
+func (a access) String() string {
+	g := a.group
+	if g == "" {
+		g = "core"
+	}
+	return a.verb + " " + g + "/" + a.resource
+}
+
+// allowed is exactly what each function may do in its namespace: what the
+// code calls (internal/kube and its callers). Everything else in the matrix
+// below must be denied.
+var allowed = map[string][]access{
+	"flow-tekton-handler": {
+		{"create", "tekton.dev", "taskruns"},
+		{"get", "tekton.dev", "taskruns"},
+		{"patch", "tekton.dev", "taskruns"}, // cancel
+		{"create", "", "configmaps"},
+		{"get", "", "configmaps"},
+		{"create", "", "persistentvolumeclaims"},
+		{"get", "", "persistentvolumeclaims"},
+		{"list", "", "persistentvolumeclaims"},
+		{"delete", "", "persistentvolumeclaims"},
+	},
+	"flow-tekton-sink": {
+		{"get", "tekton.dev", "taskruns"},
+		{"list", "tekton.dev", "taskruns"},   // sweep
+		{"patch", "tekton.dev", "taskruns"},  // reported mark
+		{"delete", "tekton.dev", "taskruns"}, // deletion policy
+		{"delete", "", "configmaps"},         // the params ConfigMap, with its TaskRun
+	},
+}
+
+// matrix is every verb on every resource either function could plausibly
+// be given.
+func matrix() []access {
+	verbs := []string{"get", "list", "watch", "create", "update", "patch", "delete", "deletecollection"}
+	resources := []struct{ group, resource string }{
+		{"tekton.dev", "taskruns"},
+		{"tekton.dev", "taskruns/status"},
+		{"tekton.dev", "pipelineruns"},
+		{"tekton.dev", "tasks"},
+		{"", "configmaps"},
+		{"", "persistentvolumeclaims"},
+		{"", "persistentvolumes"},
+		{"", "secrets"},
+		{"", "pods"},
+		{"", "pods/log"},
+		{"", "serviceaccounts"},
+		{"", "serviceaccounts/token"},
+		{"", "events"},
+		{"rbac.authorization.k8s.io", "roles"},
+		{"rbac.authorization.k8s.io", "rolebindings"},
+	}
+	var m []access
+	for _, r := range resources {
+		for _, v := range verbs {
+			m = append(m, access{v, r.group, r.resource})
+		}
+	}
+	return m
+}
+
+// sar asks the API server whether the ServiceAccount may do a in namespace
+// ns ("" = cluster-wide).
+func sar(ctx context.Context, kube kubernetes.Interface, saNamespace, sa, ns string, a access) (bool, error) {
+	resource, sub, _ := strings.Cut(a.resource, "/")
+	r, err := kube.AuthorizationV1().SubjectAccessReviews().Create(ctx, &authorizationv1.SubjectAccessReview{
+		Spec: authorizationv1.SubjectAccessReviewSpec{
+			User:   "system:serviceaccount:" + saNamespace + ":" + sa,
+			Groups: []string{"system:serviceaccounts", "system:serviceaccounts:" + saNamespace, "system:authenticated"},
+			ResourceAttributes: &authorizationv1.ResourceAttributes{
+				Namespace: ns, Verb: a.verb, Group: a.group, Resource: resource, Subresource: sub,
+			},
+		},
+	}, metav1.CreateOptions{})
+	if err != nil {
+		return false, fmt.Errorf("subjectaccessreview %s: %w", a, err)
+	}
+	return r.Status.Allowed, nil
+}
+
+// applyRBAC applies the ServiceAccounts, Roles and RoleBindings of config/
+// into ns, for real.
+func applyRBAC(ctx context.Context, t *testing.T, e env, ns string) {
+	t.Helper()
+	out, err := Kustomize(ctx, e.kubectl, configDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	docs, err := SplitDocuments(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rbac []Document
+	for _, d := range docs {
+		switch d.Kind {
+		case "ServiceAccount", "Role", "RoleBinding", "ClusterRole", "ClusterRoleBinding":
+			rbac = append(rbac, d)
+		}
+	}
+	if len(rbac) != 6 {
+		t.Fatalf("config/ has %d RBAC objects, want 2 ServiceAccounts, 2 Roles, 2 RoleBindings", len(rbac))
+	}
+	if _, err := e.run(ctx, JoinDocuments(rbac), "apply", "-n", ns, "-f", "-"); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestRBAC applies config/'s RBAC to a namespace and asks the API server,
+// for each ServiceAccount, every verb on every resource of the matrix, in
+// its namespace, in another namespace and cluster-wide.
+func TestRBAC(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	ns := e.c.Namespace(t)
+	other := e.c.Namespace(t)
+	applyRBAC(ctx, t, e, ns)
+	cfg := e.c.RESTConfig()
+	cfg.QPS, cfg.Burst = 1000, 1000 // about a thousand reviews
+	kube, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	for _, sa := range []string{"flow-tekton-handler", "flow-tekton-sink", "default"} {
+		want := map[access]bool{}
+		for _, a := range allowed[sa] {
+			want[a] = true
+		}
+		for _, a := range matrix() {
+			for _, where := range []struct{ label, ns string }{{"own namespace", ns}, {"other namespace", other}, {"cluster-wide", ""}} {
+				wantAllowed := want[a] && where.ns == ns
+				got, err := sar(ctx, kube, ns, sa, where.ns, a)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if got != wantAllowed {
+					t.Errorf("%s: %s in %s: allowed=%v, want %v", sa, a, where.label, got, wantAllowed)
+				}
+			}
+		}
+		// Every allowed row is in the matrix, so none goes unchecked.
+		for _, a := range allowed[sa] {
+			if !containsAccess(matrix(), a) {
+				t.Errorf("%s: allowed %s is not in the matrix", sa, a)
+			}
+		}
+	}
+}
+
+func containsAccess(m []access, a access) bool {
+	for _, x := range m {
+		if x == a {
+			return true
+		}
+	}
+	return false
+}
+
+// TestRBACWithTokens repeats a few rows as the ServiceAccounts themselves,
+// with tokens from the TokenRequest API: authentication, the RoleBinding's
+// subject (no namespace: the binding's own) and authorization together.
+func TestRBACWithTokens(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	ns := e.c.Namespace(t)
+	applyRBAC(ctx, t, e, ns)
+	admin, err := kubernetes.NewForConfig(e.c.RESTConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	clients := map[string]*rest.Config{}
+	for _, sa := range []string{"flow-tekton-handler", "flow-tekton-sink"} {
+		tok, err := admin.CoreV1().ServiceAccounts(ns).CreateToken(ctx, sa, &authenticationv1.TokenRequest{
+			Spec: authenticationv1.TokenRequestSpec{ExpirationSeconds: ptr(int64(600))},
+		}, metav1.CreateOptions{})
+		if err != nil {
+			t.Fatalf("token for %s: %v", sa, err)
+		}
+		cfg := rest.AnonymousClientConfig(e.c.RESTConfig())
+		cfg.BearerToken = tok.Status.Token
+		clients[sa] = cfg
+	}
+
+	taskRun := &pipelinev1.TaskRun{
+		ObjectMeta: metav1.ObjectMeta{Name: "rbac-probe"},
+		Spec: pipelinev1.TaskRunSpec{TaskSpec: &pipelinev1.TaskSpec{
+			Steps: []pipelinev1.Step{{Name: "probe", Image: "busybox", Script: "true"}},
+		}},
+	}
+	dry := []string{metav1.DryRunAll}
+	for _, tc := range []struct {
+		sa, name string
+		call     func(context.Context, kubernetes.Interface, tektonclient.Interface) error
+		allowed  bool
+	}{
+		{"flow-tekton-handler", "create taskrun", func(ctx context.Context, _ kubernetes.Interface, tk tektonclient.Interface) error {
+			_, err := tk.TektonV1().TaskRuns(ns).Create(ctx, taskRun, metav1.CreateOptions{DryRun: dry})
+			return err
+		}, true},
+		{"flow-tekton-handler", "list pvcs", func(ctx context.Context, k kubernetes.Interface, _ tektonclient.Interface) error {
+			_, err := k.CoreV1().PersistentVolumeClaims(ns).List(ctx, metav1.ListOptions{})
+			return err
+		}, true},
+		{"flow-tekton-handler", "get secret", func(ctx context.Context, k kubernetes.Interface, _ tektonclient.Interface) error {
+			_, err := k.CoreV1().Secrets(ns).Get(ctx, "flow-tekton-engine", metav1.GetOptions{})
+			return err
+		}, false},
+		{"flow-tekton-handler", "delete taskrun", func(ctx context.Context, _ kubernetes.Interface, tk tektonclient.Interface) error {
+			return tk.TektonV1().TaskRuns(ns).Delete(ctx, "rbac-probe", metav1.DeleteOptions{DryRun: dry})
+		}, false},
+		{"flow-tekton-sink", "list taskruns", func(ctx context.Context, _ kubernetes.Interface, tk tektonclient.Interface) error {
+			_, err := tk.TektonV1().TaskRuns(ns).List(ctx, metav1.ListOptions{})
+			return err
+		}, true},
+		{"flow-tekton-sink", "create taskrun", func(ctx context.Context, _ kubernetes.Interface, tk tektonclient.Interface) error {
+			_, err := tk.TektonV1().TaskRuns(ns).Create(ctx, taskRun, metav1.CreateOptions{DryRun: dry})
+			return err
+		}, false},
+		{"flow-tekton-sink", "list taskruns cluster-wide", func(ctx context.Context, _ kubernetes.Interface, tk tektonclient.Interface) error {
+			_, err := tk.TektonV1().TaskRuns("").List(ctx, metav1.ListOptions{})
+			return err
+		}, false},
+	} {
+		t.Run(tc.sa+" "+tc.name, func(t *testing.T) {
+			cfg := clients[tc.sa]
+			k, err := kubernetes.NewForConfig(cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			tk, err := tektonclient.NewForConfig(cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			err = tc.call(ctx, k, tk)
+			switch {
+			case tc.allowed && err != nil:
+				t.Errorf("%s may %s, got %v", tc.sa, tc.name, err)
+			case !tc.allowed && !apierrors.IsForbidden(err):
+				t.Errorf("%s may not %s, got %v (want Forbidden)", tc.sa, tc.name, err)
+			}
+		})
+	}
+}

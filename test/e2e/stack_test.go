@@ -1,0 +1,265 @@
+//go:build e2e
+
+// Package e2e runs bin/handler and bin/sink as real processes against the
+// embedded control plane (real kube-apiserver, Tekton controller and events
+// controller, kwok nodes) with a recording Engine.
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	pipelinev1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
+	"github.com/tektoncd/pipeline/pkg/client/clientset/versioned"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"knative.dev/pkg/apis"
+
+	"github.com/boomerang-io/flow-tekton-handler/test/cluster"
+	"github.com/boomerang-io/flow-tekton-handler/test/enginestub"
+	"github.com/boomerang-io/flow-tekton-handler/test/fnproc"
+	"github.com/boomerang-io/flow-tekton-handler/test/funcbuild"
+)
+
+// binDir holds bin/handler and bin/sink built for this test binary.
+var binDir string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "e2e-bin-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	binDir = dir
+	if os.Getenv(cluster.SkipEnv) != "1" {
+		// The functions are built exactly as func's Go builder builds them.
+		if err := funcbuild.Build(context.Background(), filepath.Join("..", ".."), filepath.Join(dir, "handler")); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		if err := os.Link(filepath.Join(dir, "handler"), filepath.Join(dir, "sink")); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+	}
+	defer os.RemoveAll(dir)
+	cluster.Main(m, cluster.Options{})
+}
+
+var fixtures = filepath.Join("..", "..", "..", "shared", "contract", "fixtures")
+
+// stack is one test's namespace with its Engine stand-in and functions.
+type stack struct {
+	t       *testing.T
+	c       *cluster.Cluster
+	ns      string
+	engine  *enginestub.Server
+	handler *fnproc.Proc
+	sink    *fnproc.Proc
+	kube    kubernetes.Interface
+	tekton  versioned.Interface
+	env     map[string]string
+}
+
+// newStack makes a namespace, an Engine stand-in and the handler; extra env
+// is added to both functions' environment.
+func newStack(t *testing.T, env map[string]string) *stack {
+	t.Helper()
+	c := cluster.ForTest(t)
+	s := &stack{t: t, c: c, ns: c.Namespace(t)}
+	var err error
+	if s.kube, err = kubernetes.NewForConfig(c.RESTConfig()); err != nil {
+		t.Fatal(err)
+	}
+	if s.tekton, err = versioned.NewForConfig(c.RESTConfig()); err != nil {
+		t.Fatal(err)
+	}
+	if s.engine, err = enginestub.Start("127.0.0.1:0"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.engine.Close() })
+	s.env = map[string]string{
+		"KUBECONFIG": c.Kubeconfig(),
+		"NAMESPACE":  s.ns,
+		"ENGINE_URL": s.engine.URL(),
+		"DEBUG":      "true",
+	}
+	for k, v := range env {
+		s.env[k] = v
+	}
+	s.handler = s.start("handler")
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("Engine calls:\n%s", enginestub.Table(s.engine.Calls()))
+		}
+	})
+	return s
+}
+
+// start runs bin/<role> with the stack's environment.
+func (s *stack) start(role string) *fnproc.Proc {
+	s.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	p, err := fnproc.Start(ctx, filepath.Join(binDir, role), s.env)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	s.t.Cleanup(func() {
+		_ = p.Stop(10 * time.Second)
+		if s.t.Failed() {
+			s.t.Logf("%s log:\n%s", role, p.Logs())
+		}
+	})
+	return p
+}
+
+// startSink runs bin/sink and points Tekton's events at it.
+func (s *stack) startSink() *fnproc.Proc {
+	s.t.Helper()
+	s.sink = s.start("sink")
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := s.c.SetEventsSink(ctx, s.sink.URL); err != nil {
+		s.t.Fatal(err)
+	}
+	s.t.Cleanup(func() { _ = s.c.SetEventsSink(context.Background(), "") })
+	return s.sink
+}
+
+// event reads a fixture and applies edits to its data.
+func event(t *testing.T, name string, edit func(data map[string]any)) []byte {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(fixtures, name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if edit == nil {
+		return b
+	}
+	var doc map[string]any
+	if err := json.Unmarshal(b, &doc); err != nil {
+		t.Fatal(err)
+	}
+	edit(doc["data"].(map[string]any))
+	out, err := json.Marshal(doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// withLabels adds Engine labels to a task event's data.
+func withLabels(labels map[string]string) func(map[string]any) {
+	return func(d map[string]any) {
+		l, _ := d["labels"].(map[string]any)
+		if l == nil {
+			l = map[string]any{}
+		}
+		for k, v := range labels {
+			l[k] = v
+		}
+		d["labels"] = l
+	}
+}
+
+// post sends a structured CloudEvent to the handler.
+func (s *stack) post(body []byte) (int, string) {
+	s.t.Helper()
+	resp, err := http.Post(s.handler.URL, "application/cloudevents+json", bytes.NewReader(body))
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+func (s *stack) mustPost(body []byte) {
+	s.t.Helper()
+	if code, msg := s.post(body); code/100 != 2 {
+		s.t.Fatalf("handler answered %d: %s", code, msg)
+	}
+}
+
+// eventually polls check until it returns true, failing after timeout.
+func (s *stack) eventually(timeout time.Duration, what string, check func() (bool, error)) {
+	s.t.Helper()
+	deadline := time.Now().Add(timeout)
+	var lastErr error
+	for time.Now().Before(deadline) {
+		ok, err := check()
+		if ok {
+			return
+		}
+		lastErr = err
+		time.Sleep(50 * time.Millisecond)
+	}
+	s.t.Fatalf("timed out after %s waiting for %s (last error: %v)", timeout, what, lastErr)
+}
+
+func (s *stack) taskRun(name string) (*pipelinev1.TaskRun, error) {
+	return s.tekton.TektonV1().TaskRuns(s.ns).Get(context.Background(), name, metav1.GetOptions{})
+}
+
+func (s *stack) taskRuns() []pipelinev1.TaskRun {
+	s.t.Helper()
+	l, err := s.tekton.TektonV1().TaskRuns(s.ns).List(context.Background(), metav1.ListOptions{})
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	return l.Items
+}
+
+// waitDone waits until the TaskRun has a final Succeeded condition and
+// returns it.
+func (s *stack) waitDone(name string, timeout time.Duration) *pipelinev1.TaskRun {
+	s.t.Helper()
+	var tr *pipelinev1.TaskRun
+	s.eventually(timeout, "taskrun "+name+" to finish", func() (bool, error) {
+		var err error
+		tr, err = s.taskRun(name)
+		if err != nil {
+			return false, err
+		}
+		c := tr.Status.GetCondition(apis.ConditionSucceeded)
+		return c != nil && !c.IsUnknown(), nil
+	})
+	return tr
+}
+
+func condition(tr *pipelinev1.TaskRun) (corev1.ConditionStatus, string, string) {
+	c := tr.Status.GetCondition(apis.ConditionSucceeded)
+	if c == nil {
+		return "", "", ""
+	}
+	return c.Status, c.Reason, c.Message
+}
+
+// calls returns the accepted Engine calls of a kind for id.
+func (s *stack) calls(kind, id string) []enginestub.Call {
+	var out []enginestub.Call
+	for _, c := range s.engine.CallsFor(id) {
+		if c.Kind == kind && c.Status/100 == 2 {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+func (s *stack) noViolations() {
+	s.t.Helper()
+	if v := s.engine.Violations(); len(v) > 0 {
+		s.t.Errorf("Engine contract violations:\n%s", strings.Join(v, "\n"))
+	}
+}

@@ -1,0 +1,447 @@
+// Package enginestub is a stand-in for the Workflow Engine's REST API, used
+// by tests, benchmarks and the demo. It records every callback, checks it
+// against the contract (UPSTREAM.md §3), answers invalid requests the way
+// the Engine does, and can be told to fail or slow down to exercise
+// retries.
+package enginestub
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/boomerang-io/flow-tekton-handler/internal/engine"
+)
+
+// Call kinds.
+const (
+	KindTaskRunStart        = "taskrun-start"
+	KindTaskRunEnd          = "taskrun-end"
+	KindWorkflowRunStart    = "workflowrun-start"
+	KindWorkflowRunFinalize = "workflowrun-finalize"
+)
+
+// maxBody bounds what the stub reads of a request.
+const maxBody = 1 << 20
+
+// Call is one request the stub received.
+type Call struct {
+	Method string
+	// Path is the request path as sent (escaped).
+	Path string
+	// Kind is one of the Kind constants, empty for an unknown path.
+	Kind string
+	// ID is the unescaped TaskRun or WorkflowRun id from the path.
+	ID   string
+	Body json.RawMessage
+	// End is the decoded body of a taskrun-end call, nil otherwise or when
+	// the body does not decode.
+	End *engine.EndRequest
+	// At is when the request arrived.
+	At time.Time
+	// Status is the HTTP status answered; 0 when the client went away
+	// during an injected delay.
+	Status int
+	// Violations lists how the request broke the contract.
+	Violations []string
+}
+
+// Server is a recording Engine. It is safe for concurrent use.
+type Server struct {
+	srv *http.Server
+	url string
+
+	mu       sync.Mutex
+	calls    []Call
+	started  map[string]bool // kind-less key "taskrun/<id>" etc.
+	ended    map[string]bool
+	token    string
+	failN    int
+	failNSt  int
+	failTill time.Time
+	failSt   int
+	delay    time.Duration
+	changed  chan struct{}
+}
+
+// Start listens on addr ("127.0.0.1:0" for any free port) and serves
+// until Close.
+func Start(addr string) (*Server, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("engine stub listen %s: %w", addr, err)
+	}
+	s := &Server{
+		url:     "http://" + ln.Addr().String(),
+		started: map[string]bool{},
+		ended:   map[string]bool{},
+		changed: make(chan struct{}),
+	}
+	s.srv = &http.Server{Handler: s, ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = s.srv.Serve(ln) }()
+	return s, nil
+}
+
+// URL is the stub's base URL, e.g. http://127.0.0.1:41234.
+func (s *Server) URL() string { return s.url }
+
+// Close stops the server at once.
+func (s *Server) Close() error {
+	if err := s.srv.Close(); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("engine stub close: %w", err)
+	}
+	return nil
+}
+
+// RequireToken makes every request without "Authorization: Bearer token"
+// a violation answered 401. An empty token turns the check off.
+func (s *Server) RequireToken(token string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.token = token
+}
+
+// FailNext answers the next n requests with status, before any check of
+// their content.
+func (s *Server) FailNext(n int, status int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.failN, s.failNSt = n, status
+}
+
+// FailFor answers every request with status for the next d.
+func (s *Server) FailFor(d time.Duration, status int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.failTill, s.failSt = time.Now().Add(d), status
+}
+
+// Delay holds every request for d before the stub looks at it; a client
+// that gives up meanwhile leaves a call with Status 0 and no effect.
+func (s *Server) Delay(d time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.delay = d
+}
+
+// Calls returns every request received so far, in arrival order of their
+// answers.
+func (s *Server) Calls() []Call {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]Call(nil), s.calls...)
+}
+
+// CallsFor returns the calls for one TaskRun or WorkflowRun id.
+func (s *Server) CallsFor(id string) []Call {
+	var out []Call
+	for _, c := range s.Calls() {
+		if c.ID == id {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// WaitFor blocks until pred holds for the calls received, or ctx ends.
+func (s *Server) WaitFor(ctx context.Context, pred func([]Call) bool) error {
+	for {
+		s.mu.Lock()
+		calls := append([]Call(nil), s.calls...)
+		changed := s.changed
+		s.mu.Unlock()
+		if pred(calls) {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("engine stub wait after %d calls: %w", len(calls), ctx.Err())
+		case <-changed:
+		}
+	}
+}
+
+// Violations returns every contract violation seen, one line each.
+func (s *Server) Violations() []string {
+	var out []string
+	for _, c := range s.Calls() {
+		for _, v := range c.Violations {
+			out = append(out, fmt.Sprintf("%s %s: %s", c.Method, c.Path, v))
+		}
+	}
+	return out
+}
+
+// errorBody is the Engine's error answer (io.boomerang.error.ErrorDetail).
+type errorBody struct {
+	Code        int    `json:"code"`
+	Description string `json:"description"`
+	Message     string `json:"message"`
+}
+
+// answer is the status and body the stub sends back.
+type answer struct {
+	status int
+	body   errorBody
+}
+
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	c := Call{Method: r.Method, Path: r.URL.EscapedPath(), At: time.Now()}
+	body, err := io.ReadAll(io.LimitReader(r.Body, maxBody+1))
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	c.Body = body
+	c.Kind, c.ID = route(c.Path)
+
+	s.mu.Lock()
+	delay, token := s.delay, s.token
+	s.mu.Unlock()
+	if delay > 0 {
+		t := time.NewTimer(delay)
+		select {
+		case <-t.C:
+		case <-r.Context().Done():
+			t.Stop()
+			s.record(c)
+			return
+		}
+	}
+
+	a := check(&c, r, token)
+	s.mu.Lock()
+	if f, ok := s.fault(); ok {
+		a = answer{status: f, body: errorBody{Code: f, Description: "INJECTED_FAILURE", Message: "failure injected by the test"}}
+	} else if a.status == http.StatusOK {
+		s.apply(&c)
+	}
+	c.Status = a.status
+	s.calls = append(s.calls, c)
+	close(s.changed)
+	s.changed = make(chan struct{})
+	s.mu.Unlock()
+
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(a.status)
+	if a.status != http.StatusOK {
+		_ = json.NewEncoder(w).Encode(a.body)
+	}
+}
+
+// record keeps a call that got no answer.
+func (s *Server) record(c Call) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.calls = append(s.calls, c)
+	close(s.changed)
+	s.changed = make(chan struct{})
+}
+
+// fault consumes one injected failure, if any. s.mu is held.
+func (s *Server) fault() (int, bool) {
+	if s.failN > 0 {
+		s.failN--
+		return s.failNSt, true
+	}
+	if time.Now().Before(s.failTill) {
+		return s.failSt, true
+	}
+	return 0, false
+}
+
+// apply records the effect of an accepted call and the violations that
+// depend on earlier calls. s.mu is held.
+func (s *Server) apply(c *Call) {
+	switch c.Kind {
+	case KindTaskRunStart:
+		key := "taskrun/" + c.ID
+		if s.started[key] {
+			c.Violations = append(c.Violations, "duplicate start")
+		}
+		if s.ended[key] {
+			c.Violations = append(c.Violations, "start after end")
+		}
+		s.started[key] = true
+	case KindTaskRunEnd:
+		key := "taskrun/" + c.ID
+		if !s.started[key] {
+			c.Violations = append(c.Violations, "end before start")
+		}
+		if s.ended[key] {
+			c.Violations = append(c.Violations, "duplicate end")
+		}
+		s.ended[key] = true
+	case KindWorkflowRunStart:
+		s.started["workflowrun/"+c.ID] = true
+	case KindWorkflowRunFinalize:
+		s.ended["workflowrun/"+c.ID] = true
+	}
+}
+
+// route finds the kind and id of an escaped path.
+func route(path string) (kind, id string) {
+	parts := strings.Split(strings.TrimPrefix(path, "/"), "/")
+	if len(parts) != 5 || parts[0] != "api" || parts[1] != "v1" || parts[3] == "" {
+		return "", ""
+	}
+	id, err := url.PathUnescape(parts[3])
+	if err != nil {
+		return "", ""
+	}
+	switch parts[2] + "/" + parts[4] {
+	case "taskrun/start":
+		return KindTaskRunStart, id
+	case "taskrun/end":
+		return KindTaskRunEnd, id
+	case "workflowrun/start":
+		return KindWorkflowRunStart, id
+	case "workflowrun/finalize":
+		return KindWorkflowRunFinalize, id
+	}
+	return "", ""
+}
+
+// check records the violations visible in the request alone and returns
+// the Engine's answer to it.
+func check(c *Call, r *http.Request, token string) answer {
+	bad := func(v string) { c.Violations = append(c.Violations, v) }
+	reject := func(status, code int, desc, format string, args ...any) answer {
+		msg := fmt.Sprintf(format, args...)
+		bad(msg)
+		return answer{status: status, body: errorBody{Code: code, Description: desc, Message: msg}}
+	}
+	if token != "" && r.Header.Get("Authorization") != "Bearer "+token {
+		return reject(http.StatusUnauthorized, 403, "PERMISSION_DENIED", "missing or wrong bearer token")
+	}
+	if c.Kind == "" {
+		return reject(http.StatusNotFound, 404, "NOT_FOUND", "unknown path %s", c.Path)
+	}
+	if r.Method != http.MethodPut {
+		return reject(http.StatusMethodNotAllowed, 405, "METHOD_NOT_ALLOWED", "method %s, want PUT", r.Method)
+	}
+	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/json" {
+		return reject(http.StatusUnsupportedMediaType, 415, "UNSUPPORTED_MEDIA_TYPE", "Content-Type %q, want application/json", r.Header.Get("Content-Type"))
+	}
+	if len(c.Body) > maxBody {
+		return reject(http.StatusRequestEntityTooLarge, 413, "PAYLOAD_TOO_LARGE", "body over %d bytes", maxBody)
+	}
+	if c.Kind != KindTaskRunEnd {
+		var doc map[string]json.RawMessage
+		if err := json.Unmarshal(c.Body, &doc); err != nil || doc == nil || len(doc) != 0 {
+			bad(fmt.Sprintf("body %.80q, want {}", c.Body))
+		}
+		return answer{status: http.StatusOK}
+	}
+	return checkEnd(c, bad, reject)
+}
+
+// endFields are the fields of the Engine's TaskRunEndRequest.
+var endFields = map[string]bool{"status": true, "results": true, "statusMessage": true, "labels": true, "annotations": true}
+
+// endStatuses are the statuses the Engine accepts on end.
+var endStatuses = map[string]bool{engine.StatusSucceeded: true, engine.StatusFailed: true, "invalid": true}
+
+func checkEnd(c *Call, bad func(string), reject func(int, int, string, string, ...any) answer) answer {
+	var doc map[string]json.RawMessage
+	if err := json.Unmarshal(c.Body, &doc); err != nil || doc == nil {
+		return reject(http.StatusBadRequest, 400, "BAD_REQUEST", "end body is not a JSON object")
+	}
+	for k := range doc {
+		switch {
+		case k == "error":
+			bad(`end body has an "error" field, which the Engine does not read`)
+		case !endFields[k]:
+			bad(fmt.Sprintf("end body has unknown field %q", k))
+		}
+	}
+	var status string
+	if raw, ok := doc["status"]; !ok {
+		bad("end body has no status")
+	} else if err := json.Unmarshal(raw, &status); err != nil {
+		return reject(http.StatusBadRequest, 400, "BAD_REQUEST", "end status %s is not a string", raw)
+	}
+	if _, ok := doc["status"]; ok && !endStatuses[status] {
+		return reject(http.StatusBadRequest, 1505, "TASKRUN_INVALID_END_STATUS", "end status %q is not succeeded, failed or invalid", status)
+	}
+	var msg string
+	if raw, ok := doc["statusMessage"]; ok && json.Unmarshal(raw, &msg) != nil {
+		return reject(http.StatusBadRequest, 400, "BAD_REQUEST", "statusMessage %s is not a string", raw)
+	}
+	if status == engine.StatusFailed && strings.TrimSpace(msg) == "" {
+		bad("failed end without statusMessage")
+	}
+	raw, ok := doc["results"]
+	var results []map[string]json.RawMessage
+	switch {
+	case !ok || bytes.Equal(bytes.TrimSpace(raw), []byte("null")):
+		bad("end body has no results array")
+	case json.Unmarshal(raw, &results) != nil:
+		return reject(http.StatusBadRequest, 400, "BAD_REQUEST", "results is not an array of objects")
+	}
+	for i, r := range results {
+		var name string
+		if err := json.Unmarshal(r["name"], &name); err != nil || name == "" {
+			bad(fmt.Sprintf("results[%d] has no name", i))
+		}
+		if _, ok := r["value"]; !ok {
+			bad(fmt.Sprintf("results[%d] has no value", i))
+		}
+		for k := range r {
+			if k != "name" && k != "value" && k != "description" {
+				bad(fmt.Sprintf("results[%d] has unknown field %q", i, k))
+			}
+		}
+	}
+	var end engine.EndRequest
+	if err := json.Unmarshal(c.Body, &end); err == nil {
+		c.End = &end
+	}
+	return answer{status: http.StatusOK}
+}
+
+// Table renders calls as a Markdown table: kind, id, HTTP answer, end
+// status, results, status message and violations.
+func Table(calls []Call) string {
+	var b strings.Builder
+	b.WriteString("| # | kind | id | http | status | results | message | violations |\n")
+	b.WriteString("|---|------|----|------|--------|---------|---------|------------|\n")
+	for i, c := range calls {
+		kind := c.Kind
+		if kind == "" {
+			kind = c.Method + " " + c.Path
+		}
+		var status, results, message string
+		if c.End != nil {
+			status, message = c.End.Status, c.End.StatusMessage
+			var rs []string
+			for _, r := range c.End.Results {
+				rs = append(rs, r.Name+"="+string(r.Value))
+			}
+			results = strings.Join(rs, ", ")
+		}
+		fmt.Fprintf(&b, "| %d | %s | %s | %d | %s | %s | %s | %s |\n", i+1,
+			cell(kind), cell(c.ID), c.Status, cell(status), cell(results), cell(message), cell(strings.Join(c.Violations, "; ")))
+	}
+	return b.String()
+}
+
+// cell makes s safe inside a Markdown table cell.
+func cell(s string) string {
+	s = strings.ReplaceAll(s, "|", `\|`)
+	s = strings.Join(strings.Fields(s), " ")
+	if r := []rune(s); len(r) > 120 {
+		s = string(r[:117]) + "..."
+	}
+	return s
+}

@@ -98,8 +98,9 @@ type Cluster struct {
 	tokens         map[string]string
 	kube           kubernetes.Interface
 
-	mu    sync.Mutex
-	procs []*proc // in start order
+	mu         sync.Mutex
+	procs      []*proc // in start order
+	stopBinder context.CancelFunc
 }
 
 // Start builds the programs if needed and starts the control plane, and
@@ -246,6 +247,9 @@ func (c *Cluster) start(ctx context.Context, opts Options, progress io.Writer) e
 	if err := createNode(ctx, c.kube); err != nil {
 		return err
 	}
+	binderCtx, stopBinder := context.WithCancel(context.WithoutCancel(ctx))
+	c.stopBinder = stopBinder
+	go bindVolumes(binderCtx, c.kube)
 	files, err := tektonFiles(c.binDir)
 	if err != nil {
 		return err
@@ -497,7 +501,11 @@ func (c *Cluster) Stop() error {
 	c.mu.Lock()
 	procs := c.procs
 	c.procs = nil
+	stopBinder := c.stopBinder
 	c.mu.Unlock()
+	if stopBinder != nil {
+		stopBinder()
+	}
 	var errs []error
 	for i := len(procs) - 1; i >= 0; i-- {
 		if err := procs[i].stop(stopGrace); err != nil {

@@ -29,6 +29,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
@@ -86,6 +87,9 @@ func TestTaskRuns(t *testing.T) {
 		{name: "result", annotations: map[string]string{cluster.TerminationMessageAnnotation: resultMessage},
 			results: []string{"digest"}, wantStatus: corev1.ConditionTrue, wantReason: "Succeeded",
 			wantResults: []v1.TaskRunResult{{Name: "digest", Type: v1.ResultsTypeString, Value: *v1.NewStructuredValues("sha256:abc")}}},
+		{name: "result-labels", labels: map[string]string{"ktest.dev/result-name": "digest", "ktest.dev/result-value": "abc"},
+			results: []string{"digest"}, wantStatus: corev1.ConditionTrue, wantReason: "Succeeded",
+			wantResults: []v1.TaskRunResult{{Name: "digest", Type: v1.ResultsTypeString, Value: *v1.NewStructuredValues("abc")}}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -174,6 +178,38 @@ func TestEvents(t *testing.T) {
 	for name, types := range seen() {
 		t.Logf("%s: %v", name, types)
 	}
+}
+
+// TestVolumes checks the claim binder that stands in for the controller
+// manager: a claim gets Bound to a volume, and a deleted claim goes away.
+func TestVolumes(t *testing.T) {
+	t.Parallel()
+	c := cluster.ForTest(t)
+	ns := c.Namespace(t)
+	kube := kubernetes.NewForConfigOrDie(c.RESTConfig())
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	pvc := &corev1.PersistentVolumeClaim{
+		ObjectMeta: metav1.ObjectMeta{Name: "ws"},
+		Spec: corev1.PersistentVolumeClaimSpec{
+			AccessModes: []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce},
+			Resources:   corev1.VolumeResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceStorage: resource.MustParse("1Gi")}},
+		},
+	}
+	if _, err := kube.CoreV1().PersistentVolumeClaims(ns).Create(ctx, pvc, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	poll(ctx, t, "claim bound", func() bool {
+		got, err := kube.CoreV1().PersistentVolumeClaims(ns).Get(ctx, "ws", metav1.GetOptions{})
+		return err == nil && got.Status.Phase == corev1.ClaimBound && got.Spec.VolumeName != ""
+	})
+	if err := kube.CoreV1().PersistentVolumeClaims(ns).Delete(ctx, "ws", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	poll(ctx, t, "claim deleted", func() bool {
+		_, err := kube.CoreV1().PersistentVolumeClaims(ns).Get(ctx, "ws", metav1.GetOptions{})
+		return apierrors.IsNotFound(err)
+	})
 }
 
 // TestRBAC checks that Options.Users are real, unprivileged users.

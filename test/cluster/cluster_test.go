@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -241,24 +242,24 @@ func TestTektonVersion(t *testing.T) {
 	t.Error("go.mod does not require github.com/tektoncd/pipeline")
 }
 
-// TestPodCompleteStages renders our stages' status templates with the
-// template functions kwok provides (Quote is kwok's JSON quoting).
+// TestPodCompleteStages checks which of our stages matches a pod by its
+// outcome label, and renders their status templates with the template
+// functions kwok provides (Quote is kwok's JSON quoting).
 func TestPodCompleteStages(t *testing.T) {
 	t.Parallel()
 	docs, err := splitYAML(podCompleteStages)
 	if err != nil {
 		t.Fatal(err)
 	}
+	type expression struct {
+		Key, Operator string
+		Values        []string
+	}
 	type stage struct {
 		Metadata struct{ Name string }
 		Spec     struct {
-			Selector struct {
-				MatchExpressions []struct {
-					Key, Operator string
-					Values        []string
-				}
-			}
-			Next struct{ StatusTemplate string }
+			Selector struct{ MatchExpressions []expression }
+			Next     struct{ StatusTemplate string }
 		}
 	}
 	stages := map[string]stage{}
@@ -269,23 +270,49 @@ func TestPodCompleteStages(t *testing.T) {
 		}
 		stages[s.Metadata.Name] = s
 	}
-	outcome := `.metadata.labels["ktest.dev/outcome"]`
-	selects := func(name string) string {
-		for _, e := range stages[name].Spec.Selector.MatchExpressions {
-			if e.Key == outcome {
-				return e.Operator + " " + strings.Join(e.Values, ",")
-			}
-		}
-		return ""
-	}
-	if got := selects("pod-complete-succeeded"); got != "NotIn "+OutcomeFail {
-		t.Errorf("pod-complete-succeeded selects %q on the outcome label", got)
-	}
-	if got := selects("pod-complete-failed"); got != "In "+OutcomeFail {
-		t.Errorf("pod-complete-failed selects %q on the outcome label", got)
+	if len(stages) != 2 {
+		t.Fatalf("stages %v, want pod-complete-succeeded and pod-complete-failed", stages)
 	}
 
-	msg := `[{"key":"digest","value":"sha256:abc","type":1}]` + "\nline \"two\" ünï"
+	// matching returns the stages whose outcome-label expression matches a
+	// pod with that label value ("" = no label; NotIn matches a missing label).
+	outcomeKey := `.metadata.labels["` + OutcomeLabel + `"]`
+	matching := func(outcome string) []string {
+		var names []string
+		for _, name := range []string{"pod-complete-failed", "pod-complete-succeeded"} {
+			match := true
+			for _, e := range stages[name].Spec.Selector.MatchExpressions {
+				if e.Key != outcomeKey {
+					continue
+				}
+				in := outcome != "" && slices.Contains(e.Values, outcome)
+				switch e.Operator {
+				case "In":
+					match = match && in
+				case "NotIn":
+					match = match && !in
+				default:
+					t.Fatalf("%s: operator %s on the outcome label", name, e.Operator)
+				}
+			}
+			if match {
+				names = append(names, name)
+			}
+		}
+		return names
+	}
+	for outcome, want := range map[string][]string{
+		"":          {"pod-complete-succeeded"},
+		"other":     {"pod-complete-succeeded"},
+		OutcomeFail: {"pod-complete-failed"},
+		"hang":      nil,
+	} {
+		if diff := cmp.Diff(want, matching(outcome)); diff != "" {
+			t.Errorf("stages for outcome %q (-want +got):\n%s", outcome, diff)
+		}
+	}
+
+	msg := `[{"key":"digest","value":"sha256:abc","type":1}]` + "\nline \"two\" \u00fcn\u00ef"
 	type ctr struct {
 		Name  string
 		State struct {
@@ -299,16 +326,22 @@ func TestPodCompleteStages(t *testing.T) {
 	tests := []struct {
 		name        string
 		stage       string
+		labels      map[string]any
 		annotations map[string]any
 		wantPhase   string
 		wantExit    int
 		wantMessage string
 	}{
-		{"success, no annotations", "pod-complete-succeeded", nil, "Succeeded", 0, ""},
-		{"success, message", "pod-complete-succeeded", map[string]any{TerminationMessageAnnotation: msg}, "Succeeded", 0, msg},
-		{"success, other annotation", "pod-complete-succeeded", map[string]any{"x": "y"}, "Succeeded", 0, ""},
-		{"failure, no annotations", "pod-complete-failed", nil, "Failed", 1, ""},
-		{"failure, message", "pod-complete-failed", map[string]any{TerminationMessageAnnotation: msg}, "Failed", 1, msg},
+		{name: "success, no annotations", stage: "pod-complete-succeeded", wantPhase: "Succeeded"},
+		{name: "success, message", stage: "pod-complete-succeeded", annotations: map[string]any{TerminationMessageAnnotation: msg},
+			wantPhase: "Succeeded", wantMessage: msg},
+		{name: "success, other annotation", stage: "pod-complete-succeeded", annotations: map[string]any{"x": "y"}, wantPhase: "Succeeded"},
+		{name: "success, result labels", stage: "pod-complete-succeeded",
+			labels:    map[string]any{"ktest.dev/result-name": "digest", "ktest.dev/result-value": "abc"},
+			wantPhase: "Succeeded", wantMessage: `[{"key":"digest","value":"abc","type":1}]`},
+		{name: "failure, no annotations", stage: "pod-complete-failed", wantPhase: "Failed", wantExit: 1},
+		{name: "failure, message", stage: "pod-complete-failed", annotations: map[string]any{TerminationMessageAnnotation: msg},
+			wantPhase: "Failed", wantExit: 1, wantMessage: msg},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -316,6 +349,9 @@ func TestPodCompleteStages(t *testing.T) {
 			metadata := map[string]any{"name": "p"}
 			if tc.annotations != nil {
 				metadata["annotations"] = tc.annotations
+			}
+			if tc.labels != nil {
+				metadata["labels"] = tc.labels
 			}
 			pod := map[string]any{
 				"metadata": metadata,

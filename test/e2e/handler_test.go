@@ -36,7 +36,7 @@ func TestTaskFixturesSucceed(t *testing.T) {
 		{"engine-taskrun-script-ready.json", scriptID},
 		{"engine-taskrun-custom-ready.json", customID},
 	} {
-		s.mustPost(event(t, fx.file, nil))
+		s.mustPost(event(t, fx.file))
 		tr := s.waitDone(name(fx.id), time.Minute)
 		if st, reason, msg := condition(tr); st != corev1.ConditionTrue {
 			t.Errorf("%s: %s %s %s, want Succeeded", fx.file, st, reason, msg)
@@ -58,7 +58,7 @@ func TestTaskFixturesSucceed(t *testing.T) {
 // Engine start.
 func TestConcurrentCopiesMakeOneTaskRun(t *testing.T) {
 	s := newStack(t, nil)
-	body := event(t, "engine-taskrun-template-ready.json", nil)
+	body := event(t, "engine-taskrun-template-ready.json")
 	var wg sync.WaitGroup
 	codes := make([]int, 20)
 	for i := range codes {
@@ -98,7 +98,7 @@ func TestCancelledTaskRun(t *testing.T) {
 		_, reason, _ := condition(tr)
 		return reason == "Running", nil
 	})
-	s.mustPost(event(t, "engine-taskrun-completed-cancelled.json", nil))
+	s.mustPost(event(t, "engine-taskrun-completed-cancelled.json"))
 	tr := s.waitDone(name(scriptID), time.Minute)
 	if st, reason, _ := condition(tr); st != corev1.ConditionFalse || reason != pipelinev1.TaskRunReasonCancelled.String() {
 		t.Fatalf("condition %s %s, want False TaskRunCancelled", st, reason)
@@ -112,8 +112,8 @@ func TestCancelledTaskRun(t *testing.T) {
 		t.Fatalf("%d end calls for a task the Engine cancelled", n)
 	}
 	// A second cancel, and one for a TaskRun that never existed, are no-ops.
-	s.mustPost(event(t, "engine-taskrun-completed-cancelled.json", nil))
-	s.mustPost(event(t, "engine-taskrun-completed-timedout.json", nil))
+	s.mustPost(event(t, "engine-taskrun-completed-cancelled.json"))
+	s.mustPost(event(t, "engine-taskrun-completed-timedout.json"))
 	s.noViolations()
 }
 
@@ -121,7 +121,7 @@ func TestCancelledTaskRun(t *testing.T) {
 // the completed event removes it; the Engine hears start and finalize.
 func TestWorkflowRunWorkspace(t *testing.T) {
 	s := newStack(t, nil)
-	s.mustPost(event(t, "engine-workflowrun-ready-with-workspace.json", nil))
+	s.mustPost(event(t, "engine-workflowrun-ready-with-workspace.json"))
 	pvcs, err := s.kube.CoreV1().PersistentVolumeClaims(s.ns).List(context.Background(), metav1.ListOptions{})
 	if err != nil || len(pvcs.Items) != 1 {
 		t.Fatalf("want one PVC after ready, got %v (%v)", len(pvcs.Items), err)
@@ -131,7 +131,7 @@ func TestWorkflowRunWorkspace(t *testing.T) {
 		t.Fatalf("%d workflowrun starts", n)
 	}
 
-	s.mustPost(event(t, "engine-taskrun-template-ready.json", nil))
+	s.mustPost(event(t, "engine-taskrun-template-ready.json"))
 	tr, err := s.taskRun(name(templateID))
 	if err != nil {
 		t.Fatal(err)
@@ -153,7 +153,7 @@ func TestWorkflowRunWorkspace(t *testing.T) {
 		return false, nil
 	})
 
-	s.mustPost(event(t, "engine-workflowrun-completed.json", nil))
+	s.mustPost(event(t, "engine-workflowrun-completed.json"))
 	pvc, err := s.kube.CoreV1().PersistentVolumeClaims(s.ns).Get(context.Background(), claim, metav1.GetOptions{})
 	// No controller manager runs here to drop the pvc-protection finalizer,
 	// so the claim may stay, marked for deletion.

@@ -57,9 +57,11 @@ func TestSuccessReportsResults(t *testing.T) {
 	if got := resultsOf(t, end)["ts"]; got != "1741056090.123456" {
 		t.Fatalf("result ts = %q, want the value Tekton parsed", got)
 	}
-	s.eventually(10*time.Second, "the reported mark", func() (bool, error) {
-		tr, err := s.taskRun(name(templateID))
-		return err == nil && tr.Labels["boomerang.io/reported"] == "true", err
+	// The task's own spec.deletion (OnSuccess) wins over DELETION_POLICY
+	// (Never by default): the reported TaskRun goes.
+	s.eventually(10*time.Second, "the reported TaskRun to be deleted", func() (bool, error) {
+		_, err := s.taskRun(name(templateID))
+		return apierrors.IsNotFound(err), err
 	})
 	// Tekton sends several events per TaskRun; still one end.
 	time.Sleep(time.Second)
@@ -78,7 +80,7 @@ func TestFailureReportsMessage(t *testing.T) {
 	s.startSink()
 	s.mustPost(event(t, "engine-taskrun-custom-ready.json", withLabels(map[string]string{"ktest.dev/outcome": "fail"})))
 	end := s.waitEnd(customID, time.Minute)
-	if end.Status != engine.StatusFailed || !strings.HasPrefix(end.StatusMessage, "Failed: ") || !strings.Contains(end.StatusMessage, "exited with code 1") {
+	if end.Status != engine.StatusFailed || !strings.HasPrefix(end.StatusMessage, "StepFailed: ") || !strings.Contains(end.StatusMessage, "exited with code 1") {
 		t.Fatalf("end %+v, want failed with Tekton's reason and message", end)
 	}
 	s.noViolations()
@@ -89,7 +91,7 @@ func TestFailureReportsMessage(t *testing.T) {
 func TestEngineOutageRecovers(t *testing.T) {
 	s := newStack(t, map[string]string{"SWEEP_INTERVAL": "2s", "ENGINE_RETRY_BUDGET": "3s", "ENGINE_TIMEOUT": "1s"})
 	s.startSink()
-	s.mustPost(event(t, "engine-taskrun-template-ready.json", nil)) // start is accepted before the outage
+	s.mustPost(event(t, "engine-taskrun-template-ready.json")) // start is accepted before the outage
 	s.engine.FailFor(30*time.Second, http.StatusServiceUnavailable)
 	began := time.Now()
 	s.waitDone(name(templateID), time.Minute)
@@ -115,7 +117,7 @@ func TestSweepAfterSinkDowntime(t *testing.T) {
 	if err := sink.Stop(10 * time.Second); err != nil {
 		t.Fatal(err)
 	}
-	s.mustPost(event(t, "engine-taskrun-custom-ready.json", nil))
+	s.mustPost(event(t, "engine-taskrun-custom-ready.json"))
 	s.waitDone(name(customID), time.Minute)
 	time.Sleep(2 * time.Second) // Tekton's retries to the dead sink run out
 	if n := len(s.calls(enginestub.KindTaskRunEnd, customID)); n != 0 {
@@ -134,7 +136,7 @@ func TestSweepAfterSinkDowntime(t *testing.T) {
 func TestDeletionOnSuccess(t *testing.T) {
 	s := newStack(t, map[string]string{"DELETION_POLICY": "OnSuccess"})
 	s.startSink()
-	s.mustPost(event(t, "engine-taskrun-custom-ready.json", nil)) // no spec.deletion: config decides
+	s.mustPost(event(t, "engine-taskrun-custom-ready.json")) // no spec.deletion: config decides
 	s.waitEnd(customID, time.Minute)
 	s.eventually(30*time.Second, "the TaskRun and ConfigMap to be deleted", func() (bool, error) {
 		_, err := s.taskRun(name(customID))

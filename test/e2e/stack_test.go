@@ -52,6 +52,13 @@ func TestMain(m *testing.M) {
 			os.Exit(1)
 		}
 	}
+	ref, stopRegistry, err := startRegistry()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	workerImage = ref
+	defer stopRegistry()
 	defer os.RemoveAll(dir)
 	cluster.Main(m, cluster.Options{})
 }
@@ -138,20 +145,27 @@ func (s *stack) startSink() *fnproc.Proc {
 }
 
 // event reads a fixture and applies edits to its data.
-func event(t *testing.T, name string, edit func(data map[string]any)) []byte {
+// Template fixtures get the loopback registry's image, whose entrypoint
+// Tekton looks up.
+func event(t *testing.T, name string, edits ...func(data map[string]any)) []byte {
 	t.Helper()
 	b, err := os.ReadFile(filepath.Join(fixtures, name))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if edit == nil {
+	if strings.Contains(name, "template") {
+		edits = append([]func(map[string]any){withImage(workerImage)}, edits...)
+	}
+	if len(edits) == 0 {
 		return b
 	}
 	var doc map[string]any
 	if err := json.Unmarshal(b, &doc); err != nil {
 		t.Fatal(err)
 	}
-	edit(doc["data"].(map[string]any))
+	for _, edit := range edits {
+		edit(doc["data"].(map[string]any))
+	}
 	out, err := json.Marshal(doc)
 	if err != nil {
 		t.Fatal(err)

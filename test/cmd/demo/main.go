@@ -136,8 +136,8 @@ func run(ctx context.Context, bin string) error {
 		{commandTask, "command", task(commandTask, "custom", map[string]any{
 			"image": "curlimages/curl:8.9.1", "command": []string{"curl"}, "arguments": []string{"-fsS", "https://example.org/health"},
 		}, nil, nil)},
-		{failingTask, "failing step", task(failingTask, "template", map[string]any{
-			"image": "boomerangio/slack-worker:3.1.0", "arguments": []string{"slack", "sendMessage"},
+		{failingTask, "failing step", task(failingTask, "custom", map[string]any{
+			"image": "boomerangio/slack-worker:3.1.0", "command": []string{"/worker"}, "arguments": []string{"slack", "sendMessage"},
 		}, map[string]string{"ktest.dev/outcome": "fail"}, nil)},
 	}
 	for _, t := range tasks {
@@ -305,7 +305,7 @@ func check(calls []enginestub.Call, violations []string) error {
 	if e := ends[commandTask]; e == nil || e.Status != engine.StatusSucceeded {
 		problems = append(problems, fmt.Sprintf("command task: end %+v, want succeeded", e))
 	}
-	if e := ends[failingTask]; e == nil || e.Status != engine.StatusFailed || !strings.HasPrefix(e.StatusMessage, "Failed: ") {
+	if e := ends[failingTask]; e == nil || e.Status != engine.StatusFailed || !strings.Contains(e.StatusMessage, "exited with code 1") {
 		problems = append(problems, fmt.Sprintf("failing task: end %+v, want failed with Tekton's message", e))
 	}
 	problems = append(problems, violations...)

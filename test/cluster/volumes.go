@@ -17,6 +17,12 @@ import (
 // kube-controller-manager removes it once no pod uses the claim.
 const pvcProtection = "kubernetes.io/pvc-protection"
 
+// Annotations the volume controller puts on a claim it has bound.
+const (
+	annBindCompleted     = "pv.kubernetes.io/bind-completed"
+	annBoundByController = "pv.kubernetes.io/bound-by-controller"
+)
+
 // bindVolumes stands in for the two kube-controller-manager loops that
 // workspaces need, as kwok stands in for the kubelet: every pending claim
 // gets a matching PersistentVolume and both are marked Bound (so the
@@ -88,8 +94,14 @@ func bind(ctx context.Context, kube kubernetes.Interface, pvc *corev1.Persistent
 			return fmt.Errorf("bind pv %s: %w", pv.Name, err)
 		}
 	}
-	if pvc.Spec.VolumeName == "" {
+	if pvc.Spec.VolumeName == "" || pvc.Annotations[annBindCompleted] != "yes" {
 		pvc.Spec.VolumeName = "pv-" + string(pvc.UID)
+		// The scheduler counts a claim bound only with this annotation.
+		if pvc.Annotations == nil {
+			pvc.Annotations = map[string]string{}
+		}
+		pvc.Annotations[annBindCompleted] = "yes"
+		pvc.Annotations[annBoundByController] = "yes"
 		updated, err := kube.CoreV1().PersistentVolumeClaims(pvc.Namespace).Update(ctx, pvc, metav1.UpdateOptions{FieldManager: fieldManager})
 		if err != nil {
 			return fmt.Errorf("bind pvc %s/%s: %w", pvc.Namespace, pvc.Name, err)

@@ -153,15 +153,16 @@ func TestWorkflowRunWorkspace(t *testing.T) {
 		return false, nil
 	})
 
-	s.mustPost(event(t, "engine-workflowrun-completed.json"))
-	pvc, err := s.kube.CoreV1().PersistentVolumeClaims(s.ns).Get(context.Background(), claim, metav1.GetOptions{})
-	// No controller manager runs here to drop the pvc-protection finalizer,
-	// so the claim may stay, marked for deletion.
-	if err == nil && pvc.DeletionTimestamp == nil {
-		t.Fatalf("claim %s not deleted after the run completed", claim)
-	} else if err != nil && !apierrors.IsNotFound(err) {
-		t.Fatal(err)
+	// The pod is scheduled with the bound claim and the task succeeds.
+	if st, reason, msg := condition(s.waitDone(tr.Name, time.Minute)); st != corev1.ConditionTrue {
+		t.Fatalf("task with workspace: %s %s %s", st, reason, msg)
 	}
+
+	s.mustPost(event(t, "engine-workflowrun-completed.json"))
+	s.eventually(30*time.Second, "the run's claim to be deleted", func() (bool, error) {
+		_, err := s.kube.CoreV1().PersistentVolumeClaims(s.ns).Get(context.Background(), claim, metav1.GetOptions{})
+		return apierrors.IsNotFound(err), err
+	})
 	if n := len(s.calls(enginestub.KindWorkflowRunFinalize, runID)); n != 1 {
 		t.Fatalf("%d workflowrun finalizes", n)
 	}

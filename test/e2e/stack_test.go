@@ -20,9 +20,13 @@ import (
 
 	pipelinev1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
 	"github.com/tektoncd/pipeline/pkg/client/clientset/versioned"
+	authv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/tools/clientcmd"
 	"knative.dev/pkg/apis"
 
 	"github.com/boomerang-io/flow-tekton-handler/test/cluster"
@@ -95,8 +99,8 @@ func newStack(t *testing.T, env map[string]string) *stack {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = s.engine.Close() })
+	s.applyRBAC()
 	s.env = map[string]string{
-		"KUBECONFIG": c.Kubeconfig(),
 		"NAMESPACE":  s.ns,
 		"ENGINE_URL": s.engine.URL(),
 		"DEBUG":      "true",
@@ -113,12 +117,17 @@ func newStack(t *testing.T, env map[string]string) *stack {
 	return s
 }
 
-// start runs bin/<role> with the stack's environment.
+// start runs bin/<role> with the stack's environment, as its own
+// ServiceAccount (config/rbac-<role>.yaml), not as an admin.
 func (s *stack) start(role string) *fnproc.Proc {
 	s.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	p, err := fnproc.Start(ctx, filepath.Join(binDir, role), s.env)
+	env := map[string]string{"KUBECONFIG": s.serviceAccountKubeconfig("flow-tekton-" + role)}
+	for k, v := range s.env {
+		env[k] = v
+	}
+	p, err := fnproc.Start(ctx, filepath.Join(binDir, role), env)
 	if err != nil {
 		s.t.Fatal(err)
 	}
@@ -129,6 +138,65 @@ func (s *stack) start(role string) *fnproc.Proc {
 		}
 	})
 	return p
+}
+
+// applyRBAC creates the functions' ServiceAccounts, Roles and RoleBindings
+// from config/ in the test namespace.
+func (s *stack) applyRBAC() {
+	s.t.Helper()
+	ctx := context.Background()
+	for _, file := range []string{"rbac-handler.yaml", "rbac-sink.yaml"} {
+		b, err := os.ReadFile(filepath.Join("..", "..", "config", file))
+		if err != nil {
+			s.t.Fatal(err)
+		}
+		for _, doc := range strings.Split(string(b), "\n---") {
+			obj, _, err := scheme.Codecs.UniversalDeserializer().Decode([]byte(doc), nil, nil)
+			if err != nil {
+				s.t.Fatalf("%s: %v", file, err)
+			}
+			switch o := obj.(type) {
+			case *corev1.ServiceAccount:
+				_, err = s.kube.CoreV1().ServiceAccounts(s.ns).Create(ctx, o, metav1.CreateOptions{})
+			case *rbacv1.Role:
+				_, err = s.kube.RbacV1().Roles(s.ns).Create(ctx, o, metav1.CreateOptions{})
+			case *rbacv1.RoleBinding:
+				for i := range o.Subjects {
+					o.Subjects[i].Namespace = s.ns
+				}
+				_, err = s.kube.RbacV1().RoleBindings(s.ns).Create(ctx, o, metav1.CreateOptions{})
+			default:
+				err = fmt.Errorf("unexpected %T", obj)
+			}
+			if err != nil {
+				s.t.Fatalf("%s: %v", file, err)
+			}
+		}
+	}
+}
+
+// serviceAccountKubeconfig writes a kubeconfig that authenticates with a
+// token of the namespace's ServiceAccount sa.
+func (s *stack) serviceAccountKubeconfig(sa string) string {
+	s.t.Helper()
+	expiry := int64(3600)
+	tok, err := s.kube.CoreV1().ServiceAccounts(s.ns).CreateToken(context.Background(), sa,
+		&authv1.TokenRequest{Spec: authv1.TokenRequestSpec{ExpirationSeconds: &expiry}}, metav1.CreateOptions{})
+	if err != nil {
+		s.t.Fatalf("token for %s: %v", sa, err)
+	}
+	cfg, err := clientcmd.LoadFromFile(s.c.Kubeconfig())
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	for _, ai := range cfg.AuthInfos {
+		ai.Token = tok.Status.Token
+	}
+	path := filepath.Join(s.t.TempDir(), sa+".kubeconfig")
+	if err := clientcmd.WriteToFile(*cfg, path); err != nil {
+		s.t.Fatal(err)
+	}
+	return path
 }
 
 // startSink runs bin/sink and points Tekton's events at it.

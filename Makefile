@@ -1,6 +1,8 @@
 # Flow Tekton Handler. `make demo` runs the whole system on an embedded local
 # control plane; `make test` runs every test, end-to-end ones included.
 
+SHELL         := bash
+.SHELLFLAGS   := -eo pipefail -c
 GO            ?= go
 STATICCHECK   ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 E2E_TIMEOUT   ?= 30m
@@ -21,8 +23,10 @@ controlplane:
 	$(GO) run ./test/cmd/cluster build
 
 ## test: lint, unit tests, fuzz smoke, and end-to-end tests on the embedded control plane
+## Every test is listed as it passes, so the output shows the end-to-end tests ran.
 test: lint build controlplane
-	$(GO) test -count=1 -tags e2e -timeout $(E2E_TIMEOUT) ./...
+	$(GO) test -count=1 -tags e2e -timeout $(E2E_TIMEOUT) -v ./... \
+	  | grep --line-buffered -E '^\s*--- (PASS|FAIL|SKIP)|^(ok|FAIL|PASS|panic)|SKIPPING|_test.go:[0-9]+:'
 	$(MAKE) fuzz-short
 
 ## unit: fast tests only (no control plane)

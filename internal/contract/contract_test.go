@@ -1,0 +1,221 @@
+package contract
+
+import (
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"unicode/utf8"
+)
+
+var fixtures = filepath.Join("..", "..", "..", "shared", "contract", "fixtures")
+
+// fixtureData returns the data of every Engine event fixture.
+func fixtureData(t testing.TB) map[string][]byte {
+	t.Helper()
+	files, err := filepath.Glob(filepath.Join(fixtures, "engine-*.json"))
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no fixtures in %s: %v", fixtures, err)
+	}
+	out := map[string][]byte{}
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var doc struct {
+			Data json.RawMessage `json:"data"`
+		}
+		if err := json.Unmarshal(b, &doc); err != nil {
+			t.Fatal(err)
+		}
+		if len(doc.Data) > 0 {
+			out[filepath.Base(f)] = doc.Data
+		}
+	}
+	return out
+}
+
+func TestSubtype(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		in, want string
+		ok       bool
+	}{
+		{"io.boomerang.event.status.taskrun", "taskrun", true},
+		{"io.boomerang.event.status.TaskRun", "taskrun", true},
+		{"io.boomerang.event.status.workflowrun", "workflowrun", true},
+		{"io.boomerang.event.status.", "", true},
+		{"io.boomerang.event.taskrun", "", false},
+		{"dev.tekton.event.taskrun.successful.v1", "", false},
+	}
+	for _, tc := range cases {
+		got, ok := Subtype(tc.in)
+		if got != tc.want || ok != tc.ok {
+			t.Errorf("Subtype(%q) = %q, %v; want %q, %v", tc.in, got, ok, tc.want, tc.ok)
+		}
+	}
+}
+
+func TestFixtureActions(t *testing.T) {
+	t.Parallel()
+	want := map[string]Action{
+		"engine-taskrun-template-ready.json":           Execute,
+		"engine-taskrun-script-ready.json":             Execute,
+		"engine-taskrun-custom-ready.json":             Execute,
+		"engine-taskrun-completed-cancelled.json":      Cancel,
+		"engine-taskrun-completed-timedout.json":       Cancel,
+		"engine-workflowrun-ready-with-workspace.json": StartWorkflowRun,
+		"engine-workflowrun-completed.json":            FinalizeWorkflowRun,
+	}
+	for name, data := range fixtureData(t) {
+		var got Action
+		if strings.Contains(name, "workflowrun") {
+			w, err := DecodeWorkflowRun(data)
+			if err != nil {
+				t.Fatalf("%s: %v", name, err)
+			}
+			got = w.Action()
+		} else if strings.Contains(name, "taskrun") {
+			tr, err := DecodeTaskRun(data)
+			if err != nil {
+				t.Fatalf("%s: %v", name, err)
+			}
+			got = tr.Action()
+		} else {
+			continue
+		}
+		if got != want[name] {
+			t.Errorf("%s: action %s, want %s", name, got, want[name])
+		}
+	}
+}
+
+func TestTaskRunActions(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		typ, status, phase string
+		want               Action
+	}{
+		{"script", "ready", "pending", Execute},
+		{"Template", "READY", "Pending", Execute},
+		{"custom", "timedout", "completed", Cancel},
+		{"custom", "succeeded", "completed", Ignore},
+		{"generic", "ready", "pending", Ignore},
+		{"approval", "cancelled", "completed", Ignore},
+		{"script", "running", "running", Ignore},
+		{"script", "brand-new", "pending", Ignore},
+	}
+	for _, tc := range cases {
+		tr := &TaskRun{Type: tc.typ, Status: tc.status, Phase: tc.phase}
+		if got := tr.Action(); got != tc.want {
+			t.Errorf("%s/%s/%s: %s, want %s", tc.typ, tc.status, tc.phase, got, tc.want)
+		}
+	}
+}
+
+func TestDecodeRejects(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name, data, field string
+	}{
+		{"empty", ``, "data"},
+		{"null", `null`, "data"},
+		{"array", `[]`, "data"},
+		{"string", `"x"`, "data"},
+		{"truncated", `{"id":"a","type":"script","phase":"pen`, "data"},
+		{"missing id", `{"type":"script","status":"ready","phase":"pending"}`, "data.id"},
+		{"id number", `{"id":1,"type":"script","phase":"pending"}`, "data.id"},
+		{"id with slash", `{"id":"a/b","type":"script","phase":"pending"}`, "data.id"},
+		{"id too long", `{"id":"` + strings.Repeat("a", 200) + `","type":"script","phase":"pending"}`, "data.id"},
+		{"timeout string", `{"id":"a","type":"script","phase":"pending","timeout":"5"}`, "data.timeout"},
+		{"timeout negative", `{"id":"a","type":"script","phase":"pending","timeout":-1}`, "data.timeout"},
+		{"labels array", `{"id":"a","type":"script","phase":"pending","labels":["x"]}`, "data.labels"},
+		{"params object", `{"id":"a","type":"script","phase":"pending","params":{"a":1}}`, "data.params"},
+		{"spec image number", `{"id":"a","type":"script","phase":"pending","spec":{"image":5}}`, "data.spec.image"},
+		{"invalid utf8", "{\"id\":\"a\xff\",\"type\":\"script\",\"phase\":\"pending\"}", "data"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := DecodeTaskRun([]byte(tc.data))
+			var fe *FieldError
+			if !errors.As(err, &fe) || !errors.Is(err, ErrInvalid) {
+				t.Fatalf("want a FieldError, got %v", err)
+			}
+			if fe.Field != tc.field {
+				t.Fatalf("field %q, want %q (%v)", fe.Field, tc.field, err)
+			}
+		})
+	}
+}
+
+func TestDecodeIsLenient(t *testing.T) {
+	t.Parallel()
+	data := `{"id":"a1","type":"script","status":"ready","phase":"pending","newField":{"x":[1]},
+		"spec":{"image":"alpine","extra":"flattened","envs":[{"name":"A","value":"1","secret":true}]},
+		"params":[{"name":"p","value":{"deep":[1,2,{"x":null}]}}],"workspaces":[{"name":"w","type":"workflow","optional":true,"future":1}]}`
+	tr, err := DecodeTaskRun([]byte(data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tr.Action() != Execute || tr.Spec.Envs[0].Name != "A" || ParamString(tr.Params[0].Value) != `{"deep":[1,2,{"x":null}]}` {
+		t.Fatalf("decoded %+v", tr)
+	}
+}
+
+func TestMislabelledWorkflowEventIgnored(t *testing.T) {
+	t.Parallel()
+	tr, err := DecodeTaskRun([]byte(`{"id":"w1","name":"My workflow","status":"deleted"}`))
+	if err != nil || tr.Action() != Ignore {
+		t.Fatalf("%v %v", tr, err)
+	}
+}
+
+func TestParamString(t *testing.T) {
+	t.Parallel()
+	cases := map[string]string{
+		`"1.4.2"`:              "1.4.2",
+		`3`:                    "3",
+		`2.50`:                 "2.50",
+		`false`:                "false",
+		`null`:                 "",
+		``:                     "",
+		`{"os": "linux"}`:      `{"os":"linux"}`,
+		`[ "amd64", "arm64" ]`: `["amd64","arm64"]`,
+		`"héllo ✓ <b>&"`:       "héllo ✓ <b>&",
+		`{"a":"<b>&é"}`:        `{"a":"<b>&é"}`,
+		`"line1\nline2"`:       "line1\nline2",
+	}
+	for in, want := range cases {
+		if got := ParamString(json.RawMessage(in)); got != want {
+			t.Errorf("ParamString(%s) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+// FuzzDecode: any input either is rejected with a FieldError or decodes,
+// and a decoded execute event has a usable id.
+func FuzzDecode(f *testing.F) {
+	for _, d := range fixtureData(f) {
+		f.Add(d)
+	}
+	f.Add([]byte(`{"id":"a","type":"script","status":"ready","phase":"pending"}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		tr, err := DecodeTaskRun(data)
+		if err != nil {
+			var fe *FieldError
+			if !errors.As(err, &fe) || fe.Field == "" {
+				t.Fatalf("error without a field: %v", err)
+			}
+		} else if tr.Action() != Ignore {
+			if tr.ID == "" || len(tr.ID) > maxIDLen || !utf8.ValidString(tr.ID) || strings.ContainsAny(tr.ID, "/\x00") {
+				t.Fatalf("actionable event with id %q", tr.ID)
+			}
+		}
+		if _, err := DecodeWorkflowRun(data); err != nil && !errors.Is(err, ErrInvalid) {
+			t.Fatalf("workflowrun error not ErrInvalid: %v", err)
+		}
+	})
+}

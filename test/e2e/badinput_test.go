@@ -1,0 +1,192 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/boomerang-io/flow-tekton-handler/internal/engine"
+	"github.com/boomerang-io/flow-tekton-handler/test/enginestub"
+)
+
+// badCase is one request the handler must refuse without side effects.
+type badCase struct {
+	name      string
+	ctype     string
+	headers   map[string]string
+	body      []byte
+	wantCode  int
+	wantField string // named in the JSON error body; "" when the CloudEvents SDK answers before the function
+}
+
+var ceHeaders = map[string]string{"ce-specversion": "1.0", "ce-id": "bad-1", "ce-source": "/apis/v1/events", "ce-type": "io.boomerang.event.status.taskrun"}
+
+func headersWithout(drop string, extra map[string]string) map[string]string {
+	h := map[string]string{}
+	for k, v := range ceHeaders {
+		if k != drop {
+			h[k] = v
+		}
+	}
+	for k, v := range extra {
+		h[k] = v
+	}
+	return h
+}
+
+// structured returns a structured-mode event with the given data (raw JSON).
+func structuredEvent(ceType, data string) []byte {
+	return fmt.Appendf(nil, `{"specversion":"1.0","id":"bad-1","source":"/apis/v1/events","type":%q,"datacontenttype":"application/json","data":%s}`, ceType, data)
+}
+
+func task(fields string) string {
+	return `{"id":"65a1f1a0e4b0a1b2c3d4e699","type":"script","status":"ready","phase":"pending","spec":{"image":"alpine","script":"true"}` + fields + `}`
+}
+
+func badCases() []badCase {
+	const tr = "io.boomerang.event.status.taskrun"
+	const wr = "io.boomerang.event.status.workflowrun"
+	deep := strings.Repeat("[", 100000) + strings.Repeat("]", 100000)
+	cases := []badCase{
+		// Envelope problems, answered by the CloudEvents SDK.
+		{name: "plain text body", ctype: "text/plain", body: []byte("hello"), wantCode: 415},
+		{name: "empty body no headers", ctype: "application/json", body: nil, wantCode: 415},
+		{name: "binary without ce-id", ctype: "application/json", headers: headersWithout("ce-id", nil), body: []byte(task("")), wantCode: 400},
+		{name: "binary without ce-source", ctype: "application/json", headers: headersWithout("ce-source", nil), body: []byte(task("")), wantCode: 400},
+		{name: "binary without ce-type", ctype: "application/json", headers: headersWithout("ce-type", nil), body: []byte(task("")), wantCode: 400},
+		{name: "binary unknown specversion", ctype: "application/json", headers: headersWithout("", map[string]string{"ce-specversion": "9.9"}), body: []byte(task("")), wantCode: 415},
+		{name: "structured without id", ctype: "application/cloudevents+json", body: []byte(`{"specversion":"1.0","source":"/s","type":"` + tr + `","data":{}}`), wantCode: 400},
+		// Type outside the Engine's prefix.
+		{name: "foreign type", ctype: "application/cloudevents+json", body: structuredEvent("com.example.build", task("")), wantCode: 422, wantField: "type"},
+		{name: "tekton type at the handler", ctype: "application/cloudevents+json", body: structuredEvent("dev.tekton.event.taskrun.successful.v1", `{}`), wantCode: 422, wantField: "type"},
+		{name: "prefix without dot", ctype: "application/cloudevents+json", body: structuredEvent("io.boomerang.event.statustaskrun", task("")), wantCode: 422, wantField: "type"},
+		// Data problems, answered by the handler with the field.
+		{name: "null data", ctype: "application/cloudevents+json", body: structuredEvent(tr, `null`), wantCode: 400, wantField: "data"},
+		{name: "data array", ctype: "application/cloudevents+json", body: structuredEvent(tr, `[1,2]`), wantCode: 400, wantField: "data"},
+		{name: "data string", ctype: "application/cloudevents+json", body: structuredEvent(tr, `"x"`), wantCode: 400, wantField: "data"},
+		{name: "data number", ctype: "application/cloudevents+json", body: structuredEvent(tr, `42`), wantCode: 400, wantField: "data"},
+		{name: "empty binary data", ctype: "application/json", headers: ceHeaders, body: []byte(``), wantCode: 400, wantField: "data"},
+		{name: "truncated binary data", ctype: "application/json", headers: ceHeaders, body: []byte(task("")[:40]), wantCode: 400, wantField: "data"},
+		{name: "invalid utf-8", ctype: "application/json", headers: ceHeaders, body: []byte("{\"id\":\"a\xff\xfe\",\"type\":\"script\",\"phase\":\"pending\"}"), wantCode: 400, wantField: "data"},
+		{name: "deep nesting", ctype: "application/json", headers: ceHeaders, body: []byte(`{"id":"a","type":"script","phase":"pending","params":[{"name":"p","value":` + deep + `}]}`), wantCode: 400, wantField: "data"},
+		{name: "missing id", ctype: "application/cloudevents+json", body: structuredEvent(tr, `{"type":"script","status":"ready","phase":"pending","spec":{"image":"a"}}`), wantCode: 400, wantField: "data.id"},
+		{name: "empty id", ctype: "application/cloudevents+json", body: structuredEvent(tr, `{"id":"","type":"script","status":"ready","phase":"pending"}`), wantCode: 400, wantField: "data.id"},
+		{name: "id number", ctype: "application/cloudevents+json", body: structuredEvent(tr, `{"id":7,"type":"script","status":"ready","phase":"pending"}`), wantCode: 400, wantField: "data.id"},
+		{name: "id with slash", ctype: "application/cloudevents+json", body: structuredEvent(tr, `{"id":"../../etc","type":"script","status":"ready","phase":"pending"}`), wantCode: 400, wantField: "data.id"},
+		{name: "id too long", ctype: "application/cloudevents+json", body: structuredEvent(tr, `{"id":"`+strings.Repeat("f", 300)+`","type":"script","status":"ready","phase":"pending"}`), wantCode: 400, wantField: "data.id"},
+		{name: "type number", ctype: "application/cloudevents+json", body: structuredEvent(tr, `{"id":"a","type":5,"status":"ready","phase":"pending"}`), wantCode: 400, wantField: "data.type"},
+		{name: "timeout string", ctype: "application/cloudevents+json", body: structuredEvent(tr, task(`,"timeout":"30"`)), wantCode: 400, wantField: "data.timeout"},
+		{name: "timeout negative", ctype: "application/cloudevents+json", body: structuredEvent(tr, task(`,"timeout":-30`)), wantCode: 400, wantField: "data.timeout"},
+		{name: "timeout fractional", ctype: "application/cloudevents+json", body: structuredEvent(tr, task(`,"timeout":1.5`)), wantCode: 400, wantField: "data.timeout"},
+		{name: "labels array", ctype: "application/cloudevents+json", body: structuredEvent(tr, task(`,"labels":["a"]`)), wantCode: 400, wantField: "data.labels"},
+		{name: "label value object", ctype: "application/cloudevents+json", body: structuredEvent(tr, task(`,"labels":{"a":{"b":1}}`)), wantCode: 400, wantField: "data.labels"},
+		{name: "params object", ctype: "application/cloudevents+json", body: structuredEvent(tr, task(`,"params":{"a":1}`)), wantCode: 400, wantField: "data.params"},
+		{name: "param name number", ctype: "application/cloudevents+json", body: structuredEvent(tr, task(`,"params":[{"name":1,"value":"x"}]`)), wantCode: 400, wantField: "data.params.name"},
+		{name: "results string", ctype: "application/cloudevents+json", body: structuredEvent(tr, task(`,"results":"ts"`)), wantCode: 400, wantField: "data.results"},
+		{name: "spec array", ctype: "application/cloudevents+json", body: structuredEvent(tr, `{"id":"a","type":"script","status":"ready","phase":"pending","spec":[]}`), wantCode: 400, wantField: "data.spec"},
+		{name: "image number", ctype: "application/cloudevents+json", body: structuredEvent(tr, `{"id":"a","type":"script","status":"ready","phase":"pending","spec":{"image":1}}`), wantCode: 400, wantField: "data.spec.image"},
+		{name: "command string", ctype: "application/cloudevents+json", body: structuredEvent(tr, `{"id":"a","type":"script","status":"ready","phase":"pending","spec":{"image":"a","command":"ls"}}`), wantCode: 400, wantField: "data.spec.command"},
+		{name: "envs object", ctype: "application/cloudevents+json", body: structuredEvent(tr, `{"id":"a","type":"script","status":"ready","phase":"pending","spec":{"image":"a","envs":{"A":"1"}}}`), wantCode: 400, wantField: "data.spec.envs"},
+		{name: "debug string", ctype: "application/cloudevents+json", body: structuredEvent(tr, `{"id":"a","type":"script","status":"ready","phase":"pending","spec":{"image":"a","debug":"yes"}}`), wantCode: 400, wantField: "data.spec.debug"},
+		{name: "workflowrun without id", ctype: "application/cloudevents+json", body: structuredEvent(wr, `{"status":"ready","phase":"pending"}`), wantCode: 400, wantField: "data.id"},
+		{name: "workflowrun workspaces object", ctype: "application/cloudevents+json", body: structuredEvent(wr, `{"id":"r","status":"ready","phase":"pending","workspaces":{}}`), wantCode: 400, wantField: "data.workspaces"},
+		{name: "xml data", ctype: "application/cloudevents+json", body: []byte(`{"specversion":"1.0","id":"x","source":"/s","type":"` + tr + `","datacontenttype":"application/xml","data":"<a/>"}`), wantCode: 415, wantField: "datacontenttype"},
+		{name: "binary xml data", ctype: "application/xml", headers: ceHeaders, body: []byte(`<a/>`), wantCode: 415, wantField: "datacontenttype"},
+		{name: "10 MB body", ctype: "application/json", headers: ceHeaders, body: []byte(task(`,"name":"` + strings.Repeat("x", 10<<20) + `"`)), wantCode: 413, wantField: "data"},
+	}
+	return cases
+}
+
+// Every bad request gets a 4xx naming the problem, the Engine is not
+// called, and nothing is created on the apiserver.
+func TestBadInput(t *testing.T) {
+	s := newStack(t, nil)
+	cases := badCases()
+	if len(cases) < 40 {
+		t.Fatalf("only %d bad-input cases", len(cases))
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			req, err := http.NewRequest(http.MethodPost, s.handler.URL, bytes.NewReader(tc.body))
+			if err != nil {
+				t.Fatal(err)
+			}
+			req.Header.Set("Content-Type", tc.ctype)
+			for k, v := range tc.headers {
+				req.Header.Set(k, v)
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != tc.wantCode {
+				t.Fatalf("status %d (%s), want %d", resp.StatusCode, body, tc.wantCode)
+			}
+			// The SDK answers a request that is no CloudEvent with a bare 415;
+			// every other refusal says what is wrong.
+			if len(body) == 0 && resp.StatusCode != http.StatusUnsupportedMediaType {
+				t.Fatalf("status %d with an empty body: the answer must name the problem", resp.StatusCode)
+			}
+			if tc.wantField != "" {
+				var b struct{ Field, Reason string }
+				if err := json.Unmarshal(body, &b); err != nil {
+					t.Fatalf("error body is not JSON: %s", body)
+				}
+				if b.Field != tc.wantField || b.Reason == "" {
+					t.Fatalf("error names field %q (%q), want %q", b.Field, b.Reason, tc.wantField)
+				}
+			}
+		})
+	}
+	if n := len(s.engine.Calls()); n != 0 {
+		t.Errorf("the Engine was called %d times for bad input", n)
+	}
+	ctx := context.Background()
+	trs, _ := s.tekton.TektonV1().TaskRuns(s.ns).List(ctx, metav1.ListOptions{})
+	cms, _ := s.kube.CoreV1().ConfigMaps(s.ns).List(ctx, metav1.ListOptions{})
+	pvcs, _ := s.kube.CoreV1().PersistentVolumeClaims(s.ns).List(ctx, metav1.ListOptions{})
+	if n := len(trs.Items) + len(pvcs.Items) + countOurs(cms.Items); n != 0 {
+		t.Errorf("%d objects created by bad input", n)
+	}
+	t.Logf("%d bad-input cases refused, nothing created, Engine not called", len(cases))
+}
+
+func countOurs[T any](items []T) int {
+	n := 0
+	for _, it := range items {
+		if strings.Contains(fmt.Sprint(it), "bmrg-flow") {
+			n++
+		}
+	}
+	return n
+}
+
+// A task the Engine can identify but that cannot be built is reported to
+// the Engine as failed (after its start), answered 2xx, and creates nothing.
+func TestUnbuildableTaskReported(t *testing.T) {
+	s := newStack(t, nil)
+	s.mustPost(structuredEvent("io.boomerang.event.status.taskrun",
+		`{"id":"65a1f1a0e4b0a1b2c3d4e698","type":"custom","status":"ready","phase":"pending","spec":{"command":["true"]}}`))
+	calls := s.engine.CallsFor("65a1f1a0e4b0a1b2c3d4e698")
+	if len(calls) != 2 || calls[0].Kind != enginestub.KindTaskRunStart || calls[1].Kind != enginestub.KindTaskRunEnd {
+		t.Fatalf("want start then end, got %d calls", len(calls))
+	}
+	if e := calls[1].End; e.Status != engine.StatusFailed || !strings.Contains(e.StatusMessage, "NO_TASK_IMAGE") {
+		t.Fatalf("end %+v", e)
+	}
+	if n := len(s.taskRuns()); n != 0 {
+		t.Fatalf("%d TaskRuns for an unbuildable task", n)
+	}
+	s.noViolations()
+}

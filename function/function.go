@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"sync/atomic"
@@ -87,8 +88,18 @@ func (f *Function) Start(ctx context.Context, _ map[string]string) error {
 		r = handler.New(kc, ec, opts, cfg.MaxEventBytes, log)
 	}
 	f.role.Store(&r)
-	log.Info("started", "namespace", cfg.Namespace, "engine", cfg.EngineURL, "apiserver", rc.Host)
+	log.Info("started", "namespace", cfg.Namespace, "engine", redact(cfg.EngineURL), "apiserver", rc.Host)
 	return nil
+}
+
+// redact drops credentials from a URL for logging.
+func redact(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "(unparsable)"
+	}
+	u.User = nil
+	return u.String()
 }
 
 // RoleFromProgram picks the role from a program path: "sink" for a program

@@ -61,12 +61,18 @@ type Handler struct {
 	maxBytes int64
 	log      *slog.Logger
 	locks    keylock.Map
+	// done remembers the tasks this process has created (or found), so
+	// repeated deliveries cost no apiserver call.
+	done *keylock.Set
 }
+
+// doneSize is how many finished task ids a handler remembers.
+const doneSize = 4096
 
 // New returns a Handler building objects with opts and rejecting event data
 // larger than maxBytes.
 func New(k Kube, e Engine, opts tekton.Options, maxBytes int64, log *slog.Logger) *Handler {
-	return &Handler{kube: k, engine: e, opts: opts, maxBytes: maxBytes, log: log}
+	return &Handler{kube: k, engine: e, opts: opts, maxBytes: maxBytes, log: log, done: keylock.NewSet(doneSize)}
 }
 
 // Handle processes one event and never replies with an event: a reply would
@@ -183,7 +189,19 @@ func traceparent(e event.Event) string {
 func (h *Handler) execute(ctx context.Context, t *contract.TaskRun, tp string) (string, error) {
 	unlock := h.locks.Lock(t.ID)
 	defer unlock()
+	if h.done.Has(t.ID) {
+		return Exists, nil
+	}
+	outcome, err := h.create(ctx, t, tp)
+	if err == nil && (outcome == Created || outcome == Exists) {
+		h.done.Add(t.ID)
+	}
+	return outcome, err
+}
 
+// create does the work of execute for a task this process has not seen
+// finished.
+func (h *Handler) create(ctx context.Context, t *contract.TaskRun, tp string) (string, error) {
 	name := tekton.TaskRunName(h.opts.Prefix, t.ID)
 	existing, err := h.kube.GetTaskRun(ctx, name)
 	if err != nil {

@@ -67,13 +67,20 @@ func newEnv(t *testing.T) *env {
 	}
 	t.Cleanup(func() { _ = stub.Close() })
 	e.engine = stub
+	e.serve(t)
+	return e
+}
+
+// serve starts a new handler (a new process, as far as its memory goes)
+// on the env's fakes and Engine.
+func (e *env) serve(t *testing.T) {
+	t.Helper()
 	kc := kube.New(e.kube, e.tekton, ns, 5*time.Second)
-	ec := engine.New(engine.Options{BaseURL: stub.URL(), Timeout: time.Second, RetryBudget: 2 * time.Second})
+	ec := engine.New(engine.Options{BaseURL: e.engine.URL(), Timeout: time.Second, RetryBudget: 2 * time.Second})
 	h := handler.New(kc, ec, opts(), 1<<20, slog.New(slog.NewJSONHandler(io.Discard, nil)))
 	srv := httptest.NewServer(ce.New(h).Handler)
 	t.Cleanup(srv.Close)
 	e.url = srv.URL
-	return e
 }
 
 func fixture(t *testing.T, name string) []byte {
@@ -270,8 +277,8 @@ func TestConcurrentCopiesMakeOneTaskRun(t *testing.T) {
 	}
 }
 
-// TestCrashBeforeConfigMapRecovers: a TaskRun left without its ConfigMap
-// (a crash between the two creates) gets it on redelivery.
+// A TaskRun left without its ConfigMap (a crash between the two creates)
+// gets it when the event is redelivered to the restarted handler.
 func TestRedeliveryRestoresMissingConfigMap(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
@@ -283,6 +290,7 @@ func TestRedeliveryRestoresMissingConfigMap(t *testing.T) {
 	if err := e.kube.CoreV1().ConfigMaps(ns).Delete(context.Background(), cm.Name, metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
+	e.serve(t) // the process crashed and restarted
 	if code, msg := e.structured(t, body); code != http.StatusOK {
 		t.Fatal(code, msg)
 	}

@@ -78,7 +78,10 @@ type Sink struct {
 	opts   Options
 	log    *slog.Logger
 	locks  keylock.Map
-	now    func() time.Time
+	// done remembers the TaskRuns (by UID) this process has seen reported,
+	// so repeated events cost no apiserver call.
+	done *keylock.Set
+	now  func() time.Time
 
 	stop context.CancelFunc
 	wg   sync.WaitGroup
@@ -86,7 +89,7 @@ type Sink struct {
 
 // New returns a Sink.
 func New(k Kube, e Engine, o Options, log *slog.Logger) *Sink {
-	return &Sink{kube: k, engine: e, opts: o, log: log, now: time.Now, stop: func() {}}
+	return &Sink{kube: k, engine: e, opts: o, log: log, done: keylock.NewSet(4096), now: time.Now, stop: func() {}}
 }
 
 // Run starts the background sweeps: one now, then one every SweepInterval
@@ -182,6 +185,9 @@ func (s *Sink) handle(ctx context.Context, e event.Event) (string, string, error
 	if !ours(tr, s.opts.Product) || !terminal(tr) {
 		return Skipped, tr.Name, nil
 	}
+	if tr.UID != "" && s.done.Has(string(tr.UID)) {
+		return Skipped, tr.Name, nil
+	}
 	result, err := s.report(ctx, tr.Name)
 	return result, tr.Name, err
 }
@@ -206,7 +212,11 @@ func (s *Sink) report(ctx context.Context, name string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	if tr == nil || !terminal(tr) || tr.Labels[contract.LabelReported] != "" {
+	if tr == nil || !terminal(tr) {
+		return Skipped, nil
+	}
+	if tr.Labels[contract.LabelReported] != "" {
+		s.done.Add(string(tr.UID))
 		return Skipped, nil
 	}
 	decision, rep, _ := outcome.Decide(tr, s.opts.Product)
@@ -226,6 +236,7 @@ func (s *Sink) report(ctx context.Context, name string) (string, error) {
 	if err := s.kube.MarkReported(ctx, name, markReported, s.now()); err != nil {
 		return "", err
 	}
+	s.done.Add(string(tr.UID))
 	if outcome.ShouldDelete(outcome.DeletionPolicy(tr, s.opts.DeletionPolicy), rep.Succeeded) {
 		if err := s.kube.DeleteTaskRun(ctx, name); err != nil {
 			return "", err

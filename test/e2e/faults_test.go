@@ -1,0 +1,212 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/boomerang-io/flow-tekton-handler/test/enginestub"
+)
+
+func taskID(i int) string { return fmt.Sprintf("65a1f1a0e4b0a1b2c3d4%04x", i) }
+
+// customTask is the custom fixture with another id.
+func customTask(t *testing.T, id string) []byte {
+	return event(t, "engine-taskrun-custom-ready.json", func(d map[string]any) { d["id"] = id })
+}
+
+// The apiserver stops in the middle of a burst: the handler answers 5xx
+// (so the Broker retries) and calls the Engine for nothing it could not
+// create; once the apiserver is back, redelivering every event yields
+// exactly one TaskRun and one Engine start per task.
+func TestAPIServerDownDuringBurst(t *testing.T) {
+	s := newStack(t, map[string]string{"KUBE_TIMEOUT": "2s"})
+	const n = 12
+	send := func(i int) int {
+		code, _ := s.post(customTask(t, taskID(i)))
+		return code
+	}
+	for i := range n / 2 {
+		if code := send(i); code != http.StatusOK {
+			t.Fatalf("before the fault: %d", code)
+		}
+	}
+	start, err := s.c.StopAPIServer()
+	if err != nil {
+		t.Fatal(err)
+	}
+	failed := 0
+	for i := n / 2; i < n; i++ {
+		if code := send(i); code >= 500 {
+			failed++
+		} else {
+			t.Errorf("event %d answered %d while the apiserver was down, want 5xx", i, code)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// The Broker redelivers what failed; an at-least-once sender may also
+	// redeliver what succeeded.
+	for i := range n {
+		s.eventually(30*time.Second, "redelivery to succeed", func() (bool, error) {
+			return send(i) == http.StatusOK, nil
+		})
+	}
+	if got := len(s.taskRuns()); got != n {
+		t.Fatalf("%d TaskRuns for %d tasks", got, n)
+	}
+	for i := range n {
+		if c := len(s.calls(enginestub.KindTaskRunStart, taskID(i))); c != 1 {
+			t.Errorf("task %d: %d Engine starts", i, c)
+		}
+	}
+	t.Logf("apiserver fault: %d events answered 5xx during the outage; after restart %d TaskRuns, one start each", failed, n)
+	s.noViolations()
+}
+
+// 1000 parallel deliveries of one event make one TaskRun and one start;
+// 1000 parallel copies of Tekton's successful event make one end.
+func TestThousandDuplicates(t *testing.T) {
+	s := newStack(t, nil)
+	sink := s.startSink()
+	body := customTask(t, taskID(0x500))
+	var wg sync.WaitGroup
+	var bad atomic.Int32
+	sem := make(chan struct{}, 64)
+	for range 1000 {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			resp, err := http.Post(s.handler.URL, "application/cloudevents+json", bytes.NewReader(body))
+			if err != nil {
+				bad.Add(1)
+				return
+			}
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusOK {
+				bad.Add(1)
+			}
+		}()
+	}
+	wg.Wait()
+	if bad.Load() != 0 {
+		t.Errorf("%d of 1000 deliveries failed", bad.Load())
+	}
+	if got := len(s.taskRuns()); got != 1 {
+		t.Fatalf("%d TaskRuns from 1000 deliveries", got)
+	}
+	if c := len(s.calls(enginestub.KindTaskRunStart, taskID(0x500))); c != 1 {
+		t.Fatalf("%d starts from 1000 deliveries", c)
+	}
+	s.waitEnd(taskID(0x500), time.Minute)
+
+	// Tekton's own event, repeated 1000 times at the sink.
+	tr, err := s.taskRun(name(taskID(0x500)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err := json.Marshal(map[string]any{"taskRun": tr})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 1000 {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			req, _ := http.NewRequest(http.MethodPost, sink.URL, bytes.NewReader(data))
+			req.Header.Set("Content-Type", "application/json")
+			req.Header.Set("ce-specversion", "1.0")
+			req.Header.Set("ce-id", fmt.Sprintf("dup-%d", i))
+			req.Header.Set("ce-source", "/apis///namespaces/"+s.ns+"//"+tr.Name)
+			req.Header.Set("ce-type", "dev.tekton.event.taskrun.successful.v1")
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				bad.Add(1)
+				return
+			}
+			resp.Body.Close()
+		}()
+	}
+	wg.Wait()
+	if c := len(s.calls(enginestub.KindTaskRunEnd, taskID(0x500))); c != 1 {
+		t.Fatalf("%d end calls after 1000 duplicate Tekton events", c)
+	}
+	t.Logf("1000 duplicate deliveries: 1 TaskRun, 1 start; 1000 duplicate completions: 1 end")
+	s.noViolations()
+}
+
+// SIGTERM while events are in flight: they finish before the handler exits.
+func TestSIGTERMDrainsInFlight(t *testing.T) {
+	s := newStack(t, nil)
+	s.engine.Delay(1500 * time.Millisecond)
+	const n = 5
+	codes := make([]int, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			codes[i], _ = s.post(customTask(t, taskID(0x600+i)))
+		}()
+	}
+	time.Sleep(500 * time.Millisecond) // the requests wait on the slow Engine
+	if err := s.handler.Stop(20 * time.Second); err != nil {
+		t.Fatalf("handler did not stop cleanly: %v", err)
+	}
+	wg.Wait()
+	for i, c := range codes {
+		if c != http.StatusOK {
+			t.Errorf("in-flight event %d answered %d", i, c)
+		}
+	}
+	if got := len(s.taskRuns()); got != n {
+		t.Fatalf("%d TaskRuns for %d in-flight events", got, n)
+	}
+}
+
+// Tokens and credentials never reach the logs.
+func TestSecretsNotLogged(t *testing.T) {
+	const secret = "s3cr3t-7f1d"
+	stub, err := enginestub.Start("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stub.Close()
+	stub.RequireToken("tok-" + secret)
+	engineURL := strings.Replace(stub.URL(), "http://", "http://flow:pw-"+secret+"@", 1)
+	s := newStack(t, map[string]string{
+		"ENGINE_URL": engineURL, "ENGINE_TOKEN": "tok-" + secret,
+		"PROXY_HOST": "user:" + secret + "@proxy.internal", "PROXY_PORT": "3128",
+	})
+	s.engine = stub
+	sink := s.startSink()
+	s.mustPost(customTask(t, taskID(0x700)))
+	s.waitEnd(taskID(0x700), time.Minute)
+	// And a failure path: an Engine that refuses the token.
+	stub.RequireToken("another")
+	_, _ = s.post(customTask(t, taskID(0x701)))
+	for name, logs := range map[string]string{"handler": s.handler.Logs(), "sink": sink.Logs()} {
+		if logs == "" {
+			t.Fatalf("%s logged nothing", name)
+		}
+		if strings.Contains(logs, secret) {
+			t.Errorf("%s log contains a secret:\n%s", name, logs)
+		}
+	}
+}

@@ -19,6 +19,7 @@ import (
 	"github.com/boomerang-io/flow-tekton-handler/internal/contract"
 	"github.com/boomerang-io/flow-tekton-handler/internal/engine"
 	"github.com/boomerang-io/flow-tekton-handler/internal/keylock"
+	"github.com/boomerang-io/flow-tekton-handler/internal/kube"
 	"github.com/boomerang-io/flow-tekton-handler/internal/status"
 	"github.com/boomerang-io/flow-tekton-handler/internal/tekton"
 )
@@ -234,6 +235,11 @@ func (h *Handler) create(ctx context.Context, t *contract.TaskRun, tp string) (s
 		return "", fmt.Errorf("engine start taskrun %s: %w", t.ID, err)
 	}
 	tr, created, err := h.kube.CreateTaskRun(ctx, task.TaskRun)
+	if errors.Is(err, kube.ErrRejected) {
+		// The Engine has started the task; tell it the cluster refused it
+		// rather than leave it running for ever.
+		return h.endFailed(ctx, t, fmt.Errorf("TASKRUN_REJECTED: %w", err))
+	}
 	if err != nil {
 		return "", err
 	}
@@ -260,7 +266,12 @@ func (h *Handler) reportUnbuildable(ctx context.Context, t *contract.TaskRun, bu
 	if err := h.engine.StartTaskRun(ctx, t.ID); err != nil {
 		return "", fmt.Errorf("engine start taskrun %s: %w", t.ID, err)
 	}
-	end := engine.EndRequest{Status: engine.StatusFailed, Results: []engine.Result{}, StatusMessage: buildErr.Error()}
+	return h.endFailed(ctx, t, buildErr)
+}
+
+// endFailed ends a started task as failed with the reason.
+func (h *Handler) endFailed(ctx context.Context, t *contract.TaskRun, reason error) (string, error) {
+	end := engine.EndRequest{Status: engine.StatusFailed, Results: []engine.Result{}, StatusMessage: reason.Error()}
 	if err := h.engine.EndTaskRun(ctx, t.ID, end); err != nil {
 		return "", fmt.Errorf("engine end taskrun %s: %w", t.ID, err)
 	}

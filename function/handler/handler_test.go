@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -587,5 +586,20 @@ func TestOtherSubtypeIgnored(t *testing.T) {
 	}
 }
 
-var _ = errors.New
-var _ schema.GroupResource
+
+// A TaskRun the apiserver refuses after the Engine started the task is
+// ended failed with the reason, not left running for ever.
+func TestRejectedTaskRunIsReportedFailed(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.tekton.PrependReactor("create", "taskruns", func(k8stesting.Action) (bool, runtime.Object, error) {
+		return true, nil, apierrors.NewInvalid(schema.GroupKind{Group: "tekton.dev", Kind: "TaskRun"}, "x", nil)
+	})
+	if code, msg := e.structured(t, fixture(t, "engine-taskrun-custom-ready.json")); code != http.StatusOK {
+		t.Fatalf("status %d %s", code, msg)
+	}
+	calls := e.engine.Calls()
+	if len(calls) != 2 || calls[1].End == nil || calls[1].End.Status != engine.StatusFailed || !strings.Contains(calls[1].End.StatusMessage, "TASKRUN_REJECTED") {
+		t.Fatalf("want start then end failed TASKRUN_REJECTED, got %v", e.kinds())
+	}
+}

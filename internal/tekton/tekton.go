@@ -4,10 +4,14 @@
 package tekton
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"maps"
+	"math"
+	"path"
 	"regexp"
 	"sort"
 	"strings"
@@ -354,6 +358,7 @@ func BuildTask(t *contract.TaskRun, claims []Claim, traceparent string, o Option
 
 	var bindings []pipelinev1.WorkspaceBinding
 	seenScope := map[string]bool{}
+	used := map[string]bool{"/data": true, "/params": true}
 	for _, c := range claims {
 		scope := strings.ToLower(c.Scope)
 		if c.ClaimName == "" || seenScope[scope] || (scope != contract.ScopeWorkflow && scope != contract.ScopeWorkflowRun) {
@@ -366,9 +371,18 @@ func BuildTask(t *contract.TaskRun, claims []Claim, traceparent string, o Option
 				mount = w.MountPath
 			}
 		}
+		if mount != "" && !usableMount(mount, used) {
+			dropped = append(dropped, fmt.Sprintf("workspace %s: mount path %q is not absolute or is taken, using the default", scope, mount))
+			mount = ""
+		}
 		if mount == "" {
 			mount = "/workspace/" + scope
 		}
+		if !usableMount(mount, used) {
+			dropped = append(dropped, fmt.Sprintf("workspace %s: mount path %q is taken, not attached", scope, mount))
+			continue
+		}
+		used[path.Clean(mount)] = true
 		name := o.workspace(scope)
 		spec.Workspaces = append(spec.Workspaces, pipelinev1.WorkspaceDeclaration{Name: name, MountPath: mount})
 		bindings = append(bindings, pipelinev1.WorkspaceBinding{Name: name,
@@ -385,8 +399,12 @@ func BuildTask(t *contract.TaskRun, claims []Claim, traceparent string, o Option
 		dropped = append(dropped, "traceparent: malformed")
 	}
 	timeout := o.DefaultTimeout
-	if t.Timeout > 0 {
-		timeout = time.Duration(t.Timeout) * time.Minute
+	if minutes := t.Timeout; minutes > 0 {
+		if minutes > maxTimeoutMinutes {
+			dropped = append(dropped, fmt.Sprintf("timeout %d minutes: above the maximum, using %d", minutes, maxTimeoutMinutes))
+			minutes = maxTimeoutMinutes
+		}
+		timeout = time.Duration(minutes) * time.Minute
 	}
 
 	tr := &pipelinev1.TaskRun{
@@ -404,6 +422,9 @@ func BuildTask(t *contract.TaskRun, claims []Claim, traceparent string, o Option
 			PodTemplate:        podTemplate(o),
 		},
 	}
+	if err := tr.Validate(context.Background()); err != nil {
+		return nil, &BuildError{Code: "INVALID_TASK", Message: err.Error()}
+	}
 	cmLabels := make(map[string]string, len(labels))
 	for k, v := range labels {
 		cmLabels[k] = v
@@ -414,6 +435,18 @@ func BuildTask(t *contract.TaskRun, claims []Claim, traceparent string, o Option
 		Data:       values,
 	}
 	return &Task{TaskRun: tr, ConfigMap: cm, Dropped: dropped}, nil
+}
+
+// maxTimeoutMinutes is the longest timeout a task gets, about 45 years:
+// Tekton sets the pod's activeDeadlineSeconds to 1.5 times the timeout and
+// the apiserver bounds it to MaxInt32.
+const maxTimeoutMinutes = math.MaxInt32 / 90
+
+// usableMount reports whether p is an absolute path, not under /tekton/
+// (Tekton's own mounts) and not already used.
+func usableMount(p string, used map[string]bool) bool {
+	clean := path.Clean(p)
+	return strings.HasPrefix(p, "/") && !used[clean] && clean != "/tekton" && !strings.HasPrefix(clean, "/tekton/")
 }
 
 // proxyEnv returns the proxy variables when a proxy is configured.
@@ -436,7 +469,13 @@ func podTemplate(o Options) *pod.PodTemplate {
 	if len(o.NodeSelector) == 0 && len(o.Tolerations) == 0 && len(o.HostAliases) == 0 && o.ImagePullSecret == "" {
 		return nil
 	}
-	pt := &pod.PodTemplate{NodeSelector: o.NodeSelector, Tolerations: o.Tolerations, HostAliases: o.HostAliases}
+	pt := &pod.PodTemplate{NodeSelector: maps.Clone(o.NodeSelector)}
+	for _, t := range o.Tolerations {
+		pt.Tolerations = append(pt.Tolerations, *t.DeepCopy())
+	}
+	for _, h := range o.HostAliases {
+		pt.HostAliases = append(pt.HostAliases, *h.DeepCopy())
+	}
 	if o.ImagePullSecret != "" {
 		pt.ImagePullSecrets = []corev1.LocalObjectReference{{Name: o.ImagePullSecret}}
 	}

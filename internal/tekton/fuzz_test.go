@@ -1,0 +1,102 @@
+package tekton
+
+import (
+	"errors"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	corev1 "k8s.io/api/core/v1"
+
+	"github.com/boomerang-io/flow-tekton-handler/internal/contract"
+)
+
+// fuzzOptions are testOptions, or with mode bit 1 every optional setting:
+// proxy, pod template, service account, memory /data, a storage class.
+func fuzzOptions(mode uint8) Options {
+	o := testOptions()
+	if mode&2 != 0 {
+		o.ProxyHost, o.ProxyPort, o.ProxyIgnore = "proxy.example.com", "3128", "localhost"
+		o.NodeSelector = map[string]string{"kubernetes.io/os": "linux"}
+		o.Tolerations = []corev1.Toleration{{Key: "dedicated", Operator: corev1.TolerationOpExists}}
+		o.HostAliases = []corev1.HostAlias{{IP: "10.0.0.1", Hostnames: []string{"registry.internal"}}}
+		o.ServiceAccount, o.ImagePullSecret = "bmrg-flow-worker", "bmrg-flow-registry"
+		o.DataMemory = true
+		o.DefaultTimeout = 90 * time.Minute
+		o.DeletionPolicy = "OnSuccess"
+	}
+	return o
+}
+
+// fuzzClaims are both scopes' claims, with mount paths, when mode bit 0 is
+// set.
+func fuzzClaims(mode uint8) []Claim {
+	if mode&1 == 0 {
+		return nil
+	}
+	return []Claim{
+		{Scope: "workflow", ClaimName: "bmrg-flow-pvc-workflow-65a1f0c2e4b0a1b2c3d4e5f6", MountPath: "/workspace/shared"},
+		{Scope: "workflowrun", ClaimName: "bmrg-flow-pvc-workflowrun-65a1f0d9e4b0a1b2c3d4e601"},
+	}
+}
+
+// FuzzBuildTask checks that any taskrun data either fails to decode, is a
+// *BuildError, or builds, deterministically, a TaskRun Tekton's webhook
+// admits and objects whose names, labels, annotations and ConfigMap keys
+// the apiserver admits, within the input policy.
+func FuzzBuildTask(f *testing.F) {
+	paths, err := filepath.Glob(filepath.Join(fixtureDir, "engine-taskrun-*.json"))
+	if err != nil || len(paths) == 0 {
+		f.Fatalf("no taskrun fixtures (err %v)", err)
+	}
+	for i, p := range paths {
+		data := fixtureData(f, filepath.Base(p))
+		f.Add(data, "", uint8(i%4))
+		f.Add(data, validTraceparent, uint8(3))
+	}
+	f.Add([]byte(`{"id":"x","type":"script","status":"ready","phase":"pending","spec":{"image":""}}`), "", uint8(0))
+	f.Add([]byte(`{"id":"Ünï Code/..","type":"custom","status":"ready","phase":"pending","labels":{"a b":"c"},
+		"params":[{"name":"worker.storage.data.memory","value":true},{"name":"1x","value":null}],
+		"results":[{"name":"a.b"}],"workspaces":[{"type":"WorkflowRun","mountPath":"/w"}],
+		"spec":{"image":"i","script":" ","command":["c"],"envs":[{"name":"CI","value":"x"}],"deletion":"always"}}`), "garbage", uint8(3))
+	// Tekton variables the TaskRun declares, and a workspace mount path: one
+	// mutation away from references and paths Tekton refuses.
+	f.Add([]byte(`{"id":"65a1f1a0e4b0a1b2c3d4e613","type":"template","status":"ready","phase":"pending","timeout":5,
+		"params":[{"name":"url","value":"https://example.org"}],"results":[{"name":"out"}],
+		"workspaces":[{"name":"w","type":"workflow","mountPath":"/workspace/x"}],
+		"spec":{"image":"alpine","script":"echo $(params.url) > $(results.out.path)","arguments":["$(params.url)"],
+		"workingDir":"/data/$(context.taskRun.name)","envs":[{"name":"U","value":"$(params.url)"}]}}`), "", uint8(1))
+
+	f.Fuzz(func(t *testing.T, data []byte, traceparent string, mode uint8) {
+		tr, err := contract.DecodeTaskRun(data)
+		if err != nil {
+			return
+		}
+		o, claims := fuzzOptions(mode), fuzzClaims(mode)
+		task, err := BuildTask(tr, claims, traceparent, o)
+		if err != nil {
+			var be *BuildError
+			if !errors.As(err, &be) || !errors.Is(err, ErrUnbuildable) {
+				t.Fatalf("BuildTask error %v is not a *BuildError", err)
+			}
+			if task != nil {
+				t.Fatalf("BuildTask returned a task with error %v", err)
+			}
+			return
+		}
+		if task == nil || task.TaskRun == nil || task.ConfigMap == nil {
+			t.Fatalf("incomplete task %+v", task)
+		}
+		for _, e := range taskErrors(t.Context(), task, o) {
+			t.Error(e)
+		}
+		again, err := BuildTask(tr, claims, traceparent, o)
+		if err != nil {
+			t.Fatalf("second build failed: %v", err)
+		}
+		if d := cmp.Diff(task, again); d != "" {
+			t.Fatalf("two builds differ (-first +second):\n%s", d)
+		}
+	})
+}

@@ -82,27 +82,13 @@ func (h *Handler) Handle(ctx context.Context, e event.Event) (*event.Event, erro
 	began := time.Now()
 	l := h.log.With("ce.id", e.ID(), "ce.type", e.Type(), "ce.source", e.Source())
 	outcome, attrs, err := h.handle(ctx, e)
-	code := status.Code(err)
 	if err != nil && outcome == "" {
 		outcome = Failed
-		if code < 500 {
+		if status.Code(err) < 500 {
 			outcome = Rejected
 		}
 	}
-	attrs = append(attrs, slog.String("outcome", outcome), slog.Int("code", code), slog.Duration("duration", time.Since(began)))
-	level := slog.LevelInfo
-	switch {
-	case code >= 500:
-		level = slog.LevelError
-		attrs = append(attrs, slog.String("error", err.Error()))
-	case err != nil:
-		level = slog.LevelWarn
-		attrs = append(attrs, slog.String("error", err.Error()))
-	case outcome == Skipped:
-		level = slog.LevelDebug
-	}
-	l.LogAttrs(ctx, level, "event", attrs...)
-	return nil, status.Result(err)
+	return nil, status.Log(ctx, l, outcome, outcome == Skipped, began, err, attrs...)
 }
 
 func (h *Handler) handle(ctx context.Context, e event.Event) (string, []slog.Attr, error) {

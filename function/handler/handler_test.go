@@ -586,7 +586,6 @@ func TestOtherSubtypeIgnored(t *testing.T) {
 	}
 }
 
-
 // A TaskRun the apiserver refuses after the Engine started the task is
 // ended failed with the reason, not left running for ever.
 func TestRejectedTaskRunIsReportedFailed(t *testing.T) {

@@ -29,6 +29,9 @@ import (
 // answers it with a sweep.
 const SweepType = "dev.knative.sources.ping"
 
+// sweepBudget bounds a sweep requested by an event.
+const sweepBudget = 25 * time.Second
+
 // tektonTaskRunPrefix starts every Tekton TaskRun event type.
 const tektonTaskRunPrefix = "dev.tekton.event.taskrun."
 
@@ -142,33 +145,17 @@ func (s *Sink) logSweep(ctx context.Context, trigger string) {
 func (s *Sink) Handle(ctx context.Context, e event.Event) (*event.Event, error) {
 	began := time.Now()
 	if e.Type() == SweepType {
-		n, err := s.Sweep(ctx)
-		code := status.Code(err)
-		attrs := []slog.Attr{slog.String("ce.id", e.ID()), slog.String("ce.type", e.Type()), slog.String("outcome", Swept),
-			slog.Int("reported", n), slog.Int("code", code), slog.Duration("duration", time.Since(began))}
-		if err != nil {
-			attrs = append(attrs, slog.String("error", err.Error()))
-		}
-		s.log.LogAttrs(ctx, slog.LevelInfo, "event", attrs...)
-		return nil, status.Result(err)
+		// Bounded below func-go's 30 s write timeout; what is left waits
+		// for the next sweep.
+		sctx, cancel := context.WithTimeout(ctx, sweepBudget)
+		defer cancel()
+		n, err := s.Sweep(sctx)
+		return nil, status.Log(ctx, s.log, Swept, false, began, err,
+			slog.String("ce.id", e.ID()), slog.String("ce.type", e.Type()), slog.Int("reported", n))
 	}
 	result, name, err := s.handle(ctx, e)
-	code := status.Code(err)
-	attrs := []slog.Attr{slog.String("ce.id", e.ID()), slog.String("ce.type", e.Type()), slog.String("ce.subject", e.Subject()),
-		slog.String("taskrun", name), slog.String("outcome", result), slog.Int("code", code), slog.Duration("duration", time.Since(began))}
-	level := slog.LevelInfo
-	switch {
-	case code >= 500:
-		level = slog.LevelError
-		attrs = append(attrs, slog.String("error", err.Error()))
-	case err != nil:
-		level = slog.LevelWarn
-		attrs = append(attrs, slog.String("error", err.Error()))
-	case result == Skipped:
-		level = slog.LevelDebug
-	}
-	s.log.LogAttrs(ctx, level, "event", attrs...)
-	return nil, status.Result(err)
+	return nil, status.Log(ctx, s.log, result, result == Skipped, began, err,
+		slog.String("ce.id", e.ID()), slog.String("ce.type", e.Type()), slog.String("ce.subject", e.Subject()), slog.String("taskrun", name))
 }
 
 func (s *Sink) handle(ctx context.Context, e event.Event) (string, string, error) {

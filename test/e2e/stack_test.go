@@ -255,10 +255,14 @@ func withLabels(labels map[string]string) func(map[string]any) {
 	}
 }
 
+// client bounds every request, as a Broker's delivery timeout does, so a
+// stalled request fails the test instead of hanging it.
+var client = &http.Client{Timeout: 30 * time.Second}
+
 // post sends a structured CloudEvent to the handler.
 func (s *stack) post(body []byte) (int, string) {
 	s.t.Helper()
-	resp, err := http.Post(s.handler.URL, "application/cloudevents+json", bytes.NewReader(body))
+	resp, err := client.Post(s.handler.URL, "application/cloudevents+json", bytes.NewReader(body))
 	if err != nil {
 		s.t.Fatal(err)
 	}

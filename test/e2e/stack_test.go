@@ -264,7 +264,7 @@ func (s *stack) post(body []byte) (int, string) {
 	s.t.Helper()
 	resp, err := client.Post(s.handler.URL, "application/cloudevents+json", bytes.NewReader(body))
 	if err != nil {
-		s.t.Fatal(err)
+		return 0, err.Error() // no answer in time
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)

@@ -52,6 +52,44 @@ func TestBuildTaskMissingImage(t *testing.T) {
 	}
 }
 
+// TestBuildTaskParamsSize checks that params the apiserver would refuse in
+// a ConfigMap (over 1 MiB of keys and values) are a *BuildError, so the
+// Engine is told before anything is created.
+func TestBuildTaskParamsSize(t *testing.T) {
+	t.Parallel()
+	big := func(n int) json.RawMessage {
+		b, _ := json.Marshal(strings.Repeat("x", n))
+		return b
+	}
+	tests := []struct {
+		name    string
+		params  []contract.Param
+		tooLong bool
+	}{
+		{name: "at the limit", params: []contract.Param{{Name: "a", Value: big(corev1.MaxSecretSize - 1)}}},
+		{name: "one byte over", params: []contract.Param{{Name: "a", Value: big(corev1.MaxSecretSize)}}, tooLong: true},
+		{name: "over in sum", params: []contract.Param{{Name: "a", Value: big(600 << 10)}, {Name: "b", Value: big(600 << 10)}}, tooLong: true},
+		{name: "repeated name counts once", params: []contract.Param{{Name: "a", Value: big(600 << 10)}, {Name: "a", Value: big(600 << 10)}}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			tr := minimalTask()
+			tr.Params = tc.params
+			task, err := BuildTask(tr, nil, "", testOptions())
+			var be *BuildError
+			switch {
+			case tc.tooLong && (!errors.As(err, &be) || be.Code != "PARAMS_TOO_LARGE" || task != nil):
+				t.Fatalf("got %v, %v; want a PARAMS_TOO_LARGE *BuildError", task, err)
+			case !tc.tooLong && err != nil:
+				t.Fatalf("BuildTask: %v", err)
+			case !tc.tooLong:
+				checkTask(t, task, testOptions())
+			}
+		})
+	}
+}
+
 func TestBuildTaskParams(t *testing.T) {
 	t.Parallel()
 	type kv struct{ Name, Value string }
@@ -311,23 +349,134 @@ func TestBuildTaskStep(t *testing.T) {
 	}
 }
 
+// TestBuildTaskImageTrimmed checks that blanks around the image are
+// removed: the apiserver refuses a container image with them.
+func TestBuildTaskImageTrimmed(t *testing.T) {
+	t.Parallel()
+	tr := minimalTask()
+	tr.Spec.Image = " \talpine:3.20\n"
+	if got := build(t, tr, nil, "", testOptions()).TaskRun.Spec.TaskSpec.Steps[0].Image; got != "alpine:3.20" {
+		t.Errorf("image %q, want %q", got, "alpine:3.20")
+	}
+}
+
+// TestBuildTaskWorkspaceMounts checks where claims are mounted: the event's
+// path for the scope, else the claim's, else /workspace/<scope>; a path that
+// is relative, "/", under /tekton/ or /params/, or already used falls back
+// to the default, and a claim whose default is taken too is not attached.
+func TestBuildTaskWorkspaceMounts(t *testing.T) {
+	t.Parallel()
+	type mount struct{ Name, Path, Claim string }
+	wf := func(p string) Claim { return Claim{Scope: "workflow", ClaimName: "wf", MountPath: p} }
+	run := func(p string) Claim { return Claim{Scope: "workflowrun", ClaimName: "run", MountPath: p} }
+	tests := []struct {
+		name   string
+		events []contract.TaskWorkspace
+		claims []Claim
+		want   []mount
+		notes  []string
+	}{{
+		name:   "claim paths",
+		claims: []Claim{wf("/workspace/shared"), run("/build/")},
+		want:   []mount{{"bmrg-flow-vol-ws-workflow", "/workspace/shared", "wf"}, {"bmrg-flow-vol-ws-workflowrun", "/build/", "run"}},
+	}, {
+		name:   "defaults",
+		claims: []Claim{{Scope: "WorkflowRun", ClaimName: "run"}, {Scope: "Workflow", ClaimName: "wf"}},
+		want:   []mount{{"bmrg-flow-vol-ws-workflowrun", "/workspace/workflowrun", "run"}, {"bmrg-flow-vol-ws-workflow", "/workspace/workflow", "wf"}},
+	}, {
+		name:   "event path wins",
+		events: []contract.TaskWorkspace{{Name: "x", Type: "WORKFLOW", MountPath: "/from-event"}, {Name: "y", Type: "workflowrun"}},
+		claims: []Claim{wf("/from-claim"), run("/run")},
+		want:   []mount{{"bmrg-flow-vol-ws-workflow", "/from-event", "wf"}, {"bmrg-flow-vol-ws-workflowrun", "/run", "run"}},
+	}, {
+		name:   "unusable paths fall back",
+		claims: []Claim{wf("relative"), run("/")},
+		want:   []mount{{"bmrg-flow-vol-ws-workflow", "/workspace/workflow", "wf"}, {"bmrg-flow-vol-ws-workflowrun", "/workspace/workflowrun", "run"}},
+		notes:  []string{`workspace workflow: mount path "relative"`, `workspace workflowrun: mount path "/"`},
+	}, {
+		name:   "reserved directories",
+		claims: []Claim{wf("/params/x"), run("/tekton/results")},
+		want:   []mount{{"bmrg-flow-vol-ws-workflow", "/workspace/workflow", "wf"}, {"bmrg-flow-vol-ws-workflowrun", "/workspace/workflowrun", "run"}},
+		notes:  []string{`workspace workflow: mount path "/params/x"`, `workspace workflowrun: mount path "/tekton/results"`},
+	}, {
+		name:   "nested under /data is allowed",
+		claims: []Claim{wf("/data/cache")},
+		want:   []mount{{"bmrg-flow-vol-ws-workflow", "/data/cache", "wf"}},
+	}, {
+		name:   "same path twice",
+		claims: []Claim{wf("/w"), run("/w/")},
+		want:   []mount{{"bmrg-flow-vol-ws-workflow", "/w", "wf"}, {"bmrg-flow-vol-ws-workflowrun", "/workspace/workflowrun", "run"}},
+		notes:  []string{`workspace workflowrun: mount path "/w/"`},
+	}, {
+		name:   "default taken too",
+		claims: []Claim{wf("/workspace/workflowrun"), run("/data")},
+		want:   []mount{{"bmrg-flow-vol-ws-workflow", "/workspace/workflowrun", "wf"}},
+		notes:  []string{`workspace workflowrun: mount path "/data"`, `workspace workflowrun: mount path "/workspace/workflowrun" is taken, not attached`},
+	}, {
+		name:   "ignored claims",
+		claims: []Claim{{Scope: "workflow"}, {Scope: "task", ClaimName: "t"}, wf("/a"), {Scope: "workflow", ClaimName: "second"}},
+		want:   []mount{{"bmrg-flow-vol-ws-workflow", "/a", "wf"}},
+	}, {
+		name:   "event workspace without a claim",
+		events: []contract.TaskWorkspace{{Name: "x", Type: "workflow", MountPath: "/x"}},
+	}}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			tr := minimalTask()
+			tr.Workspaces = tc.events
+			task := build(t, tr, tc.claims, "", testOptions())
+			spec := task.TaskRun.Spec
+			if len(spec.TaskSpec.Workspaces) != len(spec.Workspaces) {
+				t.Fatalf("%d declarations, %d bindings", len(spec.TaskSpec.Workspaces), len(spec.Workspaces))
+			}
+			var got []mount
+			for i, d := range spec.TaskSpec.Workspaces {
+				b := spec.Workspaces[i]
+				if b.Name != d.Name || b.PersistentVolumeClaim == nil || b.PersistentVolumeClaim.ClaimName == "" {
+					t.Fatalf("binding %+v does not match declaration %s", b, d.Name)
+				}
+				got = append(got, mount{d.Name, d.MountPath, b.PersistentVolumeClaim.ClaimName})
+			}
+			if d := cmp.Diff(tc.want, got); d != "" {
+				t.Errorf("workspaces (-want +got):\n%s", d)
+			}
+			var notes []string
+			for _, n := range task.Dropped {
+				if strings.HasPrefix(n, "workspace ") {
+					notes = append(notes, n)
+				}
+			}
+			if len(notes) != len(tc.notes) {
+				t.Fatalf("notes %q, want %d starting %q", notes, len(tc.notes), tc.notes)
+			}
+			for i, n := range tc.notes {
+				if !strings.HasPrefix(notes[i], n) {
+					t.Errorf("note %q, want it to start %q", notes[i], n)
+				}
+			}
+		})
+	}
+}
+
 func TestBuildTaskResults(t *testing.T) {
 	t.Parallel()
 	tr := minimalTask()
 	tr.Results = []contract.Result{
 		{Name: "ts", Description: "timestamp"}, {Name: "ok-1_x"}, {Name: "ts"}, {Name: "-bad"}, {Name: "bad-"},
-		{Name: "has space"}, {Name: "a.b"}, {Name: ""}, {Name: "B"},
+		{Name: "has space"}, {Name: "a.b"}, {Name: ".a"}, {Name: "a."}, {Name: ""}, {Name: "B"},
 	}
 	task := build(t, tr, nil, "", testOptions())
 	want := []pipelinev1.TaskResult{
 		{Name: "ts", Type: pipelinev1.ResultsTypeString, Description: "timestamp"},
 		{Name: "ok-1_x", Type: pipelinev1.ResultsTypeString},
+		{Name: "a.b", Type: pipelinev1.ResultsTypeString},
 		{Name: "B", Type: pipelinev1.ResultsTypeString},
 	}
 	if d := cmp.Diff(want, task.TaskRun.Spec.TaskSpec.Results); d != "" {
 		t.Errorf("results (-want +got):\n%s", d)
 	}
-	for _, n := range []string{"ts", "-bad", "bad-", "has space", "a.b", ""} {
+	for _, n := range []string{"ts", "-bad", "bad-", "has space", ".a", "a.", ""} {
 		if !hasNote(task.Dropped, `result "`+n+`"`) {
 			t.Errorf("no note for result %q in %q", n, task.Dropped)
 		}
@@ -397,15 +546,19 @@ func jsonInt(n int64) string {
 
 func TestBuildTaskDeletion(t *testing.T) {
 	t.Parallel()
-	tests := []struct{ event, def, want string }{
-		{"Always", "Never", "Always"},
-		{"OnSuccess", "Never", "OnSuccess"},
-		{"Never", "Always", "Never"},
-		{"always", "Never", "Always"},
-		{"ONSUCCESS", "Never", "OnSuccess"},
-		{"", "OnSuccess", "OnSuccess"},
-		{"bogus", "Always", "Always"},
-		{"", "Never", "Never"},
+	// note: the event's policy is not one of the three and is noted.
+	tests := []struct {
+		event, def, want string
+		note             bool
+	}{
+		{"Always", "Never", "Always", false},
+		{"OnSuccess", "Never", "OnSuccess", false},
+		{"Never", "Always", "Never", false},
+		{"always", "Never", "Always", false},
+		{"ONSUCCESS", "Never", "OnSuccess", false},
+		{"", "OnSuccess", "OnSuccess", false},
+		{"bogus", "Always", "Always", true},
+		{"", "Never", "Never", false},
 	}
 	for _, tc := range tests {
 		t.Run(tc.event+" over "+tc.def, func(t *testing.T) {
@@ -423,6 +576,9 @@ func TestBuildTaskDeletion(t *testing.T) {
 			}
 			if _, ok := task.ConfigMap.Annotations[contract.AnnotationDeletion]; ok {
 				t.Error("the ConfigMap carries the deletion annotation")
+			}
+			if got := hasNote(task.Dropped, "deletion"); got != tc.note {
+				t.Errorf("Dropped %q, want a deletion note: %v", task.Dropped, tc.note)
 			}
 		})
 	}
@@ -551,6 +707,9 @@ func TestBuildTaskTraceparent(t *testing.T) {
 		{name: "malformed", in: "garbage", note: true},
 		{name: "uppercase hex", in: strings.ToUpper(validTraceparent), note: true},
 		{name: "injection", in: validTraceparent + `","x":"y`, note: true},
+		{name: "unknown version", in: "ff" + validTraceparent[2:], note: true},
+		{name: "zero trace id", in: "00-" + strings.Repeat("0", 32) + validTraceparent[35:], note: true},
+		{name: "zero parent id", in: validTraceparent[:36] + strings.Repeat("0", 16) + "-01", note: true},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -687,7 +846,7 @@ func TestSetOwner(t *testing.T) {
 	}
 	r := refs[0]
 	if r.APIVersion != "tekton.dev/v1" || r.Kind != "TaskRun" || r.Name != task.TaskRun.Name || r.UID != ownerUID ||
-		r.Controller == nil || !*r.Controller {
+		r.Controller == nil || !*r.Controller || r.BlockOwnerDeletion == nil || *r.BlockOwnerDeletion {
 		t.Errorf("owner reference %+v", r)
 	}
 	// Setting it again replaces it.

@@ -254,10 +254,11 @@ func DeletionPolicy(t *contract.TaskRun, o Options) string {
 var (
 	// paramName is Tekton's rule for parameter names.
 	paramName = regexp.MustCompile(`^[a-zA-Z_][a-zA-Z0-9_.-]*$`)
-	// resultName is Tekton's rule for result names.
-	resultName = regexp.MustCompile(`^[a-zA-Z0-9]([-_a-zA-Z0-9]*[a-zA-Z0-9])?$`)
-	// traceparentRe is a W3C trace context header.
-	traceparentRe = regexp.MustCompile(`^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$`)
+	// resultName is Tekton's rule for result names (dots allowed; a task
+	// refers to such a result as $(results["a.b"].path)).
+	resultName = regexp.MustCompile(pipelinev1.ResultNameFormat)
+	// traceparentRe is a W3C trace context header of version 00.
+	traceparentRe = regexp.MustCompile(`^00-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$`)
 )
 
 // reservedEnv are set by the builder; the event cannot replace them.
@@ -265,8 +266,13 @@ var reservedEnv = map[string]bool{"DEBUG": true, "CI": true, "PROXY_HOST": true,
 	"HTTP_PROXY": true, "HTTPS_PROXY": true, "http_proxy": true, "https_proxy": true, "NO_PROXY": true, "no_proxy": true, "use_proxy": true}
 
 // BuildTask builds the TaskRun and its params ConfigMap for a taskrun
-// event, attaching the given workspace claims. A task that cannot run is a
-// *BuildError.
+// event, attaching the given workspace claims. Event content that is not
+// valid for Kubernetes or Tekton (labels, param, result and env names,
+// mount paths, a malformed traceparent) is left out and noted in Dropped;
+// of a repeated param name the last value wins. A task that cannot run is
+// a *BuildError: NO_TASK_IMAGE, PARAMS_TOO_LARGE (over a ConfigMap's 1 MiB)
+// or INVALID_TASK (refused by Tekton's own validation, such as a script
+// naming an undeclared $(params.x) or $(results.x.path)).
 func BuildTask(t *contract.TaskRun, claims []Claim, traceparent string, o Options) (*Task, error) {
 	if strings.TrimSpace(t.Spec.Image) == "" {
 		return nil, &BuildError{Code: "NO_TASK_IMAGE", Message: "spec.image is required"}
@@ -290,6 +296,10 @@ func BuildTask(t *contract.TaskRun, claims []Claim, traceparent string, o Option
 			order = append(order, p.Name)
 		}
 		values[p.Name] = contract.ParamString(p.Value)
+	}
+	if size := dataSize(values); size > corev1.MaxSecretSize {
+		return nil, &BuildError{Code: "PARAMS_TOO_LARGE",
+			Message: fmt.Sprintf("params take %d bytes; a ConfigMap holds at most %d", size, corev1.MaxSecretSize)}
 	}
 	var specParams []pipelinev1.ParamSpec
 	var runParams pipelinev1.Params
@@ -329,7 +339,7 @@ func BuildTask(t *contract.TaskRun, claims []Claim, traceparent string, o Option
 	cmName := ConfigMapName(o.Prefix, t.ID)
 	step := pipelinev1.Step{
 		Name:            "task",
-		Image:           t.Spec.Image,
+		Image:           strings.TrimSpace(t.Spec.Image),
 		Args:            t.Spec.Arguments,
 		WorkingDir:      t.Spec.WorkingDir,
 		ImagePullPolicy: o.ImagePullPolicy,
@@ -389,11 +399,15 @@ func BuildTask(t *contract.TaskRun, claims []Claim, traceparent string, o Option
 			PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: c.ClaimName}})
 	}
 
-	trAnnotations := map[string]string{contract.AnnotationDeletion: DeletionPolicy(t, o)}
+	policy := DeletionPolicy(t, o)
+	if t.Spec.Deletion != "" && !strings.EqualFold(t.Spec.Deletion, policy) {
+		dropped = append(dropped, fmt.Sprintf("deletion %q: not Never, OnSuccess or Always, using %s", t.Spec.Deletion, policy))
+	}
+	trAnnotations := map[string]string{contract.AnnotationDeletion: policy}
 	for k, v := range annotations {
 		trAnnotations[k] = v
 	}
-	if traceparentRe.MatchString(traceparent) {
+	if wellFormedTraceparent(traceparent) {
 		trAnnotations[contract.AnnotationSpanContext] = `{"traceparent":"` + traceparent + `"}`
 	} else if traceparent != "" {
 		dropped = append(dropped, "traceparent: malformed")
@@ -437,16 +451,41 @@ func BuildTask(t *contract.TaskRun, claims []Claim, traceparent string, o Option
 	return &Task{TaskRun: tr, ConfigMap: cm, Dropped: dropped}, nil
 }
 
+// dataSize is the size the apiserver counts against a ConfigMap's limit.
+func dataSize(data map[string]string) int {
+	n := 0
+	for k, v := range data {
+		n += len(k) + len(v)
+	}
+	return n
+}
+
 // maxTimeoutMinutes is the longest timeout a task gets, about 45 years:
 // Tekton sets the pod's activeDeadlineSeconds to 1.5 times the timeout and
 // the apiserver bounds it to MaxInt32.
 const maxTimeoutMinutes = math.MaxInt32 / 90
 
-// usableMount reports whether p is an absolute path, not under /tekton/
-// (Tekton's own mounts) and not already used.
+// usableMount reports whether p is an absolute path other than "/", not
+// already used, and not under /tekton/ (Tekton's own mounts) or /params/
+// (a read-only projected volume, where no mount point can be made).
 func usableMount(p string, used map[string]bool) bool {
 	clean := path.Clean(p)
-	return strings.HasPrefix(p, "/") && !used[clean] && clean != "/tekton" && !strings.HasPrefix(clean, "/tekton/")
+	if !strings.HasPrefix(p, "/") || clean == "/" || used[clean] {
+		return false
+	}
+	for _, dir := range []string{"/tekton", "/params"} {
+		if clean == dir || strings.HasPrefix(clean, dir+"/") {
+			return false
+		}
+	}
+	return true
+}
+
+// wellFormedTraceparent reports whether tp is a W3C traceparent of version 00
+// whose trace and parent ids are not all zeros (which W3C declares
+// invalid).
+func wellFormedTraceparent(tp string) bool {
+	return traceparentRe.MatchString(tp) && tp[3:35] != strings.Repeat("0", 32) && tp[36:52] != strings.Repeat("0", 16)
 }
 
 // proxyEnv returns the proxy variables when a proxy is configured.
@@ -483,11 +522,12 @@ func podTemplate(o Options) *pod.PodTemplate {
 }
 
 // SetOwner makes tr the controller owner of cm, so Kubernetes deletes the
-// ConfigMap with its TaskRun.
+// ConfigMap with its TaskRun. It does not block the owner's deletion, which
+// would need delete permission on the TaskRun's finalizers.
 func SetOwner(cm *corev1.ConfigMap, tr *pipelinev1.TaskRun) {
-	controller := true
+	controller, block := true, false
 	cm.OwnerReferences = []metav1.OwnerReference{{
 		APIVersion: pipelinev1.SchemeGroupVersion.String(), Kind: "TaskRun",
-		Name: tr.Name, UID: tr.UID, Controller: &controller,
+		Name: tr.Name, UID: tr.UID, Controller: &controller, BlockOwnerDeletion: &block,
 	}}
 }

@@ -3,6 +3,7 @@ package tekton
 import (
 	"encoding/json"
 	"fmt"
+	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -100,9 +101,15 @@ func PVCs(w *contract.WorkflowRun, o Options) ([]*corev1.PersistentVolumeClaim, 
 	return out, dropped
 }
 
-// storageSize reads a workspace size: a bare integer (number or numeric
-// string) means Gi; anything else must be a positive quantity, else the
-// default is used with a note.
+// maxBareSize bounds a unit-less workspace size, in Gi (1 PiB).
+const maxBareSize = 1 << 20
+
+// bareNumber is a unit-less size such as 5 or 1.5.
+var bareNumber = regexp.MustCompile(`^[0-9]+(\.[0-9]+)?$`)
+
+// storageSize reads a workspace size: a bare number (JSON number or numeric
+// string, up to maxBareSize) means Gi; anything else must be a positive
+// quantity, else the default is used with a note.
 func storageSize(raw json.RawMessage, def resource.Quantity) (resource.Quantity, string) {
 	s := strings.TrimSpace(string(raw))
 	if s == "" || s == "null" {
@@ -115,8 +122,13 @@ func storageSize(raw json.RawMessage, def resource.Quantity) (resource.Quantity,
 	if s == "" {
 		return def, ""
 	}
-	if n, err := strconv.ParseInt(s, 10, 64); err == nil && n > 0 && n <= 1<<20 {
-		return resource.MustParse(fmt.Sprintf("%dGi", n)), ""
+	if bareNumber.MatchString(s) {
+		if n, err := strconv.ParseFloat(s, 64); err == nil && n > 0 && n <= maxBareSize {
+			if q, err := resource.ParseQuantity(s + "Gi"); err == nil {
+				return q, ""
+			}
+		}
+		return def, fmt.Sprintf("size %s invalid, using %s", s, def.String())
 	}
 	q, err := resource.ParseQuantity(s)
 	if err != nil || q.Sign() <= 0 {

@@ -38,7 +38,7 @@ type Kube interface {
 	CreateTaskRun(ctx context.Context, tr *pipelinev1.TaskRun) (*pipelinev1.TaskRun, bool, error)
 	CreateConfigMap(ctx context.Context, cm *corev1.ConfigMap) error
 	CreatePVC(ctx context.Context, pvc *corev1.PersistentVolumeClaim) (bool, error)
-	ListPVCs(ctx context.Context, selector string) ([]corev1.PersistentVolumeClaim, error)
+	GetPVC(ctx context.Context, name string) (*corev1.PersistentVolumeClaim, error)
 	DeletePVCs(ctx context.Context, selector string) (int, error)
 	CancelTaskRun(ctx context.Context, name, message string) (bool, error)
 }
@@ -189,13 +189,18 @@ func (h *Handler) execute(ctx context.Context, t *contract.TaskRun, tp string) (
 // create does the work of execute for a task this process has not seen
 // finished.
 func (h *Handler) create(ctx context.Context, t *contract.TaskRun, tp string) (string, error) {
+	// The TaskRun and the workspace claims are independent reads.
 	name := tekton.TaskRunName(h.opts.Prefix, t.ID)
-	existing, err := h.kube.GetTaskRun(ctx, name)
-	if err != nil {
-		return "", err
-	}
+	var existing *pipelinev1.TaskRun
+	var getErr error
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		existing, getErr = h.kube.GetTaskRun(ctx, name)
+	}()
 	claims, err := h.claims(ctx, t)
-	if err != nil {
+	<-done
+	if err := errors.Join(getErr, err); err != nil {
 		return "", err
 	}
 	task, err := tekton.BuildTask(t, claims, tp, h.opts)
@@ -265,15 +270,20 @@ func (h *Handler) endFailed(ctx context.Context, t *contract.TaskRun, reason err
 }
 
 // claims finds the workspace claims that exist for the task's workflow and
-// workflow run.
+// workflow run, reading each by its deterministic name.
 func (h *Handler) claims(ctx context.Context, t *contract.TaskRun) ([]tekton.Claim, error) {
-	selector := tekton.ClaimSelector(h.opts.Prefix, t.WorkflowRef, t.WorkflowRunRef)
-	if selector == "" {
-		return nil, nil
-	}
-	pvcs, err := h.kube.ListPVCs(ctx, selector)
-	if err != nil {
-		return nil, err
+	var pvcs []corev1.PersistentVolumeClaim
+	for scope, ref := range map[string]string{contract.ScopeWorkflow: t.WorkflowRef, contract.ScopeWorkflowRun: t.WorkflowRunRef} {
+		if ref == "" {
+			continue
+		}
+		pvc, err := h.kube.GetPVC(ctx, tekton.PVCName(h.opts.Prefix, scope, ref))
+		if err != nil {
+			return nil, err
+		}
+		if pvc != nil {
+			pvcs = append(pvcs, *pvc)
+		}
 	}
 	return tekton.Claims(pvcs, t.WorkflowRef, t.WorkflowRunRef), nil
 }

@@ -319,3 +319,19 @@ func (c *Client) DeleteConfigMap(ctx context.Context, name string) error {
 	}
 	return nil
 }
+
+// GetPVC returns the named claim, or nil when it does not exist. A read by
+// name goes to etcd directly, unlike a consistent list, which waits for the
+// apiserver's watch cache to catch up.
+func (c *Client) GetPVC(ctx context.Context, name string) (*corev1.PersistentVolumeClaim, error) {
+	ctx, cancel := c.call(ctx)
+	defer cancel()
+	pvc, err := c.kube.CoreV1().PersistentVolumeClaims(c.namespace).Get(ctx, name, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("get pvc %s/%s: %w", c.namespace, name, err)
+	}
+	return pvc, nil
+}

@@ -1,0 +1,264 @@
+package main
+
+import (
+	"encoding/json"
+	"math"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/boomerang-io/flow-tekton-handler/internal/contract"
+)
+
+func TestPercentile(t *testing.T) {
+	t.Parallel()
+	ms := func(v ...int) []time.Duration {
+		var out []time.Duration
+		for _, x := range v {
+			out = append(out, time.Duration(x)*time.Millisecond)
+		}
+		return out
+	}
+	hundred := make([]int, 100)
+	for i := range hundred {
+		hundred[i] = 100 - i // descending: percentile must sort
+	}
+	cases := []struct {
+		name string
+		d    []time.Duration
+		p    float64
+		want time.Duration
+	}{
+		{"empty", nil, 50, 0},
+		{"one", ms(7), 99, 7 * time.Millisecond},
+		{"p50 of odd", ms(3, 1, 2), 50, 2 * time.Millisecond},
+		{"p50 of 100 is the 50th", ms(hundred...), 50, 50 * time.Millisecond},
+		{"p99 of 100 is the 99th", ms(hundred...), 99, 99 * time.Millisecond},
+		{"p100 is the max", ms(hundred...), 100, 100 * time.Millisecond},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			if got := percentile(tc.d, tc.p); got != tc.want {
+				t.Errorf("percentile(%v) = %v, want %v", tc.p, got, tc.want)
+			}
+		})
+	}
+}
+
+func TestRuns(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name       string
+		r          runs
+		prec       int
+		sign       bool
+		wantMedian float64
+		wantFormat string
+	}{
+		{"odd", runs{3, 1, 2}, 1, false, 2, "2.0 (1.0…3.0)"},
+		{"even takes the mean of the middle", runs{4, 1, 2, 3}, 2, false, 2.5, "2.50 (1.00…4.00)"},
+		{"all equal shows one value", runs{100, 100, 100}, 0, false, 100, "100"},
+		{"signed", runs{-1.5, 2, 4}, 1, true, 2, "+2.0 (-1.5…+4.0)"},
+		{"empty", nil, 1, false, math.NaN(), "n/a"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			if got := tc.r.median(); got != tc.wantMedian && !(math.IsNaN(got) && math.IsNaN(tc.wantMedian)) {
+				t.Errorf("median = %v, want %v", got, tc.wantMedian)
+			}
+			if got := tc.r.format(tc.prec, tc.sign); got != tc.wantFormat {
+				t.Errorf("format = %q, want %q", got, tc.wantFormat)
+			}
+		})
+	}
+}
+
+func TestRatiosAndDiffsPairRuns(t *testing.T) {
+	t.Parallel()
+	a, b := runs{10, 20, 30}, runs{5, 10}
+	if diff := cmp.Diff(runs{2, 2}, ratios(a, b)); diff != "" {
+		t.Errorf("ratios (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff(runs{5, 10}, diffs(a, b)); diff != "" {
+		t.Errorf("diffs (-want +got):\n%s", diff)
+	}
+}
+
+func TestLatencyRow(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name      string
+		ours, flr runs
+		wantMet   bool
+		wantRatio string
+	}{
+		{"within budget", runs{6, 7, 8}, runs{4, 4, 4}, true, "1.75× (1.50…2.00), +3.0 ms (+2.0…+4.0)"},
+		{"over budget", runs{12, 13, 14}, runs{4, 4, 4}, false, "3.25× (3.00…3.50), +9.0 ms (+8.0…+10.0)"},
+		{"exactly the budget meets it", runs{9}, runs{4}, true, "2.25×, +5.0 ms"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			r := latencyRow("m", tc.ours, tc.flr, 5, "")
+			if r.met != tc.wantMet {
+				t.Errorf("met = %v, want %v", r.met, tc.wantMet)
+			}
+			if r.ratio != tc.wantRatio {
+				t.Errorf("ratio = %q, want %q", r.ratio, tc.wantRatio)
+			}
+			if r.target != "added ≤ 5 ms" {
+				t.Errorf("target = %q", r.target)
+			}
+		})
+	}
+}
+
+func TestRenderTable(t *testing.T) {
+	t.Parallel()
+	got := renderTable([]row{
+		{metric: "a | b", ours: "1", floor: "2", ratio: "0.50×", target: "≥ 0.9×", met: false},
+		{metric: "c", ours: "3\n", target: "t", met: true},
+	})
+	want := tableHeader +
+		"| a \\| b | 1 | 2 | 0.50× | ≥ 0.9× | no |\n" +
+		"| c | 3 | – | – | t | yes |\n"
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("table (-want +got):\n%s", diff)
+	}
+}
+
+func TestParseStatus(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name    string
+		in      string
+		want    memory
+		wantErr bool
+	}{
+		{"all", "Name:\thandler\nVmHWM:\t   51200 kB\nVmRSS:\t   40960 kB\nRssAnon:\t   30000 kB\nRssFile:\t   10960 kB\nThreads:\t9\n",
+			memory{rss: 40960 * 1024, peak: 51200 * 1024, anon: 30000 * 1024, file: 10960 * 1024}, false},
+		{"without the breakdown", "VmHWM:\t   2 kB\nVmRSS:\t   1 kB\n", memory{rss: 1024, peak: 2048}, false},
+		{"missing VmHWM", "VmRSS:\t 1 kB\n", memory{}, true},
+		{"bad unit", "VmRSS:\t 1 MB\nVmHWM:\t 1 kB\n", memory{}, true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			got, err := parseStatus([]byte(tc.in))
+			if (err != nil) != tc.wantErr {
+				t.Fatalf("err = %v, wantErr %v", err, tc.wantErr)
+			}
+			if err == nil && got != tc.want {
+				t.Errorf("got %+v, want %+v", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestParseStat(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name    string
+		in      string
+		want    time.Duration
+		wantErr bool
+	}{
+		{"plain", "42 (handler) S 1 42 42 0 -1 4194560 100 0 0 0 25 7 0 0 20 0 9 0 1000 1 1", 320 * time.Millisecond, false},
+		{"name with spaces and parens", "42 (a (b) c) R 1 42 42 0 -1 0 0 0 0 0 3 4 0 0", 70 * time.Millisecond, false},
+		{"short", "42 (x) S 1 2", 0, true},
+		{"no name", "42 x S", 0, true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			got, err := parseStat([]byte(tc.in))
+			if (err != nil) != tc.wantErr {
+				t.Fatalf("err = %v, wantErr %v", err, tc.wantErr)
+			}
+			if got != tc.want {
+				t.Errorf("got %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestParseInitTrace(t *testing.T) {
+	t.Parallel()
+	out := strings.Join([]string{
+		"init internal/bytealg @0.008 ms, 0 ms clock, 0 bytes, 0 allocs",
+		"init k8s.io/client-go/kubernetes/scheme @3.1 ms, 4.5 ms clock, 1000 bytes, 10 allocs",
+		`{"level":"info","msg":"started"}`,
+		"init github.com/tektoncd/pipeline/pkg/apis/pipeline/v1 @9 ms, 1.25 ms clock, 10 bytes, 1 allocs",
+	}, "\n")
+	total, n, top := parseInitTrace(out)
+	if total != 5.75 || n != 3 {
+		t.Errorf("total %v in %d packages, want 5.75 in 3", total, n)
+	}
+	want := []string{"k8s.io/client-go/kubernetes/scheme 4.50 ms", "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1 1.25 ms", "internal/bytealg 0.00 ms"}
+	if diff := cmp.Diff(want, top); diff != "" {
+		t.Errorf("top (-want +got):\n%s", diff)
+	}
+}
+
+func TestParseRequests(t *testing.T) {
+	t.Parallel()
+	metrics := strings.Join([]string{
+		"# TYPE apiserver_request_total counter",
+		`apiserver_request_total{code="201",component="apiserver",dry_run="",group="tekton.dev",resource="taskruns",scope="resource",subresource="",verb="POST",version="v1"} 500`,
+		`apiserver_request_total{code="409",component="apiserver",dry_run="",group="tekton.dev",resource="taskruns",scope="resource",subresource="",verb="POST",version="v1"} 3`,
+		`apiserver_request_total{code="200",component="apiserver",dry_run="",group="tekton.dev",resource="taskruns",scope="resource",subresource="status",verb="PUT",version="v1"} 80`,
+		`apiserver_request_total{code="200",component="apiserver",dry_run="",group="",resource="persistentvolumeclaims",scope="namespace",subresource="",verb="LIST",version="v1"} 12`,
+		`apiserver_request_total{code="200",component="apiserver",dry_run="",group="tekton.dev",resource="taskruns",scope="resource",subresource="",verb="PATCH",version="v1"} 7`,
+		`apiserver_request_total{code="201",component="apiserver",dry_run="",group="",resource="pods",scope="resource",subresource="",verb="POST",version="v1"} 99`,
+	}, "\n")
+	want := map[string]float64{"POST taskruns": 503, "LIST persistentvolumeclaims": 12}
+	if diff := cmp.Diff(want, parseRequests([]byte(metrics))); diff != "" {
+		t.Errorf("requests (-want +got):\n%s", diff)
+	}
+}
+
+func TestTerminalType(t *testing.T) {
+	t.Parallel()
+	for typ, want := range map[string]bool{
+		"dev.tekton.event.taskrun.successful.v1": true,
+		"dev.tekton.event.taskrun.failed.v1":     true,
+		"dev.tekton.event.taskrun.running.v1":    false,
+		"dev.tekton.event.pipelinerun.failed.v1": false,
+	} {
+		if got := terminalType(typ); got != want {
+			t.Errorf("terminalType(%q) = %v, want %v", typ, got, want)
+		}
+	}
+}
+
+func TestTaskEventsAreDistinctValidJSON(t *testing.T) {
+	t.Parallel()
+	g, err := newIDs()
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	for _, tk := range g.newTasks(50) {
+		if len(tk.id) != 24 || strings.Trim(tk.id, "0123456789abcdef") != "" {
+			t.Fatalf("id %q is not 24 hex characters", tk.id)
+		}
+		if seen[tk.id] {
+			t.Fatalf("id %q handed out twice", tk.id)
+		}
+		seen[tk.id] = true
+		if !json.Valid(tk.body) {
+			t.Fatalf("event is not JSON: %s", tk.body)
+		}
+		task, err := contract.DecodeTaskRun(tk.data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if task.ID != tk.id || task.Action() != contract.Execute {
+			t.Fatalf("data decodes to id %q action %v, want %q execute", task.ID, task.Action(), tk.id)
+		}
+	}
+}

@@ -1,0 +1,494 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"maps"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/tektoncd/pipeline/pkg/client/clientset/versioned"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/boomerang-io/flow-tekton-handler/internal/contract"
+	"github.com/boomerang-io/flow-tekton-handler/internal/kube"
+	"github.com/boomerang-io/flow-tekton-handler/internal/tekton"
+	"github.com/boomerang-io/flow-tekton-handler/test/fnproc"
+)
+
+// warmups is how many events each run sends before it measures: the first
+// requests open connections and fill caches on both sides.
+const warmups = 4
+
+// loadRSSTargetMB is ours, not the issue's: twice the idle budget.
+const loadRSSTargetMB = 2 * idleRSSTargetMB
+
+// result is one throughput run.
+type result struct {
+	lat    []time.Duration
+	wall   time.Duration
+	peak   int64    // the function's VmHWM after the run; 0 for the floor
+	use    snapshot // what the run cost: after minus before
+	nudges int64    // nudges sent during the run
+}
+
+func (r result) throughput() float64 { return float64(len(r.lat)) / r.wall.Seconds() }
+
+// snapshot is the CPU time used by each process and the apiserver's request
+// counts, by "VERB resource".
+type snapshot struct {
+	cpu  map[string]time.Duration
+	reqs map[string]float64
+}
+
+// counted are the resources and verbs whose apiserver requests a snapshot
+// counts: what the handler and the floor do. (Tekton's controller, busy
+// with the TaskRuns meanwhile, mostly updates and patches.)
+var (
+	counted      = map[string]bool{"taskruns": true, "configmaps": true, "persistentvolumeclaims": true}
+	countedVerbs = map[string]bool{"GET": true, "LIST": true, "POST": true}
+)
+
+// snap reads the CPU time of process pid (as "function"; 0 for none) and
+// the apiserver's request counters.
+func (b *bench) snap(ctx context.Context, pid int) (snapshot, error) {
+	s := snapshot{cpu: map[string]time.Duration{}}
+	var err error
+	if pid != 0 {
+		if s.cpu["function"], err = readCPU(pid); err != nil {
+			return s, err
+		}
+	}
+	raw, err := b.kube.CoreV1().RESTClient().Get().AbsPath("/metrics").DoRaw(ctx)
+	if err != nil {
+		return s, fmt.Errorf("apiserver metrics: %w", err)
+	}
+	s.reqs = parseRequests(raw)
+	return s, nil
+}
+
+// minus returns s - o.
+func (s snapshot) minus(o snapshot) snapshot {
+	d := snapshot{cpu: map[string]time.Duration{}, reqs: map[string]float64{}}
+	for k, v := range s.cpu {
+		d.cpu[k] = v - o.cpu[k]
+	}
+	for k, v := range s.reqs {
+		if n := v - o.reqs[k]; n > 0 {
+			d.reqs[k] = n
+		}
+	}
+	return d
+}
+
+// parseRequests sums the apiserver_request_total counters by verb and
+// resource, for the counted resources and verbs.
+func parseRequests(metrics []byte) map[string]float64 {
+	out := map[string]float64{}
+	sc := bufio.NewScanner(bytes.NewReader(metrics))
+	sc.Buffer(make([]byte, 64*1024), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		rest, ok := strings.CutPrefix(line, "apiserver_request_total{")
+		if !ok {
+			continue
+		}
+		labels, value, ok := strings.Cut(rest, "} ")
+		if !ok {
+			continue
+		}
+		v, err := strconv.ParseFloat(strings.TrimSpace(value), 64)
+		if err != nil {
+			continue
+		}
+		verb, resource, sub := label(labels, "verb"), label(labels, "resource"), label(labels, "subresource")
+		if !counted[resource] || !countedVerbs[verb] || sub != "" {
+			continue
+		}
+		out[verb+" "+resource] += v
+	}
+	return out
+}
+
+// label returns the value of name in a Prometheus label set.
+func label(labels, name string) string {
+	for _, kv := range strings.Split(labels, ",") {
+		k, v, ok := strings.Cut(kv, "=")
+		if ok && k == name {
+			return strings.Trim(v, `"`)
+		}
+	}
+	return ""
+}
+
+// oursRun sends n distinct task events to a new handler at concurrency
+// conc and waits for every answer.
+func (b *bench) oursRun(ctx context.Context, conc, n int, qps float64, burst int) (result, error) {
+	ns, err := b.namespace(ctx, fmt.Sprintf("ours-c%d", conc))
+	if err != nil {
+		return result{}, err
+	}
+	p, err := b.startFunction(ctx, "handler", ns, qps, burst)
+	if err != nil {
+		return result{}, err
+	}
+	defer stop(p)
+	for _, t := range b.ids.newTasks(warmups) {
+		if err := b.send.post(ctx, p.URL, t.body); err != nil {
+			return result{}, err
+		}
+	}
+	tasks := b.ids.newTasks(n)
+	pid := p.Cmd.Process.Pid
+	before, err := b.snap(ctx, pid)
+	if err != nil {
+		return result{}, err
+	}
+	nudges := b.send.nudges.Load()
+	lat, wall, err := drive(ctx, n, conc, func(ctx context.Context, i int) error {
+		return b.send.post(ctx, p.URL, tasks[i].body)
+	}, b.send.nudger(p.URL))
+	if err != nil {
+		return result{}, died(fmt.Errorf("handler: %w\n%s", err, tail(p.Logs(), 5)), p)
+	}
+	after, err := b.snap(ctx, pid)
+	if err != nil {
+		return result{}, err
+	}
+	m, err := readMemory(pid)
+	if err != nil {
+		return result{}, err
+	}
+	return result{lat: lat, wall: wall, peak: m.peak, use: after.minus(before), nudges: b.send.nudges.Load() - nudges}, nil
+}
+
+// floor creates the TaskRuns and ConfigMaps of task events with raw
+// client-go, as the handler would build them.
+type floor struct {
+	kube   kubernetes.Interface
+	tekton versioned.Interface
+	ns     string
+	opts   tekton.Options
+}
+
+// newFloor returns a floor in a new namespace, with new clients limited to
+// qps/burst and the builders' options a handler there would load.
+func (b *bench) newFloor(ctx context.Context, prefix string, qps float64, burst int) (*floor, error) {
+	ns, err := b.namespace(ctx, prefix)
+	if err != nil {
+		return nil, err
+	}
+	cfg, err := loadConfig(b.env(ns, qps, burst))
+	if err != nil {
+		return nil, err
+	}
+	k, t, err := b.clients(qps, burst)
+	if err != nil {
+		return nil, err
+	}
+	return &floor{kube: k, tekton: t, ns: ns, opts: tekton.OptionsFrom(cfg)}, nil
+}
+
+// build builds the objects of each task with the pure builders, as the
+// handler does when no workspace claim exists.
+func (f *floor) build(tasks []task) ([]*tekton.Task, error) {
+	out := make([]*tekton.Task, len(tasks))
+	for i, t := range tasks {
+		tr, err := contract.DecodeTaskRun(t.data)
+		if err != nil {
+			return nil, err
+		}
+		if out[i], err = tekton.BuildTask(tr, nil, "", f.opts); err != nil {
+			return nil, fmt.Errorf("build task %s: %w", t.id, err)
+		}
+	}
+	return out, nil
+}
+
+// create creates a TaskRun and then its ConfigMap, owned by it.
+func (f *floor) create(ctx context.Context, t *tekton.Task) error {
+	opts := metav1.CreateOptions{FieldManager: kube.FieldManager}
+	tr, err := f.tekton.TektonV1().TaskRuns(f.ns).Create(ctx, t.TaskRun, opts)
+	if err != nil {
+		return fmt.Errorf("create taskrun %s/%s: %w", f.ns, t.TaskRun.Name, err)
+	}
+	tekton.SetOwner(t.ConfigMap, tr)
+	if _, err := f.kube.CoreV1().ConfigMaps(f.ns).Create(ctx, t.ConfigMap, opts); err != nil {
+		return fmt.Errorf("create configmap %s/%s: %w", f.ns, t.ConfigMap.Name, err)
+	}
+	return nil
+}
+
+// floorRun creates the objects of n distinct task events at concurrency
+// conc with raw client-go; objects are built before the clock starts.
+func (b *bench) floorRun(ctx context.Context, conc, n int, qps float64, burst int) (result, error) {
+	f, err := b.newFloor(ctx, fmt.Sprintf("floor-c%d", conc), qps, burst)
+	if err != nil {
+		return result{}, err
+	}
+	warm, err := f.build(b.ids.newTasks(warmups))
+	if err != nil {
+		return result{}, err
+	}
+	for _, t := range warm {
+		if err := f.create(ctx, t); err != nil {
+			return result{}, err
+		}
+	}
+	objs, err := f.build(b.ids.newTasks(n))
+	if err != nil {
+		return result{}, err
+	}
+	before, err := b.snap(ctx, 0)
+	if err != nil {
+		return result{}, err
+	}
+	lat, wall, err := drive(ctx, n, conc, func(ctx context.Context, i int) error { return f.create(ctx, objs[i]) }, nil)
+	if err != nil {
+		return result{}, fmt.Errorf("floor: %w", err)
+	}
+	after, err := b.snap(ctx, 0)
+	if err != nil {
+		return result{}, err
+	}
+	return result{lat: lat, wall: wall, use: after.minus(before)}, nil
+}
+
+// helloRun sends n events to a new bare function at concurrency conc.
+func (b *bench) helloRun(ctx context.Context, conc, n int) (result, error) {
+	p, err := fnproc.Start(ctx, b.hello, nil)
+	if err != nil {
+		return result{}, err
+	}
+	defer stop(p)
+	tasks := b.ids.newTasks(n + warmups)
+	for _, t := range tasks[:warmups] {
+		if err := b.send.post(ctx, p.URL, t.body); err != nil {
+			return result{}, err
+		}
+	}
+	tasks = tasks[warmups:]
+	nudges := b.send.nudges.Load()
+	lat, wall, err := drive(ctx, n, conc, func(ctx context.Context, i int) error {
+		return b.send.post(ctx, p.URL, tasks[i].body)
+	}, b.send.nudger(p.URL))
+	if err != nil {
+		return result{}, died(fmt.Errorf("hello: %w", err), p)
+	}
+	m, err := readMemory(p.Cmd.Process.Pid)
+	if err != nil {
+		return result{}, err
+	}
+	return result{lat: lat, wall: wall, peak: m.peak, nudges: b.send.nudges.Load() - nudges}, nil
+}
+
+// pair runs ours and the floor one after the other, alternating which goes
+// first from one repetition to the next so that drift hits both alike.
+func pair(rep int, ours, floor func() error) error {
+	first, second := floor, ours
+	if rep%2 == 1 {
+		first, second = ours, floor
+	}
+	if err := first(); err != nil {
+		return err
+	}
+	return second()
+}
+
+// series collects the figures of repeated runs of one kind.
+type series struct {
+	tput, p50, p99, peak runs
+	use                  []snapshot
+	sent, nudges         int64
+}
+
+func (s *series) add(r result) {
+	s.tput = append(s.tput, r.throughput())
+	s.p50 = append(s.p50, ms(percentile(r.lat, 50)))
+	s.p99 = append(s.p99, ms(percentile(r.lat, 99)))
+	s.peak = append(s.peak, mb(r.peak))
+	s.use = append(s.use, r.use)
+	s.sent += int64(len(r.lat))
+	s.nudges += r.nudges
+}
+
+// perEvent returns, run by run, the CPU time (ms) of process name per
+// event, or the count of requests key per event.
+func (s *series) perEvent(n int, cpu string, req string) runs {
+	var out runs
+	for _, u := range s.use {
+		if cpu != "" {
+			out = append(out, ms(u.cpu[cpu])/float64(n))
+		} else {
+			out = append(out, u.reqs[req]/float64(n))
+		}
+	}
+	return out
+}
+
+// throughput measures event → TaskRun and ConfigMap created at each
+// concurrency against the floor, then at the functions' default rate limit.
+func (b *bench) throughput(ctx context.Context) error {
+	n := b.o.events
+	ours := map[int]*series{}
+	floors := map[int]*series{}
+	for _, c := range b.o.concurrency {
+		ours[c], floors[c] = &series{}, &series{}
+	}
+	top := slices.Max(b.o.concurrency)
+	var hello series
+	for rep := range b.o.reps {
+		for _, c := range b.o.concurrency {
+			err := pair(rep, func() error {
+				return retried("handler run", func() error {
+					r, err := b.oursRun(ctx, c, n, b.o.qps, b.o.burst)
+					if err == nil {
+						ours[c].add(r)
+						say("rep %d c=%d handler: %.0f events/s, p50 %.1f ms, p99 %.1f ms", rep+1, c, r.throughput(), ms(percentile(r.lat, 50)), ms(percentile(r.lat, 99)))
+					}
+					return err
+				})
+			}, func() error {
+				r, err := b.floorRun(ctx, c, n, b.o.qps, b.o.burst)
+				if err == nil {
+					floors[c].add(r)
+					say("rep %d c=%d floor:   %.0f pairs/s, p50 %.1f ms, p99 %.1f ms", rep+1, c, r.throughput(), ms(percentile(r.lat, 50)), ms(percentile(r.lat, 99)))
+				}
+				return err
+			})
+			if err != nil {
+				return err
+			}
+		}
+		err := retried("hello run", func() error {
+			r, err := b.helloRun(ctx, top, n)
+			if err == nil {
+				hello.add(r)
+			}
+			return err
+		})
+		if err != nil {
+			return err
+		}
+	}
+	for _, c := range b.o.concurrency {
+		o, f := ours[c], floors[c]
+		r := ratios(o.tput, f.tput)
+		name := fmt.Sprintf("event → TaskRun + ConfigMap, %d events, c=%d", n, c)
+		b.rows = append(b.rows,
+			row{
+				metric: name + ": throughput (events/s)",
+				ours:   o.tput.format(0, false), floor: f.tput.format(0, false),
+				ratio:  ratioText(r),
+				target: fmt.Sprintf("≥ %g×", throughputTarget),
+				met:    r.median() >= throughputTarget,
+			},
+			latencyRow(name+": p50 latency (ms)", o.p50, f.p50, addedTargetMs, ""),
+			latencyRow(name+": p99 latency (ms)", o.p99, f.p99, addedTargetMs, ""),
+		)
+	}
+	o := ours[top]
+	b.rows = append(b.rows, row{
+		metric: fmt.Sprintf("RSS peak (VmHWM) after %d events at c=%d: handler (MB)", n, top),
+		ours:   o.peak.format(1, false), floor: hello.peak.format(1, false),
+		ratio:  ratioText(ratios(o.peak, hello.peak)),
+		target: fmt.Sprintf("≤ %d MB †", loadRSSTargetMB),
+		met:    o.peak.median() <= loadRSSTargetMB,
+	})
+	b.note("The bare func-go function answers the same %d events at c=%d at %s events/s, p50 %s ms, p99 %s ms: the HTTP and CloudEvents cost any function pays.",
+		n, top, hello.tput.format(0, false), hello.p50.format(2, false), hello.p99.format(2, false))
+	var sent, nudges int64
+	for _, c := range b.o.concurrency {
+		sent, nudges = sent+ours[c].sent, nudges+ours[c].nudges
+	}
+	b.note("Nudges (an ignored workflow event every %s while a run's last requests are out, standing in for the next arrival; see test/cmd/bench load.go for the func-go receiver defect they work around): %d to the handler over %d events, %d to the bare function over %d.",
+		nudgeEvery, nudges, sent, hello.nudges, hello.sent)
+	b.note("Handler CPU per event at c=%d (utime+stime from /proc/<pid>/stat over the run): %s ms, median of runs.",
+		top, o.perEvent(n, "function", "").format(2, false))
+	f := floors[top]
+	b.note("apiserver requests per event at c=%d (apiserver_request_total GET, LIST and POST of taskruns, configmaps and persistentvolumeclaims over the run, median of runs; Tekton's controller adds a few reads meanwhile): handler %s; floor %s.",
+		top, requestsPerEvent(o, n), requestsPerEvent(f, n))
+	return b.defaultLimit(ctx)
+}
+
+// requestsPerEvent renders the requests per event of a series, by verb and
+// resource, leaving out those below 0.05 per event.
+func requestsPerEvent(s *series, n int) string {
+	keys := map[string]bool{}
+	for _, u := range s.use {
+		for k := range u.reqs {
+			keys[k] = true
+		}
+	}
+	sorted := slices.Sorted(maps.Keys(keys))
+	var parts []string
+	total := make(runs, len(s.use))
+	for _, k := range sorted {
+		r := s.perEvent(n, "", k)
+		for i, v := range r {
+			total[i] += v
+		}
+		if r.median() >= 0.05 {
+			parts = append(parts, fmt.Sprintf("%s %s", k, r.format(2, false)))
+		}
+	}
+	return fmt.Sprintf("%s in all (%s)", total.format(2, false), strings.Join(parts, ", "))
+}
+
+// defaultLimit repeats the highest-concurrency run at the rate limit the
+// functions use when KUBE_QPS and KUBE_BURST are unset.
+func (b *bench) defaultLimit(ctx context.Context) error {
+	n := b.o.defaultQPS
+	if n <= 0 {
+		return nil
+	}
+	def, err := loadConfig(map[string]string{"ENGINE_URL": b.engine.URL(), "NAMESPACE": "default"})
+	if err != nil {
+		return err
+	}
+	qps, burst := float64(def.KubeQPS), def.KubeBurst
+	c := slices.Max(b.o.concurrency)
+	var ours, fl series
+	for rep := range b.o.reps {
+		err := pair(rep, func() error {
+			return retried("handler run", func() error {
+				r, err := b.oursRun(ctx, c, n, qps, burst)
+				if err == nil {
+					ours.add(r)
+					say("rep %d default limit c=%d handler: %.0f events/s", rep+1, c, r.throughput())
+				}
+				return err
+			})
+		}, func() error {
+			r, err := b.floorRun(ctx, c, n, qps, burst)
+			if err == nil {
+				fl.add(r)
+				say("rep %d default limit c=%d floor:   %.0f pairs/s", rep+1, c, r.throughput())
+			}
+			return err
+		})
+		if err != nil {
+			return err
+		}
+	}
+	r := ratios(ours.tput, fl.tput)
+	b.rows = append(b.rows, row{
+		metric: fmt.Sprintf("event → TaskRun + ConfigMap, %d events, c=%d, default KUBE_QPS=%g KUBE_BURST=%d: throughput (events/s)", n, c, qps, burst),
+		ours:   ours.tput.format(1, false), floor: fl.tput.format(1, false),
+		ratio:  ratioText(r),
+		target: fmt.Sprintf("≥ %g×", throughputTarget),
+		met:    r.median() >= throughputTarget,
+	})
+	return nil
+}
+
+// tail returns the last n lines of s.
+func tail(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	return strings.Join(lines[max(0, len(lines)-n):], "\n")
+}

@@ -1,0 +1,117 @@
+// Command bench measures the handler and the sink against floors measured
+// in the same run, on the embedded control plane, and writes one Markdown
+// table (metric | ours | floor | ratio | target | met) with notes and the
+// Go micro-benchmarks of test/bench to -out.
+//
+// Figures, each the median of -reps runs with min and max:
+//
+//  1. Cold start, exec → /health/readiness 200, of bin/handler, bin/sink and
+//     a bare func-go function built here through the same scaffolding.
+//  2. Engine event → TaskRun and ConfigMap created, -events distinct events
+//     at each -concurrency, against raw client-go creates of the same
+//     objects (built by the same pure builders) at the same concurrency and
+//     the same client-side rate limit (-qps, -burst).
+//  3. A duplicate storm: -storm-copies concurrent copies of each of
+//     -storm-events events must make exactly one TaskRun each.
+//  4. TaskRun completion → Engine end call, through Tekton's events
+//     controller and the sink, against the arrival of Tekton's event.
+//  5. Resident memory idle and under load, and binary sizes.
+//
+// It also replays the handler's steps in-process to show where an event's
+// time goes, and traces package initialisation for the cold start.
+//
+// Progress goes to stderr; the results go to stdout and -out.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// options are the command-line settings.
+type options struct {
+	bin          string
+	out          string
+	reps         int
+	coldReps     int
+	events       int
+	concurrency  []int
+	qps          float64
+	burst        int
+	defaultQPS   int // events for the run at the functions' default rate limit; 0 skips it
+	stormEvents  int
+	stormCopies  int
+	completions  int
+	steps        int
+	gap          time.Duration
+	timeout      time.Duration
+	gobenchCount int
+	stages       map[string]bool // empty: all
+}
+
+func main() {
+	var o options
+	var conc, stages string
+	flag.StringVar(&o.bin, "bin", "bin", "directory with handler and sink")
+	flag.StringVar(&o.out, "out", "test/bench/RESULTS.md", "results file")
+	flag.IntVar(&o.reps, "reps", 3, "repetitions of every figure")
+	flag.IntVar(&o.coldReps, "cold-reps", 9, "repetitions of the cold start")
+	flag.IntVar(&o.events, "events", 500, "distinct events per throughput run")
+	flag.StringVar(&conc, "concurrency", "1,8,32", "concurrency levels of the throughput runs")
+	flag.Float64Var(&o.qps, "qps", 2000, "KUBE_QPS of the functions and the floor's client")
+	flag.IntVar(&o.burst, "burst", 4000, "KUBE_BURST of the functions and the floor's client")
+	flag.IntVar(&o.defaultQPS, "default-qps-events", 200, "events of the extra run at the default KUBE_QPS/KUBE_BURST (0: skip)")
+	flag.IntVar(&o.stormEvents, "storm-events", 100, "distinct events of the duplicate storm")
+	flag.IntVar(&o.stormCopies, "storm-copies", 32, "concurrent copies of each storm event")
+	flag.IntVar(&o.completions, "completions", 25, "TaskRuns per completion run")
+	flag.DurationVar(&o.timeout, "request-timeout", 30*time.Second, "timeout of one POST to a function")
+	flag.IntVar(&o.steps, "steps", 100, "events of the in-process replay of the handler's steps (0: skip)")
+	flag.DurationVar(&o.gap, "completion-gap", 200*time.Millisecond, "time between the completion run's events")
+	flag.IntVar(&o.gobenchCount, "gobench-count", 5, "go test -count for test/bench (0: skip)")
+	flag.StringVar(&stages, "stages", "", "comma-separated stages to run (cold, memory, completion, throughput, steps, storm); empty: all")
+	flag.Parse()
+	var err error
+	if o.concurrency, err = parseInts(conc); err != nil {
+		fmt.Fprintln(os.Stderr, "bench: -concurrency:", err)
+		os.Exit(2)
+	}
+	if stages != "" {
+		o.stages = map[string]bool{}
+		for _, s := range strings.Split(stages, ",") {
+			o.stages[strings.TrimSpace(s)] = true
+		}
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	began := time.Now()
+	if err := run(ctx, o); err != nil {
+		fmt.Fprintf(os.Stderr, "bench FAILED after %s: %v\n", time.Since(began).Round(time.Second), err)
+		os.Exit(1)
+	}
+	fmt.Fprintf(os.Stderr, "bench done in %s; results in %s\n", time.Since(began).Round(time.Second), o.out)
+}
+
+// parseInts parses "1,8,32".
+func parseInts(s string) ([]int, error) {
+	var out []int
+	for _, f := range strings.Split(s, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n <= 0 {
+			return nil, fmt.Errorf("%q is not a positive number", f)
+		}
+		out = append(out, n)
+	}
+	return out, nil
+}
+
+// say prints a progress line to stderr.
+func say(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, "%s  bench: %s\n", time.Now().Format("15:04:05.000"), fmt.Sprintf(format, args...))
+}

@@ -1,0 +1,61 @@
+package main
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"runtime"
+	"strings"
+	"time"
+)
+
+// document renders the results file: the table, how to read it, the notes
+// the run made, and the micro-benchmarks' output.
+func (b *bench) document(kubernetesVersion, micro string) string {
+	var d strings.Builder
+	d.WriteString("# Benchmarks\n\n")
+	fmt.Fprintf(&d, "Written by `make bench` (test/cmd/bench) on %s: %s, %d CPUs, %s %s/%s, embedded control plane (Kubernetes %s, Tekton Pipelines v1.15.0, kwok; see test/cluster). ",
+		time.Now().UTC().Format("2006-01-02 15:04 MST"), cpuModel(), runtime.NumCPU(), runtime.Version(), runtime.GOOS, runtime.GOARCH, kubernetesVersion)
+	fmt.Fprintf(&d, "Each figure is the median of %d runs (%d for cold starts) with (min…max); ratios and added latencies are taken run by run, ours against the floor measured right before or after it (the order alternates), then summarised the same way. ",
+		b.o.reps, b.o.coldReps)
+	fmt.Fprintf(&d, "The functions and the floor's client use the same explicit client-side rate limit, KUBE_QPS=%g KUBE_BURST=%d, except in the row that says otherwise.\n\n", b.o.qps, b.o.burst)
+	d.WriteString(renderTable(b.rows))
+	d.WriteString(`
+What each row compares:
+
+- **Cold start**: exec until ` + "`/health/readiness`" + ` first answers 200 (polled every 200 µs), of bin/handler and bin/sink (the same program; the sink also starts its sweep) against a bare func-go function generated and built in the same run through the same func scaffolding (test/funcbuild): a root package whose ` + "`New()`" + ` returns a struct with ` + "`Handle(ctx, event.Event) (*event.Event, error)`" + ` doing nothing.
+- **Event → TaskRun + ConfigMap**: ours is one structured-mode Engine task event POSTed to a handler process and answered 200, which covers the CloudEvent decode, the Engine ` + "`start`" + ` call (a PUT to the Engine stand-in, which the floor does not make), the TaskRun Get, the workspace claim List, the TaskRun Create and the ConfigMap Create. The floor is raw client-go: Create of the same TaskRun and then of its ConfigMap (owned by it), built beforehand by the same pure builders (internal/tekton), in its own namespace, with the same concurrency and rate limit. Added latency = our percentile minus the floor's, run by run. Every event has its own task id (24 hex characters).
+- **Duplicate storm**: all copies of one event are released at once, events one after the other. The floor sends as many concurrent raw Creates of each pair, where AlreadyExists is success (reading the TaskRun for the ConfigMap's owner).
+- **TaskRun terminal → Engine end call**: TaskRuns made through the handler one every ` + b.o.gap.String() + `, completed by kwok, reported by Tekton's events controller to a recording pass-through in front of the sink, then by the sink to the Engine stand-in. The clock starts when a watch on the namespace sees the TaskRun's Succeeded condition final (lastTransitionTime has whole seconds only, too coarse for this); ours stops at the end call's arrival at the Engine stand-in, the floor at the arrival of Tekton's terminal event, so the added latency is what the sink adds (the pass-through's loopback hop included).
+- **Memory**: VmRSS and VmHWM from /proc/<pid>/status of the function process; the floor is the bare function, idle or after the same events at the same concurrency.
+- **†**: a target the issue does not set, set here: end-call latency gets the handler's added-latency budget; memory under load twice the idle budget; the storm's time the throughput target turned into time; binary size a budget of a few times the bare function.
+`)
+	if len(b.notes) > 0 {
+		d.WriteString("\nNotes from this run:\n\n")
+		for _, n := range b.notes {
+			fmt.Fprintf(&d, "- %s\n", n)
+		}
+	}
+	if micro != "" {
+		d.WriteString("\n## Micro-benchmarks\n\n`go test -run '^$' -bench . -benchmem ./test/bench` (benchstat reads this as is):\n\n```text\n")
+		d.WriteString(strings.TrimRight(micro, "\n"))
+		d.WriteString("\n```\n")
+	}
+	return d.String()
+}
+
+// cpuModel is the processor's model name, or "unknown CPU".
+func cpuModel() string {
+	f, err := os.Open("/proc/cpuinfo")
+	if err != nil {
+		return "unknown CPU"
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if k, v, ok := strings.Cut(sc.Text(), ":"); ok && strings.TrimSpace(k) == "model name" {
+			return strings.TrimSpace(v)
+		}
+	}
+	return "unknown CPU"
+}

@@ -81,8 +81,10 @@ func New(k Kube, e Engine, opts tekton.Options, maxBytes int64, log *slog.Logger
 func (h *Handler) Handle(ctx context.Context, e event.Event) (*event.Event, error) {
 	began := time.Now()
 	l := h.log.With("ce.id", e.ID(), "ce.type", e.Type(), "ce.source", e.Source())
-	outcome, attrs, err := h.handle(ctx, e)
-	if err != nil && outcome == "" {
+	hctx, cancel := context.WithTimeout(ctx, status.Budget)
+	defer cancel()
+	outcome, attrs, err := h.handle(hctx, e)
+	if err != nil {
 		outcome = Failed
 		if status.Code(err) < 500 {
 			outcome = Rejected

@@ -29,9 +29,6 @@ import (
 // answers it with a sweep.
 const SweepType = "dev.knative.sources.ping"
 
-// sweepBudget bounds a sweep requested by an event.
-const sweepBudget = 25 * time.Second
-
 // tektonTaskRunPrefix starts every Tekton TaskRun event type.
 const tektonTaskRunPrefix = "dev.tekton.event.taskrun."
 
@@ -145,15 +142,16 @@ func (s *Sink) logSweep(ctx context.Context, trigger string) {
 func (s *Sink) Handle(ctx context.Context, e event.Event) (*event.Event, error) {
 	began := time.Now()
 	if e.Type() == SweepType {
-		// Bounded below func-go's 30 s write timeout; what is left waits
-		// for the next sweep.
-		sctx, cancel := context.WithTimeout(ctx, sweepBudget)
+		// What is left when the budget ends waits for the next sweep.
+		sctx, cancel := context.WithTimeout(ctx, status.Budget)
 		defer cancel()
 		n, err := s.Sweep(sctx)
 		return nil, status.Log(ctx, s.log, Swept, false, began, err,
 			slog.String("ce.id", e.ID()), slog.String("ce.type", e.Type()), slog.Int("reported", n))
 	}
-	result, name, err := s.handle(ctx, e)
+	hctx, cancel := context.WithTimeout(ctx, status.Budget)
+	defer cancel()
+	result, name, err := s.handle(hctx, e)
 	return nil, status.Log(ctx, s.log, result, result == Skipped, began, err,
 		slog.String("ce.id", e.ID()), slog.String("ce.type", e.Type()), slog.String("ce.subject", e.Subject()), slog.String("taskrun", name))
 }

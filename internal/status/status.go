@@ -18,6 +18,11 @@ import (
 	"github.com/boomerang-io/flow-tekton-handler/internal/kube"
 )
 
+// Budget bounds the handling of one event, below func-go's 30 s write
+// timeout, so the sender gets an answer (5xx when time ran out) rather than
+// a cut connection.
+const Budget = 25 * time.Second
+
 // Error is an answer with a chosen status code.
 type Error struct {
 	Code   int

@@ -39,6 +39,7 @@ type bench struct {
 
 	rows  []row
 	notes []string
+	load  []string // /proc/loadavg when the measurements began and ended
 }
 
 // note adds a line under the table.
@@ -119,10 +120,11 @@ func run(ctx context.Context, o options) error {
 		{"cold", "cold start", b.coldStarts},
 		{"memory", "idle memory", b.idleMemory},
 		{"completion", "completion to end call", b.completions},
+		{"steps", "handler and sink steps", b.steps},
 		{"throughput", "event to TaskRun", b.throughput},
-		{"steps", "handler steps", b.steps},
 		{"storm", "duplicate storm", b.storms},
 	}
+	b.load = append(b.load, loadAvg())
 	for _, s := range stages {
 		if len(o.stages) > 0 && !o.stages[s.key] {
 			continue
@@ -132,6 +134,7 @@ func run(ctx context.Context, o options) error {
 			return fmt.Errorf("%s: %w\n%s", s.name, err, c.Tails(20))
 		}
 	}
+	b.load = append(b.load, loadAvg())
 	if v := b.engine.Violations(); len(v) > 0 {
 		return fmt.Errorf("the Engine stand-in saw %d contract violations, first: %s", len(v), v[0])
 	}

@@ -17,8 +17,9 @@
 //     controller and the sink, against the arrival of Tekton's event.
 //  5. Resident memory idle and under load, and binary sizes.
 //
-// It also replays the handler's steps in-process to show where an event's
-// time goes, and traces package initialisation for the cold start.
+// It also replays the handler's and the sink's steps in-process to show
+// where an event's time goes, and traces package initialisation for the
+// cold start.
 //
 // Progress goes to stderr; the results go to stdout and -out.
 package main
@@ -72,7 +73,7 @@ func main() {
 	flag.IntVar(&o.stormCopies, "storm-copies", 32, "concurrent copies of each storm event")
 	flag.IntVar(&o.completions, "completions", 25, "TaskRuns per completion run")
 	flag.DurationVar(&o.timeout, "request-timeout", 30*time.Second, "timeout of one POST to a function")
-	flag.IntVar(&o.steps, "steps", 100, "events of the in-process replay of the handler's steps (0: skip)")
+	flag.IntVar(&o.steps, "steps", 50, "events of the in-process replay of the handler's and the sink's steps (0: skip)")
 	flag.DurationVar(&o.gap, "completion-gap", 200*time.Millisecond, "time between the completion run's events")
 	flag.IntVar(&o.gobenchCount, "gobench-count", 5, "go test -count for test/bench (0: skip)")
 	flag.StringVar(&stages, "stages", "", "comma-separated stages to run (cold, memory, completion, throughput, steps, storm); empty: all")

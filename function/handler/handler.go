@@ -102,7 +102,7 @@ func (h *Handler) handle(ctx context.Context, e event.Event) (string, []slog.Att
 		return Rejected, nil, err
 	}
 	switch subtype {
-	case "taskrun":
+	case contract.SubtypeTaskRun:
 		t, err := contract.DecodeTaskRun(e.Data())
 		if err != nil {
 			return Rejected, nil, err
@@ -118,7 +118,7 @@ func (h *Handler) handle(ctx context.Context, e event.Event) (string, []slog.Att
 			outcome = Skipped
 		}
 		return outcome, attrs, err
-	case "workflowrun":
+	case contract.SubtypeWorkflowRun:
 		w, err := contract.DecodeWorkflowRun(e.Data())
 		if err != nil {
 			return Rejected, nil, err
@@ -131,7 +131,7 @@ func (h *Handler) handle(ctx context.Context, e event.Event) (string, []slog.Att
 			return Reported, attrs, h.finalizeWorkflowRun(ctx, w)
 		}
 		return Skipped, attrs, nil
-	case "workflow":
+	case contract.SubtypeWorkflow:
 		w, err := contract.DecodeWorkflow(e.Data())
 		if err != nil {
 			return Rejected, nil, err

@@ -16,15 +16,16 @@ import (
 // EventType is a CloudEvent type sent by the Engine.
 type EventType string
 
-// The Engine's event types and their common prefix.
+// The Engine's event types, their common prefix, and the subtypes Subtype
+// returns for them.
 const (
 	TypePrefix                   = "io.boomerang.event.status."
 	TypeTaskRun        EventType = TypePrefix + "taskrun"
 	TypeWorkflowRun    EventType = TypePrefix + "workflowrun"
 	TypeWorkflow       EventType = TypePrefix + "workflow"
-	subtypeTaskRun               = "taskrun"
-	subtypeWorkflowRun           = "workflowrun"
-	subtypeWorkflow              = "workflow"
+	SubtypeTaskRun               = "taskrun"
+	SubtypeWorkflowRun           = "workflowrun"
+	SubtypeWorkflow              = "workflow"
 )
 
 // Label and annotation keys written on the objects the handler creates and

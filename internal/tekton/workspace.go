@@ -143,22 +143,6 @@ func WorkspaceSelector(prefix, scope, ref string) string {
 		contract.LabelWorkspaceTyp, scope, contract.LabelWorkspaceRef, LabelValue(ref))
 }
 
-// ClaimSelector selects the claims a task of the given workflow and run may
-// mount; empty when it has neither reference.
-func ClaimSelector(prefix, workflowRef, workflowRunRef string) string {
-	var refs []string
-	for _, r := range []string{workflowRef, workflowRunRef} {
-		if r != "" {
-			refs = append(refs, LabelValue(r))
-		}
-	}
-	if len(refs) == 0 {
-		return ""
-	}
-	return fmt.Sprintf("%s=%s,%s=%s,%s in (%s)", contract.LabelProduct, prefix, contract.LabelTier, contract.TierSpace,
-		contract.LabelWorkspaceRef, strings.Join(refs, ","))
-}
-
 // Claims picks from listed claims the ones a task mounts: the workflow's
 // and the run's, skipping claims being deleted.
 func Claims(pvcs []corev1.PersistentVolumeClaim, workflowRef, workflowRunRef string) []Claim {

@@ -271,13 +271,10 @@ func TestSelectorsMatchPVCs(t *testing.T) {
 				listed = append(listed, *p)
 			}
 
-			claimSel, err := labels.Parse(ClaimSelector(o.Prefix, tc.workflow, tc.run))
-			if err != nil {
-				t.Fatalf("ClaimSelector does not parse: %v", err)
-			}
-			for _, p := range pvcs {
-				if !claimSel.Matches(labels.Set(p.Labels)) {
-					t.Errorf("ClaimSelector %q does not match %s", claimSel, p.Name)
+			// The handler finds the claims by these names.
+			for scope, ref := range map[string]string{contract.ScopeWorkflow: tc.workflow, contract.ScopeWorkflowRun: tc.run} {
+				if got, want := byScope[scope].Name, PVCName(o.Prefix, scope, ref); got != want {
+					t.Errorf("%s claim named %s, want %s", scope, got, want)
 				}
 			}
 			for scope, ref := range map[string]string{contract.ScopeWorkflow: tc.workflow, contract.ScopeWorkflowRun: tc.run} {
@@ -298,25 +295,6 @@ func TestSelectorsMatchPVCs(t *testing.T) {
 			}
 			if d := cmp.Diff(want, Claims(listed, tc.workflow, tc.run)); d != "" {
 				t.Errorf("Claims (-want +got):\n%s", d)
-			}
-		})
-	}
-}
-
-func TestClaimSelector(t *testing.T) {
-	t.Parallel()
-	tests := []struct{ name, workflow, run, want string }{
-		{"both", "w1", "r1", "boomerang.io/product=bmrg-flow,boomerang.io/tier=workspace,boomerang.io/workspace-ref in (w1,r1)"},
-		{"workflow only", "w1", "", "boomerang.io/product=bmrg-flow,boomerang.io/tier=workspace,boomerang.io/workspace-ref in (w1)"},
-		{"run only", "", "r1", "boomerang.io/product=bmrg-flow,boomerang.io/tier=workspace,boomerang.io/workspace-ref in (r1)"},
-		{"neither", "", "", ""},
-		{"hashed", "a b", "", "boomerang.io/product=bmrg-flow,boomerang.io/tier=workspace,boomerang.io/workspace-ref in (" + LabelValue("a b") + ")"},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			t.Parallel()
-			if got := ClaimSelector("bmrg-flow", tc.workflow, tc.run); got != tc.want {
-				t.Errorf("ClaimSelector = %q, want %q", got, tc.want)
 			}
 		})
 	}

@@ -89,30 +89,11 @@ func TestThousandDuplicates(t *testing.T) {
 	s := newStack(t, nil)
 	sink := s.startSink()
 	body := customTask(t, taskID(0x500))
-	var wg sync.WaitGroup
-	var bad, stalled atomic.Int32
-	sem := make(chan struct{}, 64)
-	client := &http.Client{Timeout: 15 * time.Second}
-	for range 1000 {
-		wg.Add(1)
-		sem <- struct{}{}
-		go func() {
-			defer wg.Done()
-			defer func() { <-sem }()
-			resp, err := client.Post(s.handler.URL, "application/cloudevents+json", bytes.NewReader(body))
-			if err != nil {
-				stalled.Add(1)
-				return
-			}
-			resp.Body.Close()
-			if resp.StatusCode != http.StatusOK {
-				bad.Add(1)
-			}
-		}()
-	}
-	wg.Wait()
-	if bad.Load() != 0 {
-		t.Errorf("%d of 1000 deliveries failed", bad.Load())
+	bad, stalled := flood(1000, func() (*http.Response, error) {
+		return floodClient.Post(s.handler.URL, "application/cloudevents+json", bytes.NewReader(body))
+	})
+	if bad != 0 {
+		t.Errorf("%d of 1000 deliveries failed", bad)
 	}
 	if got := len(s.taskRuns()); got != 1 {
 		t.Fatalf("%d TaskRuns from 1000 deliveries", got)
@@ -131,41 +112,58 @@ func TestThousandDuplicates(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for i := range 1000 {
+	var n atomic.Int32
+	bad, sinkStalled := flood(1000, func() (*http.Response, error) {
+		req, _ := http.NewRequest(http.MethodPost, sink.URL, bytes.NewReader(data))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("ce-specversion", "1.0")
+		req.Header.Set("ce-id", fmt.Sprintf("dup-%d", n.Add(1)))
+		req.Header.Set("ce-source", "/apis///namespaces/"+s.ns+"//"+tr.Name)
+		req.Header.Set("ce-type", "dev.tekton.event.taskrun.successful.v1")
+		return floodClient.Do(req)
+	})
+	stalled += sinkStalled
+	if bad != 0 {
+		t.Errorf("%d of 1000 Tekton events answered non-200", bad)
+	}
+	if c := len(s.calls(enginestub.KindTaskRunEnd, taskID(0x500))); c != 1 {
+		t.Fatalf("%d end calls after 1000 duplicate Tekton events", c)
+	}
+	if stalled > 4 {
+		t.Errorf("%d requests stalled in the SDK receiver", stalled)
+	}
+	t.Logf("1000 duplicate deliveries: 1 TaskRun, 1 start; 1000 duplicate completions: 1 end; %d requests stalled by the SDK receiver", stalled)
+	s.noViolations()
+}
+
+// floodClient bounds each flood request as a Broker's delivery timeout does.
+var floodClient = &http.Client{Timeout: 15 * time.Second}
+
+// flood sends n requests, 64 at a time, and counts the answers other than
+// 200 and the requests that got no answer in time.
+func flood(n int, send func() (*http.Response, error)) (bad, stalled int) {
+	var wg sync.WaitGroup
+	var nBad, nStalled atomic.Int32
+	sem := make(chan struct{}, 64)
+	for range n {
 		wg.Add(1)
 		sem <- struct{}{}
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			req, _ := http.NewRequest(http.MethodPost, sink.URL, bytes.NewReader(data))
-			req.Header.Set("Content-Type", "application/json")
-			req.Header.Set("ce-specversion", "1.0")
-			req.Header.Set("ce-id", fmt.Sprintf("dup-%d", i))
-			req.Header.Set("ce-source", "/apis///namespaces/"+s.ns+"//"+tr.Name)
-			req.Header.Set("ce-type", "dev.tekton.event.taskrun.successful.v1")
-			resp, err := client.Do(req)
+			resp, err := send()
 			if err != nil {
-				stalled.Add(1)
+				nStalled.Add(1)
 				return
 			}
 			resp.Body.Close()
 			if resp.StatusCode != http.StatusOK {
-				bad.Add(1)
+				nBad.Add(1)
 			}
 		}()
 	}
 	wg.Wait()
-	if bad.Load() != 0 {
-		t.Errorf("%d of 1000 Tekton events answered non-200", bad.Load())
-	}
-	if c := len(s.calls(enginestub.KindTaskRunEnd, taskID(0x500))); c != 1 {
-		t.Fatalf("%d end calls after 1000 duplicate Tekton events", c)
-	}
-	if n := stalled.Load(); n > 4 {
-		t.Errorf("%d requests stalled in the SDK receiver", n)
-	}
-	t.Logf("1000 duplicate deliveries: 1 TaskRun, 1 start; 1000 duplicate completions: 1 end; %d requests stalled by the SDK receiver", stalled.Load())
-	s.noViolations()
+	return int(nBad.Load()), int(nStalled.Load())
 }
 
 // SIGTERM while events are in flight: they finish before the handler exits.

@@ -9,8 +9,21 @@ E2E_TIMEOUT   ?= 30m
 FUZZTIME      ?= 5s
 FUZZTIME_LONG ?= 2m
 KO_DOCKER_REPO ?=
+VULNDB        ?=
 
-.PHONY: all build test unit e2e lint vet staticcheck fuzz fuzz-short bench demo up down controlplane deploy clean
+# Every target builds and tests with the Go toolchain named by go.mod's
+# toolchain line (it carries the standard library's security fixes), fetched
+# once from the module proxy into the module cache. Machines whose go.env says
+# GOTOOLCHAIN=local would otherwise ignore that line.
+GO_TOOLCHAIN  := $(shell sed -n 's/^toolchain //p' go.mod)
+GO_TOOLCHAIN_ROOT := $(shell GOTOOLCHAIN=$(GO_TOOLCHAIN) go env GOROOT)
+ifeq ($(GO_TOOLCHAIN_ROOT),)
+$(error cannot fetch the Go toolchain $(GO_TOOLCHAIN) (go.mod) through the module proxy)
+endif
+export PATH := $(GO_TOOLCHAIN_ROOT)/bin:$(PATH)
+unexport GOROOT
+
+.PHONY: all build test unit e2e lint vet staticcheck vulncheck fuzz fuzz-short bench demo up down controlplane manifestcheck go-version deploy clean
 
 all: build
 
@@ -21,6 +34,13 @@ build:
 ## controlplane: build (once, cached outside the repo) the local control plane binaries
 controlplane:
 	$(GO) run ./test/cmd/cluster build
+
+go-version:
+	@$(GO) version
+
+## manifestcheck: build (once, cached outside the repo) the Knative/Tekton manifest checker and run it
+manifestcheck:
+	$(GO) test -count=1 -tags e2e -run 'TestManifests$$' ./test/deploy
 
 ## test: lint, unit tests, fuzz smoke, and end-to-end tests on the embedded control plane
 ## Every test is listed as it passes, so the output shows the end-to-end tests ran.
@@ -43,6 +63,11 @@ vet:
 staticcheck:
 	$(GO) run $(STATICCHECK) ./...
 	$(GO) run $(STATICCHECK) -tags e2e ./...
+
+## vulncheck: govulncheck with the database built from golang.org/x/vulndb (pinned; VULNDB=latest for the newest).
+## make test runs the same check as test/vulncheck's TestProject.
+vulncheck:
+	$(GO) run ./test/cmd/vulncheck $(if $(VULNDB),-db-version $(VULNDB))
 
 ## fuzz-short: every fuzz target for $(FUZZTIME); fuzz: for $(FUZZTIME_LONG)
 fuzz-short:

@@ -75,6 +75,13 @@ func Scaffold(src string) (string, error) {
 	if err := out.AddGoStmt(mod.Go.Version); err != nil {
 		return "", err
 	}
+	// The toolchain line too, so that the function is built with the Go
+	// release the source asks for (its standard library fixes).
+	if mod.Toolchain != nil {
+		if err := out.AddToolchainStmt(mod.Toolchain.Name); err != nil {
+			return "", err
+		}
+	}
 	if err := out.AddRequire(path, "v0.0.0-00010101000000-000000000000"); err != nil {
 		return "", err
 	}

@@ -14,7 +14,7 @@ import (
 // linked source and carrying its requirements, and the source's go.sum.
 func TestScaffold(t *testing.T) {
 	src := t.TempDir()
-	gomod := "module example.com/fn\n\ngo 1.26.4\n\nrequire (\n\tknative.dev/func-go v0.22.0\n\tgithub.com/google/uuid v1.6.0 // indirect\n)\n"
+	gomod := "module example.com/fn\n\ngo 1.26.4\n\ntoolchain go1.26.11\n\nrequire (\n\tknative.dev/func-go v0.22.0\n\tgithub.com/google/uuid v1.6.0 // indirect\n)\n"
 	if err := os.WriteFile(filepath.Join(src, "go.mod"), []byte(gomod), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -36,6 +36,9 @@ func TestScaffold(t *testing.T) {
 	}
 	if len(mod.Replace) != 1 || mod.Replace[0].Old.Path != "example.com/fn" || mod.Replace[0].New.Path != "./f" {
 		t.Errorf("replace %+v, want example.com/fn => ./f", mod.Replace)
+	}
+	if mod.Go == nil || mod.Go.Version != "1.26.4" || mod.Toolchain == nil || mod.Toolchain.Name != "go1.26.11" {
+		t.Errorf("go.mod go/toolchain lines %+v %+v, want the source's 1.26.4 and go1.26.11", mod.Go, mod.Toolchain)
 	}
 	reqs := map[string]bool{}
 	for _, r := range mod.Require {

@@ -111,7 +111,12 @@ func (h *Handler) handle(ctx context.Context, e event.Event) (string, []slog.Att
 		var outcome string
 		switch t.Action() {
 		case contract.Execute:
-			outcome, err = h.execute(ctx, t, traceparent(e))
+			var dropped []string
+			outcome, dropped, err = h.execute(ctx, t, traceparent(e))
+			if len(dropped) > 0 {
+				// What the TaskRun leaves out (invalid labels, param names, ...).
+				attrs = append(attrs, slog.Any("dropped", dropped))
+			}
 		case contract.Cancel:
 			outcome, err = h.cancel(ctx, t)
 		default:
@@ -175,22 +180,22 @@ func traceparent(e event.Event) string {
 // execute starts the Engine's task and creates its TaskRun and ConfigMap.
 // Concurrent copies of one task wait for the first; a TaskRun that already
 // exists means a redelivery, which only makes sure the ConfigMap exists.
-func (h *Handler) execute(ctx context.Context, t *contract.TaskRun, tp string) (string, error) {
+func (h *Handler) execute(ctx context.Context, t *contract.TaskRun, tp string) (string, []string, error) {
 	unlock := h.locks.Lock(t.ID)
 	defer unlock()
 	if h.done.Has(t.ID) {
-		return Exists, nil
+		return Exists, nil, nil
 	}
-	outcome, err := h.create(ctx, t, tp)
+	outcome, dropped, err := h.create(ctx, t, tp)
 	if err == nil && (outcome == Created || outcome == Exists) {
 		h.done.Add(t.ID)
 	}
-	return outcome, err
+	return outcome, dropped, err
 }
 
 // create does the work of execute for a task this process has not seen
 // finished.
-func (h *Handler) create(ctx context.Context, t *contract.TaskRun, tp string) (string, error) {
+func (h *Handler) create(ctx context.Context, t *contract.TaskRun, tp string) (string, []string, error) {
 	// The TaskRun and the workspace claims are independent reads.
 	name := tekton.TaskRunName(h.opts.Prefix, t.ID)
 	var existing *pipelinev1.TaskRun
@@ -203,47 +208,49 @@ func (h *Handler) create(ctx context.Context, t *contract.TaskRun, tp string) (s
 	claims, err := h.claims(ctx, t)
 	<-done
 	if err := errors.Join(getErr, err); err != nil {
-		return "", err
+		return "", nil, err
 	}
 	task, err := tekton.BuildTask(t, claims, tp, h.opts)
 	if existing != nil {
 		if err := kubeIdentity(existing, t); err != nil {
-			return "", err
+			return "", nil, err
 		}
 		if task != nil {
 			tekton.SetOwner(task.ConfigMap, existing)
 			if err := h.kube.CreateConfigMap(ctx, task.ConfigMap); err != nil {
-				return "", err
+				return "", nil, err
 			}
 		}
-		return Exists, nil
+		return Exists, nil, nil
 	}
 	if errors.Is(err, tekton.ErrUnbuildable) {
-		return h.reportUnbuildable(ctx, t, err)
+		outcome, err := h.reportUnbuildable(ctx, t, err)
+		return outcome, nil, err
 	}
 	if err != nil {
-		return "", err
+		return "", nil, err
 	}
 	if err := h.engine.StartTaskRun(ctx, t.ID); err != nil {
-		return "", fmt.Errorf("engine start taskrun %s: %w", t.ID, err)
+		return "", nil, fmt.Errorf("engine start taskrun %s: %w", t.ID, err)
 	}
 	tr, created, err := h.kube.CreateTaskRun(ctx, task.TaskRun)
 	if errors.Is(err, kube.ErrRejected) {
 		// The Engine has started the task; tell it the cluster refused it
 		// rather than leave it running for ever.
-		return h.endFailed(ctx, t, fmt.Errorf("TASKRUN_REJECTED: %w", err))
+		outcome, err := h.endFailed(ctx, t, fmt.Errorf("TASKRUN_REJECTED: %w", err))
+		return outcome, nil, err
 	}
 	if err != nil {
-		return "", err
+		return "", nil, err
 	}
 	tekton.SetOwner(task.ConfigMap, tr)
 	if err := h.kube.CreateConfigMap(ctx, task.ConfigMap); err != nil {
-		return "", err
+		return "", nil, err
 	}
 	if !created {
-		return Exists, nil
+		return Exists, nil, nil
 	}
-	return Created, nil
+	return Created, task.Dropped, nil
 }
 
 func kubeIdentity(tr *pipelinev1.TaskRun, t *contract.TaskRun) error {

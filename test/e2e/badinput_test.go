@@ -12,6 +12,7 @@ import (
 	"strings"
 	"testing"
 
+	pipelinev1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/boomerang-io/flow-tekton-handler/internal/engine"
@@ -189,4 +190,110 @@ func TestUnbuildableTaskReported(t *testing.T) {
 		t.Fatalf("%d TaskRuns for an unbuildable task", n)
 	}
 	s.noViolations()
+}
+
+// Content of an otherwise good task that Kubernetes or Tekton would refuse
+// (label keys and values, param, result and env names) is left out, not a
+// reason to lose the task: the TaskRun is created on the real apiserver
+// without it, and the handler's log line for the event names each part it
+// dropped. An id in any script is just an id.
+func TestInvalidContentLeftOut(t *testing.T) {
+	s := newStack(t, nil)
+	for i, tc := range []struct {
+		name string
+		id   string
+		edit func(d map[string]any)
+		// want are the dropped notes the log must hold.
+		want []string
+		// check inspects the TaskRun made.
+		check func(tr *pipelinev1.TaskRun) error
+	}{
+		{name: "label key with a space", edit: withLabels(map[string]string{"my label": "x", "team": "a"}),
+			want: []string{`label \"my label\": invalid key`},
+			check: func(tr *pipelinev1.TaskRun) error {
+				if tr.Labels["team"] != "a" || tr.Labels["my label"] != "" {
+					return fmt.Errorf("labels %v, want team=a and no \"my label\"", tr.Labels)
+				}
+				return nil
+			}},
+		{name: "label value too long", edit: withLabels(map[string]string{"note": strings.Repeat("n", 64)}),
+			want: []string{`label \"note\": invalid value`}, check: labelNot("note", strings.Repeat("n", 64))},
+		{name: "unicode label value", edit: withLabels(map[string]string{"owner": "zoë"}),
+			want: []string{`label \"owner\": invalid value`}, check: labelNot("owner", "zoë")},
+		{name: "reserved label", edit: withLabels(map[string]string{"tekton.dev/task": "other"}),
+			want: []string{`label \"tekton.dev/task\": reserved`}, check: labelNot("tekton.dev/task", "other")},
+		{name: "invalid param name", edit: func(d map[string]any) {
+			d["params"] = []any{map[string]any{"name": "bad name!", "value": "x"}, map[string]any{"name": "url", "value": "y"}}
+		}, want: []string{`param \"bad name!\": invalid name`},
+			check: func(tr *pipelinev1.TaskRun) error {
+				if len(tr.Spec.Params) != 1 || tr.Spec.Params[0].Name != "url" {
+					return fmt.Errorf("params %+v, want only url", tr.Spec.Params)
+				}
+				return nil
+			}},
+		{name: "invalid result name", edit: func(d map[string]any) {
+			d["results"] = []any{map[string]any{"name": "bad/result"}, map[string]any{"name": "ok"}}
+		}, want: []string{`result \"bad/result\": invalid or repeated name`},
+			check: func(tr *pipelinev1.TaskRun) error {
+				if rs := tr.Spec.TaskSpec.Results; len(rs) != 1 || rs[0].Name != "ok" {
+					return fmt.Errorf("results %+v, want only ok", rs)
+				}
+				return nil
+			}},
+		{name: "invalid env name", edit: func(d map[string]any) {
+			d["spec"].(map[string]any)["envs"] = []any{map[string]any{"name": "1BAD", "value": "x"}, map[string]any{"name": "GOOD", "value": "y"}}
+		}, want: []string{`env \"1BAD\": invalid name`},
+			check: func(tr *pipelinev1.TaskRun) error {
+				for _, e := range tr.Spec.TaskSpec.Steps[0].Env {
+					if e.Name == "1BAD" {
+						return fmt.Errorf("env 1BAD kept")
+					}
+				}
+				return nil
+			}},
+		{name: "unicode id", id: "tâche-ünïcode-✓"},
+	} {
+		id := tc.id
+		if id == "" {
+			id = taskID(0x900 + i)
+		}
+		edits := []func(map[string]any){func(d map[string]any) { d["id"] = id }}
+		if tc.edit != nil {
+			edits = append(edits, tc.edit)
+		}
+		if code, body := s.post(event(t, "engine-taskrun-custom-ready.json", edits...)); code != http.StatusOK {
+			t.Errorf("%s: status %d %s, want 200", tc.name, code, body)
+			continue
+		}
+		tr, err := s.taskRun(name(id))
+		if err != nil {
+			t.Errorf("%s: TaskRun %s: %v", tc.name, name(id), err)
+			continue
+		}
+		if tc.check != nil {
+			if err := tc.check(tr); err != nil {
+				t.Errorf("%s: %v", tc.name, err)
+			}
+		}
+		if n := len(s.calls(enginestub.KindTaskRunStart, id)); n != 1 {
+			t.Errorf("%s: %d starts, want 1", tc.name, n)
+		}
+		logs := s.handler.Logs()
+		for _, w := range tc.want {
+			if !strings.Contains(logs, w) {
+				t.Errorf("%s: handler log does not name what it dropped (%s)", tc.name, w)
+			}
+		}
+	}
+	s.noViolations()
+}
+
+// labelNot fails a TaskRun whose label key has value.
+func labelNot(key, value string) func(tr *pipelinev1.TaskRun) error {
+	return func(tr *pipelinev1.TaskRun) error {
+		if tr.Labels[key] == value {
+			return fmt.Errorf("label %s=%q kept: %v", key, value, tr.Labels)
+		}
+		return nil
+	}
 }

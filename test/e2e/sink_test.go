@@ -109,6 +109,53 @@ func TestEngineOutageRecovers(t *testing.T) {
 	s.noViolations()
 }
 
+// The Engine first stops answering in time (every request held 3 s against
+// ENGINE_TIMEOUT=1s), then answers 500 a few times, then recovers: the sink
+// gives up on each slow attempt, retries through both faults, and the end
+// is accepted exactly once.
+func TestEngineTimeoutsAndErrorsRecover(t *testing.T) {
+	s := newStack(t, map[string]string{"SWEEP_INTERVAL": "2s", "ENGINE_RETRY_BUDGET": "3s", "ENGINE_TIMEOUT": "1s"})
+	s.startSink()
+	s.mustPost(event(t, "engine-taskrun-custom-ready.json")) // start is accepted before the faults
+	s.engine.Delay(3 * time.Second)
+	s.waitDone(name(customID), time.Minute)
+	// Wait until the sink has given up on at least two slow attempts.
+	s.eventually(30*time.Second, "abandoned end attempts", func() (bool, error) {
+		return len(s.attempts(customID, 0)) >= 2, nil
+	})
+	if n := len(s.calls(enginestub.KindTaskRunEnd, customID)); n != 0 {
+		t.Fatalf("%d ends accepted while every answer came after the client's timeout", n)
+	}
+	s.engine.FailNext(3, http.StatusInternalServerError)
+	s.engine.Delay(0)
+	end := s.waitEnd(customID, time.Minute)
+	if end.Status != engine.StatusSucceeded {
+		t.Fatalf("end %+v", end)
+	}
+	time.Sleep(3 * time.Second) // another sweep tick and any Tekton retry
+	timedOut, failed := len(s.attempts(customID, 0)), len(s.attempts(customID, http.StatusInternalServerError))
+	if n := len(s.calls(enginestub.KindTaskRunEnd, customID)); n != 1 {
+		t.Fatalf("%d accepted ends, want 1 (after %d timed-out and %d failed attempts)", n, timedOut, failed)
+	}
+	if failed == 0 {
+		t.Fatalf("no end attempt was answered 500: the 500 phase was not exercised")
+	}
+	t.Logf("one end after %d timed-out and %d 500 attempts", timedOut, failed)
+	s.noViolations()
+}
+
+// attempts returns the end calls for id that got status (0: the client gave
+// up before the answer).
+func (s *stack) attempts(id string, status int) []enginestub.Call {
+	var out []enginestub.Call
+	for _, c := range s.engine.CallsFor(id) {
+		if c.Kind == enginestub.KindTaskRunEnd && c.Status == status {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
 // The sink is down when the TaskRun ends; its events are lost; the sweep
 // reports it when the sink is back.
 func TestSweepAfterSinkDowntime(t *testing.T) {

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/boomerang-io/flow-tekton-handler/internal/contract"
 	"github.com/boomerang-io/flow-tekton-handler/test/enginestub"
 )
 
@@ -193,6 +194,34 @@ func TestSIGTERMDrainsInFlight(t *testing.T) {
 	if got := len(s.taskRuns()); got != n {
 		t.Fatalf("%d TaskRuns for %d in-flight events", got, n)
 	}
+}
+
+// SIGTERM while the sink is reporting an end to a slow Engine: the call
+// completes, the TaskRun is marked, and only then does the sink exit.
+func TestSinkSIGTERMFinishesEnd(t *testing.T) {
+	s := newStack(t, nil)
+	sink := s.startSink()
+	id := taskID(0x650)
+	s.mustPost(customTask(t, id)) // the start is answered at once
+	s.engine.Delay(2 * time.Second)
+	s.waitDone(name(id), time.Minute)
+	s.eventually(30*time.Second, "the sink's end call to wait on the Engine", func() (bool, error) {
+		return s.engine.Held() > 0, nil
+	})
+	if err := sink.Stop(20 * time.Second); err != nil {
+		t.Fatalf("sink did not stop cleanly: %v", err)
+	}
+	if n := len(s.calls(enginestub.KindTaskRunEnd, id)); n != 1 {
+		t.Fatalf("%d accepted ends when the sink had exited, want 1", n)
+	}
+	tr, err := s.taskRun(name(id))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tr.Labels[contract.LabelReported] == "" {
+		t.Fatalf("TaskRun not marked %s after the end was accepted: %v", contract.LabelReported, tr.Labels)
+	}
+	s.noViolations()
 }
 
 // Tokens and credentials never reach the logs.

@@ -71,6 +71,7 @@ type Server struct {
 	failTill time.Time
 	failSt   int
 	delay    time.Duration
+	held     int // requests waiting out the delay now
 	changed  chan struct{}
 }
 
@@ -132,6 +133,19 @@ func (s *Server) Delay(d time.Duration) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.delay = d
+}
+
+// Held is how many requests are waiting out a Delay right now.
+func (s *Server) Held() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.held
+}
+
+func (s *Server) release() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.held--
 }
 
 // Calls returns every request received so far, in arrival order of their
@@ -207,6 +221,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 	s.mu.Lock()
 	delay, token := s.delay, s.token
+	if delay > 0 {
+		s.held++
+	}
 	s.mu.Unlock()
 	if delay > 0 {
 		t := time.NewTimer(delay)
@@ -214,9 +231,11 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		case <-t.C:
 		case <-r.Context().Done():
 			t.Stop()
+			s.release()
 			s.record(c)
 			return
 		}
+		s.release()
 	}
 
 	a := check(&c, r, token)

@@ -224,6 +224,38 @@ func TestSinkSIGTERMFinishesEnd(t *testing.T) {
 	s.noViolations()
 }
 
+// The sink is killed (SIGKILL) while its end call waits on the Engine: the
+// call dies with it, unanswered. The next sink's start-up sweep reports the
+// TaskRun: exactly one accepted end.
+func TestSinkKilledMidFlight(t *testing.T) {
+	s := newStack(t, nil)
+	sink := s.startSink()
+	id := taskID(0x660)
+	s.mustPost(customTask(t, id))
+	s.engine.Delay(5 * time.Second)
+	s.waitDone(name(id), time.Minute)
+	s.eventually(30*time.Second, "the sink's end call to wait on the Engine", func() (bool, error) {
+		return s.engine.Held() > 0, nil
+	})
+	if err := sink.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	s.eventually(10*time.Second, "the killed call to be dropped", func() (bool, error) {
+		return s.engine.Held() == 0, nil
+	})
+	if n := len(s.calls(enginestub.KindTaskRunEnd, id)); n != 0 {
+		t.Fatalf("%d ends accepted from a killed sink", n)
+	}
+	s.engine.Delay(0)
+	s.startSink()
+	s.waitEnd(id, 30*time.Second)
+	time.Sleep(2 * time.Second) // any late Tekton retry
+	if n := len(s.calls(enginestub.KindTaskRunEnd, id)); n != 1 {
+		t.Fatalf("%d accepted ends, want 1", n)
+	}
+	s.noViolations()
+}
+
 // Tokens and credentials never reach the logs.
 func TestSecretsNotLogged(t *testing.T) {
 	const secret = "s3cr3t-7f1d"

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	pipelinev1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -296,4 +297,49 @@ func labelNot(key, value string) func(tr *pipelinev1.TaskRun) error {
 		}
 		return nil
 	}
+}
+
+// An event that asks for another namespace, another ServiceAccount, a
+// privileged container, host namespaces and a host path gets none of them:
+// the TaskRun is made in the handler's namespace and the Pod Tekton runs for
+// it is an ordinary one, with the namespace's default ServiceAccount.
+func TestInputPolicyOnCluster(t *testing.T) {
+	s := newStack(t, nil)
+	const id = "65a1f1a0e4b0a1b2c3d4e610"
+	s.mustPost(structuredEvent("io.boomerang.event.status.taskrun", `{"id":"`+id+`","type":"custom","status":"ready","phase":"pending",
+		"namespace":"kube-system","serviceAccountName":"cluster-admin","metadata":{"namespace":"kube-system"},
+		"podTemplate":{"hostNetwork":true,"securityContext":{"runAsUser":0}},
+		"spec":{"image":"alpine","command":["true"],"serviceAccountName":"cluster-admin","securityContext":{"privileged":true},
+			"hostNetwork":true,"hostPID":true,"hostIPC":true,"volumes":[{"name":"root","hostPath":{"path":"/"}}],
+			"podTemplate":{"securityContext":{"runAsUser":0}},"runtimeClassName":"x","namespace":"kube-system"}}`))
+	tr := s.waitDone(name(id), time.Minute)
+	if tr.Namespace != s.ns || tr.Spec.ServiceAccountName != "" || tr.Spec.PodTemplate != nil {
+		t.Errorf("TaskRun in %q with serviceAccountName %q and pod template %+v", tr.Namespace, tr.Spec.ServiceAccountName, tr.Spec.PodTemplate)
+	}
+	ctx := context.Background()
+	if l, err := s.tekton.TektonV1().TaskRuns("kube-system").List(ctx, metav1.ListOptions{}); err != nil || len(l.Items) != 0 {
+		t.Errorf("TaskRuns in kube-system: %v %v", l, err)
+	}
+	pods, err := s.kube.CoreV1().Pods(s.ns).List(ctx, metav1.ListOptions{LabelSelector: "tekton.dev/taskRun=" + name(id)})
+	if err != nil || len(pods.Items) != 1 {
+		t.Fatalf("pods for %s: %v (%v)", name(id), pods, err)
+	}
+	p := pods.Items[0].Spec
+	if p.HostNetwork || p.HostPID || p.HostIPC || p.RuntimeClassName != nil || p.ServiceAccountName != "default" {
+		t.Errorf("pod host namespaces %v/%v/%v, runtimeClass %v, serviceAccount %q", p.HostNetwork, p.HostPID, p.HostIPC, p.RuntimeClassName, p.ServiceAccountName)
+	}
+	if p.SecurityContext != nil && p.SecurityContext.RunAsUser != nil {
+		t.Errorf("pod runAsUser %d from the event", *p.SecurityContext.RunAsUser)
+	}
+	for _, v := range p.Volumes {
+		if v.HostPath != nil {
+			t.Errorf("pod volume %s is a host path %s", v.Name, v.HostPath.Path)
+		}
+	}
+	for _, c := range append(p.InitContainers, p.Containers...) {
+		if sc := c.SecurityContext; sc != nil && sc.Privileged != nil && *sc.Privileged {
+			t.Errorf("container %s is privileged", c.Name)
+		}
+	}
+	s.noViolations()
 }

@@ -16,10 +16,11 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
-	"syscall"
 	"time"
 
 	"golang.org/x/mod/modfile"
+
+	"github.com/boomerang-io/flow-tekton-handler/test/cache"
 )
 
 // Programs in a bin directory made by Build.
@@ -60,10 +61,6 @@ const (
 	shareTekton = "share/tekton"
 )
 
-// completeMarker is written last into a bin directory: without it the
-// directory is incomplete and gets rebuilt.
-const completeMarker = ".complete"
-
 // Build builds the control plane programs once per machine and returns the
 // directory holding them. The directory is
 // ${XDG_CACHE_HOME:-$HOME/.cache}/flow-tekton-handler/controlplane/<key>,
@@ -83,27 +80,11 @@ func Build(ctx context.Context, progress io.Writer) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("build control plane: %w", err)
 	}
-	root, err := os.UserCacheDir()
+	dir, err := cache.Dir(ctx, "controlplane", key, progress, func(ctx context.Context, dir string) error {
+		return build(ctx, dir, progress)
+	})
 	if err != nil {
 		return "", fmt.Errorf("build control plane: %w", err)
-	}
-	dir := filepath.Join(root, "flow-tekton-handler", "controlplane", key)
-	if complete(dir) {
-		return dir, nil
-	}
-	if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
-		return "", fmt.Errorf("build control plane: %w", err)
-	}
-	unlock, err := lock(ctx, dir+".lock", progress)
-	if err != nil {
-		return "", fmt.Errorf("build control plane: %w", err)
-	}
-	defer unlock()
-	if complete(dir) { // built by whoever held the lock
-		return dir, nil
-	}
-	if err := build(ctx, dir, progress); err != nil {
-		return "", fmt.Errorf("build control plane into %s: %w", dir, err)
 	}
 	return dir, nil
 }
@@ -133,52 +114,8 @@ func cacheKey(goVersion string, mains fs.FS) (string, error) {
 		hex.EncodeToString(h.Sum(nil))[:12]), nil
 }
 
-// complete reports whether dir holds a finished build.
-func complete(dir string) bool {
-	_, err := os.Stat(filepath.Join(dir, completeMarker))
-	return err == nil
-}
-
-// lock takes an exclusive flock on path, polling so that ctx can end the wait.
-func lock(ctx context.Context, path string, progress io.Writer) (func(), error) {
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o644)
-	if err != nil {
-		return nil, err
-	}
-	said := false
-	for {
-		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
-		if err == nil {
-			return func() {
-				_ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
-				_ = f.Close()
-			}, nil
-		}
-		if !errors.Is(err, syscall.EWOULDBLOCK) {
-			_ = f.Close()
-			return nil, fmt.Errorf("lock %s: %w", path, err)
-		}
-		if !said && progress != nil {
-			fmt.Fprintf(progress, "cluster build: waiting for another build (lock %s)\n", path)
-			said = true
-		}
-		select {
-		case <-ctx.Done():
-			_ = f.Close()
-			return nil, fmt.Errorf("lock %s: %w", path, ctx.Err())
-		case <-time.After(500 * time.Millisecond):
-		}
-	}
-}
-
-// build builds every program into dir and marks it complete.
+// build builds every program into dir, which is empty.
 func build(ctx context.Context, dir string, progress io.Writer) error {
-	if err := os.RemoveAll(dir); err != nil {
-		return err
-	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
-	}
 	work, err := os.MkdirTemp("", "cluster-build-")
 	if err != nil {
 		return err
@@ -212,9 +149,6 @@ func build(ctx context.Context, dir string, progress io.Writer) error {
 		if _, err := os.Stat(filepath.Join(dir, b)); err != nil {
 			return fmt.Errorf("missing program: %w", err)
 		}
-	}
-	if err := os.WriteFile(filepath.Join(dir, completeMarker), nil, 0o644); err != nil {
-		return err
 	}
 	fmt.Fprintf(progress, "cluster build: done in %s\n", since(start))
 	return nil

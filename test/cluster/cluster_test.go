@@ -2,7 +2,6 @@ package cluster
 
 import (
 	"bytes"
-	"context"
 	"crypto/ecdsa"
 	"crypto/rsa"
 	"crypto/x509"
@@ -769,30 +768,4 @@ func readKey(t *testing.T, path string) any {
 	}
 	t.Fatalf("%s: unexpected %s", path, block.Type)
 	return nil
-}
-
-// TestLock checks that the build lock excludes a second holder (even in the
-// same process) until released, and that waiting honours the context.
-func TestLock(t *testing.T) {
-	t.Parallel()
-	path := filepath.Join(t.TempDir(), "key.lock")
-	unlock, err := lock(t.Context(), path, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var progress bytes.Buffer
-	ctx, cancel := context.WithTimeout(t.Context(), 700*time.Millisecond)
-	defer cancel()
-	if _, err := lock(ctx, path, &progress); !errors.Is(err, context.DeadlineExceeded) {
-		t.Errorf("second lock = %v, want a deadline error", err)
-	}
-	if !strings.Contains(progress.String(), "waiting for another build") {
-		t.Errorf("progress %q does not say it waits", progress.String())
-	}
-	unlock()
-	unlock2, err := lock(t.Context(), path, nil)
-	if err != nil {
-		t.Fatalf("lock after unlock: %v", err)
-	}
-	unlock2()
 }

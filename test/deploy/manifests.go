@@ -12,9 +12,10 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 
 	"sigs.k8s.io/yaml"
+
+	"github.com/boomerang-io/flow-tekton-handler/test/cache"
 )
 
 // KnativeVersion is the version of knative.dev/eventing and
@@ -218,60 +219,35 @@ func Checker(ctx context.Context, src string, log func(string)) (string, error) 
 		h.Write([]byte{0})
 	}
 	key := hex.EncodeToString(h.Sum(nil))[:16]
-	cache, err := os.UserCacheDir()
-	if err != nil {
-		return "", err
-	}
-	dir := filepath.Join(cache, "flow-tekton-handler", "manifestcheck")
-	bin := filepath.Join(dir, key, "manifestcheck")
-	if _, err := os.Stat(bin); err == nil {
-		return bin, nil
-	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return "", err
-	}
-	// One build at a time; whoever waited finds the binary.
-	lock, err := os.OpenFile(filepath.Join(dir, key+".lock"), os.O_CREATE|os.O_RDWR, 0o644)
-	if err != nil {
-		return "", err
-	}
-	defer lock.Close()
-	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
-		return "", fmt.Errorf("lock %s: %w", lock.Name(), err)
-	}
-	if _, err := os.Stat(bin); err == nil {
-		return bin, nil
-	}
-	if log != nil {
-		log("building the manifest checker (knative.dev/eventing and serving " + KnativeVersion + "); the first build takes several minutes")
-	}
-	work, err := os.MkdirTemp("", "manifestcheck-")
-	if err != nil {
-		return "", err
-	}
-	defer os.RemoveAll(work)
-	if err := os.WriteFile(filepath.Join(work, "go.mod"), []byte(checkerGoMod), 0o644); err != nil {
-		return "", err
-	}
-	if err := os.WriteFile(filepath.Join(work, "main.go"), code, 0o644); err != nil {
-		return "", err
-	}
-	tmp := bin + ".tmp"
-	if err := os.MkdirAll(filepath.Dir(bin), 0o755); err != nil {
-		return "", err
-	}
-	for _, args := range [][]string{{"mod", "tidy"}, {"build", "-o", tmp, "."}} {
-		cmd := exec.CommandContext(ctx, goTool(), args...)
-		cmd.Dir = work
-		cmd.Env = append(os.Environ(), "GOWORK=off", "GOFLAGS=-mod=mod")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			return "", fmt.Errorf("go %s in %s: %w: %s", strings.Join(args, " "), work, err, out)
+	dir, err := cache.Dir(ctx, "manifestcheck", key, nil, func(ctx context.Context, dir string) error {
+		if log != nil {
+			log("building the manifest checker (knative.dev/eventing and serving " + KnativeVersion + "); the first build takes several minutes")
 		}
-	}
-	if err := os.Rename(tmp, bin); err != nil {
+		work, err := os.MkdirTemp("", "manifestcheck-")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(work)
+		if err := os.WriteFile(filepath.Join(work, "go.mod"), []byte(checkerGoMod), 0o644); err != nil {
+			return err
+		}
+		if err := os.WriteFile(filepath.Join(work, "main.go"), code, 0o644); err != nil {
+			return err
+		}
+		for _, args := range [][]string{{"mod", "tidy"}, {"build", "-o", filepath.Join(dir, "manifestcheck"), "."}} {
+			cmd := exec.CommandContext(ctx, goTool(), args...)
+			cmd.Dir = work
+			cmd.Env = append(os.Environ(), "GOWORK=off", "GOFLAGS=-mod=mod")
+			if out, err := cmd.CombinedOutput(); err != nil {
+				return fmt.Errorf("go %s in %s: %w: %s", strings.Join(args, " "), work, err, out)
+			}
+		}
+		return nil
+	})
+	if err != nil {
 		return "", err
 	}
-	return bin, nil
+	return filepath.Join(dir, "manifestcheck"), nil
 }
 
 // Check runs the checker on a YAML stream and returns its report; err is

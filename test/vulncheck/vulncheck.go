@@ -21,8 +21,9 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
-	"syscall"
 	"time"
+
+	"github.com/boomerang-io/flow-tekton-handler/test/cache"
 )
 
 // Versions of the scanner and of the database it reads. DatabaseVersion is
@@ -54,51 +55,17 @@ func Database(ctx context.Context, version string, progress io.Writer) (dir, res
 	if mod.Error != "" || mod.Dir == "" {
 		return "", "", fmt.Errorf("go mod download %s@%s: %s", databaseModule, version, mod.Error)
 	}
-	cache, err := os.UserCacheDir()
-	if err != nil {
-		return "", "", err
-	}
-	root := filepath.Join(cache, "flow-tekton-handler", "vulndb")
-	dir = filepath.Join(root, mod.Version)
-	done := filepath.Join(dir, ".complete")
-	if _, err := os.Stat(done); err == nil {
-		return dir, mod.Version, nil
-	}
-	if err := os.MkdirAll(root, 0o755); err != nil {
-		return "", "", err
-	}
-	lock, err := os.OpenFile(dir+".lock", os.O_CREATE|os.O_RDWR, 0o644)
-	if err != nil {
-		return "", "", err
-	}
-	defer lock.Close()
-	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
-		return "", "", fmt.Errorf("lock %s: %w", lock.Name(), err)
-	}
-	if _, err := os.Stat(done); err == nil {
-		return dir, mod.Version, nil
-	}
-	fmt.Fprintf(progress, "vulncheck: building the vulnerability database from %s@%s\n", databaseModule, mod.Version)
-	start := time.Now()
-	tmp := dir + ".tmp"
-	if err := os.RemoveAll(tmp); err != nil {
-		return "", "", err
-	}
-	if err := os.RemoveAll(dir); err != nil {
-		return "", "", err
-	}
-	if _, err := goCmd(ctx, os.TempDir(), "run", databaseModule+"/cmd/indexdb@"+mod.Version,
-		"-vulns", filepath.Join(mod.Dir, "data", "osv"), "-out", tmp); err != nil {
-		return "", "", err
-	}
-	if err := os.Rename(tmp, dir); err != nil {
-		return "", "", err
-	}
-	if err := os.WriteFile(done, nil, 0o644); err != nil {
-		return "", "", err
-	}
-	fmt.Fprintf(progress, "vulncheck: database ready in %s\n", time.Since(start).Round(time.Second))
-	return dir, mod.Version, nil
+	dir, err = cache.Dir(ctx, "vulndb", mod.Version, progress, func(ctx context.Context, dir string) error {
+		fmt.Fprintf(progress, "vulncheck: building the vulnerability database from %s@%s\n", databaseModule, mod.Version)
+		start := time.Now()
+		if _, err := goCmd(ctx, os.TempDir(), "run", databaseModule+"/cmd/indexdb@"+mod.Version,
+			"-vulns", filepath.Join(mod.Dir, "data", "osv"), "-out", dir); err != nil {
+			return err
+		}
+		fmt.Fprintf(progress, "vulncheck: database ready in %s\n", time.Since(start).Round(time.Second))
+		return nil
+	})
+	return dir, mod.Version, err
 }
 
 // Level says how far a vulnerability reaches into the scanned code, as

@@ -61,8 +61,9 @@ type proc struct {
 }
 
 // startProc starts bin with args in its own process group, with output
-// appended to logPath. On Linux the child gets SIGKILL when the spawning
-// thread (and so this process) dies.
+// appended to logPath, and returns once the child Runs as name (or has
+// exited). On Linux the child gets SIGKILL when the spawning thread (and so
+// this process) dies.
 func startProc(name, bin string, args, env []string, dir, logPath string) (*proc, error) {
 	out, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o644)
 	if err != nil {
@@ -83,6 +84,12 @@ func startProc(name, bin string, args, env []string, dir, logPath string) (*proc
 		p.err = cmd.Wait()
 		close(p.done)
 	}()
+	// Start returns once the child has exec'd, but Linux fills in the new
+	// program's /proc cmdline a moment later. Wait for it, so that Running
+	// names the program from the moment startProc returns.
+	for deadline := time.Now().Add(2 * time.Second); !p.Running() && !p.exited() && time.Now().Before(deadline); {
+		time.Sleep(time.Millisecond)
+	}
 	return p, nil
 }
 

@@ -593,7 +593,6 @@ func TestProcesses(t *testing.T) {
 	}
 }
 
-// TestStartProcStop starts a real child and stops it by its process group.
 // TestStartProcRunning starts and stops many short-lived children: each
 // must be Running as soon as startProc returns, though Linux shows an
 // exec'd program's cmdline a moment after exec. Before startProc waited for
@@ -617,6 +616,7 @@ func TestStartProcRunning(t *testing.T) {
 	}
 }
 
+// TestStartProcStop starts a real child and stops it by its process group.
 func TestStartProcStop(t *testing.T) {
 	t.Parallel()
 	sleep, err := exec.LookPath("sleep")

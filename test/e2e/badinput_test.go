@@ -28,6 +28,7 @@ type badCase struct {
 	body      []byte
 	wantCode  int
 	wantField string // named in the JSON error body; "" when the CloudEvents SDK answers before the function
+	wantText  string // named in the SDK's plain-text answer, for the cases it answers
 }
 
 var ceHeaders = map[string]string{"ce-specversion": "1.0", "ce-id": "bad-1", "ce-source": "/apis/v1/events", "ce-type": "io.boomerang.event.status.taskrun"}
@@ -62,11 +63,11 @@ func badCases() []badCase {
 		// Envelope problems, answered by the CloudEvents SDK.
 		{name: "plain text body", ctype: "text/plain", body: []byte("hello"), wantCode: 415},
 		{name: "empty body no headers", ctype: "application/json", body: nil, wantCode: 415},
-		{name: "binary without ce-id", ctype: "application/json", headers: headersWithout("ce-id", nil), body: []byte(task("")), wantCode: 400},
-		{name: "binary without ce-source", ctype: "application/json", headers: headersWithout("ce-source", nil), body: []byte(task("")), wantCode: 400},
-		{name: "binary without ce-type", ctype: "application/json", headers: headersWithout("ce-type", nil), body: []byte(task("")), wantCode: 400},
+		{name: "binary without ce-id", ctype: "application/json", headers: headersWithout("ce-id", nil), body: []byte(task("")), wantCode: 400, wantText: "id: "},
+		{name: "binary without ce-source", ctype: "application/json", headers: headersWithout("ce-source", nil), body: []byte(task("")), wantCode: 400, wantText: "source: "},
+		{name: "binary without ce-type", ctype: "application/json", headers: headersWithout("ce-type", nil), body: []byte(task("")), wantCode: 400, wantText: "type: "},
 		{name: "binary unknown specversion", ctype: "application/json", headers: headersWithout("", map[string]string{"ce-specversion": "9.9"}), body: []byte(task("")), wantCode: 415},
-		{name: "structured without id", ctype: "application/cloudevents+json", body: []byte(`{"specversion":"1.0","source":"/s","type":"` + tr + `","data":{}}`), wantCode: 400},
+		{name: "structured without id", ctype: "application/cloudevents+json", body: []byte(`{"specversion":"1.0","source":"/s","type":"` + tr + `","data":{}}`), wantCode: 400, wantText: "id: "},
 		// Type outside the Engine's prefix.
 		{name: "foreign type", ctype: "application/cloudevents+json", body: structuredEvent("com.example.build", task("")), wantCode: 422, wantField: "type"},
 		{name: "tekton type at the handler", ctype: "application/cloudevents+json", body: structuredEvent("dev.tekton.event.taskrun.successful.v1", `{}`), wantCode: 422, wantField: "type"},
@@ -139,6 +140,9 @@ func TestBadInput(t *testing.T) {
 			// every other refusal says what is wrong.
 			if len(body) == 0 && resp.StatusCode != http.StatusUnsupportedMediaType {
 				t.Fatalf("status %d with an empty body: the answer must name the problem", resp.StatusCode)
+			}
+			if tc.wantText != "" && !strings.Contains(string(body), tc.wantText) {
+				t.Fatalf("answer %q does not name %q", body, tc.wantText)
 			}
 			if tc.wantField != "" {
 				var b struct{ Field, Reason string }

@@ -37,7 +37,7 @@ import (
 
 const ns = "flow"
 
-var fixtures = filepath.Join("..", "..", "..", "shared", "contract", "fixtures")
+var fixtures = filepath.Join("..", "..", "test", "fixtures")
 
 // client bounds each request as a Broker's delivery timeout does.
 var client = &http.Client{Timeout: 10 * time.Second}

@@ -33,7 +33,7 @@ import (
 
 const ns = "bmrg-flow"
 
-var fixtures = filepath.Join("..", "..", "..", "shared", "contract", "fixtures")
+var fixtures = filepath.Join("..", "..", "test", "fixtures")
 
 // client bounds each request as a sender's timeout does.
 var client = &http.Client{Timeout: 10 * time.Second}

@@ -10,7 +10,7 @@ import (
 	"unicode/utf8"
 )
 
-var fixtures = filepath.Join("..", "..", "..", "shared", "contract", "fixtures")
+var fixtures = filepath.Join("..", "..", "test", "fixtures")
 
 // fixtureData returns the data of every Engine event fixture.
 func fixtureData(t testing.TB) map[string][]byte {

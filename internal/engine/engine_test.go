@@ -17,7 +17,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 )
 
-var fixtures = filepath.Join("..", "..", "..", "shared", "contract", "fixtures")
+var fixtures = filepath.Join("..", "..", "test", "fixtures")
 
 // request is what the test server saw.
 type request struct {

@@ -16,7 +16,7 @@ import (
 	"github.com/boomerang-io/flow-tekton-handler/internal/engine"
 )
 
-var fixtures = filepath.Join("..", "..", "..", "shared", "contract", "fixtures")
+var fixtures = filepath.Join("..", "..", "test", "fixtures")
 
 const (
 	product = "bmrg-flow"

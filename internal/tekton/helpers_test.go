@@ -27,8 +27,8 @@ import (
 
 var update = flag.Bool("update", false, "rewrite the golden files under testdata/")
 
-// fixtureDir holds the shared Engine and Tekton fixtures.
-const fixtureDir = "../../../shared/contract/fixtures"
+// fixtureDir holds the contract's Engine and Tekton fixtures (test/fixtures).
+const fixtureDir = "../../test/fixtures"
 
 // ownerUID is the fake UID of the TaskRun that owns a rendered ConfigMap.
 const ownerUID = "00000000-0000-0000-0000-000000000001"

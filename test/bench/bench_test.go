@@ -12,7 +12,7 @@ import (
 	"github.com/boomerang-io/flow-tekton-handler/internal/tekton"
 )
 
-var fixtures = filepath.Join("..", "..", "..", "shared", "contract", "fixtures")
+var fixtures = filepath.Join("..", "..", "test", "fixtures")
 
 // eventData returns the data of a structured-mode fixture event.
 func eventData(tb testing.TB, name string) []byte {

@@ -18,7 +18,7 @@ import (
 	"github.com/boomerang-io/flow-tekton-handler/internal/engine"
 )
 
-var fixtures = filepath.Join("..", "..", "..", "shared", "contract", "fixtures")
+var fixtures = filepath.Join("..", "..", "test", "fixtures")
 
 func start(t *testing.T) *Server {
 	t.Helper()

@@ -170,7 +170,7 @@ func flood(n int, send func() (*http.Response, error)) (bad, stalled int) {
 // SIGTERM while events are in flight: they finish before the handler exits.
 func TestSIGTERMDrainsInFlight(t *testing.T) {
 	s := newStack(t, nil)
-	s.engine.Delay(1500 * time.Millisecond)
+	s.engine.Delay(3 * time.Second)
 	const n = 5
 	codes := make([]int, n)
 	var wg sync.WaitGroup
@@ -181,7 +181,10 @@ func TestSIGTERMDrainsInFlight(t *testing.T) {
 			codes[i], _ = s.post(customTask(t, taskID(0x600+i)))
 		}()
 	}
-	time.Sleep(500 * time.Millisecond) // the requests wait on the slow Engine
+	// SIGTERM only once every event waits on the slow Engine.
+	s.eventually(30*time.Second, "every event's start call to wait on the Engine", func() (bool, error) {
+		return s.engine.Held() == n, nil
+	})
 	if err := s.handler.Stop(20 * time.Second); err != nil {
 		t.Fatalf("handler did not stop cleanly: %v", err)
 	}

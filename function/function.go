@@ -1,6 +1,7 @@
-// Package function wires the two roles to func-go: New makes an instance
-// that cannot fail, Start loads the configuration, builds the clients and
-// picks the handler or the sink, and Handle delegates to it.
+// Package function wires the two roles to func-go's http middleware: New
+// makes an instance that cannot fail, Start loads the configuration, builds
+// the clients and picks the handler or the sink, and Handle serves it through
+// the front door of package receive.
 package function
 
 import (
@@ -12,33 +13,53 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"sync"
 	"sync/atomic"
-
-	"github.com/cloudevents/sdk-go/v2/event"
+	"time"
 
 	"github.com/boomerang-io/flow-tekton-handler/function/handler"
 	"github.com/boomerang-io/flow-tekton-handler/function/sink"
+	"github.com/boomerang-io/flow-tekton-handler/internal/auth"
 	"github.com/boomerang-io/flow-tekton-handler/internal/config"
 	"github.com/boomerang-io/flow-tekton-handler/internal/engine"
 	"github.com/boomerang-io/flow-tekton-handler/internal/kube"
+	"github.com/boomerang-io/flow-tekton-handler/internal/receive"
 	"github.com/boomerang-io/flow-tekton-handler/internal/status"
 	"github.com/boomerang-io/flow-tekton-handler/internal/tekton"
 )
 
 // role is what Start picks: the handler or the sink.
 type role interface {
-	Handle(ctx context.Context, e event.Event) (*event.Event, error)
+	receive.Handler
 	Stop(ctx context.Context) error
 }
+
+// DrainGrace is how long events in flight when the server begins to shut
+// down (SIGTERM) may go on; then their work is cancelled and they are
+// answered 503, so the sender retries and the process exits promptly.
+const DrainGrace = 5 * time.Second
+
+// errDraining cancels the work of events still in flight after DrainGrace.
+var errDraining = errors.New("the function is shutting down")
 
 // Function is the instance func-go serves. It answers 503 until Start has
 // picked its role.
 type Function struct {
-	role atomic.Pointer[role]
+	role  atomic.Pointer[role]
+	front atomic.Pointer[http.Handler]
+
+	// drained is cancelled DrainGrace after the server began to shut down.
+	drained    context.Context
+	drain      context.CancelFunc
+	onShutdown sync.Once
 }
 
 // New returns an instance with no role yet.
-func New() *Function { return &Function{} }
+func New() *Function {
+	f := &Function{}
+	f.drained, f.drain = context.WithCancel(context.Background())
+	return f
+}
 
 // Start loads the configuration and builds the role. An error stops the
 // function with that one message.
@@ -74,6 +95,7 @@ func (f *Function) Start(ctx context.Context, _ map[string]string) error {
 	opts := tekton.OptionsFrom(cfg)
 
 	var r role
+	limit := BodyLimit(cfg.MaxEventBytes)
 	switch name {
 	case config.RoleSink:
 		s := sink.New(kc, ec, sink.Options{
@@ -84,11 +106,19 @@ func (f *Function) Start(ctx context.Context, _ map[string]string) error {
 		}, log)
 		s.Run(ctx)
 		r = s
+		limit = max(limit, sinkBodyLimit)
 	default:
 		r = handler.New(kc, ec, opts, cfg.MaxEventBytes, log)
 	}
+	ro := receive.Options{MaxBodyBytes: limit, Log: log}
+	if cfg.Auth == config.AuthToken {
+		ro.Authorize = auth.New(kc, auth.Options{Audience: cfg.AuthAudience, Allow: cfg.AuthAllow}).Authorize
+	}
+	front := receive.New(r, ro)
+	f.front.Store(&front)
 	f.role.Store(&r)
-	log.Info("started", "namespace", cfg.Namespace, "engine", redact(cfg.EngineURL), "apiserver", rc.Host)
+	log.Info("started", "namespace", cfg.Namespace, "engine", redact(cfg.EngineURL), "apiserver", rc.Host,
+		"auth", cfg.Auth, "audience", cfg.AuthAudience)
 	return nil
 }
 
@@ -111,13 +141,42 @@ func RoleFromProgram(path string) string {
 	return config.RoleHandler
 }
 
-// Handle delegates to the role, or answers 503 while Start is still running.
-func (f *Function) Handle(ctx context.Context, e event.Event) (*event.Event, error) {
-	r := f.role.Load()
-	if r == nil {
-		return nil, status.Result(status.New(http.StatusServiceUnavailable, "", "the function is starting"))
+// BodyLimit is the largest request body read for event data of at most
+// maxEvent bytes: room for base64 in structured mode and the envelope.
+func BodyLimit(maxEvent int64) int64 { return maxEvent*4/3 + 64<<10 }
+
+// sinkBodyLimit bounds the sink's requests: Tekton's event carries a whole
+// TaskRun (at most etcd's 1.5 MiB), base64 in structured mode.
+const sinkBodyLimit = 4 << 20
+
+// Handle serves one request through the role's front door, or answers 503
+// while Start is still running. The role's work runs with the request's
+// context, cancelled too DrainGrace after the server began to shut down.
+func (f *Function) Handle(w http.ResponseWriter, r *http.Request) {
+	front := f.front.Load()
+	if front == nil {
+		status.Write(w, status.New(http.StatusServiceUnavailable, "", "the function is starting"))
+		return
 	}
-	return (*r).Handle(ctx, e)
+	f.watchShutdown(r)
+	ctx, cancel := context.WithCancelCause(r.Context())
+	defer cancel(nil)
+	stop := context.AfterFunc(f.drained, func() { cancel(errDraining) })
+	defer stop()
+	(*front).ServeHTTP(w, r.WithContext(ctx))
+}
+
+// watchShutdown starts the drain clock when the server that serves r begins
+// to shut down. func-go calls the instance's Stop only after the server has
+// drained, so this is the one moment the function can see it coming.
+func (f *Function) watchShutdown(r *http.Request) {
+	srv, ok := r.Context().Value(http.ServerContextKey).(*http.Server)
+	if !ok {
+		return
+	}
+	f.onShutdown.Do(func() {
+		srv.RegisterOnShutdown(func() { time.AfterFunc(DrainGrace, f.drain) })
+	})
 }
 
 // Ready reports whether Start has finished.
@@ -128,6 +187,7 @@ func (f *Function) Alive(context.Context) (bool, error) { return true, nil }
 
 // Stop stops the role's background work after the server has drained.
 func (f *Function) Stop(ctx context.Context) error {
+	f.drain()
 	r := f.role.Load()
 	if r == nil {
 		return nil

@@ -76,9 +76,9 @@ func New(k Kube, e Engine, opts tekton.Options, maxBytes int64, log *slog.Logger
 	return &Handler{kube: k, engine: e, opts: opts, maxBytes: maxBytes, log: log, done: keylock.NewSet(doneSize)}
 }
 
-// Handle processes one event and never replies with an event: a reply would
-// re-enter the Broker.
-func (h *Handler) Handle(ctx context.Context, e event.Event) (*event.Event, error) {
+// Handle processes one event. Its error decides the answer (package status);
+// the handler never replies with an event: a reply would re-enter the Broker.
+func (h *Handler) Handle(ctx context.Context, e event.Event) error {
 	began := time.Now()
 	l := h.log.With("ce.id", e.ID(), "ce.type", e.Type(), "ce.source", e.Source())
 	hctx, cancel := context.WithTimeout(ctx, status.Budget)
@@ -90,7 +90,7 @@ func (h *Handler) Handle(ctx context.Context, e event.Event) (*event.Event, erro
 			outcome = Rejected
 		}
 	}
-	return nil, status.Log(ctx, l, outcome, outcome == Skipped, began, err, attrs...)
+	return status.Log(ctx, l, outcome, outcome == Skipped, began, err, attrs...)
 }
 
 func (h *Handler) handle(ctx context.Context, e event.Event) (string, []slog.Attr, error) {

@@ -137,22 +137,22 @@ func (s *Sink) logSweep(ctx context.Context, trigger string) {
 	s.log.LogAttrs(ctx, level, "sweep", attrs...)
 }
 
-// Handle processes one Tekton event or sweep request. It never replies with
-// an event.
-func (s *Sink) Handle(ctx context.Context, e event.Event) (*event.Event, error) {
+// Handle processes one Tekton event or sweep request. Its error decides the
+// answer (package status); it never replies with an event.
+func (s *Sink) Handle(ctx context.Context, e event.Event) error {
 	began := time.Now()
 	if e.Type() == SweepType {
 		// What is left when the budget ends waits for the next sweep.
 		sctx, cancel := context.WithTimeout(ctx, status.Budget)
 		defer cancel()
 		n, err := s.Sweep(sctx)
-		return nil, status.Log(ctx, s.log, Swept, false, began, err,
+		return status.Log(ctx, s.log, Swept, false, began, err,
 			slog.String("ce.id", e.ID()), slog.String("ce.type", e.Type()), slog.Int("reported", n))
 	}
 	hctx, cancel := context.WithTimeout(ctx, status.Budget)
 	defer cancel()
 	result, name, err := s.handle(hctx, e)
-	return nil, status.Log(ctx, s.log, result, result == Skipped, began, err,
+	return status.Log(ctx, s.log, result, result == Skipped, began, err,
 		slog.String("ce.id", e.ID()), slog.String("ce.type", e.Type()), slog.String("ce.subject", e.Subject()), slog.String("taskrun", name))
 }
 

@@ -1,6 +1,6 @@
 // Package status maps the errors of the other packages to the HTTP answers a
 // CloudEvents sender understands: 2xx done, 4xx never retry, 5xx retry. It is
-// the one place where errors are classified.
+// the one place where errors are classified and answers are written.
 package status
 
 import (
@@ -11,12 +11,15 @@ import (
 	"net/http"
 	"time"
 
-	cehttp "github.com/cloudevents/sdk-go/v2/protocol/http"
-
 	"github.com/boomerang-io/flow-tekton-handler/internal/contract"
 	"github.com/boomerang-io/flow-tekton-handler/internal/engine"
 	"github.com/boomerang-io/flow-tekton-handler/internal/kube"
 )
+
+// Transient is the answer for a failure a redelivery can fix. 503 is the
+// code every sender retries: Knative's dispatcher retries any 5xx, Tekton's
+// CloudEvents sender only 404, 413, 425, 429, 502, 503 and 504.
+const Transient = http.StatusServiceUnavailable
 
 // Budget bounds the handling of one event, below func-go's 30 s write
 // timeout, so the sender gets an answer (5xx when time ran out) rather than
@@ -50,7 +53,7 @@ type Body struct {
 }
 
 // Code returns the HTTP status for err: 200 for nil, 4xx for errors that a
-// redelivery cannot fix, 5xx for the rest.
+// redelivery cannot fix, Transient for the rest.
 func Code(err error) int {
 	var se *Error
 	var fe *contract.FieldError
@@ -64,16 +67,16 @@ func Code(err error) int {
 	case errors.Is(err, kube.ErrConflict), errors.Is(err, kube.ErrRejected), errors.Is(err, engine.ErrRejected):
 		return http.StatusUnprocessableEntity
 	default:
-		return http.StatusInternalServerError
+		return Transient
 	}
 }
 
-// Result turns err into the value a func-go Handle returns: nil for success,
-// otherwise a CloudEvents HTTP result carrying the status code and a JSON
-// body that names the field at fault when there is one.
-func Result(err error) error {
+// Write answers a request: 200 with an empty body for nil, otherwise the
+// code and a JSON Body naming the field at fault when there is one.
+func Write(w http.ResponseWriter, err error) {
 	if err == nil {
-		return nil
+		w.WriteHeader(http.StatusOK)
+		return
 	}
 	code := Code(err)
 	b := Body{Error: http.StatusText(code), Reason: err.Error()}
@@ -86,13 +89,16 @@ func Result(err error) error {
 		b.Field, b.Reason = fe.Field, fe.Reason
 	}
 	doc, _ := json.Marshal(b) // a struct of strings always marshals
-	return cehttp.NewResult(code, "%s", doc)
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(code)
+	_, _ = w.Write(append(doc, '\n'))
 }
 
 // Log writes the one line an event gets: its attributes, the outcome, the
 // status code, the duration and the error if any, at a level that follows
 // the code (error for 5xx, warning for 4xx, debug for a skipped event), and
-// returns what Handle returns.
+// returns err for the caller to return.
 func Log(ctx context.Context, log *slog.Logger, outcome string, skipped bool, began time.Time, err error, attrs ...slog.Attr) error {
 	code := Code(err)
 	attrs = append(attrs, slog.String("outcome", outcome), slog.Int("code", code), slog.Duration("duration", time.Since(began)))
@@ -109,5 +115,5 @@ func Log(ctx context.Context, log *slog.Logger, outcome string, skipped bool, be
 		attrs = append(attrs, slog.String("error", err.Error()))
 	}
 	log.LogAttrs(ctx, level, "event", attrs...)
-	return Result(err)
+	return err
 }

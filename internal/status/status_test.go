@@ -4,10 +4,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/http"
 	"testing"
 
-	cehttp "github.com/cloudevents/sdk-go/v2/protocol/http"
+	"net/http/httptest"
 
 	"github.com/boomerang-io/flow-tekton-handler/internal/contract"
 	"github.com/boomerang-io/flow-tekton-handler/internal/engine"
@@ -28,8 +27,8 @@ func TestCode(t *testing.T) {
 		{"identity conflict", fmt.Errorf("create: %w", kube.ErrConflict), 422},
 		{"apiserver refused", fmt.Errorf("create: %w", kube.ErrRejected), 422},
 		{"engine refused", fmt.Errorf("start: %w", &engine.StatusError{Code: 400}), 422},
-		{"engine unavailable", fmt.Errorf("start: %w", &engine.StatusError{Code: 503}), 500},
-		{"anything else", errors.New("connection refused"), 500},
+		{"engine unavailable", fmt.Errorf("start: %w", &engine.StatusError{Code: 503}), 503},
+		{"anything else", errors.New("connection refused"), 503},
 	}
 	for _, tc := range cases {
 		if got := Code(tc.err); got != tc.want {
@@ -38,21 +37,39 @@ func TestCode(t *testing.T) {
 	}
 }
 
-func TestResultBodyNamesTheField(t *testing.T) {
+func TestWrite(t *testing.T) {
 	t.Parallel()
-	if Result(nil) != nil {
-		t.Fatal("success must be nil")
+	cases := []struct {
+		name       string
+		err        error
+		wantCode   int
+		wantBody   Body // zero: empty body
+		wantHeader string
+	}{
+		{"success", nil, 200, Body{}, ""},
+		{"field error", fmt.Errorf("decode: %w", &contract.FieldError{Field: "data.timeout", Reason: "must be a number"}), 400,
+			Body{Error: "Bad Request", Field: "data.timeout", Reason: "must be a number"}, "application/json"},
+		{"chosen", New(401, "authorization", "no bearer token"), 401,
+			Body{Error: "Unauthorized", Field: "authorization", Reason: "no bearer token"}, "application/json"},
+		{"transient", errors.New("connection refused"), 503,
+			Body{Error: "Service Unavailable", Reason: "connection refused"}, "application/json"},
 	}
-	res := Result(fmt.Errorf("decode: %w", &contract.FieldError{Field: "data.timeout", Reason: "must be a number"}))
-	var r *cehttp.Result
-	if !errors.As(res, &r) || r.StatusCode != http.StatusBadRequest {
-		t.Fatalf("result %v", res)
-	}
-	var b Body
-	if err := json.Unmarshal([]byte(fmt.Sprintf(r.Format, r.Args...)), &b); err != nil {
-		t.Fatal(err)
-	}
-	if b.Field != "data.timeout" || b.Reason != "must be a number" || b.Error != "Bad Request" {
-		t.Fatalf("body %+v", b)
+	for _, tc := range cases {
+		w := httptest.NewRecorder()
+		Write(w, tc.err)
+		if w.Code != tc.wantCode || w.Header().Get("Content-Type") != tc.wantHeader {
+			t.Errorf("%s: %d %q, want %d %q", tc.name, w.Code, w.Header().Get("Content-Type"), tc.wantCode, tc.wantHeader)
+			continue
+		}
+		if tc.wantBody == (Body{}) {
+			if w.Body.Len() != 0 {
+				t.Errorf("%s: body %q, want none", tc.name, w.Body)
+			}
+			continue
+		}
+		var b Body
+		if err := json.Unmarshal(w.Body.Bytes(), &b); err != nil || b != tc.wantBody {
+			t.Errorf("%s: body %q (%v), want %+v", tc.name, w.Body, err, tc.wantBody)
+		}
 	}
 }

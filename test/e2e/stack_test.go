@@ -256,7 +256,7 @@ func withLabels(labels map[string]string) func(map[string]any) {
 }
 
 // client bounds every request, as a Broker's delivery timeout does, so a
-// stalled request fails the test instead of hanging it.
+// request left unanswered fails the test instead of hanging it.
 var client = &http.Client{Timeout: 30 * time.Second}
 
 // post sends a structured CloudEvent to the handler.

@@ -19,21 +19,21 @@ import (
 // funcGo is the middleware module func's scaffolding pins.
 const funcGo = "knative.dev/func-go"
 
-// mainGo is func's instanced-cloudevents scaffolding main, with the root
-// package imported by module path.
+// mainGo is func's instanced-http scaffolding main, with the root package
+// imported by module path.
 const mainGo = `package main
 
 import (
 	"fmt"
 	"os"
 
-	ce "knative.dev/func-go/cloudevents"
+	"knative.dev/func-go/http"
 
 	f %q
 )
 
 func main() {
-	if err := ce.Start(f.New()); err != nil {
+	if err := http.Start(f.New()); err != nil {
 		fmt.Fprintln(os.Stderr, err.Error())
 		os.Exit(1)
 	}

@@ -55,7 +55,6 @@ func opts() tekton.Options {
 		Prefix: "bmrg-flow", Instance: "bmrg-flow", Namespace: ns,
 		DefaultTimeout: time.Hour, ImagePullPolicy: corev1.PullIfNotPresent,
 		StorageSize: resource.MustParse("1Gi"), StorageAccessMode: corev1.ReadWriteMany,
-		DeletionPolicy: "Never",
 	}
 }
 
@@ -225,6 +224,27 @@ func TestExecuteCreatesTaskRunAndConfigMap(t *testing.T) {
 	}
 }
 
+// A timeout of zero or less is the default timeout, not a refusal.
+func TestNonPositiveTimeoutIsTheDefault(t *testing.T) {
+	t.Parallel()
+	for _, minutes := range []int{0, -30} {
+		e := newEnv(t)
+		var doc map[string]any
+		if err := json.Unmarshal(fixture(t, "engine-taskrun-script-ready.json"), &doc); err != nil {
+			t.Fatal(err)
+		}
+		doc["data"].(map[string]any)["timeout"] = minutes
+		body, _ := json.Marshal(doc)
+		if code, msg := e.structured(t, body); code != http.StatusOK {
+			t.Fatalf("timeout %d: status %d %s", minutes, code, msg)
+		}
+		trs := e.taskRuns(t)
+		if len(trs) != 1 || trs[0].Spec.Timeout == nil || trs[0].Spec.Timeout.Duration != opts().DefaultTimeout {
+			t.Fatalf("timeout %d: TaskRuns %d, want one with the default timeout %s", minutes, len(trs), opts().DefaultTimeout)
+		}
+	}
+}
+
 func TestRedeliveryIsIdempotent(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
@@ -346,7 +366,6 @@ func TestRejections(t *testing.T) {
 		{"missing data id", "application/cloudevents+json", nil, data(func(d map[string]any) { delete(d, "id") }), 400, "data.id"},
 		{"id wrong type", "application/cloudevents+json", nil, data(func(d map[string]any) { d["id"] = 42 }), 400, "data.id"},
 		{"timeout wrong type", "application/cloudevents+json", nil, data(func(d map[string]any) { d["timeout"] = "soon" }), 400, "data.timeout"},
-		{"negative timeout", "application/cloudevents+json", nil, data(func(d map[string]any) { d["timeout"] = -5 }), 400, "data.timeout"},
 		{"labels wrong type", "application/cloudevents+json", nil, data(func(d map[string]any) { d["labels"] = []string{"a"} }), 400, "data.labels"},
 		{"null data", "application/cloudevents+json", nil, with(func(d map[string]any) { d["data"] = nil }), 400, "data"},
 		{"data not object", "application/cloudevents+json", nil, with(func(d map[string]any) { d["data"] = []int{1} }), 400, "data"},

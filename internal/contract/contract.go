@@ -9,6 +9,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"strconv"
 	"strings"
 	"unicode/utf8"
 )
@@ -257,9 +259,8 @@ func DecodeTaskRun(data []byte) (*TaskRun, error) {
 	if err := checkID("data.id", t.ID); err != nil {
 		return nil, err
 	}
-	if t.Timeout < 0 {
-		return nil, invalid("data.timeout", "must not be negative, got %d", t.Timeout)
-	}
+	// A timeout of zero or less means the default (the builder's), as an
+	// absent one does.
 	return &t, nil
 }
 
@@ -351,7 +352,8 @@ func jsonKind(goKind string) string {
 }
 
 // ParamString renders a parameter value as the string a task sees: strings
-// verbatim, null as "", anything else as compact JSON.
+// verbatim, null as "", anything else as compact JSON written by
+// CompactJSON, as the Java handler's Jackson wrote it.
 func ParamString(v json.RawMessage) string {
 	v = bytes.TrimSpace(v)
 	if len(v) == 0 || bytes.Equal(v, []byte("null")) {
@@ -363,9 +365,98 @@ func ParamString(v json.RawMessage) string {
 			return s
 		}
 	}
-	var buf bytes.Buffer
-	if err := json.Compact(&buf, v); err != nil {
+	out, err := CompactJSON(v)
+	if err != nil {
 		return string(v)
 	}
-	return buf.String()
+	return out
+}
+
+// CompactJSON re-encodes a JSON value compactly in one canonical form,
+// whatever escapes the sender chose: object members in their order, numbers
+// as written, strings in UTF-8 with only the escapes JSON requires (quote,
+// backslash and control characters), as Jackson writes them.
+func CompactJSON(v []byte) (string, error) {
+	dec := json.NewDecoder(bytes.NewReader(v))
+	dec.UseNumber()
+	var b strings.Builder
+	if err := writeJSONValue(dec, &b); err != nil {
+		return "", err
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return "", fmt.Errorf("more than one JSON value")
+	}
+	return b.String(), nil
+}
+
+// writeJSONValue copies the next value of dec to b.
+func writeJSONValue(dec *json.Decoder, b *strings.Builder) error {
+	tok, err := dec.Token()
+	if err != nil {
+		return err
+	}
+	switch t := tok.(type) {
+	case json.Delim: // '{' or '[': Token never returns a closing one here
+		b.WriteRune(rune(t))
+		for first := true; dec.More(); first = false {
+			if !first {
+				b.WriteByte(',')
+			}
+			if t == '{' {
+				key, err := dec.Token()
+				if err != nil {
+					return err
+				}
+				writeJSONString(b, key.(string))
+				b.WriteByte(':')
+			}
+			if err := writeJSONValue(dec, b); err != nil {
+				return err
+			}
+		}
+		end, err := dec.Token()
+		if err != nil {
+			return err
+		}
+		b.WriteRune(rune(end.(json.Delim)))
+	case string:
+		writeJSONString(b, t)
+	case json.Number:
+		b.WriteString(t.String())
+	case bool:
+		b.WriteString(strconv.FormatBool(t))
+	case nil:
+		b.WriteString("null")
+	}
+	return nil
+}
+
+// writeJSONString writes s quoted with only the escapes JSON requires.
+func writeJSONString(b *strings.Builder, s string) {
+	const hex = "0123456789abcdef"
+	b.WriteByte('"')
+	for _, r := range s {
+		switch {
+		case r == '"' || r == '\\':
+			b.WriteByte('\\')
+			b.WriteRune(r)
+		case r == '\n':
+			b.WriteString(`\n`)
+		case r == '\r':
+			b.WriteString(`\r`)
+		case r == '\t':
+			b.WriteString(`\t`)
+		case r == '\b':
+			b.WriteString(`\b`)
+		case r == '\f':
+			b.WriteString(`\f`)
+		case r < 0x20:
+			b.WriteString(`\u00`)
+			b.WriteByte(hex[r>>4])
+			b.WriteByte(hex[r&0xf])
+		default:
+			b.WriteRune(r)
+		}
+	}
+	b.WriteByte('"')
 }

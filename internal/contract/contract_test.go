@@ -1,10 +1,13 @@
 package contract
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
+	"io"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -131,7 +134,7 @@ func TestDecodeRejects(t *testing.T) {
 		{"id with slash", `{"id":"a/b","type":"script","phase":"pending"}`, "data.id"},
 		{"id too long", `{"id":"` + strings.Repeat("a", 200) + `","type":"script","phase":"pending"}`, "data.id"},
 		{"timeout string", `{"id":"a","type":"script","phase":"pending","timeout":"5"}`, "data.timeout"},
-		{"timeout negative", `{"id":"a","type":"script","phase":"pending","timeout":-1}`, "data.timeout"},
+		{"timeout fractional", `{"id":"a","type":"script","phase":"pending","timeout":1.5}`, "data.timeout"},
 		{"labels array", `{"id":"a","type":"script","phase":"pending","labels":["x"]}`, "data.labels"},
 		{"params object", `{"id":"a","type":"script","phase":"pending","params":{"a":1}}`, "data.params"},
 		{"spec image number", `{"id":"a","type":"script","phase":"pending","spec":{"image":5}}`, "data.spec.image"},
@@ -187,6 +190,11 @@ func TestParamString(t *testing.T) {
 		`"héllo ✓ <b>&"`:       "héllo ✓ <b>&",
 		`{"a":"<b>&é"}`:        `{"a":"<b>&é"}`,
 		`"line1\nline2"`:       "line1\nline2",
+		// Objects and arrays in one canonical form, whatever the escapes.
+		`{"a":"\u00e9\u2713 \u003cb\u003e"}`:                       `{"a":"é✓ <b>"}`,
+		`["\/path", "tab\there", "\u0001", "q\"\\"]`:               `["/path","tab\there","\u0001","q\"\\"]`,
+		`{ "z": 1, "a": [ 1.50, -2e3, true, null, {} ], "m": [] }`: `{"z":1,"a":[1.50,-2e3,true,null,{}],"m":[]}`,
+		`{"\u006b":"v"}`: `{"k":"v"}`,
 	}
 	for in, want := range cases {
 		if got := ParamString(json.RawMessage(in)); got != want {
@@ -218,4 +226,41 @@ func FuzzDecode(f *testing.F) {
 			t.Fatalf("workflowrun error not ErrInvalid: %v", err)
 		}
 	})
+}
+
+// FuzzCompactJSON: any JSON value re-encodes to JSON with the same meaning,
+// and re-encoding that changes nothing.
+func FuzzCompactJSON(f *testing.F) {
+	for _, s := range []string{`{"a":[1,"\u00e9",{"b":null}]}`, `"x"`, `[true,false,1e3]`, `{"\u006b":"\/"}`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		var in any
+		if err := unmarshalNumbers(data, &in); err != nil {
+			return
+		}
+		out, err := CompactJSON(data)
+		if err != nil {
+			t.Fatalf("CompactJSON(%q): %v", data, err)
+		}
+		var back any
+		if err := unmarshalNumbers([]byte(out), &back); err != nil || !reflect.DeepEqual(in, back) {
+			t.Fatalf("CompactJSON(%q) = %q: meaning changed (%v)", data, out, err)
+		}
+		if again, err := CompactJSON([]byte(out)); err != nil || again != out {
+			t.Fatalf("CompactJSON is not stable: %q then %q (%v)", out, again, err)
+		}
+	})
+}
+
+func unmarshalNumbers(data []byte, v *any) error {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.UseNumber()
+	if err := dec.Decode(v); err != nil {
+		return err
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return errors.New("trailing data")
+	}
+	return nil
 }

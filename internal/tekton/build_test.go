@@ -493,6 +493,7 @@ func TestBuildTaskTimeout(t *testing.T) {
 	}{
 		{name: "absent uses default", minutes: 0, def: 60 * time.Minute, want: 60 * time.Minute},
 		{name: "absent uses configured default", minutes: 0, def: 90 * time.Minute, want: 90 * time.Minute},
+		{name: "negative uses default", minutes: -30, def: 60 * time.Minute, want: 60 * time.Minute},
 		{name: "event minutes", minutes: 30, def: 60 * time.Minute, want: 30 * time.Minute},
 		{name: "one minute", minutes: 1, def: 60 * time.Minute, want: time.Minute},
 		{name: "a week", minutes: 7 * 24 * 60, def: 60 * time.Minute, want: 7 * 24 * time.Hour},
@@ -546,33 +547,31 @@ func jsonInt(n int64) string {
 
 func TestBuildTaskDeletion(t *testing.T) {
 	t.Parallel()
+	// want "": no annotation, the sink's DELETION_POLICY applies.
 	// note: the event's policy is not one of the three and is noted.
 	tests := []struct {
-		event, def, want string
-		note             bool
+		event, want string
+		note        bool
 	}{
-		{"Always", "Never", "Always", false},
-		{"OnSuccess", "Never", "OnSuccess", false},
-		{"Never", "Always", "Never", false},
-		{"always", "Never", "Always", false},
-		{"ONSUCCESS", "Never", "OnSuccess", false},
-		{"", "OnSuccess", "OnSuccess", false},
-		{"bogus", "Always", "Always", true},
-		{"", "Never", "Never", false},
+		{"Always", "Always", false},
+		{"OnSuccess", "OnSuccess", false},
+		{"Never", "Never", false},
+		{"always", "Always", false},
+		{"ONSUCCESS", "OnSuccess", false},
+		{"", "", false},
+		{"bogus", "", true},
 	}
 	for _, tc := range tests {
-		t.Run(tc.event+" over "+tc.def, func(t *testing.T) {
+		t.Run("event "+tc.event, func(t *testing.T) {
 			t.Parallel()
 			tr := minimalTask()
 			tr.Spec.Deletion = tc.event
-			o := testOptions()
-			o.DeletionPolicy = tc.def
-			if got := DeletionPolicy(tr, o); got != tc.want {
+			if got := DeletionPolicy(tr); got != tc.want {
 				t.Errorf("DeletionPolicy = %q, want %q", got, tc.want)
 			}
-			task := build(t, tr, nil, "", o)
-			if got := task.TaskRun.Annotations[contract.AnnotationDeletion]; got != tc.want {
-				t.Errorf("annotation %q, want %q", got, tc.want)
+			task := build(t, tr, nil, "", testOptions())
+			if got, ok := task.TaskRun.Annotations[contract.AnnotationDeletion]; got != tc.want || ok != (tc.want != "") {
+				t.Errorf("annotation %q (present %v), want %q", got, ok, tc.want)
 			}
 			if _, ok := task.ConfigMap.Annotations[contract.AnnotationDeletion]; ok {
 				t.Error("the ConfigMap carries the deletion annotation")
@@ -881,12 +880,13 @@ func TestOptionsFrom(t *testing.T) {
 		ProxyHost: "proxy", ProxyPort: "3128", ProxyIgnore: "localhost",
 		StorageClass: "fast", StorageSize: "5Gi", StorageAccessMode: "ReadWriteOnce", DeletionPolicy: "Always",
 	}
+	// DeletionPolicy is the sink's: the builders leave it to the TaskRun's end.
 	want := Options{
 		Prefix: "p", Instance: "i", Namespace: "flow", DefaultTimeout: 45 * time.Minute,
 		ImagePullPolicy: corev1.PullAlways, ImagePullSecret: "reg", ServiceAccount: "sa",
 		NodeSelector: c.NodeSelector, Tolerations: c.Tolerations, HostAliases: c.HostAliases, DataMemory: true,
 		ProxyHost: "proxy", ProxyPort: "3128", ProxyIgnore: "localhost",
-		StorageClass: "fast", StorageSize: resource.MustParse("5Gi"), StorageAccessMode: corev1.ReadWriteOnce, DeletionPolicy: "Always",
+		StorageClass: "fast", StorageSize: resource.MustParse("5Gi"), StorageAccessMode: corev1.ReadWriteOnce,
 	}
 	if d := cmp.Diff(want, OptionsFrom(c)); d != "" {
 		t.Errorf("OptionsFrom (-want +got):\n%s", d)

@@ -24,7 +24,6 @@ func fuzzOptions(mode uint8) Options {
 		o.ServiceAccount, o.ImagePullSecret = "bmrg-flow-worker", "bmrg-flow-registry"
 		o.DataMemory = true
 		o.DefaultTimeout = 90 * time.Minute
-		o.DeletionPolicy = "OnSuccess"
 	}
 	return o
 }

@@ -44,7 +44,6 @@ func testOptions() Options {
 		ImagePullPolicy:   corev1.PullIfNotPresent,
 		StorageSize:       resource.MustParse("1Gi"),
 		StorageAccessMode: corev1.ReadWriteMany,
-		DeletionPolicy:    "Never",
 	}
 }
 

@@ -45,7 +45,6 @@ type Options struct {
 	StorageClass                      string
 	StorageSize                       resource.Quantity
 	StorageAccessMode                 corev1.PersistentVolumeAccessMode
-	DeletionPolicy                    string
 }
 
 // OptionsFrom takes the builders' options from a validated Config.
@@ -62,7 +61,6 @@ func OptionsFrom(c config.Config) Options {
 		DataMemory: c.DataMemory, ProxyHost: c.ProxyHost, ProxyPort: c.ProxyPort, ProxyIgnore: c.ProxyIgnore,
 		StorageClass: c.StorageClass, StorageSize: size,
 		StorageAccessMode: corev1.PersistentVolumeAccessMode(c.StorageAccessMode),
-		DeletionPolicy:    c.DeletionPolicy,
 	}
 }
 
@@ -241,14 +239,15 @@ func taskMeta(t *contract.TaskRun, o Options) (map[string]string, map[string]str
 	return labels, annotations, dropped
 }
 
-// DeletionPolicy returns the task's own valid policy, else the default.
-func DeletionPolicy(t *contract.TaskRun, o Options) string {
+// DeletionPolicy returns the task's own valid policy, or "" when it names
+// none: then the sink's DELETION_POLICY applies when the TaskRun ends.
+func DeletionPolicy(t *contract.TaskRun) string {
 	for _, p := range []string{config.DeletionNever, config.DeletionOnSuccess, config.DeletionAlways} {
 		if strings.EqualFold(t.Spec.Deletion, p) {
 			return p
 		}
 	}
-	return o.DeletionPolicy
+	return ""
 }
 
 var (
@@ -399,11 +398,12 @@ func BuildTask(t *contract.TaskRun, claims []Claim, traceparent string, o Option
 			PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: c.ClaimName}})
 	}
 
-	policy := DeletionPolicy(t, o)
-	if t.Spec.Deletion != "" && !strings.EqualFold(t.Spec.Deletion, policy) {
-		dropped = append(dropped, fmt.Sprintf("deletion %q: not Never, OnSuccess or Always, using %s", t.Spec.Deletion, policy))
+	trAnnotations := map[string]string{}
+	if policy := DeletionPolicy(t); policy != "" {
+		trAnnotations[contract.AnnotationDeletion] = policy
+	} else if t.Spec.Deletion != "" {
+		dropped = append(dropped, fmt.Sprintf("deletion %q: not Never, OnSuccess or Always, the sink's DELETION_POLICY applies", t.Spec.Deletion))
 	}
-	trAnnotations := map[string]string{contract.AnnotationDeletion: policy}
 	for k, v := range annotations {
 		trAnnotations[k] = v
 	}

@@ -178,10 +178,12 @@ func TestSweepAfterSinkDowntime(t *testing.T) {
 	s.noViolations()
 }
 
-// DELETION_POLICY=OnSuccess removes the TaskRun and its ConfigMap after the
-// end is reported.
+// The sink's DELETION_POLICY=OnSuccess removes the TaskRun and its
+// ConfigMap after the end is reported, whatever the handler's own setting:
+// the handler stamps only a task's own policy.
 func TestDeletionOnSuccess(t *testing.T) {
-	s := newStack(t, map[string]string{"DELETION_POLICY": "OnSuccess"})
+	s := newStack(t, map[string]string{"DELETION_POLICY": "Never"}) // the handler's
+	s.env["DELETION_POLICY"] = "OnSuccess"                          // the sink's
 	s.startSink()
 	s.mustPost(event(t, "engine-taskrun-custom-ready.json")) // no spec.deletion: config decides
 	s.waitEnd(customID, time.Minute)

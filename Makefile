@@ -8,7 +8,7 @@ STATICCHECK   ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 E2E_TIMEOUT   ?= 30m
 FUZZTIME      ?= 2000x
 FUZZTIME_LONG ?= 2m
-KO_DOCKER_REPO ?=
+FUNC_REGISTRY ?=
 VULNDB        ?=
 
 # Every target builds and tests with the Go toolchain named by go.mod's
@@ -23,13 +23,17 @@ endif
 export PATH := $(GO_TOOLCHAIN_ROOT)/bin:$(PATH)
 unexport GOROOT
 
-.PHONY: all build test unit e2e lint vet staticcheck vulncheck fuzz fuzz-short bench demo up down controlplane manifestcheck go-version deploy clean
+.PHONY: all build engine test unit e2e lint vet staticcheck vulncheck fuzz fuzz-short bench demo up down controlplane manifestcheck go-version deploy clean
 
 all: build
 
 ## build: bin/handler and bin/sink, built the way func's Go host builder does
 build:
 	$(GO) run ./test/cmd/funcbuild -src . -bin bin
+
+## engine: bin/engine, the Engine stand-in for trying the handler by hand (bin/engine -addr 127.0.0.1:7701)
+engine:
+	$(GO) build -o bin/engine ./test/cmd/engine
 
 ## controlplane: build (once, cached outside the repo) the local control plane binaries
 controlplane:
@@ -94,13 +98,18 @@ bench: build controlplane
 	$(GO) run ./test/cmd/bench -bin bin -out test/bench/RESULTS.md
 
 ## deploy: needs a real cluster with Knative Serving/Eventing and Tekton, and func and kubectl on PATH.
-## The Secret flow-tekton-engine (ENGINE_TOKEN, may be empty) must exist: func refuses to deploy without it.
+## FUNC_REGISTRY (e.g. make deploy FUNC_REGISTRY=ghcr.io/me) is where func pushes the image; func records it
+## in func.yaml, so later deploys need it only to change it. The Secret flow-tekton-engine (ENGINE_TOKEN, may be
+## empty) must exist before func deploy: func refuses to deploy without it. The sink runs the image the handler's
+## deploy wrote to func.yaml (deploy.image), by digest: func refuses to build or push an image given by digest.
 deploy:
 	kubectl get secret flow-tekton-engine >/dev/null 2>&1 || kubectl create secret generic flow-tekton-engine
 	kubectl apply -k config
-	func deploy --path .
-	func deploy --path function/sink --build=false --image "$$(grep -o '[^ ]*@sha256:[0-9a-f]*' func.yaml | head -1)"
+	func deploy --path . $(if $(FUNC_REGISTRY),--registry $(FUNC_REGISTRY))
+	image=$$(sed -n 's/^ *image: *\([^ ]*@sha256:[0-9a-f]\{64\}\)$$/\1/p' func.yaml | tail -1); \
+	test -n "$$image" || { echo "make deploy: func.yaml has no image digest (deploy.image) after func deploy" >&2; exit 1; }; \
+	func deploy --path function/sink --build=false --push=false --image "$$image"
 	kubectl apply --server-side --force-conflicts --field-manager=flow-tekton-handler -k config/tekton
 
 clean:
-	rm -rf bin .func
+	rm -rf bin .func function/sink/.func

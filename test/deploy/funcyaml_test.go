@@ -47,8 +47,8 @@ func TestFunctionInvariants(t *testing.T) {
 			if f.Name != tc.want.name {
 				t.Errorf("%s: name = %q, want %q", tc.file, f.Name, tc.want.name)
 			}
-			if f.Runtime != "go" || f.Invoke != "cloudevent" {
-				t.Errorf("%s: runtime/invoke = %q/%q, want go/cloudevent", tc.file, f.Runtime, f.Invoke)
+			if f.Runtime != "go" || f.Invoke != "http" {
+				t.Errorf("%s: runtime/invoke = %q/%q, want go/http", tc.file, f.Runtime, f.Invoke)
 			}
 			if f.Build == nil || f.Build.Builder != "host" {
 				t.Errorf("%s: build.builder must be host", tc.file)
@@ -61,6 +61,15 @@ func TestFunctionInvariants(t *testing.T) {
 			}
 			if f.Deploy.ServiceAccountName != tc.want.serviceAccount {
 				t.Errorf("%s: serviceAccountName = %q, want %q", tc.file, f.Deploy.ServiceAccountName, tc.want.serviceAccount)
+			}
+			visibility := ""
+			for _, l := range f.Deploy.Labels {
+				if l.Key != nil && *l.Key == "networking.knative.dev/visibility" && l.Value != nil {
+					visibility = *l.Value
+				}
+			}
+			if visibility != "cluster-local" {
+				t.Errorf("%s: label networking.knative.dev/visibility = %q, want cluster-local (no Service is called from outside the cluster)", tc.file, visibility)
 			}
 			if o := f.Deploy.Options; o == nil || o.Scale == nil || o.Scale.Min == nil || *o.Scale.Min != 0 {
 				t.Errorf("%s: deploy.options.scale.min must be 0 (scale to zero)", tc.file)
@@ -115,7 +124,7 @@ func TestDecodeFunctionRejects(t *testing.T) {
 		{"misspelt deploy field", "serviceAccountName:", "servicAccountName:"},
 		{"misspelt options field", "concurrency: 50", "concurency: 50"},
 		{"field in the wrong section", "  builder: host", "  builder: host\n  serviceAccountName: x"},
-		{"invoke not in enum", "invoke: cloudevent", "invoke: cloudevents"},
+		{"invoke not in enum", "invoke: http", "invoke: https"},
 		{"unknown builder", "builder: host", "builder: hots"},
 		{"negative min scale", "min: 0", "min: -1"},
 		{"min above max", "min: 0", "min: 11"},

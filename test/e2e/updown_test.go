@@ -3,120 +3,204 @@
 package e2e
 
 import (
-	"bytes"
 	"context"
-	"net/http"
+	"errors"
+	"io"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
-	"github.com/tektoncd/pipeline/pkg/client/clientset/versioned"
-	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/tools/clientcmd"
-	"knative.dev/pkg/apis"
-
 	"github.com/boomerang-io/flow-tekton-handler/internal/tekton"
 	"github.com/boomerang-io/flow-tekton-handler/test/cluster"
-	"github.com/boomerang-io/flow-tekton-handler/test/enginestub"
-	"github.com/boomerang-io/flow-tekton-handler/test/fnproc"
+	"github.com/boomerang-io/flow-tekton-handler/test/readme"
 )
 
-// The developer loop the README shows: `make up` prints KUBECONFIG=…, the
-// handler run by hand against it creates a TaskRun that succeeds, and
-// `make down` leaves nothing running.
+// The developer loop of the README's "Trying the handler by hand", run as
+// written: its shell block, read from README.md, runs in bash in a fresh
+// copy of the repository (the files a clone of the work tree would have),
+// so the README cannot drift from what works. `make up` there starts the
+// control plane, the handler run by hand turns the fixture into a TaskRun
+// that succeeds, the Engine stand-in gets the start, and afterwards nothing
+// the block started still runs.
 func TestUpHandlerDown(t *testing.T) {
 	if os.Getenv(cluster.SkipEnv) == "1" {
 		t.Skipf("%s=1: SKIPPING end-to-end test %s", cluster.SkipEnv, t.Name())
 	}
-	cli := filepath.Join(t.TempDir(), "cluster")
-	if out, err := exec.Command("go", "build", "-o", cli, "../cmd/cluster").CombinedOutput(); err != nil {
-		t.Fatalf("build the cluster command: %v\n%s", err, out)
+	const heading = "### Trying the handler by hand"
+	repo, err := filepath.Abs(filepath.Join("..", ".."))
+	if err != nil {
+		t.Fatal(err)
 	}
-	dir := t.TempDir()
-	var stdout, stderr bytes.Buffer
-	up := exec.Command(cli, "up", "-dir", dir)
-	up.Stdout, up.Stderr = &stdout, &stderr
-	if err := up.Run(); err != nil {
-		t.Fatalf("cluster up: %v\n%s", err, stderr.String())
+	block, err := readme.Block(filepath.Join(repo, "README.md"), heading)
+	if err != nil {
+		t.Fatal(err)
 	}
-	stopped := false
-	down := func() {
-		if stopped {
-			return
+	// The block's addresses are fixed; say so rather than fail obscurely.
+	for _, addr := range []string{"127.0.0.1:7701", "127.0.0.1:8080"} {
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			t.Fatalf("README %q uses %s, which is taken: %v", heading, addr, err)
 		}
-		stopped = true
-		if out, err := exec.Command(cli, "down", "-dir", dir).CombinedOutput(); err != nil {
-			t.Errorf("cluster down: %v\n%s", err, out)
-		}
+		ln.Close()
 	}
-	defer down()
-	line := strings.TrimSpace(stdout.String())
-	kubeconfig, ok := strings.CutPrefix(line, "KUBECONFIG=")
-	if !ok || strings.Contains(line, "\n") {
-		t.Fatalf("up printed %q, want exactly one KUBECONFIG=<path> line", line)
-	}
+	work := freshCopy(t, repo)
 
-	cfg, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
-	if err != nil {
-		t.Fatal(err)
+	var env []string
+	for _, kv := range os.Environ() {
+		k, _, _ := strings.Cut(kv, "=")
+		if k != "KUBECONFIG" && k != "MAKEFLAGS" && k != "MFLAGS" && k != "MAKELEVEL" {
+			env = append(env, kv)
+		}
 	}
-	kube := kubernetes.NewForConfigOrDie(cfg)
-	tkn := versioned.NewForConfigOrDie(cfg)
-	ctx := context.Background()
-	if _, err := kube.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "by-hand"}}, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := kube.CoreV1().ServiceAccounts("by-hand").Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "default"}}, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	eng, err := enginestub.Start("127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer eng.Close()
-	startCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	ctx, cancel := context.WithTimeout(t.Context(), 15*time.Minute)
 	defer cancel()
-	h, err := fnproc.Start(startCtx, filepath.Join(binDir, "handler"), map[string]string{
-		"KUBECONFIG": kubeconfig, "NAMESPACE": "by-hand", "ENGINE_URL": eng.URL(),
-	})
+	outPath := filepath.Join(t.TempDir(), "output")
+	out, err := os.Create(outPath)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer h.Stop(10 * time.Second)
-	resp, err := http.Post(h.URL, "application/cloudevents+json", bytes.NewReader(event(t, "engine-taskrun-custom-ready.json")))
+	defer out.Close()
+	// Its own process group: the block's background jobs are in it, and
+	// are killed with it if the block fails before it stops them.
+	cmd := exec.CommandContext(ctx, "bash", "-e", "-o", "pipefail", "-c", block)
+	cmd.Dir, cmd.Env, cmd.Stdout, cmd.Stderr = work, env, out, out
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	defer func() {
+		if cmd.Process != nil {
+			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		}
+		down := exec.Command("make", "-s", "down")
+		down.Dir, down.Env = work, env
+		if b, err := down.CombinedOutput(); err != nil {
+			t.Errorf("make down after the test: %v\n%s", err, b)
+		}
+	}()
+	runErr := cmd.Run()
+	b, err := os.ReadFile(outPath)
 	if err != nil {
 		t.Fatal(err)
 	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("handler answered %d", resp.StatusCode)
+	output := string(b)
+	if runErr != nil {
+		t.Fatalf("README %q failed: %v\noutput:\n%s", heading, runErr, tail(output, 12000))
 	}
+	t.Logf("README %q ran; output:\n%s", heading, tail(output, 12000))
+
 	name := tekton.TaskRunName("bmrg-flow", customID)
-	deadline := time.Now().Add(time.Minute)
-	for {
-		tr, err := tkn.TektonV1().TaskRuns("by-hand").Get(ctx, name, metav1.GetOptions{})
-		if err == nil && tr.Status.GetCondition(apis.ConditionSucceeded).IsTrue() {
-			break
+	lines := strings.Split(output, "\n")
+	for _, want := range []struct {
+		what string
+		ok   func(string) bool
+	}{
+		{"make up names make down", func(l string) bool { return strings.Contains(l, "stop it with `make down`") }},
+		{"curl got 200", func(l string) bool { return l == "200" }},
+		{"the Engine stand-in printed the start", func(l string) bool {
+			return l == "engine: PUT /api/v1/taskrun/"+customID+"/start -> 200"
+		}},
+		{"kubectl lists the TaskRun as succeeded", func(l string) bool {
+			f := strings.Fields(l)
+			return len(f) > 1 && f[0] == name && f[1] == "True"
+		}},
+	} {
+		found := false
+		for _, l := range lines {
+			found = found || want.ok(l)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("TaskRun %s did not succeed: %v", name, err)
+		if !found {
+			t.Errorf("no line shows that %s; output:\n%s", want.what, tail(output, 12000))
 		}
-		time.Sleep(100 * time.Millisecond)
+	}
+	if strings.Contains(output, "VIOLATES CONTRACT") {
+		t.Errorf("the Engine stand-in saw contract violations:\n%s", output)
 	}
 
-	procs, err := cluster.Processes(dir)
+	// Nothing the block started runs on: not the control plane `make down`
+	// stopped, not the jobs it killed.
+	procs, err := cluster.Processes(filepath.Join(work, ".run", "cluster"))
 	if err != nil || len(procs) == 0 {
-		t.Fatalf("no processes recorded in %s: %v", dir, err)
+		t.Fatalf("no control plane processes recorded in %s: %v", work, err)
 	}
-	down()
 	for _, p := range procs {
 		if p.Running() {
-			t.Errorf("%s (pid %d) still running after down", p.Name, p.PID)
+			t.Errorf("%s (pid %d) still running after make down", p.Name, p.PID)
 		}
 	}
+	deadline := time.Now().Add(10 * time.Second)
+	for syscall.Kill(-cmd.Process.Pid, 0) == nil {
+		if time.Now().After(deadline) {
+			t.Errorf("processes the block started in the background still run (process group %d)", cmd.Process.Pid)
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// freshCopy copies the files a clone of repo's work tree would have (git's
+// tracked files and the untracked ones it does not ignore, as they are in
+// the work tree) to a new directory, and returns it.
+func freshCopy(t *testing.T, repo string) string {
+	t.Helper()
+	list, err := exec.Command("git", "-C", repo, "ls-files", "-z", "--cached", "--others", "--exclude-standard").Output()
+	if err != nil {
+		t.Fatalf("list the repository's files: %v", err)
+	}
+	dst := t.TempDir()
+	for _, f := range strings.Split(strings.TrimRight(string(list), "\x00"), "\x00") {
+		src, to := filepath.Join(repo, f), filepath.Join(dst, f)
+		fi, err := os.Lstat(src)
+		if errors.Is(err, os.ErrNotExist) {
+			continue // deleted in the work tree
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.MkdirAll(filepath.Dir(to), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if fi.Mode()&os.ModeSymlink != 0 {
+			target, err := os.Readlink(src)
+			if err == nil {
+				err = os.Symlink(target, to)
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			continue
+		}
+		if err := copyFile(src, to, fi.Mode().Perm()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dst
+}
+
+func copyFile(src, dst string, perm os.FileMode) error {
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := os.OpenFile(dst, os.O_CREATE|os.O_EXCL|os.O_WRONLY, perm)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		return err
+	}
+	return out.Close()
+}
+
+// tail is the end of s, at most n bytes.
+func tail(s string, n int) string {
+	if len(s) > n {
+		return "…" + s[len(s)-n:]
+	}
+	return s
 }

@@ -26,7 +26,7 @@ func TestScaffold(t *testing.T) {
 		t.Fatal(err)
 	}
 	main, _ := os.ReadFile(filepath.Join(dir, "main.go"))
-	if !strings.Contains(string(main), `f "example.com/fn"`) || !strings.Contains(string(main), "ce.Start(f.New())") {
+	if !strings.Contains(string(main), `f "example.com/fn"`) || !strings.Contains(string(main), `"knative.dev/func-go/http"`) || !strings.Contains(string(main), "http.Start(f.New())") {
 		t.Errorf("main.go does not serve the root package's New():\n%s", main)
 	}
 	b, _ := os.ReadFile(filepath.Join(dir, "go.mod"))

@@ -23,6 +23,11 @@ import (
 	"syscall"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+
 	"github.com/boomerang-io/flow-tekton-handler/test/cluster"
 )
 
@@ -53,7 +58,7 @@ func main() {
 			fmt.Println(b)
 		}
 	case "up":
-		err = up(ctx, runDir(*dir))
+		err = up(ctx, runDir(*dir), stopHint(*dir))
 	case "down":
 		err = down(runDir(*dir))
 	case "serve":
@@ -100,11 +105,21 @@ func moduleRoot() string {
 	}
 }
 
+// stopHint is the command that stops what `up -dir dir` starts: `make down`
+// for the default directory, the one `make up` uses.
+func stopHint(dir string) string {
+	if dir == "" {
+		return "make down"
+	}
+	return "go run ./test/cmd/cluster down -dir " + dir
+}
+
 // up starts serve in the background and prints KUBECONFIG=<path> once the
-// stack is ready. If it already runs, it prints the line again.
-func up(ctx context.Context, dir string) error {
+// stack is ready. If it already runs, it prints the line again. stop is the
+// command to name for stopping it.
+func up(ctx context.Context, dir, stop string) error {
 	if st, err := readState(dir); err == nil && st.Serve.Running() {
-		fmt.Fprintf(os.Stderr, "cluster: already running (pid %d)\n", st.Serve.PID)
+		fmt.Fprintf(os.Stderr, "cluster: already running (pid %d); stop it with `%s`\n", st.Serve.PID, stop)
 		fmt.Println("KUBECONFIG=" + st.Kubeconfig)
 		return nil
 	}
@@ -139,7 +154,7 @@ func up(ctx context.Context, dir string) error {
 	defer tick.Stop()
 	for {
 		if st, err := readState(dir); err == nil && st.Serve.PID == cmd.Process.Pid {
-			fmt.Fprintf(os.Stderr, "cluster: up (serve pid %d, logs in %s); stop it with `cluster down`\n", st.Serve.PID, dir)
+			fmt.Fprintf(os.Stderr, "cluster: up (serve pid %d, logs in %s); stop it with `%s`\n", st.Serve.PID, dir, stop)
 			fmt.Println("KUBECONFIG=" + st.Kubeconfig)
 			return nil
 		}
@@ -164,6 +179,10 @@ func serve(ctx context.Context, dir, bin string) error {
 	if err != nil {
 		return err
 	}
+	if err := defaultServiceAccount(ctx, c); err != nil {
+		_ = c.Stop()
+		return err
+	}
 	st := state{
 		Serve:      cluster.Process{Name: filepath.Base(os.Args[0]), PID: os.Getpid()},
 		Kubeconfig: c.Kubeconfig(),
@@ -173,6 +192,24 @@ func serve(ctx context.Context, dir, bin string) error {
 		return err
 	}
 	select {} // until a signal
+}
+
+// defaultServiceAccount creates the ServiceAccount default/default, which
+// a controller manager would (the embedded control plane runs none): Tekton
+// reads a TaskRun's ServiceAccount before it makes the Pod, so a handler run
+// by hand with NAMESPACE=default needs it.
+func defaultServiceAccount(ctx context.Context, c *cluster.Cluster) error {
+	kube, err := kubernetes.NewForConfig(c.RESTConfig())
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "default", Namespace: "default"}}
+	if _, err := kube.CoreV1().ServiceAccounts("default").Create(ctx, sa, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+		return fmt.Errorf("create serviceaccount default/default: %w", err)
+	}
+	return nil
 }
 
 // down stops the serve process of dir and waits until every process it

@@ -30,6 +30,12 @@ const (
 	DeletionAlways    = "Always"
 )
 
+// Sender authentication modes (AUTH).
+const (
+	AuthNone  = "none"
+	AuthToken = "token"
+)
+
 // namespaceFile holds the pod's namespace when running in a cluster.
 const namespaceFile = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
 
@@ -78,10 +84,21 @@ type Config struct {
 	SweepLimit    int           `envconfig:"SWEEP_LIMIT" default:"50"`
 	SweepInterval time.Duration `envconfig:"SWEEP_INTERVAL" default:"0s"`
 
+	// Auth is none (anyone who reaches the Service may send) or token
+	// (a Kubernetes bearer token for AuthAudience, checked by TokenReview).
+	Auth          string `envconfig:"AUTH" default:"none"`
+	AuthAudience  string `envconfig:"AUTH_AUDIENCE"`
+	AuthAllowList string `envconfig:"AUTH_ALLOW"`
+	// KService is the Knative Service's name, which Knative Serving sets
+	// in every container; it names the default AuthAudience.
+	KService string `envconfig:"K_SERVICE"`
+
 	// Parsed forms of the JSON settings, filled by Validate.
 	NodeSelector map[string]string   `ignored:"true"`
 	Tolerations  []corev1.Toleration `ignored:"true"`
 	HostAliases  []corev1.HostAlias  `ignored:"true"`
+	// AuthAllow is AUTH_ALLOW as "namespace:serviceaccount" entries.
+	AuthAllow []string `ignored:"true"`
 }
 
 // Load reads the environment into a Config, fills defaults that depend on
@@ -94,6 +111,9 @@ func Load() (Config, error) {
 	if c.Namespace == "" {
 		c.Namespace = podNamespace()
 	}
+	if c.Auth == AuthToken && c.AuthAudience == "" && c.KService != "" {
+		c.AuthAudience = ServiceAudience(c.Namespace, c.KService)
+	}
 	if c.EngineToken == "" && c.EngineTokenFile != "" {
 		b, err := os.ReadFile(c.EngineTokenFile)
 		if err != nil {
@@ -105,6 +125,15 @@ func Load() (Config, error) {
 		return c, fmt.Errorf("configuration: %w", err)
 	}
 	return c, nil
+}
+
+// ServiceAudience is the OIDC audience of the Knative Service name in
+// namespace ns, in Knative Eventing's form <group>/<kind>/<namespace>/<name>
+// (knative/eventing pkg/auth GetAudience): the audience an Addressable
+// announces in status.address.audience and that a Trigger's dispatcher
+// requests a token for.
+func ServiceAudience(ns, name string) string {
+	return strings.ToLower("serving.knative.dev/service/" + ns + "/" + name)
 }
 
 func podNamespace() string {
@@ -223,7 +252,41 @@ func (c *Config) Validate() error {
 	if c.SweepInterval < 0 {
 		bad("SWEEP_INTERVAL", "must not be negative")
 	}
+	switch c.Auth {
+	case AuthNone:
+		if c.AuthAllowList != "" {
+			bad("AUTH_ALLOW", "is set but AUTH is none: nothing would be checked")
+		}
+	case AuthToken:
+		if c.AuthAudience == "" {
+			bad("AUTH_AUDIENCE", "required with AUTH=token outside Knative Serving (K_SERVICE is unset)")
+		}
+	default:
+		bad("AUTH", "%q is not none or token", c.Auth)
+	}
+	allow, err := parseAllow(c.AuthAllowList)
+	if err != nil {
+		bad("AUTH_ALLOW", "%v", err)
+	}
+	c.AuthAllow = allow
 	return errors.Join(errs...)
+}
+
+// parseAllow splits a comma list of namespace:serviceaccount entries.
+func parseAllow(s string) ([]string, error) {
+	if strings.TrimSpace(s) == "" {
+		return nil, nil
+	}
+	var out []string
+	for _, item := range strings.Split(s, ",") {
+		item = strings.TrimSpace(item)
+		ns, sa, ok := strings.Cut(item, ":")
+		if !ok || len(validation.IsDNS1123Label(ns)) > 0 || len(validation.IsDNS1123Subdomain(sa)) > 0 {
+			return nil, fmt.Errorf("%q is not namespace:serviceaccount", item)
+		}
+		out = append(out, item)
+	}
+	return out, nil
 }
 
 // decodeJSON strictly decodes s into v; an empty string leaves v unset.

@@ -10,7 +10,7 @@ import (
 // setenv sets the minimal valid environment plus overrides.
 func setenv(t *testing.T, env map[string]string) {
 	t.Helper()
-	base := map[string]string{"ENGINE_URL": "http://engine:7701", "NAMESPACE": "flow"}
+	base := map[string]string{"ENGINE_URL": "http://engine:7701", "NAMESPACE": "flow", "K_SERVICE": ""}
 	for k, v := range env {
 		base[k] = v
 	}
@@ -38,6 +38,7 @@ func TestLoadDefaults(t *testing.T) {
 		{"DELETION_POLICY", c.DeletionPolicy, "Never"},
 		{"KUBE_QPS", c.KubeQPS, float32(50)},
 		{"KUBE_BURST", c.KubeBurst, 100},
+		{"AUTH", c.Auth, "none"},
 		{"tolerations", len(c.Tolerations), 0},
 	}
 	for _, ck := range checks {
@@ -117,6 +118,15 @@ func TestLoadRejects(t *testing.T) {
 		{"retry budget", map[string]string{"ENGINE_RETRY_BUDGET": "1m"}, "ENGINE_RETRY_BUDGET"},
 		{"service account", map[string]string{"SERVICE_ACCOUNT": "Bad Name"}, "SERVICE_ACCOUNT"},
 		{"token file missing", map[string]string{"ENGINE_TOKEN_FILE": "/nonexistent/token"}, "ENGINE_TOKEN_FILE"},
+		{"auth mode", map[string]string{"AUTH": "oidc"}, "AUTH"},
+		{"auth mode case", map[string]string{"AUTH": "Token"}, "AUTH"},
+		{"auth token without audience", map[string]string{"AUTH": "token"}, "AUTH_AUDIENCE"},
+		{"auth allow without auth", map[string]string{"AUTH_ALLOW": "flow:sender"}, "AUTH_ALLOW"},
+		{"auth allow no colon", map[string]string{"AUTH": "token", "AUTH_AUDIENCE": "a", "AUTH_ALLOW": "sender"}, "AUTH_ALLOW"},
+		{"auth allow bad namespace", map[string]string{"AUTH": "token", "AUTH_AUDIENCE": "a", "AUTH_ALLOW": "Flow:sender"}, "AUTH_ALLOW"},
+		{"auth allow bad name", map[string]string{"AUTH": "token", "AUTH_AUDIENCE": "a", "AUTH_ALLOW": "flow:sender:x"}, "AUTH_ALLOW"},
+		{"auth allow empty entry", map[string]string{"AUTH": "token", "AUTH_AUDIENCE": "a", "AUTH_ALLOW": "flow:a,,flow:b"}, "AUTH_ALLOW"},
+		{"auth allow user", map[string]string{"AUTH": "token", "AUTH_AUDIENCE": "a", "AUTH_ALLOW": "system:serviceaccount:flow:a"}, "AUTH_ALLOW"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -127,6 +137,38 @@ func TestLoadRejects(t *testing.T) {
 			}
 			if !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("error %q does not name %s", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestLoadAuth(t *testing.T) {
+	for _, tc := range []struct {
+		name         string
+		env          map[string]string
+		wantAudience string
+		wantAllow    []string
+	}{
+		{"off by default", nil, "", nil},
+		{"audience from the Knative Service", map[string]string{"AUTH": "token", "K_SERVICE": "flow-tekton-handler"},
+			"serving.knative.dev/service/flow/flow-tekton-handler", nil},
+		{"audience set", map[string]string{"AUTH": "token", "K_SERVICE": "flow-tekton-handler", "AUTH_AUDIENCE": "flow-handler"},
+			"flow-handler", nil},
+		{"allow list", map[string]string{"AUTH": "token", "AUTH_AUDIENCE": "a",
+			"AUTH_ALLOW": " flow:flow-tekton-handler-taskrun-oidc-eventing.knative.dev-trigger , knative-sources:pinger"},
+			"a", []string{"flow:flow-tekton-handler-taskrun-oidc-eventing.knative.dev-trigger", "knative-sources:pinger"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			setenv(t, tc.env)
+			c, err := Load()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.AuthAudience != tc.wantAudience {
+				t.Errorf("AUTH_AUDIENCE = %q, want %q", c.AuthAudience, tc.wantAudience)
+			}
+			if strings.Join(c.AuthAllow, "|") != strings.Join(tc.wantAllow, "|") {
+				t.Errorf("AUTH_ALLOW = %q, want %q", c.AuthAllow, tc.wantAllow)
 			}
 		})
 	}

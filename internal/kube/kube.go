@@ -12,6 +12,7 @@ import (
 
 	pipelinev1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
 	"github.com/tektoncd/pipeline/pkg/client/clientset/versioned"
+	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -33,6 +34,11 @@ var ErrConflict = errors.New("object exists with another identity")
 // ErrRejected means the apiserver refused an object as invalid. Retrying the
 // same object cannot help.
 var ErrRejected = errors.New("object rejected by the apiserver")
+
+// ErrUnavailable means the apiserver gave no answer to act on (unreachable,
+// timed out, throttled, or refused the call itself). Retrying later may
+// help.
+var ErrUnavailable = errors.New("apiserver unavailable")
 
 // Client creates, patches and deletes our objects in one namespace.
 type Client struct {
@@ -229,26 +235,40 @@ func (c *Client) DeletePVCs(ctx context.Context, selector string) (int, error) {
 }
 
 // CancelTaskRun asks Tekton to cancel the named TaskRun and marks it so the
-// sink sends no end call. It reports whether the TaskRun existed; a missing
-// TaskRun is not an error.
+// sink sends no end call. It reports whether there was a run to cancel: a
+// missing, finished or already cancelled TaskRun is left alone, which is not
+// an error (Tekton refuses any change to a finished TaskRun). The patch
+// carries the resourceVersion read, so a TaskRun that finishes meanwhile is
+// read again instead of patched.
 func (c *Client) CancelTaskRun(ctx context.Context, name, message string) (bool, error) {
-	patch, err := json.Marshal(map[string]any{
-		"metadata": map[string]any{"annotations": map[string]string{contract.AnnotationCancelled: "true"}},
-		"spec":     map[string]any{"status": pipelinev1.TaskRunSpecStatusCancelled, "statusMessage": message},
-	})
-	if err != nil {
-		return false, fmt.Errorf("cancel taskrun %s/%s: %w", c.namespace, name, err)
+	for {
+		tr, err := c.GetTaskRun(ctx, name)
+		if err != nil || tr == nil || tr.IsDone() || tr.IsCancelled() {
+			return false, err
+		}
+		patch, err := json.Marshal(map[string]any{
+			"metadata": map[string]any{
+				"resourceVersion": tr.ResourceVersion,
+				"annotations":     map[string]string{contract.AnnotationCancelled: "true"},
+			},
+			"spec": map[string]any{"status": pipelinev1.TaskRunSpecStatusCancelled, "statusMessage": message},
+		})
+		if err != nil {
+			return false, fmt.Errorf("cancel taskrun %s/%s: %w", c.namespace, name, err)
+		}
+		pctx, cancel := c.call(ctx)
+		_, err = c.tekton.TektonV1().TaskRuns(c.namespace).Patch(pctx, name, types.MergePatchType, patch, metav1.PatchOptions{FieldManager: FieldManager})
+		cancel()
+		switch {
+		case apierrors.IsNotFound(err):
+			return false, nil
+		case apierrors.IsConflict(err):
+			continue // changed since the read: read it again
+		case err != nil:
+			return false, fmt.Errorf("cancel taskrun %s/%s: %w", c.namespace, name, classify(err))
+		}
+		return true, nil
 	}
-	ctx, cancel := c.call(ctx)
-	defer cancel()
-	_, err = c.tekton.TektonV1().TaskRuns(c.namespace).Patch(ctx, name, types.MergePatchType, patch, metav1.PatchOptions{FieldManager: FieldManager})
-	if apierrors.IsNotFound(err) {
-		return false, nil
-	}
-	if err != nil {
-		return false, fmt.Errorf("cancel taskrun %s/%s: %w", c.namespace, name, classify(err))
-	}
-	return true, nil
 }
 
 // MarkReported records on the TaskRun that its end was reported (value is
@@ -334,4 +354,21 @@ func (c *Client) GetPVC(ctx context.Context, name string) (*corev1.PersistentVol
 		return nil, fmt.Errorf("get pvc %s/%s: %w", c.namespace, name, err)
 	}
 	return pvc, nil
+}
+
+// ReviewToken asks the apiserver who a bearer token belongs to, for the
+// given audiences (a TokenReview; RBAC: create tokenreviews, which the
+// ClusterRole system:auth-delegator grants). A token the apiserver does not
+// accept is a status with Authenticated false, not an error; every error is
+// ErrUnavailable.
+func (c *Client) ReviewToken(ctx context.Context, token string, audiences []string) (authenticationv1.TokenReviewStatus, error) {
+	ctx, cancel := c.call(ctx)
+	defer cancel()
+	r, err := c.kube.AuthenticationV1().TokenReviews().Create(ctx, &authenticationv1.TokenReview{
+		Spec: authenticationv1.TokenReviewSpec{Token: token, Audiences: audiences},
+	}, metav1.CreateOptions{})
+	if err != nil {
+		return authenticationv1.TokenReviewStatus{}, fmt.Errorf("create tokenreview: %w: %w", ErrUnavailable, err)
+	}
+	return r.Status, nil
 }

@@ -25,10 +25,17 @@ var configDir = filepath.Join(root, "config")
 // lists, without kustomize (the end-to-end tests render it for real).
 func loadBase(t *testing.T) []Document {
 	t.Helper()
+	return loadKustomization(t, configDir)
+}
+
+// loadKustomization reads the documents of every file dir's
+// kustomization.yaml lists.
+func loadKustomization(t *testing.T, dir string) []Document {
+	t.Helper()
 	var k struct {
 		Resources []string `json:"resources"`
 	}
-	b, err := os.ReadFile(filepath.Join(configDir, "kustomization.yaml"))
+	b, err := os.ReadFile(filepath.Join(dir, "kustomization.yaml"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -37,7 +44,7 @@ func loadBase(t *testing.T) []Document {
 	}
 	var docs []Document
 	for _, r := range k.Resources {
-		b, err := os.ReadFile(filepath.Join(configDir, r))
+		b, err := os.ReadFile(filepath.Join(dir, r))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -139,6 +146,36 @@ func TestRoles(t *testing.T) {
 	}
 }
 
+// TestAuthBinding pins config/auth to one ClusterRoleBinding of the
+// built-in system:auth-delegator to exactly the functions' ServiceAccounts,
+// in the namespace config/tekton assumes (default).
+func TestAuthBinding(t *testing.T) {
+	t.Parallel()
+	docs := loadKustomization(t, filepath.Join(configDir, "auth"))
+	if len(docs) != 1 {
+		t.Fatalf("config/auth has %d documents, want one ClusterRoleBinding", len(docs))
+	}
+	var crb rbacv1.ClusterRoleBinding
+	decodeOne(t, docs, "ClusterRoleBinding", "flow-tekton-auth-delegator", &crb)
+	want := rbacv1.ClusterRoleBinding{
+		RoleRef: rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: "system:auth-delegator"},
+		Subjects: []rbacv1.Subject{
+			{Kind: rbacv1.ServiceAccountKind, Name: "flow-tekton-handler", Namespace: "default"},
+			{Kind: rbacv1.ServiceAccountKind, Name: "flow-tekton-sink", Namespace: "default"},
+		},
+	}
+	if diff := cmp.Diff(want.RoleRef, crb.RoleRef); diff != "" {
+		t.Errorf("roleRef (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff(want.Subjects, crb.Subjects); diff != "" {
+		t.Errorf("subjects (-want +got):\n%s", diff)
+	}
+	base := loadBase(t)
+	for _, s := range crb.Subjects {
+		find(t, base, "ServiceAccount", s.Name)
+	}
+}
+
 // envNames lists the environment variables config.Config reads.
 func envNames() map[string]bool {
 	names := map[string]bool{}
@@ -200,6 +237,8 @@ func TestSettings(t *testing.T) {
 		{"token in a ConfigMap", "ENGINE_TOKEN", "secret"},
 		{"invalid value", "DELETION_POLICY", "Sometimes"},
 		{"not a URL", "ENGINE_URL", "engine:7701"},
+		{"auth mode unknown", "AUTH", "oidc"},
+		{"allow list without auth", "AUTH_ALLOW", "flow:sender"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			data := map[string]string{}

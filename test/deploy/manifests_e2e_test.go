@@ -23,8 +23,8 @@ type manifestSet struct {
 }
 
 // renderSets renders every manifest the project deploys: the config/ base,
-// the base with the dead-letter Component, config/tekton, and the Knative
-// Services func deploy makes of the two func.yaml files.
+// the base with the dead-letter Component, config/tekton, config/auth, and
+// the Knative Services func deploy makes of the two func.yaml files.
 func renderSets(ctx context.Context, t *testing.T, e env) []manifestSet {
 	t.Helper()
 	render := func(dir string) []Document {
@@ -70,6 +70,7 @@ func renderSets(ctx context.Context, t *testing.T, e env) []manifestSet {
 		{name: "config", docs: render(configDir)},
 		{name: "config+dead-letter", docs: render(overlay)},
 		{name: "config/tekton", docs: render(filepath.Join(configDir, "tekton")), serverSide: true},
+		{name: "config/auth", docs: render(filepath.Join(configDir, "auth"))},
 		{name: "knative-services", docs: ksvcs},
 	}
 	// The dead-letter Component must change both Triggers.
@@ -175,6 +176,10 @@ func TestManifestsRejectMistakes(t *testing.T) {
 			"  name: flow-tekton-handler\nsubjects:", "subjects:", true, true},
 		{"rolebinding roleRef kind unknown", "config", "RoleBinding/flow-tekton-sink",
 			"  kind: Role\n", "  kind: Rolle\n", true, false},
+		{"clusterrolebinding subject without namespace", "config/auth", "ClusterRoleBinding/flow-tekton-auth-delegator",
+			"  namespace: default\n", "", true, false},
+		{"clusterrolebinding roleRef misspelt", "config/auth", "ClusterRoleBinding/flow-tekton-auth-delegator",
+			"roleRef:", "roleRf:", true, true},
 		{"serviceaccount field misspelt", "config", "ServiceAccount/flow-tekton-sink",
 			"metadata:", "automountServiceAccountTokn: false\nmetadata:", true, true},
 		{"configmap data misspelt", "config", "ConfigMap/flow-tekton-handler",

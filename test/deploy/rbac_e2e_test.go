@@ -5,6 +5,7 @@ package deploy
 import (
 	"context"
 	"fmt"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -13,10 +14,12 @@ import (
 	tektonclient "github.com/tektoncd/pipeline/pkg/client/clientset/versioned"
 	authenticationv1 "k8s.io/api/authentication/v1"
 	authorizationv1 "k8s.io/api/authorization/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
+	"sigs.k8s.io/yaml"
 )
 
 // access is one (verb, group, resource) a ServiceAccount may use.
@@ -54,6 +57,15 @@ var allowed = map[string][]access{
 	},
 }
 
+// allowedWithAuth is what config/auth adds for both functions, everywhere
+// (a ClusterRoleBinding of the built-in system:auth-delegator): reviewing
+// request tokens (AUTH=token), and the access reviews that ClusterRole
+// grants with it.
+var allowedWithAuth = []access{
+	{"create", "authentication.k8s.io", "tokenreviews"},
+	{"create", "authorization.k8s.io", "subjectaccessreviews"},
+}
+
 // matrix is every verb on every resource either function could plausibly
 // be given.
 func matrix() []access {
@@ -74,6 +86,10 @@ func matrix() []access {
 		{"", "events"},
 		{"rbac.authorization.k8s.io", "roles"},
 		{"rbac.authorization.k8s.io", "rolebindings"},
+		{"rbac.authorization.k8s.io", "clusterrolebindings"},
+		{"authentication.k8s.io", "tokenreviews"},
+		{"authorization.k8s.io", "subjectaccessreviews"},
+		{"authorization.k8s.io", "localsubjectaccessreviews"},
 	}
 	var m []access
 	for _, r := range resources {
@@ -130,17 +146,84 @@ func applyRBAC(ctx context.Context, t *testing.T, e env, ns string) {
 	}
 }
 
+// applyAuthRBAC applies config/auth's ClusterRoleBinding for the
+// ServiceAccounts of namespace ns (under a name of its own, as the
+// config/auth overlay would) and waits until the API server enforces it.
+func applyAuthRBAC(ctx context.Context, t *testing.T, e env, ns string) {
+	t.Helper()
+	out, err := Kustomize(ctx, e.kubectl, filepath.Join(configDir, "auth"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	docs, err := SplitDocuments(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(docs) != 1 || docs[0].Kind != "ClusterRoleBinding" {
+		t.Fatalf("config/auth renders %d documents, want one ClusterRoleBinding", len(docs))
+	}
+	var crb rbacv1.ClusterRoleBinding
+	if err := yaml.UnmarshalStrict(docs[0].YAML, &crb); err != nil {
+		t.Fatal(err)
+	}
+	crb.Name += "-" + ns
+	for i := range crb.Subjects {
+		crb.Subjects[i].Namespace = ns
+	}
+	admin, err := kubernetes.NewForConfig(e.c.RESTConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := admin.RbacV1().ClusterRoleBindings().Create(ctx, &crb, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = admin.RbacV1().ClusterRoleBindings().Delete(context.Background(), crb.Name, metav1.DeleteOptions{})
+	})
+	// The authorizer sees new bindings through a watch: wait for it.
+	for _, s := range crb.Subjects {
+		for {
+			ok, err := sar(ctx, admin, ns, s.Name, "", allowedWithAuth[0])
+			if err != nil {
+				t.Fatal(err)
+			}
+			if ok {
+				break
+			}
+			select {
+			case <-ctx.Done():
+				t.Fatalf("%s: the auth-delegator binding never took effect", s.Name)
+			case <-time.After(50 * time.Millisecond):
+			}
+		}
+	}
+}
+
 // TestRBAC applies config/'s RBAC to a namespace and asks the API server,
 // for each ServiceAccount, every verb on every resource of the matrix, in
-// its namespace, in another namespace and cluster-wide.
+// its namespace, in another namespace and cluster-wide; with config/auth,
+// the functions may review tokens (and access) everywhere and nothing else
+// changes.
 func TestRBAC(t *testing.T) {
 	t.Parallel()
+	for _, withAuth := range []bool{false, true} {
+		t.Run(map[bool]string{false: "AUTH=none", true: "AUTH=token"}[withAuth], func(t *testing.T) {
+			t.Parallel()
+			testRBAC(t, withAuth)
+		})
+	}
+}
+
+func testRBAC(t *testing.T, withAuth bool) {
 	e := setup(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	ns := e.c.Namespace(t)
 	other := e.c.Namespace(t)
 	applyRBAC(ctx, t, e, ns)
+	if withAuth {
+		applyAuthRBAC(ctx, t, e, ns)
+	}
 	cfg := e.c.RESTConfig()
 	cfg.QPS, cfg.Burst = 1000, 1000 // about a thousand reviews
 	kube, err := kubernetes.NewForConfig(cfg)
@@ -153,9 +236,15 @@ func TestRBAC(t *testing.T) {
 		for _, a := range allowed[sa] {
 			want[a] = true
 		}
+		everywhere := map[access]bool{}
+		if withAuth && sa != "default" {
+			for _, a := range allowedWithAuth {
+				everywhere[a] = true
+			}
+		}
 		for _, a := range matrix() {
 			for _, where := range []struct{ label, ns string }{{"own namespace", ns}, {"other namespace", other}, {"cluster-wide", ""}} {
-				wantAllowed := want[a] && where.ns == ns
+				wantAllowed := want[a] && where.ns == ns || everywhere[a]
 				got, err := sar(ctx, kube, ns, sa, where.ns, a)
 				if err != nil {
 					t.Fatal(err)
@@ -166,12 +255,34 @@ func TestRBAC(t *testing.T) {
 			}
 		}
 		// Every allowed row is in the matrix, so none goes unchecked.
-		for _, a := range allowed[sa] {
+		for _, a := range append(allowed[sa], allowedWithAuth...) {
 			if !containsAccess(matrix(), a) {
 				t.Errorf("%s: allowed %s is not in the matrix", sa, a)
 			}
 		}
 	}
+}
+
+// reviewToken reviews, as the client k, a token the admin requests for the
+// namespace's default ServiceAccount, and checks the answer.
+func reviewToken(ctx context.Context, k, admin kubernetes.Interface, ns string) error {
+	const aud = "serving.knative.dev/service/test/flow-tekton-handler"
+	tok, err := admin.CoreV1().ServiceAccounts(ns).CreateToken(ctx, "default", &authenticationv1.TokenRequest{
+		Spec: authenticationv1.TokenRequestSpec{Audiences: []string{aud}},
+	}, metav1.CreateOptions{})
+	if err != nil {
+		return fmt.Errorf("admin token request: %w", err)
+	}
+	r, err := k.AuthenticationV1().TokenReviews().Create(ctx, &authenticationv1.TokenReview{
+		Spec: authenticationv1.TokenReviewSpec{Token: tok.Status.Token, Audiences: []string{aud}},
+	}, metav1.CreateOptions{})
+	if err != nil {
+		return err
+	}
+	if want := "system:serviceaccount:" + ns + ":default"; !r.Status.Authenticated || r.Status.User.Username != want {
+		return fmt.Errorf("review %+v, want %s authenticated", r.Status, want)
+	}
+	return nil
 }
 
 func containsAccess(m []access, a access) bool {
@@ -193,6 +304,7 @@ func TestRBACWithTokens(t *testing.T) {
 	defer cancel()
 	ns := e.c.Namespace(t)
 	applyRBAC(ctx, t, e, ns)
+	applyAuthRBAC(ctx, t, e, ns)
 	admin, err := kubernetes.NewForConfig(e.c.RESTConfig())
 	if err != nil {
 		t.Fatal(err)
@@ -237,6 +349,16 @@ func TestRBACWithTokens(t *testing.T) {
 		{"flow-tekton-handler", "delete taskrun", func(ctx context.Context, _ kubernetes.Interface, tk tektonclient.Interface) error {
 			return tk.TektonV1().TaskRuns(ns).Delete(ctx, "rbac-probe", metav1.DeleteOptions{DryRun: dry})
 		}, false},
+		{"flow-tekton-handler", "review a token", func(ctx context.Context, k kubernetes.Interface, _ tektonclient.Interface) error {
+			return reviewToken(ctx, k, admin, ns)
+		}, true},
+		{"flow-tekton-handler", "mint a token", func(ctx context.Context, k kubernetes.Interface, _ tektonclient.Interface) error {
+			_, err := k.CoreV1().ServiceAccounts(ns).CreateToken(ctx, "flow-tekton-sink", &authenticationv1.TokenRequest{}, metav1.CreateOptions{})
+			return err
+		}, false},
+		{"flow-tekton-sink", "review a token", func(ctx context.Context, k kubernetes.Interface, _ tektonclient.Interface) error {
+			return reviewToken(ctx, k, admin, ns)
+		}, true},
 		{"flow-tekton-sink", "list taskruns", func(ctx context.Context, _ kubernetes.Interface, tk tektonclient.Interface) error {
 			_, err := tk.TektonV1().TaskRuns(ns).List(ctx, metav1.ListOptions{})
 			return err

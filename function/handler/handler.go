@@ -311,14 +311,28 @@ func (h *Handler) cancel(ctx context.Context, t *contract.TaskRun) (string, erro
 }
 
 // startWorkflowRun creates the run's workspace claims, then tells the Engine.
+// A claim the cluster refuses for good (a quota, an invalid class) does not
+// keep the run from starting: it is logged, and its tasks run without it.
 func (h *Handler) startWorkflowRun(ctx context.Context, w *contract.WorkflowRun) error {
 	pvcs, _ := tekton.PVCs(w, h.opts)
 	for _, pvc := range pvcs {
-		if _, err := h.kube.CreatePVC(ctx, pvc); err != nil {
+		_, err := h.kube.CreatePVC(ctx, pvc)
+		if errors.Is(err, kube.ErrRejected) {
+			h.log.WarnContext(ctx, "workspace claim refused; starting the run without it", "workflowrun", w.ID, "claim", pvc.Name, "error", err.Error())
+			continue
+		}
+		if err != nil {
 			return err
 		}
 	}
-	if err := h.engine.StartWorkflowRun(ctx, w.ID); err != nil {
+	err := h.engine.StartWorkflowRun(ctx, w.ID)
+	if engine.HasCode(err, engine.CodeWorkflowRunInvalidPhase) {
+		// Not pending any more: started by an earlier delivery of this
+		// event. Nothing is left to do.
+		h.log.InfoContext(ctx, "workflow run already started", "workflowrun", w.ID)
+		return nil
+	}
+	if err != nil {
 		return fmt.Errorf("engine start workflowrun %s: %w", w.ID, err)
 	}
 	return nil

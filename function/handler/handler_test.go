@@ -25,6 +25,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	k8sfake "k8s.io/client-go/kubernetes/fake"
 	k8stesting "k8s.io/client-go/testing"
+	"knative.dev/pkg/apis"
 
 	"github.com/boomerang-io/flow-tekton-handler/function/handler"
 	"github.com/boomerang-io/flow-tekton-handler/internal/engine"
@@ -535,6 +536,32 @@ func TestCancel(t *testing.T) {
 	}
 }
 
+// A cancel for a TaskRun that has finished changes nothing and is 200:
+// Tekton refuses any change to a finished TaskRun, and there is nothing to
+// stop.
+func TestCancelFinishedTaskRunIsANoOp(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	body := fixture(t, "engine-taskrun-completed-cancelled.json")
+	var doc struct {
+		Data struct{ ID string } `json:"data"`
+	}
+	if err := json.Unmarshal(body, &doc); err != nil {
+		t.Fatal(err)
+	}
+	tr := &pipelinev1.TaskRun{ObjectMeta: metav1.ObjectMeta{Name: tekton.TaskRunName("bmrg-flow", doc.Data.ID), Namespace: ns}}
+	tr.Status.SetCondition(&apis.Condition{Type: apis.ConditionSucceeded, Status: corev1.ConditionTrue, Reason: "Succeeded"})
+	if _, err := e.tekton.TektonV1().TaskRuns(ns).Create(context.Background(), tr, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if code, msg := e.structured(t, body); code != http.StatusOK {
+		t.Fatalf("cancel of a finished TaskRun: %d %s", code, msg)
+	}
+	if n := countActions(e.tekton.Actions(), "patch", "taskruns"); n != 0 {
+		t.Fatalf("%d patches of a finished TaskRun", n)
+	}
+}
+
 func TestWorkflowRunLifecycle(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
@@ -556,9 +583,13 @@ func TestWorkflowRunLifecycle(t *testing.T) {
 	if len(tr.Spec.Workspaces) != 1 || tr.Spec.Workspaces[0].PersistentVolumeClaim == nil || tr.Spec.Workspaces[0].PersistentVolumeClaim.ClaimName != pvcs[0].Name {
 		t.Fatalf("TaskRun workspaces %+v, want the claim %s", tr.Spec.Workspaces, pvcs[0].Name)
 	}
-	// Redelivery of the ready event: still one claim, start sent again is allowed but no second PVC.
-	if code, _ := e.structured(t, fixture(t, "engine-workflowrun-ready-with-workspace.json")); code != http.StatusOK {
-		t.Fatal(code)
+	// Redelivery of the ready event: still one claim; the Engine refuses
+	// the second start (1304, not pending), which means it is done: 200.
+	if code, msg := e.structured(t, fixture(t, "engine-workflowrun-ready-with-workspace.json")); code != http.StatusOK {
+		t.Fatal(code, msg)
+	}
+	if got := e.engine.CallsFor("65a1f0d9e4b0a1b2c3d4e601"); len(got) != 2 || got[1].Status != http.StatusBadRequest {
+		t.Fatalf("calls %v, want the second start refused with 400", got)
 	}
 	if n := len(e.pvcs(t)); n != 1 {
 		t.Fatalf("%d PVCs after redelivery", n)
@@ -575,6 +606,22 @@ func TestWorkflowRunLifecycle(t *testing.T) {
 	}
 	if strings.Index(kinds, "workflowrun-finalize") < strings.LastIndex(kinds, "workflowrun-start") {
 		t.Fatalf("finalize before start: %s", kinds)
+	}
+}
+
+// A workspace claim the apiserver refuses for good does not keep the run
+// from starting: the Engine is told, and the event is done.
+func TestRefusedClaimStillStartsTheRun(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.kube.PrependReactor("create", "persistentvolumeclaims", func(k8stesting.Action) (bool, runtime.Object, error) {
+		return true, nil, apierrors.NewInvalid(schema.GroupKind{Kind: "PersistentVolumeClaim"}, "x", nil)
+	})
+	if code, msg := e.structured(t, fixture(t, "engine-workflowrun-ready-with-workspace.json")); code != http.StatusOK {
+		t.Fatalf("status %d %s, want 200", code, msg)
+	}
+	if got := e.kinds(); len(got) != 1 || got[0] != "workflowrun-start 65a1f0d9e4b0a1b2c3d4e601" {
+		t.Fatalf("engine calls %v, want the run's start", got)
 	}
 }
 

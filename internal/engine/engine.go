@@ -126,8 +126,30 @@ func (r EndRequest) MarshalJSON() ([]byte, error) {
 // for 5xx, 408 and 429, and ErrRejected for every other code.
 type StatusError struct {
 	Code int
+	// EngineCode is the "code" of the Engine's error body
+	// (io.boomerang.error.RestErrorResponse), 0 when there is none.
+	EngineCode int
 	// Body is the start of the Engine's answer, at most 512 bytes.
 	Body string
+}
+
+// The Engine's own error codes (io.boomerang.error.BoomerangError) that the
+// functions act on.
+const (
+	// CodeWorkflowRunInvalidPhase: the workflow run is not pending, e.g.
+	// it was started already.
+	CodeWorkflowRunInvalidPhase = 1304
+	// CodeTaskRunInvalidRef: the Engine has no such task run.
+	CodeTaskRunInvalidRef = 1501
+	// CodeTaskRunInvalidEndStatus: an end status other than succeeded,
+	// failed or invalid.
+	CodeTaskRunInvalidEndStatus = 1505
+)
+
+// HasCode reports whether err is an Engine answer with the error code.
+func HasCode(err error, code int) bool {
+	var se *StatusError
+	return errors.As(err, &se) && se.EngineCode == code
 }
 
 func (e *StatusError) Error() string {
@@ -248,7 +270,7 @@ func (c *Client) attempt(ctx context.Context, path string, body []byte, timeout 
 		return 0, nil
 	}
 	head, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
-	serr := &StatusError{Code: resp.StatusCode, Body: clean(head)}
+	serr := &StatusError{Code: resp.StatusCode, EngineCode: engineCode(head), Body: clean(head)}
 	wait := time.Duration(-1)
 	if retryable(resp.StatusCode) {
 		if d, ok := retryAfter(resp.Header.Get("Retry-After"), c.now()); ok {
@@ -310,4 +332,15 @@ func clean(b []byte) string {
 	s := strings.ToValidUTF8(string(b), string(utf8.RuneError))
 	s = strings.Join(strings.Fields(s), " ")
 	return s
+}
+
+// engineCode reads the "code" of the Engine's JSON error body, or 0.
+func engineCode(body []byte) int {
+	var b struct {
+		Code int `json:"code"`
+	}
+	if json.Unmarshal(body, &b) != nil {
+		return 0
+	}
+	return b.Code
 }

@@ -300,11 +300,11 @@ func TestRetries(t *testing.T) {
 		},
 		{
 			name:      "400 is not retried",
-			answers:   []answer{{code: http.StatusBadRequest, body: `{"code":1505,"description":"TASKRUN_INVALID_END_STATUS","message":"Invalid end status"}`}},
+			answers:   []answer{{code: http.StatusBadRequest, body: `{"code":1505,"reason":"TASKRUN_INVALID_END_STATUS","message":"Invalid end status"}`}},
 			budget:    10 * time.Second,
 			wantErr:   ErrRejected,
 			wantCalls: 1,
-			wantInErr: `400 Bad Request: {"code":1505,"description":"TASKRUN_INVALID_END_STATUS"`,
+			wantInErr: `400 Bad Request: {"code":1505,"reason":"TASKRUN_INVALID_END_STATUS"`,
 		},
 		{
 			name:      "404 is not retried",
@@ -575,5 +575,33 @@ func TestRetryAfter(t *testing.T) {
 				t.Errorf("retryAfter(%q) = %s, %t; want %s, %t", tt.in, got, ok, tt.want, tt.ok)
 			}
 		})
+	}
+}
+
+// The Engine's own error code is read from its error body
+// (io.boomerang.error.RestErrorResponse), and only from there.
+func TestEngineCode(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name string
+		body string
+		want int
+	}{
+		{"workflow run not pending", `{"timestamp":"2026-12-02T10:00:00.000+00:00","code":1304,"reason":"WORKFLOWRUN_INVALID_PHASE","message":"Invalid WorkflowRun request.","status":"400 BAD_REQUEST"}`, CodeWorkflowRunInvalidPhase},
+		{"unknown task run", `{"code":1501,"reason":"TASKRUN_INVALID_REFERENCE"}`, CodeTaskRunInvalidRef},
+		{"not JSON", `Bad Request`, 0},
+		{"no code", `{"message":"x"}`, 0},
+	}
+	for _, tc := range cases {
+		s := newServer(t, answer{code: http.StatusBadRequest, body: tc.body})
+		c, _ := newClient(s.srv.URL, Options{})
+		err := c.StartWorkflowRun(t.Context(), "w")
+		var se *StatusError
+		if !errors.As(err, &se) || se.EngineCode != tc.want || (tc.want != 0 && !HasCode(err, tc.want)) {
+			t.Errorf("%s: %v, want engine code %d", tc.name, err, tc.want)
+		}
+	}
+	if HasCode(nil, CodeWorkflowRunInvalidPhase) {
+		t.Error("nil has a code")
 	}
 }

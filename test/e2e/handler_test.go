@@ -117,6 +117,28 @@ func TestCancelledTaskRun(t *testing.T) {
 	s.noViolations()
 }
 
+// A cancel that arrives after the TaskRun succeeded and was reported is a
+// no-op answered 200: Tekton's webhook refuses any change to a finished
+// TaskRun, and a 4xx would send the event to the Broker's dead letters.
+func TestCancelAfterEnd(t *testing.T) {
+	s := newStack(t, nil)
+	s.startSink()
+	s.mustPost(event(t, "engine-taskrun-custom-ready.json"))
+	s.waitEnd(customID, time.Minute)
+	s.mustPost(event(t, "engine-taskrun-completed-cancelled.json", func(d map[string]any) { d["id"] = customID }))
+	after, err := s.taskRun(name(customID))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after.Spec.Status != "" || after.Annotations["boomerang.io/cancelled"] != "" {
+		t.Fatalf("finished TaskRun changed by a late cancel: spec.status %q, annotations %v", after.Spec.Status, after.Annotations)
+	}
+	if st, reason, _ := condition(after); st != corev1.ConditionTrue {
+		t.Fatalf("condition %s %s after a late cancel, want True", st, reason)
+	}
+	s.noViolations()
+}
+
 // A workflowrun ready event makes the workspace claim that its tasks mount;
 // the completed event removes it; the Engine hears start and finalize.
 func TestWorkflowRunWorkspace(t *testing.T) {

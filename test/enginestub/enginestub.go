@@ -196,11 +196,13 @@ func (s *Server) Violations() []string {
 	return out
 }
 
-// errorBody is the Engine's error answer (io.boomerang.error.ErrorDetail).
+// errorBody is the Engine's error answer (io.boomerang.error.RestErrorResponse).
 type errorBody struct {
-	Code        int    `json:"code"`
-	Description string `json:"description"`
-	Message     string `json:"message"`
+	Timestamp time.Time `json:"timestamp"`
+	Code      int       `json:"code"`
+	Reason    string    `json:"reason"`
+	Message   string    `json:"message"`
+	Status    string    `json:"status"`
 }
 
 // answer is the status and body the stub sends back.
@@ -241,9 +243,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	a := check(&c, r, token)
 	s.mu.Lock()
 	if f, ok := s.fault(); ok {
-		a = answer{status: f, body: errorBody{Code: f, Description: "INJECTED_FAILURE", Message: "failure injected by the test"}}
+		a = answer{status: f, body: errorBody{Timestamp: time.Now(), Code: f, Reason: "INJECTED_FAILURE", Message: "failure injected by the test", Status: statusText(f)}}
 	} else if a.status == http.StatusOK {
-		s.apply(&c)
+		a = s.apply(&c)
 	}
 	c.Status = a.status
 	s.calls = append(s.calls, c)
@@ -280,8 +282,9 @@ func (s *Server) fault() (int, bool) {
 }
 
 // apply records the effect of an accepted call and the violations that
-// depend on earlier calls. s.mu is held.
-func (s *Server) apply(c *Call) {
+// depend on earlier calls, and returns the answer, which may be the
+// Engine's refusal of a call its state does not allow. s.mu is held.
+func (s *Server) apply(c *Call) answer {
 	switch c.Kind {
 	case KindTaskRunStart:
 		key := "taskrun/" + c.ID
@@ -302,10 +305,22 @@ func (s *Server) apply(c *Call) {
 		}
 		s.ended[key] = true
 	case KindWorkflowRunStart:
+		// The Engine starts a workflow run only in phase pending
+		// (WorkflowExecutionService): a second start is refused.
+		if s.started["workflowrun/"+c.ID] {
+			return answer{status: http.StatusBadRequest, body: errorBody{Timestamp: time.Now(), Code: 1304, Reason: "WORKFLOWRUN_INVALID_PHASE",
+				Message: "Invalid WorkflowRun request. WorkflowRun is not in the correct phase. Current: running, Needed: pending.", Status: statusText(http.StatusBadRequest)}}
+		}
 		s.started["workflowrun/"+c.ID] = true
 	case KindWorkflowRunFinalize:
 		s.ended["workflowrun/"+c.ID] = true
 	}
+	return answer{status: http.StatusOK}
+}
+
+// statusText is Spring's rendering of an HTTP status, e.g. "400 BAD_REQUEST".
+func statusText(code int) string {
+	return fmt.Sprintf("%d %s", code, strings.ToUpper(strings.ReplaceAll(http.StatusText(code), " ", "_")))
 }
 
 // route finds the kind and id of an escaped path.
@@ -338,7 +353,7 @@ func check(c *Call, r *http.Request, token string) answer {
 	reject := func(status, code int, desc, format string, args ...any) answer {
 		msg := fmt.Sprintf(format, args...)
 		bad(msg)
-		return answer{status: status, body: errorBody{Code: code, Description: desc, Message: msg}}
+		return answer{status: status, body: errorBody{Timestamp: time.Now(), Code: code, Reason: desc, Message: msg, Status: statusText(status)}}
 	}
 	if token != "" && r.Header.Get("Authorization") != "Bearer "+token {
 		return reject(http.StatusUnauthorized, 403, "PERMISSION_DENIED", "missing or wrong bearer token")

@@ -206,7 +206,7 @@ func TestViolations(t *testing.T) {
 			reqs:      []req{put(startPath, `{}`), put(endPath, `{"status":"cancelled","results":[],"statusMessage":"x"}`)},
 			wantCodes: []int{200, 400},
 			wantViol:  `end status "cancelled"`,
-			wantBody:  `"description":"TASKRUN_INVALID_END_STATUS"`,
+			wantBody:  `"reason":"TASKRUN_INVALID_END_STATUS"`,
 		},
 		{
 			name:      "end status timedout is refused",

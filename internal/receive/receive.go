@@ -81,6 +81,9 @@ func (s *server) accept(w http.ResponseWriter, r *http.Request) (*event.Event, e
 	}
 	if s.o.Authorize != nil {
 		if err := s.o.Authorize(r); err != nil {
+			if status.Code(err) == http.StatusUnauthorized {
+				w.Header().Set("WWW-Authenticate", "Bearer") // RFC 6750
+			}
 			return nil, err
 		}
 	}

@@ -75,6 +75,12 @@ func TestFrontDoor(t *testing.T) {
 			if w.Code != tc.wantCode {
 				t.Fatalf("answered %d %q, want %d", w.Code, w.Body, tc.wantCode)
 			}
+			if auth := w.Header().Get("WWW-Authenticate"); (w.Code == http.StatusUnauthorized) != (auth == "Bearer") {
+				t.Errorf("answered %d with WWW-Authenticate %q", w.Code, auth)
+			}
+			if allow := w.Header().Get("Allow"); (w.Code == http.StatusMethodNotAllowed) != (allow == http.MethodPost) {
+				t.Errorf("answered %d with Allow %q", w.Code, allow)
+			}
 			if (got != nil) != tc.wantRole {
 				t.Fatalf("role called: %v, want %v", got != nil, tc.wantRole)
 			}

@@ -325,6 +325,44 @@ func TestEngineDownThenSweep(t *testing.T) {
 	}
 }
 
+// Only the Engine's own refusal (400) is final: the TaskRun is marked
+// rejected and never sent again. Any other answer (a token or URL to fix)
+// leaves it unmarked, answered 503, for a later sweep.
+func TestOnlyTheEnginesRefusalIsFinal(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		code     int
+		wantMark string
+		wantHTTP int
+	}{
+		{http.StatusBadRequest, "rejected", http.StatusUnprocessableEntity},
+		{http.StatusUnauthorized, "", http.StatusServiceUnavailable},
+		{http.StatusForbidden, "", http.StatusServiceUnavailable},
+		{http.StatusNotFound, "", http.StatusServiceUnavailable},
+		{http.StatusConflict, "", http.StatusServiceUnavailable},
+	}
+	for _, tc := range cases {
+		t.Run(http.StatusText(tc.code), func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t, "Never")
+			_, data := tektonEvent(t, "tekton-taskrun-successful-two-results.json")
+			tr := e.seed(t, data)
+			e.engine.FailFor(time.Hour, tc.code)
+			if code := e.send(t, "dev.tekton.event.taskrun.successful.v1", tr.Name, data); code != tc.wantHTTP {
+				t.Fatalf("status %d, want %d", code, tc.wantHTTP)
+			}
+			if mark := e.get(t, tr.Name).Labels["boomerang.io/reported"]; mark != tc.wantMark {
+				t.Fatalf("marked %q, want %q", mark, tc.wantMark)
+			}
+			e.engine.FailFor(0, 0)
+			n, err := e.sink.Sweep(context.Background())
+			if want := map[bool]int{true: 0, false: 1}[tc.wantMark != ""]; err != nil || n != want {
+				t.Fatalf("sweep after the Engine recovered reported %d (%v), want %d", n, err, want)
+			}
+		})
+	}
+}
+
 func TestSweepEvent(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, "Never")

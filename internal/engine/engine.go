@@ -28,13 +28,15 @@ const (
 	StatusFailed    = "failed"
 )
 
-// ErrRejected marks a request the Engine refused for good: a 4xx answer
-// other than 408 and 429. Sending it again cannot help.
+// ErrRejected marks a request the Engine refused for good: its validation
+// refusals, all answered 400 (io.boomerang.error.BoomerangError). Sending
+// it again cannot help.
 var ErrRejected = errors.New("engine rejected the request")
 
-// ErrUnavailable marks a request that did not get through within the retry
-// budget: network errors, timeouts, 5xx, 408 or 429. A later delivery may
-// succeed.
+// ErrUnavailable marks a request that did not get through: network errors,
+// timeouts, 5xx, 408 and 429 after the retry budget, and at once every
+// other answer that is not the Engine's own refusal (401, 403, 404, a
+// redirect: a token or URL to fix). A later delivery or sweep may succeed.
 var ErrUnavailable = errors.New("engine unavailable")
 
 const (
@@ -122,8 +124,8 @@ func (r EndRequest) MarshalJSON() ([]byte, error) {
 	return json.Marshal(plain(r))
 }
 
-// StatusError is a non-2xx answer of the Engine. It matches ErrUnavailable
-// for 5xx, 408 and 429, and ErrRejected for every other code.
+// StatusError is a non-2xx answer of the Engine. It matches ErrRejected for
+// 400, the Engine's refusals, and ErrUnavailable for every other code.
 type StatusError struct {
 	Code int
 	// EngineCode is the "code" of the Engine's error body
@@ -164,13 +166,15 @@ func (e *StatusError) Error() string {
 func (e *StatusError) Is(target error) bool {
 	switch target {
 	case ErrUnavailable:
-		return retryable(e.Code)
+		return e.Code != http.StatusBadRequest
 	case ErrRejected:
-		return !retryable(e.Code)
+		return e.Code == http.StatusBadRequest
 	}
 	return false
 }
 
+// retryable reports whether an answer is worth another attempt within the
+// budget; the others end the call at once.
 func retryable(code int) bool {
 	return code >= 500 || code == http.StatusRequestTimeout || code == http.StatusTooManyRequests
 }
@@ -226,7 +230,8 @@ func (c *Client) put(ctx context.Context, kind, id, verb string, body []byte) er
 			return nil
 		}
 		last = err
-		if errors.Is(err, ErrRejected) {
+		var serr *StatusError
+		if errors.As(err, &serr) && !retryable(serr.Code) || errors.Is(err, ErrRejected) {
 			return fmt.Errorf("PUT %s: %w", path, err)
 		}
 		if ctx.Err() != nil {

@@ -221,11 +221,13 @@ func TestToken(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			s := newServer(t, answer{code: http.StatusUnauthorized, body: `{"code":403,"description":"PERMISSION_DENIED"}`})
+			s := newServer(t, answer{code: http.StatusUnauthorized, body: `{"code":403,"reason":"PERMISSION_DENIED"}`})
 			c, _ := newClient(s.srv.URL, Options{Token: tt.token})
 			err := c.StartTaskRun(t.Context(), "x")
-			if !errors.Is(err, ErrRejected) {
-				t.Fatalf("err %v, want ErrRejected", err)
+			// A token to fix, not a refusal of the task: not final, and not
+			// retried within the call either.
+			if !errors.Is(err, ErrUnavailable) || errors.Is(err, ErrRejected) {
+				t.Fatalf("err %v, want ErrUnavailable", err)
 			}
 			if tt.token != "" && strings.Contains(err.Error(), tt.token) {
 				t.Errorf("error shows the token: %v", err)
@@ -307,17 +309,17 @@ func TestRetries(t *testing.T) {
 			wantInErr: `400 Bad Request: {"code":1505,"reason":"TASKRUN_INVALID_END_STATUS"`,
 		},
 		{
-			name:      "404 is not retried",
+			name:      "404 is not retried, and not final",
 			answers:   []answer{{code: http.StatusNotFound}},
 			budget:    10 * time.Second,
-			wantErr:   ErrRejected,
+			wantErr:   ErrUnavailable,
 			wantCalls: 1,
 		},
 		{
-			name:      "redirect is not followed",
+			name:      "redirect is not followed, and not final",
 			answers:   []answer{{code: http.StatusMovedPermanently}},
 			budget:    10 * time.Second,
-			wantErr:   ErrRejected,
+			wantErr:   ErrUnavailable,
 			wantCalls: 1,
 		},
 		{

@@ -368,8 +368,9 @@ func TestRequireToken(t *testing.T) {
 	s := start(t)
 	s.RequireToken("s3cret")
 	err := client(s).StartTaskRun(t.Context(), "t1")
-	if !errors.Is(err, engine.ErrRejected) {
-		t.Fatalf("err %v, want ErrRejected for a missing token", err)
+	var se *engine.StatusError
+	if !errors.As(err, &se) || se.Code != http.StatusUnauthorized {
+		t.Fatalf("err %v, want 401 for a missing token", err)
 	}
 	ok := engine.New(engine.Options{BaseURL: s.URL(), Token: "s3cret"})
 	if err := ok.StartTaskRun(t.Context(), "t1"); err != nil {

@@ -32,13 +32,14 @@ const (
 	binKwok             = "kwok"
 	binTektonController = "tekton-controller"
 	binTektonEvents     = "tekton-events"
+	binTektonWebhook    = "tekton-webhook"
 )
 
 // buildRevision names the build recipe; bump it when the recipe changes in a
 // way the versions do not show.
 const buildRevision = "r1"
 
-// mainsFS holds the sources of our two Tekton programs. They are text files
+// mainsFS holds the sources of our three Tekton programs. They are text files
 // so that the repository's `go build ./...` does not compile them (they need
 // a module that requires Tekton's full dependency tree).
 //
@@ -131,7 +132,7 @@ func build(ctx context.Context, dir string, progress io.Writer) error {
 		{"etcd", buildEtcd},
 		{"kube-apiserver, kube-scheduler, kubectl", buildKubernetes},
 		{"kwok", buildKwok},
-		{"tekton-controller, tekton-events", buildTekton},
+		{"tekton-controller, tekton-events, tekton-webhook", buildTekton},
 	}
 	for _, s := range steps {
 		t := time.Now()
@@ -145,7 +146,7 @@ func build(ctx context.Context, dir string, progress io.Writer) error {
 		}
 		fmt.Fprintf(progress, "cluster build: %s done in %s (total %s)\n", s.name, since(t), since(start))
 	}
-	for _, b := range []string{binEtcd, binAPIServer, binScheduler, binKubectl, binKwok, binTektonController, binTektonEvents} {
+	for _, b := range []string{binEtcd, binAPIServer, binScheduler, binKubectl, binKwok, binTektonController, binTektonEvents, binTektonWebhook} {
 		if _, err := os.Stat(filepath.Join(dir, b)); err != nil {
 			return fmt.Errorf("missing program: %w", err)
 		}
@@ -255,11 +256,19 @@ func buildKwok(ctx context.Context, work, bin string) error {
 	return nil
 }
 
-// buildTekton builds our two Tekton programs and copies the Tekton module's
+// tektonPrograms maps each of our Tekton programs to its main file in
+// mains/; each is built from it and mains/run.go.txt.
+var tektonPrograms = map[string]string{
+	binTektonController: "controller.go.txt",
+	binTektonEvents:     "events.go.txt",
+	binTektonWebhook:    "webhook.go.txt",
+}
+
+// buildTekton builds our Tekton programs and copies the Tekton module's
 // config (namespace, CRDs, config-*.yaml ConfigMaps) into bin.
 func buildTekton(ctx context.Context, work, bin string) error {
 	files := map[string]string{}
-	for prog, main := range map[string]string{binTektonController: "controller.go.txt", binTektonEvents: "events.go.txt"} {
+	for prog, main := range tektonPrograms {
 		for dst, src := range map[string]string{"main.go": main, "run.go": "run.go.txt"} {
 			b, err := mainsFS.ReadFile("mains/" + src)
 			if err != nil {
@@ -272,7 +281,7 @@ func buildTekton(ctx context.Context, work, bin string) error {
 	if err := writeModule(ctx, work, gomod, files); err != nil {
 		return err
 	}
-	for _, prog := range []string{binTektonController, binTektonEvents} {
+	for prog := range tektonPrograms {
 		if _, err := goOutput(ctx, work, "build", "-trimpath", "-o", filepath.Join(bin, prog), "./cmd/"+prog); err != nil {
 			return err
 		}

@@ -1,9 +1,11 @@
 // Package cluster runs a real, local Kubernetes control plane with Tekton
 // for end-to-end tests: etcd, kube-apiserver, kube-scheduler, kwok (a fake
-// node whose pods complete by themselves), Tekton Pipelines' controller and
-// events controller, with Tekton's CRDs and ConfigMaps applied. Everything
-// is built from Go modules (see Build) and listens on 127.0.0.1 only, on
-// free ports, so several stacks can run side by side.
+// node whose pods complete by themselves), Tekton Pipelines' controller,
+// events controller and admission webhook (defaulting, validation and
+// conversion of every Tekton object, as in production), with Tekton's CRDs
+// and ConfigMaps applied. Everything is built from Go modules (see Build)
+// and listens on 127.0.0.1 only, on free ports, so several stacks can run
+// side by side.
 //
 // Pods never run: kwok makes them Running, then Succeeded, or Failed when
 // the pod has the label ktest.dev/outcome=fail. The pod annotation
@@ -104,7 +106,8 @@ type Cluster struct {
 }
 
 // Start builds the programs if needed and starts the control plane, and
-// returns once Tekton's controllers have synced their informers (about ten
+// returns once Tekton's controllers have synced their informers and the API
+// server sends Tekton's objects through Tekton's webhook (about ten
 // seconds). On error, whatever was started is stopped again.
 func Start(ctx context.Context, opts Options) (*Cluster, error) {
 	progress := opts.Progress
@@ -151,11 +154,11 @@ func (c *Cluster) start(ctx context.Context, opts Options, progress io.Writer) e
 	if err := os.WriteFile(filepath.Join(c.runDir, pidsFile), nil, 0o644); err != nil {
 		return err
 	}
-	ports, err := freePorts(5)
+	ports, err := freePorts(6)
 	if err != nil {
 		return err
 	}
-	etcdPort, peerPort, apiPort, schedPort, kwokPort := ports[0], ports[1], ports[2], ports[3], ports[4]
+	etcdPort, peerPort, apiPort, schedPort, kwokPort, webhookPort := ports[0], ports[1], ports[2], ports[3], ports[4], ports[5]
 	pkiDir := filepath.Join(c.runDir, runPKI)
 	keys, err := writePKI(pkiDir, opts.Users, time.Now())
 	if err != nil {
@@ -163,6 +166,8 @@ func (c *Cluster) start(ctx context.Context, opts Options, progress io.Writer) e
 	}
 	c.host = "https://127.0.0.1:" + strconv.Itoa(apiPort)
 	c.caPEM, c.tokens = keys.caPEM, keys.tokens
+	webhookAddr := "127.0.0.1:" + strconv.Itoa(webhookPort)
+	wh := webhookServer{url: "https://" + webhookAddr, caPEM: keys.caPEM}
 	kubeconfig := c.Kubeconfig()
 	if err := writeKubeconfig(kubeconfig, c.host, c.caPEM, c.tokens[adminUser]); err != nil {
 		return err
@@ -202,7 +207,7 @@ func (c *Cluster) start(ctx context.Context, opts Options, progress io.Writer) e
 		"--tls-cert-file="+filepath.Join(pkiDir, pkiServerCert), "--tls-private-key-file="+filepath.Join(pkiDir, pkiServerKey),
 		"--client-ca-file="+filepath.Join(pkiDir, pkiCACert),
 		"--token-auth-file="+filepath.Join(pkiDir, pkiTokens), "--authorization-mode=Node,RBAC",
-		"--service-account-issuer=https://kubernetes.default.svc",
+		"--service-account-issuer="+Issuer,
 		"--service-account-key-file="+filepath.Join(pkiDir, pkiSAPub),
 		"--service-account-signing-key-file="+filepath.Join(pkiDir, pkiSAKey),
 		"--service-cluster-ip-range=10.96.0.0/16", "--endpoint-reconciler-type=none",
@@ -254,7 +259,7 @@ func (c *Cluster) start(ctx context.Context, opts Options, progress io.Writer) e
 	if err != nil {
 		return err
 	}
-	objs, err := readTektonObjects(files, opts.EventsSink)
+	objs, err := readTektonObjects(files, opts.EventsSink, wh)
 	if err != nil {
 		return err
 	}
@@ -262,6 +267,17 @@ func (c *Cluster) start(ctx context.Context, opts Options, progress io.Writer) e
 		return err
 	}
 	step("tekton CRDs and ConfigMaps applied")
+	// Tekton's webhook reads the ConfigMaps just applied when it starts;
+	// it is in the API server's path once webhookServing says so (below).
+	webhook, err := c.run(binTektonWebhook, append(tektonEnv(), "CONFIG_LEADERELECTION_NAME=config-leader-election-webhook"),
+		"-kubeconfig="+kubeconfig, "-addr="+webhookAddr,
+		"-tls-cert-file="+filepath.Join(pkiDir, pkiWebhookCert), "-tls-private-key-file="+filepath.Join(pkiDir, pkiWebhookKey))
+	if err != nil {
+		return err
+	}
+	if err := registerWebhooks(ctx, c.kube, wh); err != nil {
+		return err
+	}
 	insecure := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{
 		TLSClientConfig: &tls.Config{InsecureSkipVerify: true}, // the scheduler's self-signed loopback cert
 	}}
@@ -309,7 +325,12 @@ func (c *Cluster) start(ctx context.Context, opts Options, progress io.Writer) e
 			return err
 		}
 	}
-	step("tekton controller and events controller ready")
+	if err := waitFor(ctx, binTektonWebhook, webhook, time.Minute, func(ctx context.Context) (bool, error) {
+		return webhookServing(ctx, dyn)
+	}); err != nil {
+		return err
+	}
+	step("tekton controller, events controller and webhook ready")
 	return nil
 }
 

@@ -256,16 +256,16 @@ func TestRBAC(t *testing.T) {
 }
 
 // TestListeners checks that every listening socket of the stack is on
-// 127.0.0.1 and that Tekton's programs listen on nothing. It logs each
-// program's resident memory.
+// 127.0.0.1 and that Tekton's programs listen on nothing but the webhook's
+// one HTTPS port. It logs each program's resident memory.
 func TestListeners(t *testing.T) {
 	c := cluster.ForTest(t)
 	procs, err := cluster.Processes(c.RunDir())
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(procs) != 6 {
-		t.Errorf("%d processes, want 6: %v", len(procs), procs)
+	if len(procs) != 7 {
+		t.Errorf("%d processes, want 7: %v", len(procs), procs)
 	}
 	listeners, err := listening()
 	if err != nil {
@@ -282,7 +282,10 @@ func TestListeners(t *testing.T) {
 				t.Errorf("%s listens on %s", p.Name, a)
 			}
 		}
-		if strings.HasPrefix(p.Name, "tekton-") && len(addrs) > 0 {
+		switch {
+		case p.Name == "tekton-webhook" && len(addrs) != 1:
+			t.Errorf("%s listens on %v, want one address", p.Name, addrs)
+		case p.Name != "tekton-webhook" && strings.HasPrefix(p.Name, "tekton-") && len(addrs) > 0:
 			t.Errorf("%s listens on %v, want nothing", p.Name, addrs)
 		}
 		rss := rssKB(p.PID)
@@ -325,7 +328,7 @@ func TestInterrupt(t *testing.T) {
 				return err == nil
 			})
 			t.Logf("helper cluster ready in %s", time.Since(start).Round(time.Millisecond))
-			procs := running(t, dir, 6)
+			procs := running(t, dir, 7)
 			if err := cmd.Process.Signal(sig); err != nil {
 				t.Fatal(err)
 			}
@@ -362,7 +365,7 @@ func TestInterrupt(t *testing.T) {
 		if stdout.String() != want {
 			t.Errorf("up printed %q, want %q", stdout.String(), want)
 		}
-		procs := running(t, run, 6)
+		procs := running(t, run, 7)
 		cfg, err := clientcmd.BuildConfigFromFlags("", filepath.Join(run, "admin.kubeconfig"))
 		if err != nil {
 			t.Fatal(err)

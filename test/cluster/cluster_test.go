@@ -59,6 +59,14 @@ func TestWritePKI(t *testing.T) {
 	if !srvKey.(*ecdsa.PrivateKey).PublicKey.Equal(srv.PublicKey) {
 		t.Error("apiserver key does not match its certificate")
 	}
+	wh := readCert(t, filepath.Join(dir, pkiWebhookCert))
+	if _, err := wh.Verify(x509.VerifyOptions{DNSName: "127.0.0.1", Roots: roots, CurrentTime: now,
+		KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}); err != nil {
+		t.Errorf("tekton-webhook certificate for 127.0.0.1: %v", err)
+	}
+	if !readKey(t, filepath.Join(dir, pkiWebhookKey)).(*ecdsa.PrivateKey).PublicKey.Equal(wh.PublicKey) {
+		t.Error("tekton-webhook key does not match its certificate")
+	}
 
 	saKey := readKey(t, filepath.Join(dir, pkiSAKey)).(*rsa.PrivateKey)
 	block, _ := pem.Decode(mustRead(t, filepath.Join(dir, pkiSAPub)))
@@ -444,15 +452,18 @@ spec:
   conversion:
     strategy: Webhook
     webhook:
+      conversionReviewVersions: ["v1beta1", "v1"]
       clientConfig:
         service: {name: tekton-pipelines-webhook, namespace: tekton-pipelines}
 `
+	plainCRD := "apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nmetadata:\n  name: customruns.tekton.dev\nspec:\n  group: tekton.dev\n"
 	events := "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: config-events\n  namespace: tekton-pipelines\ndata:\n  _example: x\n"
 	obs := "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: config-observability\n  namespace: tekton-pipelines\ndata:\n  metrics-protocol: prometheus\n"
 	other := "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: feature-flags\n  namespace: tekton-pipelines\n"
 	comments := "# only a comment\n"
 
-	objs, err := tektonObjects([][]byte{[]byte(namespace), []byte(crd), []byte(comments), []byte(events), []byte(obs), []byte(other)}, "http://127.0.0.1:1234")
+	wh := webhookServer{url: "https://127.0.0.1:4321", caPEM: []byte("CA")}
+	objs, err := tektonObjects([][]byte{[]byte(namespace), []byte(crd), []byte(plainCRD), []byte(comments), []byte(events), []byte(obs), []byte(other)}, "http://127.0.0.1:1234", wh)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -463,7 +474,7 @@ spec:
 		got[o.GetName()] = o.Object
 	}
 	wantNames := []string{"Namespace/tekton-pipelines", "CustomResourceDefinition/tasks.tekton.dev",
-		"ConfigMap/config-events", "ConfigMap/config-observability", "ConfigMap/feature-flags"}
+		"CustomResourceDefinition/customruns.tekton.dev", "ConfigMap/config-events", "ConfigMap/config-observability", "ConfigMap/feature-flags"}
 	if diff := cmp.Diff(wantNames, names); diff != "" {
 		t.Errorf("objects (-want +got):\n%s", diff)
 	}
@@ -471,7 +482,18 @@ spec:
 		"tasks.tekton.dev": map[string]any{
 			"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
 			"metadata": map[string]any{"name": "tasks.tekton.dev"},
-			"spec":     map[string]any{"group": "tekton.dev", "conversion": map[string]any{"strategy": "None"}},
+			"spec": map[string]any{"group": "tekton.dev", "conversion": map[string]any{
+				"strategy": "Webhook",
+				"webhook": map[string]any{
+					"conversionReviewVersions": []any{"v1beta1", "v1"},
+					"clientConfig":             map[string]any{"url": "https://127.0.0.1:4321/resource-conversion", "caBundle": "Q0E="},
+				},
+			}},
+		},
+		"customruns.tekton.dev": map[string]any{
+			"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+			"metadata": map[string]any{"name": "customruns.tekton.dev"},
+			"spec":     map[string]any{"group": "tekton.dev"},
 		},
 		"config-events": map[string]any{
 			"apiVersion": "v1", "kind": "ConfigMap",
@@ -506,7 +528,7 @@ spec:
 			for _, d := range tc.docs {
 				docs = append(docs, []byte(d))
 			}
-			if _, err := tektonObjects(docs, ""); err == nil {
+			if _, err := tektonObjects(docs, "", webhookServer{}); err == nil {
 				t.Error("tektonObjects succeeded")
 			}
 		})

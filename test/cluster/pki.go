@@ -24,13 +24,15 @@ const adminUser = "admin"
 
 // Files of a PKI directory written by writePKI.
 const (
-	pkiCACert     = "ca.crt"
-	pkiCAKey      = "ca.key"
-	pkiServerCert = "apiserver.crt"
-	pkiServerKey  = "apiserver.key"
-	pkiSAKey      = "sa.key"
-	pkiSAPub      = "sa.pub"
-	pkiTokens     = "tokens.csv"
+	pkiCACert      = "ca.crt"
+	pkiCAKey       = "ca.key"
+	pkiServerCert  = "apiserver.crt"
+	pkiServerKey   = "apiserver.key"
+	pkiWebhookCert = "tekton-webhook.crt"
+	pkiWebhookKey  = "tekton-webhook.key"
+	pkiSAKey       = "sa.key"
+	pkiSAPub       = "sa.pub"
+	pkiTokens      = "tokens.csv"
 )
 
 // pki is what the apiserver and its clients share.
@@ -40,9 +42,10 @@ type pki struct {
 }
 
 // writePKI writes a fresh CA, an apiserver serving certificate (SANs
-// 127.0.0.1, localhost, kubernetes.default.svc), a service-account RSA key
-// pair and a static token file into dir. users maps each extra token user
-// to its groups; the admin user is always there, in system:masters.
+// 127.0.0.1, localhost, kubernetes.default.svc), a serving certificate for
+// Tekton's webhook (SAN 127.0.0.1), a service-account RSA key pair and a
+// static token file into dir. users maps each extra token user to its
+// groups; the admin user is always there, in system:masters.
 func writePKI(dir string, users map[string][]string, now time.Time) (*pki, error) {
 	for u, gs := range users {
 		if u == adminUser {
@@ -79,23 +82,13 @@ func writePKI(dir string, users map[string][]string, now time.Time) (*pki, error
 		return nil, err
 	}
 
-	srvKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return nil, err
-	}
-	srvTmpl := &x509.Certificate{
-		SerialNumber: serial(),
-		Subject:      pkix.Name{CommonName: "kube-apiserver"},
-		NotBefore:    now.Add(-time.Hour),
-		NotAfter:     now.Add(30 * 24 * time.Hour),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
-		DNSNames:     []string{"localhost", "kubernetes.default.svc"},
-	}
-	srvDER, err := x509.CreateCertificate(rand.Reader, srvTmpl, ca, &srvKey.PublicKey, caKey)
+	srvDER, srvKeyDER, err := servingCert(ca, caKey, "kube-apiserver", now, "localhost", "kubernetes.default.svc")
 	if err != nil {
 		return nil, fmt.Errorf("create apiserver certificate: %w", err)
+	}
+	whDER, whKeyDER, err := servingCert(ca, caKey, "tekton-webhook", now)
+	if err != nil {
+		return nil, fmt.Errorf("create tekton-webhook certificate: %w", err)
 	}
 
 	saKey, err := rsa.GenerateKey(rand.Reader, 2048)
@@ -120,19 +113,17 @@ func writePKI(dir string, users map[string][]string, now time.Time) (*pki, error
 	if err != nil {
 		return nil, err
 	}
-	srvKeyDER, err := x509.MarshalECPrivateKey(srvKey)
-	if err != nil {
-		return nil, err
-	}
 	caPEM := pemBlock("CERTIFICATE", caDER)
 	files := map[string][]byte{
-		pkiCACert:     caPEM,
-		pkiCAKey:      pemBlock("EC PRIVATE KEY", caKeyDER),
-		pkiServerCert: pemBlock("CERTIFICATE", srvDER),
-		pkiServerKey:  pemBlock("EC PRIVATE KEY", srvKeyDER),
-		pkiSAKey:      pemBlock("RSA PRIVATE KEY", x509.MarshalPKCS1PrivateKey(saKey)),
-		pkiSAPub:      pemBlock("PUBLIC KEY", saPub),
-		pkiTokens:     []byte(tokenFile(tokens, groups)),
+		pkiCACert:      caPEM,
+		pkiCAKey:       pemBlock("EC PRIVATE KEY", caKeyDER),
+		pkiServerCert:  pemBlock("CERTIFICATE", srvDER),
+		pkiServerKey:   pemBlock("EC PRIVATE KEY", srvKeyDER),
+		pkiWebhookCert: pemBlock("CERTIFICATE", whDER),
+		pkiWebhookKey:  pemBlock("EC PRIVATE KEY", whKeyDER),
+		pkiSAKey:       pemBlock("RSA PRIVATE KEY", x509.MarshalPKCS1PrivateKey(saKey)),
+		pkiSAPub:       pemBlock("PUBLIC KEY", saPub),
+		pkiTokens:      []byte(tokenFile(tokens, groups)),
 	}
 	for name, b := range files {
 		if err := os.WriteFile(filepath.Join(dir, name), b, 0o600); err != nil {
@@ -140,6 +131,32 @@ func writePKI(dir string, users map[string][]string, now time.Time) (*pki, error
 		}
 	}
 	return &pki{caPEM: caPEM, tokens: tokens}, nil
+}
+
+// servingCert returns a new serving certificate signed by ca for 127.0.0.1
+// and dnsNames, and its EC private key, both DER.
+func servingCert(ca *x509.Certificate, caKey *ecdsa.PrivateKey, cn string, now time.Time, dnsNames ...string) (cert, key []byte, err error) {
+	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, nil, err
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: serial(),
+		Subject:      pkix.Name{CommonName: cn},
+		NotBefore:    now.Add(-time.Hour),
+		NotAfter:     now.Add(30 * 24 * time.Hour),
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
+		DNSNames:     dnsNames,
+	}
+	if cert, err = x509.CreateCertificate(rand.Reader, tmpl, ca, &k.PublicKey, caKey); err != nil {
+		return nil, nil, err
+	}
+	if key, err = x509.MarshalECPrivateKey(k); err != nil {
+		return nil, nil, err
+	}
+	return cert, key, nil
 }
 
 // tokenFile renders kube-apiserver's --token-auth-file: one line

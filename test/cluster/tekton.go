@@ -54,7 +54,7 @@ func tektonFiles(binDir string) ([]string, error) {
 }
 
 // readTektonObjects reads files and prepares them with tektonObjects.
-func readTektonObjects(files []string, sink string) ([]*unstructured.Unstructured, error) {
+func readTektonObjects(files []string, sink string, wh webhookServer) ([]*unstructured.Unstructured, error) {
 	var docs [][]byte
 	for _, f := range files {
 		b, err := os.ReadFile(f)
@@ -67,14 +67,14 @@ func readTektonObjects(files []string, sink string) ([]*unstructured.Unstructure
 		}
 		docs = append(docs, d...)
 	}
-	return tektonObjects(docs, sink)
+	return tektonObjects(docs, sink, wh)
 }
 
 // tektonObjects turns Tekton's config YAML documents into the objects to
-// apply: CRDs get `conversion: {strategy: None}` (no conversion webhook runs
-// here), config-observability exports no metrics or traces, and
+// apply: CRDs that convert through Tekton's webhook call it at wh (upstream
+// names a Service), config-observability exports no metrics or traces, and
 // config-events sends CloudEvents in Tekton's format to sink (none if empty).
-func tektonObjects(docs [][]byte, sink string) ([]*unstructured.Unstructured, error) {
+func tektonObjects(docs [][]byte, sink string, wh webhookServer) ([]*unstructured.Unstructured, error) {
 	var objs []*unstructured.Unstructured
 	seen := map[string]bool{}
 	for _, d := range docs {
@@ -94,8 +94,11 @@ func tektonObjects(docs [][]byte, sink string) ([]*unstructured.Unstructured, er
 		}
 		switch {
 		case u.GetKind() == "CustomResourceDefinition":
-			if err := unstructured.SetNestedMap(u.Object, map[string]any{"strategy": "None"}, "spec", "conversion"); err != nil {
-				return nil, err
+			if s, _, _ := unstructured.NestedString(u.Object, "spec", "conversion", "strategy"); s == "Webhook" {
+				versions, _, _ := unstructured.NestedSlice(u.Object, "spec", "conversion", "webhook", "conversionReviewVersions")
+				if err := unstructured.SetNestedMap(u.Object, conversionWebhook(wh, versions), "spec", "conversion"); err != nil {
+					return nil, err
+				}
 			}
 		case u.GetKind() == "ConfigMap" && u.GetName() == configObservability:
 			setData(u, map[string]string{"metrics-protocol": "none", "tracing-protocol": "none"})

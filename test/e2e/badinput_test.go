@@ -313,7 +313,8 @@ func TestInputPolicyOnCluster(t *testing.T) {
 			"hostNetwork":true,"hostPID":true,"hostIPC":true,"volumes":[{"name":"root","hostPath":{"path":"/"}}],
 			"podTemplate":{"securityContext":{"runAsUser":0}},"runtimeClassName":"x","namespace":"kube-system"}}`))
 	tr := s.waitDone(name(id), time.Minute)
-	if tr.Namespace != s.ns || tr.Spec.ServiceAccountName != "" || tr.Spec.PodTemplate != nil {
+	// "default" is Tekton's webhook defaulting (config-defaults), as in production.
+	if tr.Namespace != s.ns || tr.Spec.ServiceAccountName != "default" || tr.Spec.PodTemplate != nil {
 		t.Errorf("TaskRun in %q with serviceAccountName %q and pod template %+v", tr.Namespace, tr.Spec.ServiceAccountName, tr.Spec.PodTemplate)
 	}
 	ctx := context.Background()

@@ -37,6 +37,10 @@ type bench struct {
 	tekton  versioned.Interface
 	engine  *enginestub.Server
 
+	// oursSent and helloSent count the events of the measured runs sent to
+	// the handler and to the bare function, and those not answered 200.
+	oursSent, helloSent tally
+
 	rows  []row
 	notes []string
 	load  []string // /proc/loadavg when the measurements began and ended
@@ -135,6 +139,7 @@ func run(ctx context.Context, o options) error {
 		}
 	}
 	b.load = append(b.load, loadAvg())
+	b.failureRow()
 	if v := b.engine.Violations(); len(v) > 0 {
 		return fmt.Errorf("the Engine stand-in saw %d contract violations, first: %s", len(v), v[0])
 	}
@@ -158,6 +163,31 @@ func run(ctx context.Context, o options) error {
 	}
 	fmt.Print(doc)
 	return nil
+}
+
+// failureRow reports the events of the measured runs that the handler and
+// the bare function did not answer 200 within the request timeout.
+func (b *bench) failureRow() {
+	o, h := &b.oursSent, &b.helloSent
+	if o.sent == 0 && h.sent == 0 {
+		return
+	}
+	b.rows = append(b.rows, row{
+		metric: fmt.Sprintf("events not answered 200 within %s, of %d sent to the handler (throughput and storm runs) and %d to the bare function", b.o.timeout, o.sent, h.sent),
+		ours:   strconv.Itoa(o.failed()),
+		floor:  strconv.Itoa(h.failed()),
+		target: "0",
+		met:    o.failed() == 0,
+	})
+	for _, f := range []struct {
+		name string
+		t    *tally
+	}{{"handler", o}, {"bare function", h}} {
+		if f.t.failed() > 0 {
+			b.note("The %s left %d of %d events unanswered within %s (timed out, or the connection failed) and answered %d other than 200; the first failure: %v.",
+				f.name, f.t.unanswered, f.t.sent, b.o.timeout, f.t.rejected, f.t.first)
+		}
+	}
 }
 
 func (b *bench) outPath() string {

@@ -1,8 +1,13 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"math"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -260,5 +265,109 @@ func TestTaskEventsAreDistinctValidJSON(t *testing.T) {
 		if task.ID != tk.id || task.Action() != contract.Execute {
 			t.Fatalf("data decodes to id %q action %v, want %q execute", task.ID, task.Action(), tk.id)
 		}
+	}
+}
+
+func TestSenderFailsUnlessAnswered200InTime(t *testing.T) {
+	t.Parallel()
+	release := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/ok":
+			w.WriteHeader(http.StatusOK)
+		case "/reject":
+			http.Error(w, "bad event", http.StatusBadRequest)
+		case "/hang":
+			<-release // answers only when the test is over
+		}
+	}))
+	defer srv.Close()
+	defer close(release) // before srv.Close, which waits for the handler
+	s := newSender(200 * time.Millisecond)
+	cases := []struct {
+		path         string
+		wantErr      bool
+		wantAnswered bool
+	}{
+		{"/ok", false, false},
+		{"/reject", true, true},
+		{"/hang", true, false},
+	}
+	var tl tally
+	var failed []error
+	for _, tc := range cases {
+		t.Run(tc.path, func(t *testing.T) {
+			err := s.post(context.Background(), srv.URL+tc.path, []byte("{}"))
+			if (err != nil) != tc.wantErr {
+				t.Fatalf("err = %v, wantErr %v", err, tc.wantErr)
+			}
+			if err == nil {
+				return
+			}
+			failed = append(failed, err)
+			if got := answered(err); got != tc.wantAnswered {
+				t.Errorf("answered(%v) = %v, want %v", err, got, tc.wantAnswered)
+			}
+			if tc.path == "/hang" && !errors.Is(err, context.DeadlineExceeded) {
+				t.Errorf("err = %v, want a deadline", err)
+			}
+		})
+	}
+	tl.add(len(cases), failed)
+	if tl.sent != 3 || tl.unanswered != 1 || tl.rejected != 1 || tl.failed() != 2 || tl.first != failed[0] {
+		t.Errorf("tally = %+v", tl)
+	}
+}
+
+func TestDrive(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name       string
+		n, conc    int
+		fail       func(i int) bool
+		wantOK     int
+		wantFailed int
+		wantErr    bool
+	}{
+		{"all succeed", 50, 8, func(int) bool { return false }, 50, 0, false},
+		{"failures are counted and the run goes on", 50, 8, func(i int) bool { return i%10 == 3 }, 45, 5, false},
+		{"one short of the limit", 50, 1, func(i int) bool { return i < maxFailed-1 }, 50 - maxFailed + 1, maxFailed - 1, false},
+		{"the limit ends the run", 50, 4, func(int) bool { return true }, 0, 0, true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			c, err := drive(context.Background(), tc.n, tc.conc, func(_ context.Context, i int) error {
+				if tc.fail(i) {
+					return fmt.Errorf("event %d", i)
+				}
+				return nil
+			})
+			if (err != nil) != tc.wantErr {
+				t.Fatalf("err = %v, wantErr %v", err, tc.wantErr)
+			}
+			if err != nil {
+				return
+			}
+			if len(c.lat) != tc.wantOK || len(c.failed) != tc.wantFailed {
+				t.Errorf("%d succeeded and %d failed, want %d and %d", len(c.lat), len(c.failed), tc.wantOK, tc.wantFailed)
+			}
+			if c.wall <= 0 {
+				t.Errorf("wall = %v", c.wall)
+			}
+		})
+	}
+}
+
+func TestTogetherReturnsEveryFailure(t *testing.T) {
+	t.Parallel()
+	errs := together(context.Background(), 32, func(_ context.Context, j int) error {
+		if j%8 == 0 {
+			return fmt.Errorf("copy %d", j)
+		}
+		return nil
+	})
+	if len(errs) != 4 {
+		t.Errorf("got %d failures (%v), want 4", len(errs), errs)
 	}
 }

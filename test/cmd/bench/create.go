@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -30,14 +31,30 @@ const loadRSSTargetMB = 2 * idleRSSTargetMB
 
 // result is one throughput run.
 type result struct {
-	lat    []time.Duration
+	lat    []time.Duration // of the events answered 200 (the floor: created)
+	failed []error         // of the events not answered 200 in time
 	wall   time.Duration
 	peak   int64    // the function's VmHWM after the run; 0 for the floor
 	use    snapshot // what the run cost: after minus before
-	nudges int64    // nudges sent during the run
 }
 
+// throughput is the events answered 200 per second of the whole run.
 func (r result) throughput() float64 { return float64(len(r.lat)) / r.wall.Seconds() }
+
+// runErr returns the error that ends a run of events to p: err, when drive
+// gave up, or p's exit under a run with failures (the run is then
+// repeated); nil when the run stands, its failures counted.
+func runErr(what string, c calls, err error, p *fnproc.Proc) error {
+	if err != nil {
+		return died(fmt.Errorf("%s: %w\n%s", what, err, tail(p.Logs(), 5)), p)
+	}
+	if len(c.failed) > 0 {
+		if err := died(c.failed[0], p); errors.Is(err, errDied) {
+			return fmt.Errorf("%s: %w", what, err)
+		}
+	}
+	return nil
+}
 
 // snapshot is the CPU time used by each process and the apiserver's request
 // counts, by "VERB resource".
@@ -138,6 +155,7 @@ func (b *bench) oursRun(ctx context.Context, conc, n int, qps float64, burst int
 		return result{}, err
 	}
 	defer stop(p)
+	defer b.send.closeIdle() // first: p then drains at once
 	for _, t := range b.ids.newTasks(warmups) {
 		if err := b.send.post(ctx, p.URL, t.body); err != nil {
 			return result{}, err
@@ -149,12 +167,11 @@ func (b *bench) oursRun(ctx context.Context, conc, n int, qps float64, burst int
 	if err != nil {
 		return result{}, err
 	}
-	nudges := b.send.nudges.Load()
-	lat, wall, err := drive(ctx, n, conc, func(ctx context.Context, i int) error {
+	c, err := drive(ctx, n, conc, func(ctx context.Context, i int) error {
 		return b.send.post(ctx, p.URL, tasks[i].body)
-	}, b.send.nudger(p.URL))
-	if err != nil {
-		return result{}, died(fmt.Errorf("handler: %w\n%s", err, tail(p.Logs(), 5)), p)
+	})
+	if err := runErr("handler", c, err, p); err != nil {
+		return result{}, err
 	}
 	after, err := b.snap(ctx, pid)
 	if err != nil {
@@ -164,7 +181,8 @@ func (b *bench) oursRun(ctx context.Context, conc, n int, qps float64, burst int
 	if err != nil {
 		return result{}, err
 	}
-	return result{lat: lat, wall: wall, peak: m.peak, use: after.minus(before), nudges: b.send.nudges.Load() - nudges}, nil
+	b.oursSent.add(n, c.failed)
+	return result{lat: c.lat, failed: c.failed, wall: c.wall, peak: m.peak, use: after.minus(before)}, nil
 }
 
 // floor creates the TaskRuns and ConfigMaps of task events with raw
@@ -248,7 +266,10 @@ func (b *bench) floorRun(ctx context.Context, conc, n int, qps float64, burst in
 	if err != nil {
 		return result{}, err
 	}
-	lat, wall, err := drive(ctx, n, conc, func(ctx context.Context, i int) error { return f.create(ctx, objs[i]) }, nil)
+	c, err := drive(ctx, n, conc, func(ctx context.Context, i int) error { return f.create(ctx, objs[i]) })
+	if err == nil && len(c.failed) > 0 {
+		err = fmt.Errorf("%d creates failed, the first: %w", len(c.failed), c.failed[0])
+	}
 	if err != nil {
 		return result{}, fmt.Errorf("floor: %w", err)
 	}
@@ -256,7 +277,7 @@ func (b *bench) floorRun(ctx context.Context, conc, n int, qps float64, burst in
 	if err != nil {
 		return result{}, err
 	}
-	return result{lat: lat, wall: wall, use: after.minus(before)}, nil
+	return result{lat: c.lat, wall: c.wall, use: after.minus(before)}, nil
 }
 
 // helloRun sends n events to a new bare function at concurrency conc.
@@ -266,6 +287,7 @@ func (b *bench) helloRun(ctx context.Context, conc, n int) (result, error) {
 		return result{}, err
 	}
 	defer stop(p)
+	defer b.send.closeIdle() // first: p then drains at once
 	tasks := b.ids.newTasks(n + warmups)
 	for _, t := range tasks[:warmups] {
 		if err := b.send.post(ctx, p.URL, t.body); err != nil {
@@ -273,18 +295,18 @@ func (b *bench) helloRun(ctx context.Context, conc, n int) (result, error) {
 		}
 	}
 	tasks = tasks[warmups:]
-	nudges := b.send.nudges.Load()
-	lat, wall, err := drive(ctx, n, conc, func(ctx context.Context, i int) error {
+	c, err := drive(ctx, n, conc, func(ctx context.Context, i int) error {
 		return b.send.post(ctx, p.URL, tasks[i].body)
-	}, b.send.nudger(p.URL))
-	if err != nil {
-		return result{}, died(fmt.Errorf("hello: %w", err), p)
+	})
+	if err := runErr("hello", c, err, p); err != nil {
+		return result{}, err
 	}
 	m, err := readMemory(p.Cmd.Process.Pid)
 	if err != nil {
 		return result{}, err
 	}
-	return result{lat: lat, wall: wall, peak: m.peak, nudges: b.send.nudges.Load() - nudges}, nil
+	b.helloSent.add(n, c.failed)
+	return result{lat: c.lat, failed: c.failed, wall: c.wall, peak: m.peak}, nil
 }
 
 // pair runs ours and the floor one after the other, alternating which goes
@@ -304,7 +326,6 @@ func pair(rep int, ours, floor func() error) error {
 type series struct {
 	tput, p50, p99, peak runs
 	use                  []snapshot
-	sent, nudges         int64
 }
 
 func (s *series) add(r result) {
@@ -313,8 +334,6 @@ func (s *series) add(r result) {
 	s.p99 = append(s.p99, ms(percentile(r.lat, 99)))
 	s.peak = append(s.peak, mb(r.peak))
 	s.use = append(s.use, r.use)
-	s.sent += int64(len(r.lat))
-	s.nudges += r.nudges
 }
 
 // perEvent returns, run by run, the CPU time (ms) of process name per
@@ -349,7 +368,7 @@ func (b *bench) throughput(ctx context.Context) error {
 					r, err := b.oursRun(ctx, c, n, b.o.qps, b.o.burst)
 					if err == nil {
 						ours[c].add(r)
-						say("rep %d c=%d handler: %.0f events/s, p50 %.1f ms, p99 %.1f ms", rep+1, c, r.throughput(), ms(percentile(r.lat, 50)), ms(percentile(r.lat, 99)))
+						say("rep %d c=%d handler: %.0f events/s, p50 %.1f ms, p99 %.1f ms%s", rep+1, c, r.throughput(), ms(percentile(r.lat, 50)), ms(percentile(r.lat, 99)), failures(r.failed))
 					}
 					return err
 				})
@@ -369,6 +388,7 @@ func (b *bench) throughput(ctx context.Context) error {
 			r, err := b.helloRun(ctx, top, n)
 			if err == nil {
 				hello.add(r)
+				say("rep %d c=%d bare function: %.0f events/s, p50 %.2f ms, p99 %.2f ms%s", rep+1, top, r.throughput(), ms(percentile(r.lat, 50)), ms(percentile(r.lat, 99)), failures(r.failed))
 			}
 			return err
 		})
@@ -400,14 +420,8 @@ func (b *bench) throughput(ctx context.Context) error {
 		target: fmt.Sprintf("≤ %d MB †", loadRSSTargetMB),
 		met:    o.peak.median() <= loadRSSTargetMB,
 	})
-	b.note("The bare func-go function answers the same %d events at c=%d at %s events/s, p50 %s ms, p99 %s ms: the HTTP and CloudEvents cost any function pays.",
+	b.note("The bare func-go function answers the same %d events at c=%d at %s events/s, p50 %s ms, p99 %s ms: what func-go's HTTP server and the loopback round trip cost any function (it answers 200 without reading the event).",
 		n, top, hello.tput.format(0, false), hello.p50.format(2, false), hello.p99.format(2, false))
-	var sent, nudges int64
-	for _, c := range b.o.concurrency {
-		sent, nudges = sent+ours[c].sent, nudges+ours[c].nudges
-	}
-	b.note("Nudges (an ignored workflow event every %s while a run's last requests are out, standing in for the next arrival; see test/cmd/bench load.go for the func-go receiver defect they work around): %d to the handler over %d events, %d to the bare function over %d.",
-		nudgeEvery, nudges, sent, hello.nudges, hello.sent)
 	b.note("Handler CPU per event at c=%d (utime+stime from /proc/<pid>/stat over the run): %s ms, median of runs.",
 		top, o.perEvent(n, "function", "").format(2, false))
 	f := floors[top]
@@ -460,7 +474,7 @@ func (b *bench) defaultLimit(ctx context.Context) error {
 				r, err := b.oursRun(ctx, c, n, qps, burst)
 				if err == nil {
 					ours.add(r)
-					say("rep %d default limit c=%d handler: %.0f events/s", rep+1, c, r.throughput())
+					say("rep %d default limit c=%d handler: %.0f events/s%s", rep+1, c, r.throughput(), failures(r.failed))
 				}
 				return err
 			})

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -70,30 +71,13 @@ func (g *ids) newTasks(n int) []task {
 }
 
 // sender POSTs events to functions the way a Broker's dispatcher does: a
-// connection per concurrent request and a timeout per request.
-//
-// It also nudges: while the last requests of a run are out, it sends an
-// event the functions ignore every nudgeEvery. func-go's CloudEvents
-// receiver (cloudevents/sdk-go NewHTTPReceiveHandler, v2.16.2) hands each
-// request to a consumer over one shared unbuffered channel; under load a
-// consumer can leave without taking a message, and from then on every
-// request is served by the consumer of the next one (cloudevents/sdk-go
-// issues 1224 and 1332). Under steady traffic that costs one arrival gap;
-// the last request of a run would wait forever. A nudge is that next
-// arrival.
+// connection per concurrent request and a timeout per request. It only
+// sends: nothing else goes to a function while a run's requests are out,
+// so a request the function does not answer in time is a failure.
 type sender struct {
 	client  *http.Client
 	timeout time.Duration
-	nudges  atomic.Int64
 }
-
-// nudgeEvery is the gap between nudges.
-const nudgeEvery = 20 * time.Millisecond
-
-// nudgeEvent is a workflow event whose status asks for nothing: the handler
-// decodes it and skips it, the bare function ignores it like any other.
-const nudgeEvent = `{"specversion":"1.0","id":"nudge-%d","source":"/bench","type":"io.boomerang.event.status.workflow",` +
-	`"datacontenttype":"application/json","data":{"id":"65a1f0c2e4b0a1b2c3d4e5f6","status":"active"}}`
 
 func newSender(timeout time.Duration) *sender {
 	return &sender{
@@ -108,36 +92,34 @@ func newSender(timeout time.Duration) *sender {
 	}
 }
 
+// closeIdle closes the connections no request is using. The transport may
+// have dialled some that never carried a request; a server shutting down
+// waits up to 5 s for those (net/http, issue 22682).
+func (s *sender) closeIdle() { s.client.CloseIdleConnections() }
+
+// statusError is an answer other than 200.
+type statusError struct {
+	url    string
+	status int
+	body   string
+}
+
+func (e *statusError) Error() string {
+	return fmt.Sprintf("POST %s: %d %s", e.url, e.status, e.body)
+}
+
+// answered reports whether err is an answer other than 200, as opposed to
+// no answer within the timeout (or a connection that failed).
+func answered(err error) bool {
+	var se *statusError
+	return errors.As(err, &se)
+}
+
 // post sends one structured-mode event to url and fails unless it is
 // answered 200 within the timeout.
 func (s *sender) post(ctx context.Context, url string, body []byte) error {
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
-	return s.attempt(ctx, url, body)
-}
-
-// nudger returns a function that nudges url until done is closed.
-func (s *sender) nudger(url string) func(done <-chan struct{}) {
-	return func(done <-chan struct{}) {
-		t := time.NewTicker(nudgeEvery)
-		defer t.Stop()
-		for {
-			select {
-			case <-done:
-				return
-			case <-t.C:
-				n := s.nudges.Add(1)
-				go func() {
-					ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-					defer cancel()
-					_ = s.attempt(ctx, url, fmt.Appendf(nil, nudgeEvent, n))
-				}()
-			}
-		}
-	}
-}
-
-func (s *sender) attempt(ctx context.Context, url string, body []byte) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
 	if err != nil {
 		return err
@@ -148,24 +130,39 @@ func (s *sender) attempt(ctx context.Context, url string, body []byte) error {
 		return err
 	}
 	defer resp.Body.Close()
-	msg, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+	msg, err := io.ReadAll(io.LimitReader(resp.Body, 4096))
+	if err != nil {
+		return fmt.Errorf("POST %s: read the answer: %w", url, err)
+	}
 	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("POST %s: %d %s", url, resp.StatusCode, bytes.TrimSpace(msg))
+		return &statusError{url: url, status: resp.StatusCode, body: string(bytes.TrimSpace(msg))}
 	}
 	return nil
 }
 
-// drive runs do(i) for every i in [0, n) on conc workers and returns the
-// latency of each call and the wall time of all. It stops at the first
-// error. tail, when not nil, runs from the moment the last call starts
-// until every call has returned.
-func drive(ctx context.Context, n, conc int, do func(ctx context.Context, i int) error, tail func(done <-chan struct{})) ([]time.Duration, time.Duration, error) {
+// maxFailed is how many failed calls a run records before it gives up: a
+// few are figures worth reporting, more mean the run measures nothing.
+const maxFailed = 10
+
+// calls is the outcome of the calls of one run.
+type calls struct {
+	lat    []time.Duration // of each call that succeeded
+	failed []error         // of each call that failed
+	wall   time.Duration   // of all, failed ones included
+}
+
+// drive runs do(i) for every i in [0, n) on conc workers. A failed call is
+// recorded and the others go on, up to maxFailed failures; then, or when
+// ctx ends, drive stops and returns an error.
+func drive(ctx context.Context, n, conc int, do func(ctx context.Context, i int) error) (calls, error) {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
-	lat := make([]time.Duration, n)
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	done := make(chan struct{})
+	var (
+		next atomic.Int64
+		wg   sync.WaitGroup
+		mu   sync.Mutex
+		c    calls
+	)
 	began := time.Now()
 	for range min(conc, n) {
 		wg.Add(1)
@@ -176,54 +173,90 @@ func drive(ctx context.Context, n, conc int, do func(ctx context.Context, i int)
 				if i >= n {
 					return
 				}
-				if i == n-1 && tail != nil {
-					go tail(done)
-				}
 				t0 := time.Now()
-				if err := do(ctx, i); err != nil {
-					cancel(fmt.Errorf("call %d of %d: %w", i+1, n, err))
-					return
+				err := do(ctx, i)
+				d := time.Since(t0)
+				if err != nil && ctx.Err() != nil {
+					return // stopped under it: not the call's failure
 				}
-				lat[i] = time.Since(t0)
+				mu.Lock()
+				if err == nil {
+					c.lat = append(c.lat, d)
+				} else {
+					c.failed = append(c.failed, fmt.Errorf("call %d of %d: %w", i+1, n, err))
+					if len(c.failed) >= maxFailed {
+						cancel(fmt.Errorf("%d calls failed, the first: %w", len(c.failed), c.failed[0]))
+					}
+				}
+				mu.Unlock()
 			}
 		}()
 	}
 	wg.Wait()
-	wall := time.Since(began)
-	close(done)
+	c.wall = time.Since(began)
 	if err := context.Cause(ctx); err != nil {
-		return nil, 0, err
+		return c, err
 	}
-	return lat, wall, nil
+	return c, nil
 }
 
 // together runs do(ctx, j) for j in [0, copies) at the same moment (all
-// released at once) and waits for all; it returns the first error. tail,
-// when not nil, runs until all have returned.
-func together(ctx context.Context, copies int, do func(ctx context.Context, j int) error, tail func(done <-chan struct{})) error {
+// released at once), waits for all and returns the errors of those that
+// failed.
+func together(ctx context.Context, copies int, do func(ctx context.Context, j int) error) []error {
 	start := make(chan struct{})
-	errs := make(chan error, copies)
+	errs := make([]error, copies)
 	var wg sync.WaitGroup
 	for j := range copies {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			<-start
-			errs <- do(ctx, j)
+			errs[j] = do(ctx, j)
 		}()
 	}
 	close(start)
-	done := make(chan struct{})
-	if tail != nil {
-		go tail(done)
-	}
 	wg.Wait()
-	close(done)
-	close(errs)
-	for err := range errs {
+	var failed []error
+	for _, err := range errs {
 		if err != nil {
-			return err
+			failed = append(failed, err)
 		}
 	}
-	return nil
+	return failed
+}
+
+// tally counts the requests a function was sent in measured runs and those
+// it did not answer 200 within the request timeout.
+type tally struct {
+	sent       int
+	unanswered int   // no answer in time, or the connection failed
+	rejected   int   // answered other than 200
+	first      error // the first failure
+}
+
+// add counts sent requests of which failed failed.
+func (t *tally) add(sent int, failed []error) {
+	t.sent += sent
+	for _, err := range failed {
+		if answered(err) {
+			t.rejected++
+		} else {
+			t.unanswered++
+		}
+		if t.first == nil {
+			t.first = err
+		}
+	}
+}
+
+func (t *tally) failed() int { return t.unanswered + t.rejected }
+
+// failures renders the failed requests of a run for a progress line: ""
+// for none.
+func failures(failed []error) string {
+	if len(failed) == 0 {
+		return ""
+	}
+	return fmt.Sprintf(", %d FAILED (the first: %v)", len(failed), failed[0])
 }

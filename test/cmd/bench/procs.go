@@ -171,16 +171,14 @@ func parseStat(b []byte) (time.Duration, error) {
 	return time.Duration(total) * clockTick, nil
 }
 
-// helloGo is the bare func-go function: an instanced CloudEvents function
-// whose Handle does nothing and replies with no event.
-const helloGo = `// Package hello is a bare func-go CloudEvents function.
+// helloGo is the bare func-go function, as func's instanced-http template
+// makes it: New returns an instance whose Handle answers every request 200
+// with an empty body. It does not decode the CloudEvent: the floor is what
+// func-go's HTTP server and the round trip cost any function.
+const helloGo = `// Package hello is a bare func-go HTTP function.
 package hello
 
-import (
-	"context"
-
-	"github.com/cloudevents/sdk-go/v2/event"
-)
+import "net/http"
 
 // Function is the function instance.
 type Function struct{}
@@ -188,26 +186,30 @@ type Function struct{}
 // New returns the instance func-go serves.
 func New() *Function { return &Function{} }
 
-// Handle accepts every event and replies with none.
-func (f *Function) Handle(ctx context.Context, e event.Event) (*event.Event, error) {
-	return nil, nil
+// Handle answers every request 200 with an empty body.
+func (f *Function) Handle(w http.ResponseWriter, r *http.Request) {
+	w.WriteHeader(http.StatusOK)
 }
 `
 
 // helloTest keeps func-go in the bare function's go.mod through go mod
-// tidy, as the test of func's own template does: only the scaffolding's
-// main imports func-go otherwise.
+// tidy: only the scaffolding's main imports func-go otherwise.
 const helloTest = `package hello
 
 import (
+	"net/http"
+	"net/http/httptest"
 	"testing"
 
-	ce "knative.dev/func-go/cloudevents"
+	fn "knative.dev/func-go/http"
 )
 
-func TestServes(t *testing.T) {
-	if ce.New(New()) == nil {
-		t.Fatal("func-go does not serve the instance")
+func TestHandleAnswers200Empty(t *testing.T) {
+	var f fn.Handler = New()
+	w := httptest.NewRecorder()
+	f.Handle(w, httptest.NewRequest(http.MethodPost, "/", nil))
+	if w.Code != http.StatusOK || w.Body.Len() != 0 {
+		t.Fatalf("got %d %q, want 200 and no body", w.Code, w.Body)
 	}
 }
 `
@@ -215,14 +217,17 @@ func TestServes(t *testing.T) {
 // helloModule is the module path of the bare function.
 const helloModule = "example.com/hello"
 
-// helloRequires are the modules the bare function needs; their versions
-// come from the repository's go.mod, so both builds use the same ones.
-var helloRequires = []string{"knative.dev/func-go", "github.com/cloudevents/sdk-go/v2"}
+// helloRequires are the modules the bare function needs: func-go, whose
+// http middleware the scaffolding's main starts, and zerolog, the one
+// module that middleware imports. Their versions come from the
+// repository's go.mod, so both builds use the same ones.
+var helloRequires = []string{"knative.dev/func-go", "github.com/rs/zerolog"}
 
-// buildHello writes the bare function's module into dir (go.mod requiring
-// func-go and the CloudEvents SDK at our versions, our go.sum, then go mod
-// tidy) and builds it through funcbuild, the same scaffolding path as
-// bin/handler. It returns the binary's path.
+// buildHello writes the bare function's module into dir (go.mod with our
+// go and toolchain lines, requiring helloRequires at our versions, our
+// go.sum, then go mod tidy) and builds it through funcbuild, func's
+// instanced-http scaffolding, the same path as bin/handler. It returns the
+// binary's path.
 func buildHello(ctx context.Context, root, dir string) (string, error) {
 	gomod, err := os.ReadFile(filepath.Join(root, "go.mod"))
 	if err != nil {
@@ -238,6 +243,11 @@ func buildHello(ctx context.Context, root, dir string) (string, error) {
 	}
 	if err := mod.AddGoStmt(ours.Go.Version); err != nil {
 		return "", err
+	}
+	if ours.Toolchain != nil { // funcbuild passes it on: the same Go release builds both
+		if err := mod.AddToolchainStmt(ours.Toolchain.Name); err != nil {
+			return "", err
+		}
 	}
 	for _, path := range helloRequires {
 		v := ""

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"runtime"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -26,8 +27,9 @@ func (b *bench) document(kubernetesVersion, micro string) string {
 	d.WriteString(`
 What each row compares:
 
-- **Cold start**: exec until ` + "`/health/readiness`" + ` first answers 200 (polled every 200 µs), of bin/handler and bin/sink (the same program; the sink also starts its sweep) against a bare func-go function generated and built in the same run through the same func scaffolding (test/funcbuild): a root package whose ` + "`New()`" + ` returns a struct with ` + "`Handle(ctx, event.Event) (*event.Event, error)`" + ` doing nothing.
+- **Cold start**: exec until ` + "`/health/readiness`" + ` first answers 200 (polled every 200 µs), of bin/handler and bin/sink (the same program; the sink also starts its sweep) against a bare func-go function generated and built in the same run through the same func scaffolding, func's instanced-http template (test/funcbuild): a root package whose ` + "`New()`" + ` returns a struct with ` + "`Handle(w http.ResponseWriter, r *http.Request)`" + ` that answers 200 with an empty body without decoding the CloudEvent, an honest floor of what func-go's HTTP server costs any function.
 - **Event → TaskRun + ConfigMap**: ours is one structured-mode Engine task event POSTed to a handler process and answered 200, which covers the CloudEvent decode, the handler's reads (does the TaskRun exist, which workspace claims do), building the objects, the Engine ` + "`start`" + ` call (a PUT to the Engine stand-in, which the floor does not make), the TaskRun Create and the ConfigMap Create; the notes count the apiserver requests of each. The floor is raw client-go: Create of the same TaskRun and then of its ConfigMap (owned by it), built beforehand by the same pure builders (internal/tekton), in its own namespace, with the same concurrency and rate limit. Added latency = our percentile minus the floor's, run by run. Every event has its own task id (24 hex characters).
+- **Events not answered**: every POST of the throughput, default-limit and storm runs has ` + b.o.timeout.String() + ` (-request-timeout) to be answered 200, and nothing else is sent to the function while it is out. One that is not (timed out, the connection failed, or another status) is not retried: it counts here, is left out of the run's throughput and latencies (its time stays in the run's wall time), and its progress line says FAILED; ` + strconv.Itoa(maxFailed) + ` failures in one run end the bench. A failed warm-up or completion-run event ends the bench too. The floor is the bare function's count over its runs.
 - **Duplicate storm**: all copies of one event are released at once, events one after the other. The floor sends as many concurrent raw Creates of each pair, where AlreadyExists is success (reading the TaskRun for the ConfigMap's owner).
 - **TaskRun terminal → Engine end call**: TaskRuns made through the handler one every ` + b.o.gap.String() + `, completed by kwok, reported by Tekton's events controller to a recording pass-through in front of the sink, then by the sink to the Engine stand-in. The clock starts when a watch on the namespace sees the TaskRun's Succeeded condition final (lastTransitionTime has whole seconds only, too coarse for this); ours stops at the end call's arrival at the Engine stand-in, the floor at the arrival of Tekton's terminal event, so the added latency is what the sink adds (the pass-through's loopback hop included).
 - **Default rate limit**: the same run with KUBE_QPS and KUBE_BURST unset in the handler and the floor's client at those defaults; client-go limits each clientset on its own, and both use a Kubernetes and a Tekton clientset, so the requests a clientset makes per event bound the rate.

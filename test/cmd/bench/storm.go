@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -20,8 +21,9 @@ const stormTimeTarget = 1 / throughputTarget
 // storm is the outcome of one duplicate storm.
 type storm struct {
 	wall    time.Duration
-	created int // TaskRuns of the storm's tasks
-	extra   int // TaskRuns beyond one per task, or Engine starts beyond one per task
+	created int     // TaskRuns of the storm's tasks
+	extra   int     // TaskRuns beyond one per task, or Engine starts beyond one per task
+	failed  []error // requests not answered 200 in time
 }
 
 // storms sends stormCopies concurrent copies of each of stormEvents events
@@ -38,7 +40,7 @@ func (b *bench) storms(ctx context.Context) error {
 				if err != nil {
 					return err
 				}
-				say("rep %d storm handler: %d TaskRuns, %d extra, %s", rep+1, s.created, s.extra, s.wall.Round(time.Millisecond))
+				say("rep %d storm handler: %d TaskRuns, %d extra, %s%s", rep+1, s.created, s.extra, s.wall.Round(time.Millisecond), failures(s.failed))
 				oursT, oursN = append(oursT, s.wall.Seconds()), append(oursN, float64(s.created))
 				met = met && s.created == m && s.extra == 0
 				return nil
@@ -87,20 +89,31 @@ func (b *bench) oursStorm(ctx context.Context, m, k int) (storm, error) {
 		return storm{}, err
 	}
 	defer stop(p)
+	defer b.send.closeIdle() // first: p then drains at once
 	for _, t := range b.ids.newTasks(warmups) {
 		if err := b.send.post(ctx, p.URL, t.body); err != nil {
 			return storm{}, err
 		}
 	}
 	tasks := b.ids.newTasks(m)
+	var failed []error
 	began := time.Now()
 	for _, t := range tasks {
-		err := together(ctx, k, func(ctx context.Context, _ int) error { return b.send.post(ctx, p.URL, t.body) }, b.send.nudger(p.URL))
-		if err != nil {
-			return storm{}, died(fmt.Errorf("handler: %w\n%s", err, tail(p.Logs(), 5)), p)
+		failed = append(failed, together(ctx, k, func(ctx context.Context, _ int) error { return b.send.post(ctx, p.URL, t.body) })...)
+		if err := ctx.Err(); err != nil {
+			return storm{}, err
+		}
+		if len(failed) >= maxFailed {
+			err := fmt.Errorf("handler: %d requests failed, the first: %w\n%s", len(failed), failed[0], tail(p.Logs(), 5))
+			return storm{}, died(err, p)
 		}
 	}
-	s := storm{wall: time.Since(began)}
+	s := storm{wall: time.Since(began), failed: failed}
+	if len(failed) > 0 {
+		if err := died(failed[0], p); errors.Is(err, errDied) {
+			return storm{}, fmt.Errorf("handler: %w", err)
+		}
+	}
 	names, err := b.taskRunNames(ctx, ns)
 	if err != nil {
 		return s, err
@@ -123,6 +136,7 @@ func (b *bench) oursStorm(ctx context.Context, m, k int) (storm, error) {
 		s.extra += max(0, starts[t.id]-1)
 	}
 	s.extra += max(0, len(names)-warmups-m)
+	b.oursSent.add(m*k, failed)
 	return s, nil
 }
 
@@ -148,8 +162,8 @@ func (b *bench) floorStorm(ctx context.Context, m, k int) (storm, error) {
 	}
 	began := time.Now()
 	for _, t := range objs {
-		if err := together(ctx, k, func(ctx context.Context, _ int) error { return f.createCopy(ctx, t) }, nil); err != nil {
-			return storm{}, fmt.Errorf("floor: %w", err)
+		if errs := together(ctx, k, func(ctx context.Context, _ int) error { return f.createCopy(ctx, t) }); len(errs) > 0 {
+			return storm{}, fmt.Errorf("floor: %d of %d copies failed, the first: %w", len(errs), k, errs[0])
 		}
 	}
 	s := storm{wall: time.Since(began)}

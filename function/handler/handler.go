@@ -15,6 +15,7 @@ import (
 	"github.com/cloudevents/sdk-go/v2/event"
 	pipelinev1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/boomerang-io/flow-tekton-handler/internal/contract"
 	"github.com/boomerang-io/flow-tekton-handler/internal/engine"
@@ -41,6 +42,8 @@ type Kube interface {
 	GetPVC(ctx context.Context, name string) (*corev1.PersistentVolumeClaim, error)
 	DeletePVCs(ctx context.Context, selector string) (int, error)
 	CancelTaskRun(ctx context.Context, name, message string) (bool, error)
+	ClaimTaskRun(ctx context.Context, tr *pipelinev1.TaskRun, at time.Time) (bool, error)
+	ReleaseTaskRun(ctx context.Context, name string) error
 }
 
 // Outcomes logged once per event.
@@ -65,6 +68,7 @@ type Handler struct {
 	// done remembers the tasks this process has created (or found), so
 	// repeated deliveries cost no apiserver call.
 	done *keylock.Set
+	now  func() time.Time
 }
 
 // doneSize is how many finished task ids a handler remembers.
@@ -73,7 +77,7 @@ const doneSize = 4096
 // New returns a Handler building objects with opts and rejecting event data
 // larger than maxBytes.
 func New(k Kube, e Engine, opts tekton.Options, maxBytes int64, log *slog.Logger) *Handler {
-	return &Handler{kube: k, engine: e, opts: opts, maxBytes: maxBytes, log: log, done: keylock.NewSet(doneSize)}
+	return &Handler{kube: k, engine: e, opts: opts, maxBytes: maxBytes, log: log, done: keylock.NewSet(doneSize), now: time.Now}
 }
 
 // Handle processes one event. Its error decides the answer (package status);
@@ -193,6 +197,19 @@ func (h *Handler) execute(ctx context.Context, t *contract.TaskRun, tp string) (
 	return outcome, dropped, err
 }
 
+// Claims. A TaskRun is created pending (spec.status TaskRunPending) with the
+// time of its claim: the delivery whose create wins, in whichever replica,
+// owns the Engine's start, and releases the TaskRun to Tekton after it. A
+// claim older than ClaimStale outlived its owner's request (status.Budget)
+// and may be taken over by one delivery (the claim is renewed with the
+// version read, so only one wins).
+const (
+	ClaimStale = status.Budget + 5*time.Second
+	// claimPoll is how often a delivery that found a live claim looks
+	// again, while it waits for the owner to release the TaskRun.
+	claimPoll = 100 * time.Millisecond
+)
+
 // create does the work of execute for a task this process has not seen
 // finished.
 func (h *Handler) create(ctx context.Context, t *contract.TaskRun, tp string) (string, []string, error) {
@@ -212,16 +229,8 @@ func (h *Handler) create(ctx context.Context, t *contract.TaskRun, tp string) (s
 	}
 	task, err := tekton.BuildTask(t, claims, tp, h.opts)
 	if existing != nil {
-		if err := kubeIdentity(existing, t); err != nil {
-			return "", nil, err
-		}
-		if task != nil {
-			tekton.SetOwner(task.ConfigMap, existing)
-			if err := h.kube.CreateConfigMap(ctx, task.ConfigMap); err != nil {
-				return "", nil, err
-			}
-		}
-		return Exists, nil, nil
+		outcome, err := h.resume(ctx, t, task, existing)
+		return outcome, nil, err
 	}
 	if errors.Is(err, tekton.ErrUnbuildable) {
 		outcome, err := h.reportUnbuildable(ctx, t, err)
@@ -230,27 +239,106 @@ func (h *Handler) create(ctx context.Context, t *contract.TaskRun, tp string) (s
 	if err != nil {
 		return "", nil, err
 	}
-	if err := h.engine.StartTaskRun(ctx, t.ID); err != nil {
-		return "", nil, fmt.Errorf("engine start taskrun %s: %w", t.ID, err)
-	}
+	task.TaskRun.Spec.Status = pipelinev1.TaskRunSpecStatusPending
+	metav1.SetMetaDataAnnotation(&task.TaskRun.ObjectMeta, contract.AnnotationClaimed, h.now().UTC().Format(time.RFC3339Nano))
 	tr, created, err := h.kube.CreateTaskRun(ctx, task.TaskRun)
 	if errors.Is(err, kube.ErrRejected) {
-		// The Engine has started the task; tell it the cluster refused it
-		// rather than leave it running for ever.
-		outcome, err := h.endFailed(ctx, t, fmt.Errorf("TASKRUN_REJECTED: %w", err))
+		// Nothing was created, and the cluster will not take it: tell the
+		// Engine, rather than leave the task waiting for ever.
+		outcome, err := h.reportUnbuildable(ctx, t, fmt.Errorf("TASKRUN_REJECTED: %w", err))
 		return outcome, nil, err
 	}
 	if err != nil {
 		return "", nil, err
 	}
-	tekton.SetOwner(task.ConfigMap, tr)
-	if err := h.kube.CreateConfigMap(ctx, task.ConfigMap); err != nil {
+	if !created {
+		// Another delivery's create won.
+		outcome, err := h.resume(ctx, t, task, tr)
+		return outcome, nil, err
+	}
+	if err := h.start(ctx, t, task, tr); err != nil {
 		return "", nil, err
 	}
-	if !created {
-		return Exists, nil, nil
-	}
 	return Created, task.Dropped, nil
+}
+
+// start does the owner's part: the params ConfigMap, the Engine's start,
+// then the release to Tekton. When the start fails the claim is dropped,
+// so the sender's retry takes over at once instead of after ClaimStale.
+func (h *Handler) start(ctx context.Context, t *contract.TaskRun, task *tekton.Task, tr *pipelinev1.TaskRun) error {
+	if task != nil {
+		tekton.SetOwner(task.ConfigMap, tr)
+		if err := h.kube.CreateConfigMap(ctx, task.ConfigMap); err != nil {
+			return err
+		}
+	}
+	if err := h.engine.StartTaskRun(ctx, t.ID); err != nil {
+		if cur, gerr := h.kube.GetTaskRun(context.WithoutCancel(ctx), tr.Name); gerr == nil && cur != nil && cur.IsPending() {
+			_, _ = h.kube.ClaimTaskRun(context.WithoutCancel(ctx), cur, time.Time{})
+		}
+		return fmt.Errorf("engine start taskrun %s: %w", t.ID, err)
+	}
+	return h.kube.ReleaseTaskRun(ctx, tr.Name)
+}
+
+// resume handles a TaskRun that exists: released, it only makes sure the
+// ConfigMap exists; pending under a live claim, it waits for the owner to
+// release it; pending under a stale claim, it takes the claim over and
+// does the owner's part.
+func (h *Handler) resume(ctx context.Context, t *contract.TaskRun, task *tekton.Task, tr *pipelinev1.TaskRun) (string, error) {
+	if err := kubeIdentity(tr, t); err != nil {
+		return "", err
+	}
+	for tr.IsPending() {
+		if h.now().Sub(claimedAt(tr)) >= ClaimStale {
+			won, err := h.kube.ClaimTaskRun(ctx, tr, h.now())
+			if err != nil {
+				return "", err
+			}
+			if won {
+				if err := h.start(ctx, t, task, tr); err != nil {
+					return "", err
+				}
+				return Created, nil
+			}
+		} else if err := sleep(ctx, claimPoll); err != nil {
+			return "", status.New(status.Transient, "", fmt.Sprintf("taskrun %s is being started by another delivery", tr.Name))
+		}
+		cur, err := h.kube.GetTaskRun(ctx, tr.Name)
+		if err != nil {
+			return "", err
+		}
+		if cur == nil {
+			return Skipped, nil // deleted meanwhile: not ours to recreate
+		}
+		tr = cur
+	}
+	if task != nil {
+		tekton.SetOwner(task.ConfigMap, tr)
+		if err := h.kube.CreateConfigMap(ctx, task.ConfigMap); err != nil {
+			return "", err
+		}
+	}
+	return Exists, nil
+}
+
+// claimedAt is the time of a pending TaskRun's claim; zero (stale) when it
+// has none or it does not parse.
+func claimedAt(tr *pipelinev1.TaskRun) time.Time {
+	at, _ := time.Parse(time.RFC3339Nano, tr.Annotations[contract.AnnotationClaimed])
+	return at
+}
+
+// sleep waits d or until ctx ends.
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
 }
 
 func kubeIdentity(tr *pipelinev1.TaskRun, t *contract.TaskRun) error {

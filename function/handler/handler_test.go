@@ -176,6 +176,17 @@ func (e *env) kinds() []string {
 	return out
 }
 
+// acceptedStarts counts the taskrun starts the Engine accepted.
+func (e *env) acceptedStarts() int {
+	n := 0
+	for _, c := range e.engine.Calls() {
+		if c.Kind == enginestub.KindTaskRunStart && c.Status == http.StatusOK {
+			n++
+		}
+	}
+	return n
+}
+
 func countActions(actions []k8stesting.Action, verb, resource string) int {
 	n := 0
 	for _, a := range actions {
@@ -295,6 +306,112 @@ func TestConcurrentCopiesMakeOneTaskRun(t *testing.T) {
 	}
 	if n := len(e.engine.Calls()); n != 1 {
 		t.Errorf("%d Engine calls for 20 copies, want 1 start: %v", n, e.kinds())
+	}
+}
+
+// Deliveries of one task to several replicas at once make one TaskRun and
+// one Engine start: the replica whose create wins owns the start, the others
+// wait for it to release the TaskRun, and every delivery is answered 200.
+func TestReplicasMakeOneStart(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	var urls []string
+	for range 3 {
+		e.serve(t)
+		urls = append(urls, e.url)
+	}
+	body := fixture(t, "engine-taskrun-script-ready.json")
+	var wg sync.WaitGroup
+	codes := make(chan int, 30)
+	for i := range 30 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r := &env{url: urls[i%len(urls)]}
+			code, _ := r.post(t, "/", "application/cloudevents+json", nil, body)
+			codes <- code
+		}()
+	}
+	wg.Wait()
+	close(codes)
+	for c := range codes {
+		if c != http.StatusOK {
+			t.Errorf("a delivery answered %d", c)
+		}
+	}
+	if trs := e.taskRuns(t); len(trs) != 1 || trs[0].IsPending() {
+		t.Fatalf("want one released TaskRun, got %d (%+v)", len(trs), trs)
+	}
+	if n := len(e.engine.Calls()); n != 1 || e.acceptedStarts() != 1 {
+		t.Fatalf("%d Engine calls for 30 deliveries to 3 replicas, want 1 start: %v", n, e.kinds())
+	}
+}
+
+// A delivery that finds the TaskRun pending under another delivery's live
+// claim waits for the release and sends no start of its own.
+func TestLiveClaimIsWaitedFor(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	body := fixture(t, "engine-taskrun-script-ready.json")
+	name := tekton.TaskRunName("bmrg-flow", "65a1f1a0e4b0a1b2c3d4e611")
+	owner := pendingTaskRun(name, "65a1f1a0e4b0a1b2c3d4e611", time.Now())
+	if _, err := e.tekton.TektonV1().TaskRuns(ns).Create(context.Background(), owner, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan int, 1)
+	go func() {
+		code, _ := e.structured(t, body)
+		done <- code
+	}()
+	// Release once the delivery has looked twice (it is waiting).
+	for countActions(e.tekton.Actions(), "get", "taskruns") < 2 {
+		select {
+		case code := <-done:
+			t.Fatalf("answered %d before the owner released the TaskRun", code)
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+	kc := kube.New(e.kube, e.tekton, ns, 5*time.Second)
+	if err := kc.ReleaseTaskRun(context.Background(), name); err != nil {
+		t.Fatal(err)
+	}
+	if code := <-done; code != http.StatusOK {
+		t.Fatalf("answered %d after the release, want 200", code)
+	}
+	if n := len(e.engine.Calls()); n != 0 {
+		t.Fatalf("the waiting delivery called the Engine: %v", e.kinds())
+	}
+}
+
+// A claim older than ClaimStale outlived its owner: the next delivery takes
+// it over, starts the task and releases the TaskRun.
+func TestStaleClaimIsTakenOver(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	name := tekton.TaskRunName("bmrg-flow", "65a1f1a0e4b0a1b2c3d4e611")
+	stale := pendingTaskRun(name, "65a1f1a0e4b0a1b2c3d4e611", time.Now().Add(-handler.ClaimStale-time.Second))
+	if _, err := e.tekton.TektonV1().TaskRuns(ns).Create(context.Background(), stale, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if code, msg := e.structured(t, fixture(t, "engine-taskrun-script-ready.json")); code != http.StatusOK {
+		t.Fatalf("status %d %s", code, msg)
+	}
+	trs := e.taskRuns(t)
+	if len(trs) != 1 || trs[0].IsPending() {
+		t.Fatalf("want the TaskRun released, got %+v", trs)
+	}
+	if e.acceptedStarts() != 1 || len(e.configMaps(t)) != 1 {
+		t.Fatalf("want one start and the ConfigMap after a takeover: %v, %d ConfigMaps", e.kinds(), len(e.configMaps(t)))
+	}
+}
+
+// pendingTaskRun is a TaskRun of ours created pending, claimed at at.
+func pendingTaskRun(name, id string, at time.Time) *pipelinev1.TaskRun {
+	return &pipelinev1.TaskRun{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns,
+			Labels:      map[string]string{"boomerang.io/taskrun-ref": id},
+			Annotations: map[string]string{"boomerang.io/claimed": at.UTC().Format(time.RFC3339Nano)}},
+		Spec: pipelinev1.TaskRunSpec{Status: pipelinev1.TaskRunSpecStatusPending},
 	}
 }
 
@@ -477,8 +594,21 @@ func TestTransientFailuresAnswer5xx(t *testing.T) {
 		if code, _ := e.structured(t, body); code < 500 {
 			t.Fatalf("status %d, want 5xx", code)
 		}
-		if n := len(e.taskRuns(t)); n != 0 {
-			t.Fatalf("TaskRun created although the Engine start failed")
+		// The TaskRun waits, pending, its claim dropped for the retry.
+		trs := e.taskRuns(t)
+		if len(trs) != 1 || !trs[0].IsPending() || trs[0].Annotations["boomerang.io/claimed"] != "0001-01-01T00:00:00Z" {
+			t.Fatalf("want one pending TaskRun with a dropped claim after the failed start, got %+v", trs)
+		}
+		e.engine.FailFor(0, 0)
+		e.serve(t) // the retry reaches another replica
+		if code, msg := e.structured(t, body); code != http.StatusOK {
+			t.Fatalf("retry: %d %s", code, msg)
+		}
+		if trs := e.taskRuns(t); len(trs) != 1 || trs[0].IsPending() || trs[0].Annotations["boomerang.io/claimed"] != "" {
+			t.Fatalf("want the TaskRun released after the retry's start, got %+v", trs)
+		}
+		if starts := e.acceptedStarts(); starts != 1 {
+			t.Fatalf("%d accepted starts, want 1", starts)
 		}
 	})
 	t.Run("identity conflict is permanent", func(t *testing.T) {

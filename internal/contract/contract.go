@@ -51,6 +51,7 @@ const (
 	AnnotationSelector    = "boomerang.io/selector"
 	AnnotationDeletion    = "boomerang.io/deletion"
 	AnnotationCancelled   = "boomerang.io/cancelled"
+	AnnotationClaimed     = "boomerang.io/claimed"
 	AnnotationReported    = "boomerang.io/reported"
 	AnnotationWorkspaceRf = "boomerang.io/workspace-ref"
 	AnnotationWorkspaceTy = "boomerang.io/workspace-type"

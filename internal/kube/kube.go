@@ -271,6 +271,62 @@ func (c *Client) CancelTaskRun(ctx context.Context, name, message string) (bool,
 	}
 }
 
+// ClaimTaskRun renews the claim on a TaskRun created pending (the time in
+// its claimed annotation), as read: the patch carries tr's resourceVersion,
+// so of several deliveries taking over one stale claim only one wins. It
+// reports false when the TaskRun changed since it was read or is gone.
+func (c *Client) ClaimTaskRun(ctx context.Context, tr *pipelinev1.TaskRun, at time.Time) (bool, error) {
+	patch, err := json.Marshal(map[string]any{"metadata": map[string]any{
+		"resourceVersion": tr.ResourceVersion,
+		"annotations":     map[string]string{contract.AnnotationClaimed: at.UTC().Format(time.RFC3339Nano)},
+	}})
+	if err != nil {
+		return false, fmt.Errorf("claim taskrun %s/%s: %w", c.namespace, tr.Name, err)
+	}
+	ctx, cancel := c.call(ctx)
+	defer cancel()
+	_, err = c.tekton.TektonV1().TaskRuns(c.namespace).Patch(ctx, tr.Name, types.MergePatchType, patch, metav1.PatchOptions{FieldManager: FieldManager})
+	switch {
+	case apierrors.IsNotFound(err), apierrors.IsConflict(err):
+		return false, nil
+	case err != nil:
+		return false, fmt.Errorf("claim taskrun %s/%s: %w", c.namespace, tr.Name, classify(err))
+	}
+	return true, nil
+}
+
+// ReleaseTaskRun lets Tekton run a TaskRun created pending: it clears
+// spec.status and the claim. A TaskRun that is gone or no longer pending
+// (cancelled meanwhile, say) is left alone; the patch carries the version
+// read, so a cancel that lands in between is never undone.
+func (c *Client) ReleaseTaskRun(ctx context.Context, name string) error {
+	for {
+		tr, err := c.GetTaskRun(ctx, name)
+		if err != nil || tr == nil || !tr.IsPending() {
+			return err
+		}
+		patch, err := json.Marshal(map[string]any{
+			"metadata": map[string]any{"resourceVersion": tr.ResourceVersion, "annotations": map[string]any{contract.AnnotationClaimed: nil}},
+			"spec":     map[string]any{"status": nil},
+		})
+		if err != nil {
+			return fmt.Errorf("release taskrun %s/%s: %w", c.namespace, name, err)
+		}
+		pctx, cancel := c.call(ctx)
+		_, err = c.tekton.TektonV1().TaskRuns(c.namespace).Patch(pctx, name, types.MergePatchType, patch, metav1.PatchOptions{FieldManager: FieldManager})
+		cancel()
+		switch {
+		case apierrors.IsNotFound(err):
+			return nil
+		case apierrors.IsConflict(err):
+			continue
+		case err != nil:
+			return fmt.Errorf("release taskrun %s/%s: %w", c.namespace, name, classify(err))
+		}
+		return nil
+	}
+}
+
 // MarkReported records on the TaskRun that its end was reported (value is
 // "true" for a report, "skipped" when nothing had to be sent). The label lets
 // the sweep list what is left; the annotation keeps the time.

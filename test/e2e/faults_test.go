@@ -14,6 +14,10 @@ import (
 	"testing"
 	"time"
 
+	pipelinev1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/boomerang-io/flow-tekton-handler/function/handler"
 	"github.com/boomerang-io/flow-tekton-handler/internal/contract"
 	"github.com/boomerang-io/flow-tekton-handler/test/enginestub"
 )
@@ -278,4 +282,58 @@ func TestSecretsNotLogged(t *testing.T) {
 			t.Errorf("%s log contains a secret:\n%s", name, logs)
 		}
 	}
+}
+
+// Copies of one task delivered to three handler replicas at once make one
+// TaskRun and one Engine start on the real apiserver, through Tekton's
+// webhook: the replica whose pending create wins starts the task and
+// releases the TaskRun; the others wait for the release. Every delivery is
+// answered 200, and the sink reports one end.
+func TestReplicasStartOnce(t *testing.T) {
+	s := newStack(t, nil)
+	s.startSink()
+	replicas := []string{s.handler.URL, s.start("handler").URL, s.start("handler").URL}
+	id := taskID(0x800)
+	body := customTask(t, id)
+	var n atomic.Int32
+	bad := flood(60, func() (*http.Response, error) {
+		url := replicas[int(n.Add(1))%len(replicas)]
+		return floodClient.Post(url, "application/cloudevents+json", bytes.NewReader(body))
+	})
+	if bad != 0 {
+		t.Errorf("%d of 60 deliveries not answered 200 in time", bad)
+	}
+	if got := len(s.taskRuns()); got != 1 {
+		t.Fatalf("%d TaskRuns from 60 deliveries to 3 replicas", got)
+	}
+	s.waitEnd(id, time.Minute)
+	if c := len(s.calls(enginestub.KindTaskRunStart, id)); c != 1 {
+		t.Fatalf("%d starts from 60 deliveries to 3 replicas, want 1", c)
+	}
+	s.noViolations()
+}
+
+// A TaskRun left pending by a delivery that died after its create (its
+// claim is older than handler.ClaimStale) is taken over by the next
+// delivery on the real apiserver: one start, then Tekton runs it.
+func TestStaleClaimTakenOver(t *testing.T) {
+	s := newStack(t, nil)
+	s.startSink()
+	id := taskID(0x801)
+	tr := &pipelinev1.TaskRun{
+		ObjectMeta: metav1.ObjectMeta{Name: name(id), Namespace: s.ns,
+			Labels:      map[string]string{contract.LabelTaskRunRef: id, contract.LabelProduct: "bmrg-flow"},
+			Annotations: map[string]string{contract.AnnotationClaimed: time.Now().Add(-handler.ClaimStale - time.Minute).UTC().Format(time.RFC3339Nano)}},
+		Spec: pipelinev1.TaskRunSpec{Status: pipelinev1.TaskRunSpecStatusPending,
+			TaskSpec: &pipelinev1.TaskSpec{Steps: []pipelinev1.Step{{Name: "main", Image: "alpine", Command: []string{"true"}}}}},
+	}
+	if _, err := s.tekton.TektonV1().TaskRuns(s.ns).Create(context.Background(), tr, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	s.mustPost(customTask(t, id))
+	s.waitEnd(id, time.Minute)
+	if c := len(s.calls(enginestub.KindTaskRunStart, id)); c != 1 {
+		t.Fatalf("%d starts after the takeover, want 1", c)
+	}
+	s.noViolations()
 }

@@ -103,6 +103,7 @@ func (f *Function) Start(ctx context.Context, _ map[string]string) error {
 			DeletionPolicy: cfg.DeletionPolicy,
 			SweepLimit:     cfg.SweepLimit,
 			SweepInterval:  cfg.SweepInterval,
+			ReportStale:    sink.ReportStale(cfg.EngineTimeout, cfg.EngineRetryBudget),
 		}, log)
 		s.Run(ctx)
 		r = s

@@ -42,7 +42,7 @@ type Kube interface {
 	GetPVC(ctx context.Context, name string) (*corev1.PersistentVolumeClaim, error)
 	DeletePVCs(ctx context.Context, selector string) (int, error)
 	CancelTaskRun(ctx context.Context, name, message string) (bool, error)
-	ClaimTaskRun(ctx context.Context, tr *pipelinev1.TaskRun, at time.Time) (bool, error)
+	ClaimTaskRun(ctx context.Context, tr *pipelinev1.TaskRun, key string, at time.Time) (bool, error)
 	ReleaseTaskRun(ctx context.Context, name string) error
 }
 
@@ -274,7 +274,7 @@ func (h *Handler) start(ctx context.Context, t *contract.TaskRun, task *tekton.T
 	}
 	if err := h.engine.StartTaskRun(ctx, t.ID); err != nil {
 		if cur, gerr := h.kube.GetTaskRun(context.WithoutCancel(ctx), tr.Name); gerr == nil && cur != nil && cur.IsPending() {
-			_, _ = h.kube.ClaimTaskRun(context.WithoutCancel(ctx), cur, time.Time{})
+			_, _ = h.kube.ClaimTaskRun(context.WithoutCancel(ctx), cur, contract.AnnotationClaimed, time.Time{})
 		}
 		return fmt.Errorf("engine start taskrun %s: %w", t.ID, err)
 	}
@@ -291,7 +291,7 @@ func (h *Handler) resume(ctx context.Context, t *contract.TaskRun, task *tekton.
 	}
 	for tr.IsPending() {
 		if h.now().Sub(claimedAt(tr)) >= ClaimStale {
-			won, err := h.kube.ClaimTaskRun(ctx, tr, h.now())
+			won, err := h.kube.ClaimTaskRun(ctx, tr, contract.AnnotationClaimed, h.now())
 			if err != nil {
 				return "", err
 			}
@@ -325,8 +325,7 @@ func (h *Handler) resume(ctx context.Context, t *contract.TaskRun, task *tekton.
 // claimedAt is the time of a pending TaskRun's claim; zero (stale) when it
 // has none or it does not parse.
 func claimedAt(tr *pipelinev1.TaskRun) time.Time {
-	at, _ := time.Parse(time.RFC3339Nano, tr.Annotations[contract.AnnotationClaimed])
-	return at
+	return contract.ClaimTime(tr.Annotations, contract.AnnotationClaimed)
 }
 
 // sleep waits d or until ctx ends.

@@ -53,6 +53,7 @@ type Kube interface {
 	Namespace() string
 	GetTaskRun(ctx context.Context, name string) (*pipelinev1.TaskRun, error)
 	MarkReported(ctx context.Context, name, value string, at time.Time) error
+	ClaimTaskRun(ctx context.Context, tr *pipelinev1.TaskRun, key string, at time.Time) (bool, error)
 	DeleteTaskRun(ctx context.Context, name string) error
 	DeleteConfigMap(ctx context.Context, name string) error
 	ListTaskRuns(ctx context.Context, selector string, pageSize int64) ([]pipelinev1.TaskRun, error)
@@ -69,6 +70,7 @@ type Options struct {
 	DeletionPolicy string        // when a TaskRun has no policy of its own
 	SweepLimit     int           // TaskRuns reported per sweep at most
 	SweepInterval  time.Duration // 0: sweep only on PingSource events and at start
+	ReportStale    time.Duration // see ReportStale; 0: the defaults'
 }
 
 // Sink handles Tekton TaskRun events and sweeps.
@@ -89,6 +91,9 @@ type Sink struct {
 
 // New returns a Sink.
 func New(k Kube, e Engine, o Options, log *slog.Logger) *Sink {
+	if o.ReportStale <= 0 {
+		o.ReportStale = ReportStale(5*time.Second, 20*time.Second)
+	}
 	return &Sink{kube: k, engine: e, opts: o, log: log, done: keylock.NewSet(4096), now: time.Now, stop: func() {}}
 }
 
@@ -186,9 +191,20 @@ func terminal(tr *pipelinev1.TaskRun) bool {
 	return c != nil && !c.IsUnknown()
 }
 
+// ReportStale is the age past which a report's claim outlived the replica
+// that took it, for an Engine client with the given per-request timeout and
+// retry budget: the claim covers one Engine call, which ends within both
+// and within the event's status.Budget, plus a margin. The next event or
+// sweep takes an older claim over. With the defaults (5 s, 20 s) it is 30 s.
+func ReportStale(engineTimeout, retryBudget time.Duration) time.Duration {
+	return min(status.Budget, engineTimeout+retryBudget) + 5*time.Second
+}
+
 // report sends the end call for the named TaskRun unless it was reported or
 // needs none. The TaskRun is read from the apiserver under a per-name lock,
-// so duplicate events in this process cause one call.
+// so duplicate events in this process cause one call; across replicas, the
+// report is claimed on the TaskRun first (boomerang.io/reporting, with the
+// version read), so one replica sends it.
 func (s *Sink) report(ctx context.Context, name string) (string, error) {
 	unlock := s.locks.Lock(name)
 	defer unlock()
@@ -210,11 +226,22 @@ func (s *Sink) report(ctx context.Context, name string) (string, error) {
 		// does not list it again.
 		return Skipped, s.kube.MarkReported(ctx, name, markSkipped, s.now())
 	}
+	if s.now().Sub(contract.ClaimTime(tr.Annotations, contract.AnnotationReporting)) < s.opts.ReportStale {
+		return Skipped, nil // another replica is reporting it
+	}
+	won, err := s.kube.ClaimTaskRun(ctx, tr, contract.AnnotationReporting, s.now())
+	if err != nil || !won {
+		return Skipped, err // !won: another replica claimed it first
+	}
 	if err := s.engine.EndTaskRun(ctx, rep.TaskRunRef, rep.End); err != nil {
 		if errors.Is(err, engine.ErrRejected) {
 			if merr := s.kube.MarkReported(ctx, name, markRejected, s.now()); merr != nil {
 				return "", merr
 			}
+		} else {
+			// Drop the claim so the sender's retry or the next sweep
+			// takes the report over at once.
+			s.dropClaim(ctx, name)
 		}
 		return "", fmt.Errorf("engine end taskrun %s: %w", rep.TaskRunRef, err)
 	}
@@ -233,6 +260,15 @@ func (s *Sink) report(ctx context.Context, name string) (string, error) {
 		}
 	}
 	return Reported, nil
+}
+
+// dropClaim marks the report's claim stale, best effort: if it fails, the
+// claim goes stale after ReportStale by itself.
+func (s *Sink) dropClaim(ctx context.Context, name string) {
+	ctx = context.WithoutCancel(ctx)
+	if tr, err := s.kube.GetTaskRun(ctx, name); err == nil && tr != nil {
+		_, _ = s.kube.ClaimTaskRun(ctx, tr, contract.AnnotationReporting, time.Time{})
+	}
 }
 
 // paramsConfigMaps names the ConfigMaps a TaskRun's inline task projects:

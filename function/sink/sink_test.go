@@ -54,11 +54,18 @@ func newEnv(t *testing.T, policy string) *env {
 	}
 	t.Cleanup(func() { _ = stub.Close() })
 	e.engine = stub
+	e.serve(t, policy)
+	return e
+}
+
+// serve starts a new sink (another replica, as far as its memory goes) on
+// the env's fakes and Engine.
+func (e *env) serve(t *testing.T, policy string) {
+	t.Helper()
 	kc := kube.New(e.kube, e.tekton, ns, 5*time.Second)
-	ec := engine.New(engine.Options{BaseURL: stub.URL(), Timeout: time.Second, RetryBudget: 2 * time.Second})
+	ec := engine.New(engine.Options{BaseURL: e.engine.URL(), Timeout: time.Second, RetryBudget: 2 * time.Second})
 	e.sink = sink.New(kc, ec, sink.Options{Product: "bmrg-flow", DeletionPolicy: policy, SweepLimit: 10}, slog.New(slog.NewJSONHandler(io.Discard, nil)))
 	e.url = fnserve.Serve(t, e.sink, 4<<20)
-	return e
 }
 
 // tektonEvent reads a Tekton fixture and returns its type and data.
@@ -297,6 +304,70 @@ func TestDuplicatesReportOnce(t *testing.T) {
 	wg.Wait()
 	if n := len(ends(e.engine.Calls())); n != 1 {
 		t.Fatalf("%d end calls for 30 duplicates", n)
+	}
+}
+
+// Copies of Tekton's event delivered to several sink replicas at once make
+// one end call: the replica whose claim on the TaskRun wins reports it.
+func TestReplicasReportOnce(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, "Never")
+	var urls []string
+	for range 3 {
+		e.serve(t, "Never")
+		urls = append(urls, e.url)
+	}
+	_, data := tektonEvent(t, "tekton-taskrun-successful-two-results.json")
+	data = withoutDeletion(t, data)
+	tr := e.seed(t, data)
+	var wg sync.WaitGroup
+	for i := range 30 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r := &env{url: urls[i%len(urls)]}
+			if code := r.send(t, "dev.tekton.event.taskrun.successful.v1", tr.Name, data); code != http.StatusOK {
+				t.Errorf("status %d", code)
+			}
+		}()
+	}
+	wg.Wait()
+	if n := len(ends(e.engine.Calls())); n != 1 {
+		t.Fatalf("%d end calls for 30 copies at 3 replicas, want 1", n)
+	}
+	if got := e.get(t, tr.Name); got.Labels["boomerang.io/reported"] != "true" || got.Annotations["boomerang.io/reporting"] != "" {
+		t.Fatalf("want reported and the claim dropped, got labels %v annotations %v", got.Labels, got.Annotations)
+	}
+}
+
+// A report claimed by a live replica is left to it; one whose claim is
+// older than ReportStale (its replica died) is taken over by the sweep.
+func TestReportClaims(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name    string
+		age     time.Duration
+		wantEnd int
+	}{
+		{"live claim", time.Second, 0},
+		{"stale claim", sink.ReportStale(5*time.Second, 20*time.Second) + time.Second, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t, "Never")
+			_, data := tektonEvent(t, "tekton-taskrun-successful-two-results.json")
+			tr := e.seed(t, data)
+			tr.Annotations["boomerang.io/reporting"] = time.Now().Add(-tc.age).UTC().Format(time.RFC3339Nano)
+			if _, err := e.tekton.TektonV1().TaskRuns(ns).Update(context.Background(), tr, metav1.UpdateOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := e.sink.Sweep(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			if n := len(ends(e.engine.Calls())); n != tc.wantEnd {
+				t.Fatalf("%d end calls, want %d", n, tc.wantEnd)
+			}
+		})
 	}
 }
 

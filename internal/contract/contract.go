@@ -12,6 +12,7 @@ import (
 	"io"
 	"strconv"
 	"strings"
+	"time"
 	"unicode/utf8"
 )
 
@@ -52,6 +53,7 @@ const (
 	AnnotationDeletion    = "boomerang.io/deletion"
 	AnnotationCancelled   = "boomerang.io/cancelled"
 	AnnotationClaimed     = "boomerang.io/claimed"
+	AnnotationReporting   = "boomerang.io/reporting"
 	AnnotationReported    = "boomerang.io/reported"
 	AnnotationWorkspaceRf = "boomerang.io/workspace-ref"
 	AnnotationWorkspaceTy = "boomerang.io/workspace-type"
@@ -460,4 +462,12 @@ func writeJSONString(b *strings.Builder, s string) {
 		}
 	}
 	b.WriteByte('"')
+}
+
+// ClaimTime is the time a claim annotation (AnnotationClaimed,
+// AnnotationReporting) holds; zero, meaning stale, when there is none or
+// it does not parse.
+func ClaimTime(annotations map[string]string, key string) time.Time {
+	at, _ := time.Parse(time.RFC3339Nano, annotations[key])
+	return at
 }

@@ -271,14 +271,16 @@ func (c *Client) CancelTaskRun(ctx context.Context, name, message string) (bool,
 	}
 }
 
-// ClaimTaskRun renews the claim on a TaskRun created pending (the time in
-// its claimed annotation), as read: the patch carries tr's resourceVersion,
-// so of several deliveries taking over one stale claim only one wins. It
-// reports false when the TaskRun changed since it was read or is gone.
-func (c *Client) ClaimTaskRun(ctx context.Context, tr *pipelinev1.TaskRun, at time.Time) (bool, error) {
+// ClaimTaskRun sets a claim on a TaskRun as read: the time at in the
+// annotation key (contract.AnnotationClaimed for the start of a TaskRun
+// created pending, contract.AnnotationReporting for the report of a
+// finished one). The patch carries tr's resourceVersion, so of several
+// deliveries or replicas claiming one TaskRun only one wins. It reports
+// false when the TaskRun changed since it was read or is gone.
+func (c *Client) ClaimTaskRun(ctx context.Context, tr *pipelinev1.TaskRun, key string, at time.Time) (bool, error) {
 	patch, err := json.Marshal(map[string]any{"metadata": map[string]any{
 		"resourceVersion": tr.ResourceVersion,
-		"annotations":     map[string]string{contract.AnnotationClaimed: at.UTC().Format(time.RFC3339Nano)},
+		"annotations":     map[string]string{key: at.UTC().Format(time.RFC3339Nano)},
 	}})
 	if err != nil {
 		return false, fmt.Errorf("claim taskrun %s/%s: %w", c.namespace, tr.Name, err)
@@ -328,12 +330,13 @@ func (c *Client) ReleaseTaskRun(ctx context.Context, name string) error {
 }
 
 // MarkReported records on the TaskRun that its end was reported (value is
-// "true" for a report, "skipped" when nothing had to be sent). The label lets
-// the sweep list what is left; the annotation keeps the time.
+// "true" for a report, "skipped" when nothing had to be sent) and drops the
+// report's claim. The label lets the sweep list what is left; the
+// annotation keeps the time.
 func (c *Client) MarkReported(ctx context.Context, name, value string, at time.Time) error {
 	patch, err := json.Marshal(map[string]any{"metadata": map[string]any{
 		"labels":      map[string]string{contract.LabelReported: value},
-		"annotations": map[string]string{contract.AnnotationReported: at.UTC().Format(time.RFC3339)},
+		"annotations": map[string]any{contract.AnnotationReported: at.UTC().Format(time.RFC3339), contract.AnnotationReporting: nil},
 	}})
 	if err != nil {
 		return fmt.Errorf("mark taskrun %s/%s reported: %w", c.namespace, name, err)

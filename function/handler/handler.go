@@ -31,6 +31,7 @@ type Engine interface {
 	EndTaskRun(ctx context.Context, id string, req engine.EndRequest) error
 	StartWorkflowRun(ctx context.Context, id string) error
 	FinalizeWorkflowRun(ctx context.Context, id string) error
+	GetTaskRun(ctx context.Context, id string) (*engine.TaskRun, error)
 }
 
 // Kube is the part of the cluster the handler changes.
@@ -44,6 +45,7 @@ type Kube interface {
 	CancelTaskRun(ctx context.Context, name, message string) (bool, error)
 	ClaimTaskRun(ctx context.Context, tr *pipelinev1.TaskRun, key string, at time.Time) (bool, error)
 	ReleaseTaskRun(ctx context.Context, name string) error
+	DropClaim(ctx context.Context, name, key, mine string) error
 }
 
 // Outcomes logged once per event.
@@ -240,7 +242,7 @@ func (h *Handler) create(ctx context.Context, t *contract.TaskRun, tp string) (s
 		return "", nil, err
 	}
 	task.TaskRun.Spec.Status = pipelinev1.TaskRunSpecStatusPending
-	metav1.SetMetaDataAnnotation(&task.TaskRun.ObjectMeta, contract.AnnotationClaimed, h.now().UTC().Format(time.RFC3339Nano))
+	metav1.SetMetaDataAnnotation(&task.TaskRun.ObjectMeta, contract.AnnotationClaimed, contract.ClaimValue(h.now()))
 	tr, created, err := h.kube.CreateTaskRun(ctx, task.TaskRun)
 	if errors.Is(err, kube.ErrRejected) {
 		// Nothing was created, and the cluster will not take it: tell the
@@ -273,8 +275,8 @@ func (h *Handler) start(ctx context.Context, t *contract.TaskRun, task *tekton.T
 		}
 	}
 	if err := h.engine.StartTaskRun(ctx, t.ID); err != nil {
-		if cur, gerr := h.kube.GetTaskRun(context.WithoutCancel(ctx), tr.Name); gerr == nil && cur != nil && cur.IsPending() {
-			_, _ = h.kube.ClaimTaskRun(context.WithoutCancel(ctx), cur, contract.AnnotationClaimed, time.Time{})
+		if derr := h.kube.DropClaim(context.WithoutCancel(ctx), tr.Name, contract.AnnotationClaimed, tr.Annotations[contract.AnnotationClaimed]); derr != nil {
+			h.log.WarnContext(ctx, "could not drop the claim; it goes stale by itself", "taskrun", t.ID, "error", derr.Error())
 		}
 		return fmt.Errorf("engine start taskrun %s: %w", t.ID, err)
 	}
@@ -291,11 +293,13 @@ func (h *Handler) resume(ctx context.Context, t *contract.TaskRun, task *tekton.
 	}
 	for tr.IsPending() {
 		if h.now().Sub(claimedAt(tr)) >= ClaimStale {
-			won, err := h.kube.ClaimTaskRun(ctx, tr, contract.AnnotationClaimed, h.now())
+			at := h.now()
+			won, err := h.kube.ClaimTaskRun(ctx, tr, contract.AnnotationClaimed, at)
 			if err != nil {
 				return "", err
 			}
 			if won {
+				metav1.SetMetaDataAnnotation(&tr.ObjectMeta, contract.AnnotationClaimed, contract.ClaimValue(at))
 				if err := h.start(ctx, t, task, tr); err != nil {
 					return "", err
 				}
@@ -353,7 +357,35 @@ func (h *Handler) reportUnbuildable(ctx context.Context, t *contract.TaskRun, bu
 	if err := h.engine.StartTaskRun(ctx, t.ID); err != nil {
 		return "", fmt.Errorf("engine start taskrun %s: %w", t.ID, err)
 	}
+	h.awaitStarted(ctx, t.ID)
 	return h.endFailed(ctx, t, buildErr)
+}
+
+// startSettle bounds how long an end that follows a start at once waits
+// for the start to take effect.
+const startSettle = 5 * time.Second
+
+// awaitStarted waits, up to startSettle, until the Engine shows the task no
+// longer pending. The Engine runs a start's execute asynchronously; an end
+// that lands before it is overwritten, and the task would stay running for
+// ever. An Engine that cannot be read (no such endpoint) is not waited for.
+func (h *Handler) awaitStarted(ctx context.Context, id string) {
+	ctx, cancel := context.WithTimeout(ctx, startSettle)
+	defer cancel()
+	for {
+		tr, err := h.engine.GetTaskRun(ctx, id)
+		var se *engine.StatusError
+		switch {
+		case err == nil && !tr.Pending():
+			return
+		case errors.As(err, &se) && (se.Code == http.StatusNotFound || se.Code == http.StatusMethodNotAllowed), errors.Is(err, engine.ErrRejected):
+			return
+		}
+		if sleep(ctx, claimPoll/2) != nil {
+			h.log.WarnContext(ctx, "the Engine did not show the task started; ending it anyway", "taskrun", id)
+			return
+		}
+	}
 }
 
 // endFailed ends a started task as failed with the reason.

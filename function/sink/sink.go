@@ -54,6 +54,7 @@ type Kube interface {
 	GetTaskRun(ctx context.Context, name string) (*pipelinev1.TaskRun, error)
 	MarkReported(ctx context.Context, name, value string, at time.Time) error
 	ClaimTaskRun(ctx context.Context, tr *pipelinev1.TaskRun, key string, at time.Time) (bool, error)
+	DropClaim(ctx context.Context, name, key, mine string) error
 	DeleteTaskRun(ctx context.Context, name string) error
 	DeleteConfigMap(ctx context.Context, name string) error
 	ListTaskRuns(ctx context.Context, selector string, pageSize int64) ([]pipelinev1.TaskRun, error)
@@ -226,22 +227,19 @@ func (s *Sink) report(ctx context.Context, name string) (string, error) {
 		// does not list it again.
 		return Skipped, s.kube.MarkReported(ctx, name, markSkipped, s.now())
 	}
-	if s.now().Sub(contract.ClaimTime(tr.Annotations, contract.AnnotationReporting)) < s.opts.ReportStale {
-		return Skipped, nil // another replica is reporting it
-	}
-	won, err := s.kube.ClaimTaskRun(ctx, tr, contract.AnnotationReporting, s.now())
-	if err != nil || !won {
-		return Skipped, err // !won: another replica claimed it first
+	mine, err := s.claim(ctx, tr)
+	if err != nil || mine == "" {
+		return Skipped, err // another replica is reporting it
 	}
 	if err := s.engine.EndTaskRun(ctx, rep.TaskRunRef, rep.End); err != nil {
 		if errors.Is(err, engine.ErrRejected) {
 			if merr := s.kube.MarkReported(ctx, name, markRejected, s.now()); merr != nil {
 				return "", merr
 			}
-		} else {
-			// Drop the claim so the sender's retry or the next sweep
-			// takes the report over at once.
-			s.dropClaim(ctx, name)
+		} else if derr := s.kube.DropClaim(context.WithoutCancel(ctx), name, contract.AnnotationReporting, mine); derr != nil {
+			// Dropped, the sender's retry or the next sweep takes the
+			// report over at once; if not, after ReportStale.
+			s.log.WarnContext(ctx, "could not drop the report's claim", "taskrun", name, "error", derr.Error())
 		}
 		return "", fmt.Errorf("engine end taskrun %s: %w", rep.TaskRunRef, err)
 	}
@@ -262,12 +260,26 @@ func (s *Sink) report(ctx context.Context, name string) (string, error) {
 	return Reported, nil
 }
 
-// dropClaim marks the report's claim stale, best effort: if it fails, the
-// claim goes stale after ReportStale by itself.
-func (s *Sink) dropClaim(ctx context.Context, name string) {
-	ctx = context.WithoutCancel(ctx)
-	if tr, err := s.kube.GetTaskRun(ctx, name); err == nil && tr != nil {
-		_, _ = s.kube.ClaimTaskRun(ctx, tr, contract.AnnotationReporting, time.Time{})
+// claim claims the report of a finished TaskRun for this replica and
+// returns the claim's value, or "" when another replica holds a live claim
+// or reported it meanwhile. Other changes to the TaskRun between the read
+// and the claim (Tekton's) are read again.
+func (s *Sink) claim(ctx context.Context, tr *pipelinev1.TaskRun) (string, error) {
+	for {
+		if s.now().Sub(contract.ClaimTime(tr.Annotations, contract.AnnotationReporting)) < s.opts.ReportStale {
+			return "", nil
+		}
+		at := s.now()
+		won, err := s.kube.ClaimTaskRun(ctx, tr, contract.AnnotationReporting, at)
+		if err != nil {
+			return "", err
+		}
+		if won {
+			return contract.ClaimValue(at), nil
+		}
+		if tr, err = s.kube.GetTaskRun(ctx, tr.Name); err != nil || tr == nil || tr.Labels[contract.LabelReported] != "" {
+			return "", err
+		}
 	}
 }
 

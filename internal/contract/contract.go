@@ -464,6 +464,9 @@ func writeJSONString(b *strings.Builder, s string) {
 	b.WriteByte('"')
 }
 
+// ClaimValue is how a claim annotation holds its time.
+func ClaimValue(at time.Time) string { return at.UTC().Format(time.RFC3339Nano) }
+
 // ClaimTime is the time a claim annotation (AnnotationClaimed,
 // AnnotationReporting) holds; zero, meaning stale, when there is none or
 // it does not parse.

@@ -207,6 +207,49 @@ func (c *Client) FinalizeWorkflowRun(ctx context.Context, id string) error {
 	return c.put(ctx, "workflowrun", id, "finalize", emptyObject)
 }
 
+// TaskRun is what the functions read of the Engine's task run
+// (io.boomerang.engine.model.TaskRun).
+type TaskRun struct {
+	ID     string `json:"id"`
+	Status string `json:"status"` // RunStatus: ready, running, succeeded, failed, cancelled, ...
+	Phase  string `json:"phase"`  // RunPhase: pending, running, completed, finalized
+}
+
+// Pending reports whether the Engine has not yet run the task's execute:
+// a start's effect has not landed.
+func (t *TaskRun) Pending() bool { return t.Phase == "pending" }
+
+// GetTaskRun reads the task run id, one attempt within the per-request
+// timeout. Errors are classified like the callbacks' (400 with code 1501
+// for an id the Engine does not know).
+func (c *Client) GetTaskRun(ctx context.Context, id string) (*TaskRun, error) {
+	path := "/api/v1/taskrun/" + url.PathEscape(id)
+	ctx, cancel := context.WithTimeout(ctx, c.timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base+path, nil)
+	if err != nil {
+		return nil, fmt.Errorf("GET %s: %w: %w", path, ErrRejected, err)
+	}
+	req.Header.Set("Accept", "application/json")
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("GET %s: %w: %w", path, ErrUnavailable, err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, maxDrain))
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("GET %s: %w", path, &StatusError{Code: resp.StatusCode, EngineCode: engineCode(body), Body: clean(body[:min(len(body), maxErrorBody)])})
+	}
+	var t TaskRun
+	if err := json.Unmarshal(body, &t); err != nil {
+		return nil, fmt.Errorf("GET %s: %w: %w", path, ErrUnavailable, err)
+	}
+	return &t, nil
+}
+
 // put sends body to /api/v1/<kind>/<id>/<verb>, retrying transient
 // failures until the budget or ctx runs out.
 func (c *Client) put(ctx context.Context, kind, id, verb string, body []byte) error {

@@ -280,7 +280,7 @@ func (c *Client) CancelTaskRun(ctx context.Context, name, message string) (bool,
 func (c *Client) ClaimTaskRun(ctx context.Context, tr *pipelinev1.TaskRun, key string, at time.Time) (bool, error) {
 	patch, err := json.Marshal(map[string]any{"metadata": map[string]any{
 		"resourceVersion": tr.ResourceVersion,
-		"annotations":     map[string]string{key: at.UTC().Format(time.RFC3339Nano)},
+		"annotations":     map[string]string{key: contract.ClaimValue(at)},
 	}})
 	if err != nil {
 		return false, fmt.Errorf("claim taskrun %s/%s: %w", c.namespace, tr.Name, err)
@@ -295,6 +295,23 @@ func (c *Client) ClaimTaskRun(ctx context.Context, tr *pipelinev1.TaskRun, key s
 		return false, fmt.Errorf("claim taskrun %s/%s: %w", c.namespace, tr.Name, classify(err))
 	}
 	return true, nil
+}
+
+// DropClaim makes the claim in annotation key stale (the zero time) while it
+// still holds mine, so that the next delivery or sweep takes it over at
+// once. Other changes to the TaskRun meanwhile (Tekton's) are retried over;
+// a TaskRun that is gone or claimed by someone else is left alone.
+func (c *Client) DropClaim(ctx context.Context, name, key, mine string) error {
+	for {
+		tr, err := c.GetTaskRun(ctx, name)
+		if err != nil || tr == nil || tr.Annotations[key] != mine {
+			return err
+		}
+		won, err := c.ClaimTaskRun(ctx, tr, key, time.Time{})
+		if err != nil || won {
+			return err
+		}
+	}
 }
 
 // ReleaseTaskRun lets Tekton run a TaskRun created pending: it clears

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net/http"
 	"time"
+	"unicode/utf8"
 
 	"github.com/boomerang-io/flow-tekton-handler/internal/contract"
 	"github.com/boomerang-io/flow-tekton-handler/internal/engine"
@@ -88,11 +89,32 @@ func Write(w http.ResponseWriter, err error) {
 	case errors.As(err, &fe):
 		b.Field, b.Reason = fe.Field, fe.Reason
 	}
+	b.Field, b.Reason = truncate(b.Field, maxField), truncate(b.Reason, maxReason)
 	doc, _ := json.Marshal(b) // a struct of strings always marshals
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(code)
 	_, _ = w.Write(append(doc, '\n'))
+}
+
+// Bounds of an answer's field and reason. Knative's dispatcher (v0.46)
+// copies a dead-lettered answer's body base64-encoded into a 1 KiB buffer
+// and panics on a body over 768 bytes; the whole body stays below that.
+const (
+	maxField  = 128
+	maxReason = 512
+)
+
+// truncate cuts s to at most n bytes on a rune boundary, marking the cut.
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	s = s[:n-len("…")]
+	for len(s) > 0 && !utf8.ValidString(s) {
+		s = s[:len(s)-1]
+	}
+	return s + "…"
 }
 
 // Log writes the one line an event gets: its attributes, the outcome, the

@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"testing"
+	"unicode/utf8"
 
 	"net/http/httptest"
+	"strings"
 
 	"github.com/boomerang-io/flow-tekton-handler/internal/contract"
 	"github.com/boomerang-io/flow-tekton-handler/internal/engine"
@@ -70,6 +72,23 @@ func TestWrite(t *testing.T) {
 		var b Body
 		if err := json.Unmarshal(w.Body.Bytes(), &b); err != nil || b != tc.wantBody {
 			t.Errorf("%s: body %q (%v), want %+v", tc.name, w.Body, err, tc.wantBody)
+		}
+	}
+}
+
+// Every answer's body stays within 768 bytes, what Knative's dispatcher can
+// carry to a dead-letter sink, however long the error.
+func TestWriteBoundsTheBody(t *testing.T) {
+	t.Parallel()
+	for _, err := range []error{
+		New(400, strings.Repeat("f", 1000), strings.Repeat("é", 1000)),
+		errors.New(strings.Repeat("engine answered 400: ", 200)),
+	} {
+		w := httptest.NewRecorder()
+		Write(w, err)
+		var b Body
+		if jerr := json.Unmarshal(w.Body.Bytes(), &b); jerr != nil || w.Body.Len() > 768 || !utf8.ValidString(b.Reason) || !strings.HasSuffix(b.Reason, "…") {
+			t.Errorf("body of %d bytes (%v): %.80q…", w.Body.Len(), jerr, w.Body)
 		}
 	}
 }

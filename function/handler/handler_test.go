@@ -94,6 +94,7 @@ func fixture(t *testing.T, name string) []byte {
 // structured POSTs a structured-mode CloudEvent.
 func (e *env) structured(t *testing.T, body []byte) (int, string) {
 	t.Helper()
+	e.engine.KnowEvent(body)
 	return e.post(t, "/", "application/cloudevents+json", nil, body)
 }
 
@@ -115,6 +116,7 @@ func (e *env) binary(t *testing.T, structured []byte) (int, string) {
 		}
 		headers["ce-"+k] = s
 	}
+	e.engine.KnowEvent(structured)
 	return e.post(t, "/api/v1/event", "application/json", headers, doc["data"])
 }
 
@@ -174,6 +176,29 @@ func (e *env) kinds() []string {
 		out = append(out, c.Kind+" "+c.ID)
 	}
 	return out
+}
+
+// callbacks are the Engine calls other than reads.
+func (e *env) callbacks() []enginestub.Call {
+	var out []enginestub.Call
+	for _, c := range e.engine.Calls() {
+		if c.Method != http.MethodGet {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// settled waits until every start's effect has landed in the Engine and
+// fails the test on any violation it saw.
+func (e *env) settled(t *testing.T) {
+	t.Helper()
+	if err := e.engine.Settle(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if v := e.engine.Violations(); len(v) > 0 {
+		t.Fatalf("Engine violations: %v", v)
+	}
 }
 
 // acceptedStarts counts the taskrun starts the Engine accepted.
@@ -321,6 +346,7 @@ func TestReplicasMakeOneStart(t *testing.T) {
 		urls = append(urls, e.url)
 	}
 	body := fixture(t, "engine-taskrun-script-ready.json")
+	e.engine.KnowEvent(body)
 	var wg sync.WaitGroup
 	codes := make(chan int, 30)
 	for i := range 30 {
@@ -548,10 +574,11 @@ func TestUnbuildableTaskIsReportedFailed(t *testing.T) {
 	if code, msg := e.structured(t, body); code != http.StatusOK {
 		t.Fatalf("status %d %s, want 200: the Engine is told instead", code, msg)
 	}
-	calls := e.engine.Calls()
+	calls := e.callbacks()
 	if len(calls) != 2 || calls[0].Kind != "taskrun-start" || calls[1].Kind != "taskrun-end" {
 		t.Fatalf("want start then end, got %v", e.kinds())
 	}
+	e.settled(t) // the end came after the start took effect
 	end := calls[1].End
 	if end == nil || end.Status != engine.StatusFailed || !strings.Contains(end.StatusMessage, "NO_TASK_IMAGE") {
 		t.Fatalf("end %+v", end)
@@ -798,8 +825,9 @@ func TestRejectedTaskRunIsReportedFailed(t *testing.T) {
 	if code, msg := e.structured(t, fixture(t, "engine-taskrun-custom-ready.json")); code != http.StatusOK {
 		t.Fatalf("status %d %s", code, msg)
 	}
-	calls := e.engine.Calls()
+	calls := e.callbacks()
 	if len(calls) != 2 || calls[1].End == nil || calls[1].End.Status != engine.StatusFailed || !strings.Contains(calls[1].End.StatusMessage, "TASKRUN_REJECTED") {
 		t.Fatalf("want start then end failed TASKRUN_REJECTED, got %v", e.kinds())
 	}
+	e.settled(t)
 }

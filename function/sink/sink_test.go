@@ -23,6 +23,7 @@ import (
 	duckv1 "knative.dev/pkg/apis/duck/v1"
 
 	"github.com/boomerang-io/flow-tekton-handler/function/sink"
+	"github.com/boomerang-io/flow-tekton-handler/internal/contract"
 	"github.com/boomerang-io/flow-tekton-handler/internal/engine"
 	"github.com/boomerang-io/flow-tekton-handler/internal/kube"
 	"github.com/boomerang-io/flow-tekton-handler/internal/outcome"
@@ -93,6 +94,7 @@ func (e *env) seed(t *testing.T, data []byte) *pipelinev1.TaskRun {
 	if err != nil {
 		t.Fatal(err)
 	}
+	e.engine.Know(enginestub.Task{ID: tr.Labels[contract.LabelTaskRunRef], Status: enginestub.StatusRunning, Phase: enginestub.PhaseRunning})
 	tr = tr.DeepCopy()
 	tr.ResourceVersion = ""
 	got, err := e.tekton.TektonV1().TaskRuns(ns).Create(context.Background(), tr, metav1.CreateOptions{})

@@ -162,6 +162,8 @@ func TestManifestsRejectMistakes(t *testing.T) {
 			"backoffDelay: PT1S", "backoffDelay: 1s", false, true},
 		{"trigger backoffPolicy unknown", "config", "Trigger/flow-tekton-handler-taskrun",
 			"backoffPolicy: exponential", "backoffPolicy: exponentail", false, true},
+		{"trigger timeout not ISO 8601", "config", "Trigger/flow-tekton-handler-workflowrun",
+			"timeout: PT30S", "timeout: 30s", false, true},
 		{"dead letter sink misspelt", "config+dead-letter", "Trigger/flow-tekton-handler-taskrun",
 			"    deadLetterSink:", "    deadLeterSink:", false, true},
 		{"pingsource schedule invalid", "config", "PingSource/flow-tekton-sink-sweep",

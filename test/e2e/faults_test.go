@@ -37,7 +37,7 @@ func TestAPIServerDownDuringBurst(t *testing.T) {
 	s := newStack(t, map[string]string{"KUBE_TIMEOUT": "2s"})
 	const n = 12
 	send := func(i int) int {
-		code, _ := s.post(customTask(t, taskID(i)))
+		code, _ := s.postDirect(customTask(t, taskID(i))) // each attempt's own answer
 		return code
 	}
 	for i := range n / 2 {
@@ -172,7 +172,7 @@ func TestSIGTERMDrainsInFlight(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			codes[i], _ = s.post(customTask(t, taskID(0x600+i)))
+			codes[i], _ = s.postDirect(customTask(t, taskID(0x600+i))) // the attempt in flight
 		}()
 	}
 	// SIGTERM only once every event waits on the slow Engine.
@@ -222,10 +222,12 @@ func TestSinkSIGTERMFinishesEnd(t *testing.T) {
 }
 
 // The sink is killed (SIGKILL) while its end call waits on the Engine: the
-// call dies with it, unanswered. The next sink's start-up sweep reports the
-// TaskRun: exactly one accepted end.
+// call dies with it, unanswered, and its claim on the report stays. The
+// next sink's sweep (on its timer, as the PingSource would) takes the claim
+// over once it is stale: exactly one accepted end. A short Engine budget
+// makes the claim stale in sink.ReportStale(1 s, 2 s) = 8 s.
 func TestSinkKilledMidFlight(t *testing.T) {
-	s := newStack(t, nil)
+	s := newStack(t, map[string]string{"ENGINE_TIMEOUT": "1s", "ENGINE_RETRY_BUDGET": "2s", "SWEEP_INTERVAL": "1s"})
 	sink := s.startSink()
 	id := taskID(0x660)
 	s.mustPost(customTask(t, id))
@@ -245,7 +247,7 @@ func TestSinkKilledMidFlight(t *testing.T) {
 	}
 	s.engine.Delay(0)
 	s.startSink()
-	s.waitEnd(id, 30*time.Second)
+	s.waitEnd(id, time.Minute)
 	time.Sleep(2 * time.Second) // any late Tekton retry
 	if n := len(s.calls(enginestub.KindTaskRunEnd, id)); n != 1 {
 		t.Fatalf("%d accepted ends, want 1", n)
@@ -271,9 +273,13 @@ func TestSecretsNotLogged(t *testing.T) {
 	sink := s.startSink()
 	s.mustPost(customTask(t, taskID(0x700)))
 	s.waitEnd(taskID(0x700), time.Minute)
-	// And a failure path: an Engine that refuses the token.
+	// And a failure path: an Engine that refuses the token. Every attempt
+	// fails, and the event ends in the dead letters.
 	stub.RequireToken("another")
 	_, _ = s.post(customTask(t, taskID(0x701)))
+	if l := s.takeDeadLetters(); len(l) != 1 {
+		t.Errorf("%d dead letters for the refused event, want 1", len(l))
+	}
 	for name, logs := range map[string]string{"handler": s.handler.Logs(), "sink": sink.Logs()} {
 		if logs == "" {
 			t.Fatalf("%s logged nothing", name)
@@ -334,6 +340,40 @@ func TestStaleClaimTakenOver(t *testing.T) {
 	s.waitEnd(id, time.Minute)
 	if c := len(s.calls(enginestub.KindTaskRunStart, id)); c != 1 {
 		t.Fatalf("%d starts after the takeover, want 1", c)
+	}
+	s.noViolations()
+}
+
+// Tekton's event for one finished TaskRun, delivered 300 times to two sink
+// replicas at once, makes one end call: the replica whose claim on the
+// TaskRun wins reports it.
+func TestSinkReplicasReportOnce(t *testing.T) {
+	s := newStack(t, nil)
+	id := taskID(0x802)
+	s.mustPost(customTask(t, id))
+	tr := s.waitDone(name(id), time.Minute)
+	data, err := json.Marshal(map[string]any{"taskRun": tr})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sinks := []string{s.startSink().URL, s.startSink().URL}
+	var n atomic.Int32
+	bad := flood(300, func() (*http.Response, error) {
+		i := n.Add(1)
+		req, _ := http.NewRequest(http.MethodPost, sinks[int(i)%len(sinks)], bytes.NewReader(data))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("ce-specversion", "1.0")
+		req.Header.Set("ce-id", fmt.Sprintf("rep-%d", i))
+		req.Header.Set("ce-source", "/apis///namespaces/"+s.ns+"//"+tr.Name)
+		req.Header.Set("ce-type", "dev.tekton.event.taskrun.successful.v1")
+		return floodClient.Do(req)
+	})
+	if bad != 0 {
+		t.Errorf("%d of 300 Tekton events not answered 200 in time", bad)
+	}
+	s.waitEnd(id, time.Minute)
+	if c := len(s.calls(enginestub.KindTaskRunEnd, id)); c != 1 {
+		t.Fatalf("%d end calls from two sink replicas, want 1", c)
 	}
 	s.noViolations()
 }

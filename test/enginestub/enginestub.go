@@ -1,8 +1,56 @@
-// Package enginestub is a stand-in for the Workflow Engine's REST API, used
-// by tests, benchmarks and the demo. It records every callback, checks it
-// against the contract (UPSTREAM.md §3), answers invalid requests the way
-// the Engine does, and can be told to fail or slow down to exercise
-// retries.
+// Package enginestub is a stand-in for the Workflow Engine's REST API
+// (boomerang-io/flow.service.engine), used by unit tests, the end-to-end
+// tests, benchmarks and the demo. It records every call, checks it against
+// the contract (UPSTREAM.md §3), answers as the Engine does, and can be
+// told to fail or slow down to exercise retries.
+//
+// It keeps the Engine's state of each task run and workflow run (status,
+// phase, start time) and answers from it:
+//
+//   - A run is known the way the Engine makes one known: by an event. A
+//     harness passes each Engine event it sends the handler to KnowEvent
+//     (or the tasks to Know); a call for an unknown id is refused 400 with
+//     code 1501 (task) or 1301 (workflow run), and listed as a violation,
+//     unless Learn is on.
+//   - PUT /api/v1/taskrun/{id}/start answers 200 with the task as it was.
+//     For a pending task the effect (status and phase running, start
+//     time) lands a moment later (SetEffectDelay, DefaultEffectDelay), as
+//     the Engine's asynchronous execute does; a task that is no longer
+//     pending is answered as it is and not changed (LateStarts counts
+//     these). A task whose workflow run the stand-in knows to be
+//     completed or finalized is cancelled before the answer.
+//   - PUT /api/v1/taskrun/{id}/end completes the task and answers 200
+//     with it (status absent: succeeded; other than succeeded, failed or
+//     invalid: 400 code 1505). The Engine finishes an end in its own
+//     thread, so the end stays in flight for the same delay. An end for a
+//     task completed already is answered and ignored.
+//   - GET /api/v1/taskrun/{id} answers the task.
+//   - PUT /api/v1/workflowrun/{id}/start starts a pending run at once; any
+//     other is refused 400 code 1304. finalize finalizes the run.
+//   - Cancel does what the Engine does before its cancel event.
+//
+// Violations, each listed on the call that made it but the last one
+// (Violations lists them all):
+//
+//   - what a request shows alone: method, path, Content-Type, bodies,
+//     end statuses and results, the bearer token (RequireToken);
+//   - two starts for a pending task before the first took effect (the
+//     Engine then runs the task twice: start time reset, two timeout
+//     timers);
+//   - an end before its start took effect (the Engine completes the task,
+//     and then its start sets it running again: also listed on the start
+//     when that happens), or with no start at all;
+//   - an end while another is in flight (the Engine completes the task
+//     twice and can advance the workflow twice);
+//   - a duplicate end: a second end of ours after the first took effect.
+//     The Engine ignores it, but the contract has the sink report each
+//     TaskRun's end once (UPSTREAM.md §9 item 32), so it stays a
+//     violation. An end for a task the Engine completed itself (cancelled,
+//     timed out) is not one: the sink may have sent it before it could
+//     know;
+//   - a finalize for a workflow run not completed;
+//   - a TaskRun created for a task the Engine had completed or cancelled
+//     (TaskRunCreated, told by a harness that watches TaskRuns).
 package enginestub
 
 import (
@@ -27,6 +75,7 @@ import (
 const (
 	KindTaskRunStart        = "taskrun-start"
 	KindTaskRunEnd          = "taskrun-end"
+	KindTaskRunGet          = "taskrun-get"
 	KindWorkflowRunStart    = "workflowrun-start"
 	KindWorkflowRunFinalize = "workflowrun-finalize"
 )
@@ -63,8 +112,10 @@ type Server struct {
 
 	mu       sync.Mutex
 	calls    []Call
-	started  map[string]bool // kind-less key "taskrun/<id>" etc.
-	ended    map[string]bool
+	other    []string // violations of no call (TaskRunCreated)
+	tasks    map[string]*task
+	runs     map[string]*run
+	learn    bool
 	token    string
 	failN    int
 	failNSt  int
@@ -73,6 +124,12 @@ type Server struct {
 	delay    time.Duration
 	held     int // requests waiting out the delay now
 	changed  chan struct{}
+
+	effectDelay time.Duration
+	effects     int // starts not taken effect and ends in flight
+	lateStarts  int
+	// schedule runs f after d; tests replace it to choose the moment.
+	schedule func(d time.Duration, f func())
 }
 
 // Start listens on addr ("127.0.0.1:0" for any free port) and serves
@@ -83,10 +140,12 @@ func Start(addr string) (*Server, error) {
 		return nil, fmt.Errorf("engine stub listen %s: %w", addr, err)
 	}
 	s := &Server{
-		url:     "http://" + ln.Addr().String(),
-		started: map[string]bool{},
-		ended:   map[string]bool{},
-		changed: make(chan struct{}),
+		url:         "http://" + ln.Addr().String(),
+		tasks:       map[string]*task{},
+		runs:        map[string]*run{},
+		changed:     make(chan struct{}),
+		effectDelay: DefaultEffectDelay,
+		schedule:    func(d time.Duration, f func()) { time.AfterFunc(d, f) },
 	}
 	s.srv = &http.Server{Handler: s, ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = s.srv.Serve(ln) }()
@@ -185,15 +244,18 @@ func (s *Server) WaitFor(ctx context.Context, pred func([]Call) bool) error {
 	}
 }
 
-// Violations returns every contract violation seen, one line each.
+// Violations returns every contract violation seen, one line each: those
+// of the calls, then those TaskRunCreated found.
 func (s *Server) Violations() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	var out []string
-	for _, c := range s.Calls() {
+	for _, c := range s.calls {
 		for _, v := range c.Violations {
 			out = append(out, fmt.Sprintf("%s %s: %s", c.Method, c.Path, v))
 		}
 	}
-	return out
+	return append(out, s.other...)
 }
 
 // errorBody is the Engine's error answer (io.boomerang.error.RestErrorResponse).
@@ -205,10 +267,12 @@ type errorBody struct {
 	Status    string    `json:"status"`
 }
 
-// answer is the status and body the stub sends back.
+// answer is the status and body the stub sends back: json when the
+// status is 200, body otherwise.
 type answer struct {
 	status int
 	body   errorBody
+	json   []byte
 }
 
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -249,14 +313,15 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	c.Status = a.status
 	s.calls = append(s.calls, c)
-	close(s.changed)
-	s.changed = make(chan struct{})
+	s.notify()
 	s.mu.Unlock()
 
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(a.status)
 	if a.status != http.StatusOK {
 		_ = json.NewEncoder(w).Encode(a.body)
+	} else if a.json != nil {
+		_, _ = w.Write(a.json)
 	}
 }
 
@@ -265,8 +330,7 @@ func (s *Server) record(c Call) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.calls = append(s.calls, c)
-	close(s.changed)
-	s.changed = make(chan struct{})
+	s.notify()
 }
 
 // fault consumes one injected failure, if any. s.mu is held.
@@ -281,39 +345,21 @@ func (s *Server) fault() (int, bool) {
 	return 0, false
 }
 
-// apply records the effect of an accepted call and the violations that
-// depend on earlier calls, and returns the answer, which may be the
-// Engine's refusal of a call its state does not allow. s.mu is held.
+// apply answers a call that passed check from the state, changes the
+// state, and records the violations that depend on earlier calls. s.mu
+// is held.
 func (s *Server) apply(c *Call) answer {
 	switch c.Kind {
 	case KindTaskRunStart:
-		key := "taskrun/" + c.ID
-		if s.started[key] {
-			c.Violations = append(c.Violations, "duplicate start")
-		}
-		if s.ended[key] {
-			c.Violations = append(c.Violations, "start after end")
-		}
-		s.started[key] = true
+		return s.startTask(c)
 	case KindTaskRunEnd:
-		key := "taskrun/" + c.ID
-		if !s.started[key] {
-			c.Violations = append(c.Violations, "end before start")
-		}
-		if s.ended[key] {
-			c.Violations = append(c.Violations, "duplicate end")
-		}
-		s.ended[key] = true
+		return s.endTask(c)
+	case KindTaskRunGet:
+		return s.getTask(c)
 	case KindWorkflowRunStart:
-		// The Engine starts a workflow run only in phase pending
-		// (WorkflowExecutionService): a second start is refused.
-		if s.started["workflowrun/"+c.ID] {
-			return answer{status: http.StatusBadRequest, body: errorBody{Timestamp: time.Now(), Code: 1304, Reason: "WORKFLOWRUN_INVALID_PHASE",
-				Message: "Invalid WorkflowRun request. WorkflowRun is not in the correct phase. Current: running, Needed: pending.", Status: statusText(http.StatusBadRequest)}}
-		}
-		s.started["workflowrun/"+c.ID] = true
+		return s.startRun(c)
 	case KindWorkflowRunFinalize:
-		s.ended["workflowrun/"+c.ID] = true
+		return s.finalizeRun(c)
 	}
 	return answer{status: http.StatusOK}
 }
@@ -326,11 +372,17 @@ func statusText(code int) string {
 // route finds the kind and id of an escaped path.
 func route(path string) (kind, id string) {
 	parts := strings.Split(strings.TrimPrefix(path, "/"), "/")
-	if len(parts) != 5 || parts[0] != "api" || parts[1] != "v1" || parts[3] == "" {
+	if len(parts) < 4 || len(parts) > 5 || parts[0] != "api" || parts[1] != "v1" || parts[3] == "" {
 		return "", ""
 	}
 	id, err := url.PathUnescape(parts[3])
 	if err != nil {
+		return "", ""
+	}
+	if len(parts) == 4 {
+		if parts[2] == "taskrun" {
+			return KindTaskRunGet, id
+		}
 		return "", ""
 	}
 	switch parts[2] + "/" + parts[4] {
@@ -360,6 +412,12 @@ func check(c *Call, r *http.Request, token string) answer {
 	}
 	if c.Kind == "" {
 		return reject(http.StatusNotFound, 404, "NOT_FOUND", "unknown path %s", c.Path)
+	}
+	if c.Kind == KindTaskRunGet {
+		if r.Method != http.MethodGet {
+			return reject(http.StatusMethodNotAllowed, 405, "METHOD_NOT_ALLOWED", "method %s, want GET", r.Method)
+		}
+		return answer{status: http.StatusOK}
 	}
 	if r.Method != http.MethodPut {
 		return reject(http.StatusMethodNotAllowed, 405, "METHOD_NOT_ALLOWED", "method %s, want PUT", r.Method)

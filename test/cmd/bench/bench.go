@@ -116,6 +116,7 @@ func run(ctx context.Context, o options) error {
 		return err
 	}
 	defer b.engine.Close()
+	b.ids.know = b.engine.KnowEvent
 
 	stages := []struct {
 		key, name string
@@ -143,7 +144,7 @@ func run(ctx context.Context, o options) error {
 	if v := b.engine.Violations(); len(v) > 0 {
 		return fmt.Errorf("the Engine stand-in saw %d contract violations, first: %s", len(v), v[0])
 	}
-	b.note("The Engine stand-in received %d calls and saw no contract violation (no duplicate start, no end before start, no duplicate end).", len(b.engine.Calls()))
+	b.note("The Engine stand-in received %d calls and saw no contract violation (no second start before the first took effect, no end before its start took effect, no two ends in flight, no duplicate end).", len(b.engine.Calls()))
 	server, err := b.kube.Discovery().ServerVersion()
 	if err != nil {
 		return err

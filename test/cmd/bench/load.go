@@ -34,6 +34,9 @@ const taskEvent = `{"specversion":"1.0","id":"%s","source":"/apis/v1/events","ty
 type ids struct {
 	prefix string
 	n      atomic.Uint64
+	// know, when set, is given each new task's event: the Engine stand-in
+	// knows the tasks the Engine sent events for.
+	know func(event []byte) bool
 }
 
 func newIDs() (*ids, error) {
@@ -58,7 +61,11 @@ type task struct {
 func (g *ids) newTask() task {
 	id := g.next()
 	data := fmt.Appendf(nil, taskData, id)
-	return task{id: id, data: data, body: fmt.Appendf(nil, taskEvent, "ce-"+id, id, data)}
+	t := task{id: id, data: data, body: fmt.Appendf(nil, taskEvent, "ce-"+id, id, data)}
+	if g.know != nil {
+		g.know(t.body)
+	}
+	return t
 }
 
 // newTasks makes n task events.

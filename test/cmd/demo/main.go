@@ -32,6 +32,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"knative.dev/pkg/apis"
 
+	"github.com/boomerang-io/flow-tekton-handler/internal/contract"
 	"github.com/boomerang-io/flow-tekton-handler/internal/engine"
 	"github.com/boomerang-io/flow-tekton-handler/test/cluster"
 	"github.com/boomerang-io/flow-tekton-handler/test/enginestub"
@@ -118,10 +119,10 @@ func run(ctx context.Context, bin string) error {
 
 	watchCtx, stopWatch := context.WithCancel(ctx)
 	defer stopWatch()
-	go watchTaskRuns(watchCtx, tkn)
+	go watchTaskRuns(watchCtx, tkn, eng)
 
 	// The workflow run starts: its workspace claim first.
-	if err := send(ctx, handler.URL, "workflowrun", runID, "ready", workflowRun("ready", "pending")); err != nil {
+	if err := send(ctx, eng, handler.URL, "workflowrun", runID, "ready", workflowRun("ready", "pending")); err != nil {
 		return err
 	}
 	// Its three tasks.
@@ -142,7 +143,7 @@ func run(ctx context.Context, bin string) error {
 	}
 	for _, t := range tasks {
 		say("task %s: %s", t.id, t.label)
-		if err := send(ctx, handler.URL, "taskrun", t.id, "ready", t.data); err != nil {
+		if err := send(ctx, eng, handler.URL, "taskrun", t.id, "ready", t.data); err != nil {
 			return err
 		}
 	}
@@ -162,7 +163,7 @@ func run(ctx context.Context, bin string) error {
 	if err != nil {
 		return fmt.Errorf("waiting for end calls: %w\n%s", err, enginestub.Table(eng.Calls()))
 	}
-	if err := send(ctx, handler.URL, "workflowrun", runID, "succeeded", workflowRun("succeeded", "completed")); err != nil {
+	if err := send(ctx, eng, handler.URL, "workflowrun", runID, "succeeded", workflowRun("succeeded", "completed")); err != nil {
 		return err
 	}
 	time.Sleep(time.Second) // let late duplicate events arrive, to show none is reported twice
@@ -214,8 +215,9 @@ func task(id, typ string, spec map[string]any, labels map[string]string, results
 	}
 }
 
-// send POSTs one Engine event in structured mode, as the Engine does.
-func send(ctx context.Context, url, subtype, id, status string, data map[string]any) error {
+// send POSTs one Engine event in structured mode, as the Engine does, once
+// the Engine stand-in knows the run it is about.
+func send(ctx context.Context, eng *enginestub.Server, url, subtype, id, status string, data map[string]any) error {
 	body, err := json.Marshal(map[string]any{
 		"specversion": "1.0", "id": fmt.Sprintf("demo-%s-%s-%d", subtype, status, time.Now().UnixNano()),
 		"source": "/apis/v1/events", "type": "io.boomerang.event.status." + subtype,
@@ -225,6 +227,7 @@ func send(ctx context.Context, url, subtype, id, status string, data map[string]
 	if err != nil {
 		return err
 	}
+	eng.KnowEvent(body)
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
 	if err != nil {
 		return err
@@ -244,8 +247,9 @@ func send(ctx context.Context, url, subtype, id, status string, data map[string]
 	return nil
 }
 
-// watchTaskRuns prints every change of a TaskRun's Succeeded condition.
-func watchTaskRuns(ctx context.Context, tkn versioned.Interface) {
+// watchTaskRuns prints every change of a TaskRun's Succeeded condition,
+// and tells the Engine stand-in when each TaskRun was created.
+func watchTaskRuns(ctx context.Context, tkn versioned.Interface, eng *enginestub.Server) {
 	seen := map[string]string{}
 	for ctx.Err() == nil {
 		list, err := tkn.TektonV1().TaskRuns(namespace).List(ctx, metav1.ListOptions{})
@@ -258,6 +262,9 @@ func watchTaskRuns(ctx context.Context, tkn versioned.Interface) {
 				}
 				if tr.Labels["boomerang.io/reported"] != "" {
 					phase += " reported=" + tr.Labels["boomerang.io/reported"]
+				}
+				if _, ok := seen[tr.Name]; !ok {
+					eng.TaskRunCreated(tr.Labels[contract.LabelTaskRunRef], tr.CreationTimestamp.Time)
 				}
 				if seen[tr.Name] != phase {
 					seen[tr.Name] = phase

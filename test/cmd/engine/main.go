@@ -4,7 +4,10 @@
 //	engine [-addr 127.0.0.1:7701]
 //
 // It prints one line per call it answers on stdout, with any way the call
-// broke the contract, and runs until interrupted (SIGINT or SIGTERM).
+// broke the contract, and runs until interrupted (SIGINT or SIGTERM). It
+// sees none of the events sent to the handler, so it takes any task or
+// workflow run a call names as one the Engine has made, ready and pending
+// (enginestub's Learn).
 package main
 
 import (
@@ -38,6 +41,7 @@ func run(ctx context.Context, addr string, out, log io.Writer) error {
 		return err
 	}
 	defer s.Close()
+	s.Learn(true)
 	fmt.Fprintf(log, "engine: Engine stand-in at %s; Ctrl-C stops it\n", s.URL())
 	printed := 0
 	for {

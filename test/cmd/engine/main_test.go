@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/boomerang-io/flow-tekton-handler/internal/engine"
 	"github.com/boomerang-io/flow-tekton-handler/test/enginestub"
@@ -60,15 +61,10 @@ func TestRun(t *testing.T) {
 	url = strings.TrimSuffix(url, ";")
 
 	out := bufio.NewReader(outR)
-	for _, tc := range []struct {
-		method, path, body string
-		want               string
-	}{
-		{http.MethodPut, "/api/v1/taskrun/t1/start", `{}`, "engine: PUT /api/v1/taskrun/t1/start -> 200"},
-		{http.MethodPut, "/api/v1/taskrun/t1/end", `{"status":"succeeded","results":[]}`, "engine: PUT /api/v1/taskrun/t1/end -> 200 (status succeeded)"},
-		{http.MethodPut, "/api/v1/nothing", `{}`, "engine: PUT /api/v1/nothing -> 404 VIOLATES CONTRACT: unknown path /api/v1/nothing"},
-	} {
-		req, err := http.NewRequestWithContext(ctx, tc.method, url+tc.path, strings.NewReader(tc.body))
+	// do sends one request and returns the answer and the line printed.
+	do := func(method, path, body string) (string, string) {
+		t.Helper()
+		req, err := http.NewRequestWithContext(ctx, method, url+path, strings.NewReader(body))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -77,12 +73,33 @@ func TestRun(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		answer, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
 		line, err := out.ReadString('\n')
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got := strings.TrimSuffix(line, "\n"); got != tc.want {
+		return string(answer), strings.TrimSuffix(line, "\n")
+	}
+	if _, line := do(http.MethodPut, "/api/v1/taskrun/t1/start", `{}`); line != "engine: PUT /api/v1/taskrun/t1/start -> 200" {
+		t.Errorf("printed %q for the start", line)
+	}
+	// The start takes effect a moment later.
+	deadline := time.Now().Add(10 * time.Second)
+	for answer := ""; !strings.Contains(answer, `"phase":"running"`); {
+		if time.Now().After(deadline) {
+			t.Fatalf("t1 not running: %s", answer)
+		}
+		answer, _ = do(http.MethodGet, "/api/v1/taskrun/t1", "")
+	}
+	for _, tc := range []struct {
+		method, path, body string
+		want               string
+	}{
+		{http.MethodPut, "/api/v1/taskrun/t1/end", `{"status":"succeeded","results":[]}`, "engine: PUT /api/v1/taskrun/t1/end -> 200 (status succeeded)"},
+		{http.MethodPut, "/api/v1/nothing", `{}`, "engine: PUT /api/v1/nothing -> 404 VIOLATES CONTRACT: unknown path /api/v1/nothing"},
+	} {
+		if _, got := do(tc.method, tc.path, tc.body); got != tc.want {
 			t.Errorf("printed %q, want %q", got, tc.want)
 		}
 	}

@@ -22,6 +22,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	eventingv1 "knative.dev/eventing/pkg/apis/eventing/v1"
+	"knative.dev/eventing/pkg/apis/feature"
 	sourcesv1 "knative.dev/eventing/pkg/apis/sources/v1"
 	"knative.dev/pkg/apis"
 	duckv1 "knative.dev/pkg/apis/duck/v1"
@@ -152,7 +153,9 @@ func check(doc []byte) (string, error) {
 	if err := required(obj); err != nil {
 		return name, err
 	}
-	ctx := apis.WithinCreate(context.Background())
+	// The webhook's context: on create, with Knative Eventing's default
+	// features (config-features unset), which allow delivery.timeout.
+	ctx := apis.WithinCreate(feature.ToContext(context.Background(), feature.FromContextOrDefaults(context.Background())))
 	if d, ok := obj.(apis.Defaultable); ok {
 		d.SetDefaults(ctx)
 	}

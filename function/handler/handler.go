@@ -27,7 +27,7 @@ import (
 
 // Engine is the part of the Engine's REST API the handler calls.
 type Engine interface {
-	StartTaskRun(ctx context.Context, id string) error
+	StartTaskRun(ctx context.Context, id string) (*engine.TaskRun, error)
 	EndTaskRun(ctx context.Context, id string, req engine.EndRequest) error
 	StartWorkflowRun(ctx context.Context, id string) error
 	FinalizeWorkflowRun(ctx context.Context, id string) error
@@ -258,8 +258,12 @@ func (h *Handler) create(ctx context.Context, t *contract.TaskRun, tp string) (s
 		outcome, err := h.resume(ctx, t, task, tr)
 		return outcome, nil, err
 	}
-	if err := h.start(ctx, t, task, tr); err != nil {
+	outcome, err := h.start(ctx, t, task, tr)
+	if err != nil {
 		return "", nil, err
+	}
+	if outcome != Created {
+		return outcome, nil, nil
 	}
 	return Created, task.Dropped, nil
 }
@@ -267,20 +271,31 @@ func (h *Handler) create(ctx context.Context, t *contract.TaskRun, tp string) (s
 // start does the owner's part: the params ConfigMap, the Engine's start,
 // then the release to Tekton. When the start fails the claim is dropped,
 // so the sender's retry takes over at once instead of after ClaimStale.
-func (h *Handler) start(ctx context.Context, t *contract.TaskRun, task *tekton.Task, tr *pipelinev1.TaskRun) error {
+// When the Engine answers that it is done with the task (cancelled, say,
+// before this event arrived), the TaskRun is cancelled instead: it never
+// runs.
+func (h *Handler) start(ctx context.Context, t *contract.TaskRun, task *tekton.Task, tr *pipelinev1.TaskRun) (string, error) {
 	if task != nil {
 		tekton.SetOwner(task.ConfigMap, tr)
 		if err := h.kube.CreateConfigMap(ctx, task.ConfigMap); err != nil {
-			return err
+			return "", err
 		}
 	}
-	if err := h.engine.StartTaskRun(ctx, t.ID); err != nil {
+	answer, err := h.engine.StartTaskRun(ctx, t.ID)
+	if err != nil {
 		if derr := h.kube.DropClaim(context.WithoutCancel(ctx), tr.Name, contract.AnnotationClaimed, tr.Annotations[contract.AnnotationClaimed]); derr != nil {
 			h.log.WarnContext(ctx, "could not drop the claim; it goes stale by itself", "taskrun", t.ID, "error", derr.Error())
 		}
-		return fmt.Errorf("engine start taskrun %s: %w", t.ID, err)
+		return "", fmt.Errorf("engine start taskrun %s: %w", t.ID, err)
 	}
-	return h.kube.ReleaseTaskRun(ctx, tr.Name)
+	if answer != nil && answer.Done() {
+		msg := fmt.Sprintf("The Workflow Engine no longer runs the task: it is %s.", answer.Status)
+		if _, err := h.kube.CancelTaskRun(ctx, tr.Name, msg); err != nil {
+			return "", err
+		}
+		return Cancelled, nil
+	}
+	return Created, h.kube.ReleaseTaskRun(ctx, tr.Name)
 }
 
 // resume handles a TaskRun that exists: released, it only makes sure the
@@ -300,10 +315,7 @@ func (h *Handler) resume(ctx context.Context, t *contract.TaskRun, task *tekton.
 			}
 			if won {
 				metav1.SetMetaDataAnnotation(&tr.ObjectMeta, contract.AnnotationClaimed, contract.ClaimValue(at))
-				if err := h.start(ctx, t, task, tr); err != nil {
-					return "", err
-				}
-				return Created, nil
+				return h.start(ctx, t, task, tr)
 			}
 		} else if err := sleep(ctx, claimPoll); err != nil {
 			return "", status.New(status.Transient, "", fmt.Sprintf("taskrun %s is being started by another delivery", tr.Name))
@@ -354,8 +366,12 @@ func kubeIdentity(tr *pipelinev1.TaskRun, t *contract.TaskRun) error {
 // reportUnbuildable tells the Engine that a task it can identify cannot run:
 // start, then end failed with the reason. Nothing is created.
 func (h *Handler) reportUnbuildable(ctx context.Context, t *contract.TaskRun, buildErr error) (string, error) {
-	if err := h.engine.StartTaskRun(ctx, t.ID); err != nil {
+	answer, err := h.engine.StartTaskRun(ctx, t.ID)
+	if err != nil {
 		return "", fmt.Errorf("engine start taskrun %s: %w", t.ID, err)
+	}
+	if answer != nil && answer.Done() {
+		return Skipped, nil // the Engine is done with it: nothing to end
 	}
 	h.awaitStarted(ctx, t.ID)
 	return h.endFailed(ctx, t, buildErr)

@@ -441,6 +441,28 @@ func pendingTaskRun(name, id string, at time.Time) *pipelinev1.TaskRun {
 	}
 }
 
+// A ready event for a task the Engine cancelled meanwhile (its answer to
+// the start says so) leaves a TaskRun that never runs: cancelled while
+// still pending, with no end sent.
+func TestTaskTheEngineCancelledNeverRuns(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	body := fixture(t, "engine-taskrun-script-ready.json")
+	e.engine.KnowEvent(body)
+	e.engine.Cancel("65a1f1a0e4b0a1b2c3d4e611")
+	if code, msg := e.structured(t, body); code != http.StatusOK {
+		t.Fatalf("status %d %s", code, msg)
+	}
+	trs := e.taskRuns(t)
+	if len(trs) != 1 || trs[0].Spec.Status != pipelinev1.TaskRunSpecStatusCancelled || trs[0].Annotations["boomerang.io/cancelled"] != "true" {
+		t.Fatalf("want the pending TaskRun cancelled, got %+v", trs)
+	}
+	if calls := e.callbacks(); len(calls) != 1 || calls[0].Kind != enginestub.KindTaskRunStart {
+		t.Fatalf("want only the start, got %v", e.kinds())
+	}
+	e.settled(t)
+}
+
 // A TaskRun left without its ConfigMap (a crash between the two creates)
 // gets it when the event is redelivered to the restarted handler.
 func TestRedeliveryRestoresMissingConfigMap(t *testing.T) {

@@ -181,9 +181,20 @@ func retryable(code int) bool {
 
 var emptyObject = []byte("{}")
 
-// StartTaskRun tells the Engine that the TaskRun id is about to run.
-func (c *Client) StartTaskRun(ctx context.Context, id string) error {
-	return c.put(ctx, "taskrun", id, "start", emptyObject)
+// StartTaskRun tells the Engine that the TaskRun id is about to run, and
+// returns the task as the Engine answered it: as it was before the start's
+// effect, which the Engine applies asynchronously. The task is nil when the
+// answer carries none.
+func (c *Client) StartTaskRun(ctx context.Context, id string) (*TaskRun, error) {
+	answer, err := c.put(ctx, "taskrun", id, "start", emptyObject)
+	if err != nil {
+		return nil, err
+	}
+	var t TaskRun
+	if json.Unmarshal(answer, &t) != nil || t.Phase == "" {
+		return nil, nil
+	}
+	return &t, nil
 }
 
 // EndTaskRun reports the outcome of the TaskRun id.
@@ -192,19 +203,22 @@ func (c *Client) EndTaskRun(ctx context.Context, id string, req EndRequest) erro
 	if err != nil {
 		return fmt.Errorf("end taskrun %s: %w", id, err)
 	}
-	return c.put(ctx, "taskrun", id, "end", body)
+	_, err = c.put(ctx, "taskrun", id, "end", body)
+	return err
 }
 
 // StartWorkflowRun tells the Engine that the WorkflowRun id's workspaces
 // are ready.
 func (c *Client) StartWorkflowRun(ctx context.Context, id string) error {
-	return c.put(ctx, "workflowrun", id, "start", emptyObject)
+	_, err := c.put(ctx, "workflowrun", id, "start", emptyObject)
+	return err
 }
 
 // FinalizeWorkflowRun tells the Engine that the WorkflowRun id's workspaces
 // are cleaned up.
 func (c *Client) FinalizeWorkflowRun(ctx context.Context, id string) error {
-	return c.put(ctx, "workflowrun", id, "finalize", emptyObject)
+	_, err := c.put(ctx, "workflowrun", id, "finalize", emptyObject)
+	return err
 }
 
 // TaskRun is what the functions read of the Engine's task run
@@ -218,6 +232,10 @@ type TaskRun struct {
 // Pending reports whether the Engine has not yet run the task's execute:
 // a start's effect has not landed.
 func (t *TaskRun) Pending() bool { return t.Phase == "pending" }
+
+// Done reports whether the Engine has finished with the task (completed,
+// cancelled, skipped): it will not run it, whatever we create.
+func (t *TaskRun) Done() bool { return t.Phase == "completed" || t.Phase == "finalized" }
 
 // GetTaskRun reads the task run id, one attempt within the per-request
 // timeout. Errors are classified like the callbacks' (400 with code 1501
@@ -252,10 +270,10 @@ func (c *Client) GetTaskRun(ctx context.Context, id string) (*TaskRun, error) {
 
 // put sends body to /api/v1/<kind>/<id>/<verb>, retrying transient
 // failures until the budget or ctx runs out.
-func (c *Client) put(ctx context.Context, kind, id, verb string, body []byte) error {
+func (c *Client) put(ctx context.Context, kind, id, verb string, body []byte) ([]byte, error) {
 	path := "/api/v1/" + kind + "/" + url.PathEscape(id) + "/" + verb
 	if id == "" {
-		return fmt.Errorf("PUT %s: empty %s id: %w", path, kind, ErrRejected)
+		return nil, fmt.Errorf("PUT %s: empty %s id: %w", path, kind, ErrRejected)
 	}
 	deadline := c.now().Add(c.budget)
 	var last error
@@ -264,42 +282,43 @@ func (c *Client) put(ctx context.Context, kind, id, verb string, body []byte) er
 		if c.budget > 0 {
 			rem := deadline.Sub(c.now())
 			if rem <= 0 {
-				return fmt.Errorf("PUT %s: retry budget %s spent after %d attempts: %w", path, c.budget, attempt-1, last)
+				return nil, fmt.Errorf("PUT %s: retry budget %s spent after %d attempts: %w", path, c.budget, attempt-1, last)
 			}
 			timeout = min(timeout, rem)
 		}
-		wait, err := c.attempt(ctx, path, body, timeout)
+		wait, answer, err := c.attempt(ctx, path, body, timeout)
 		if err == nil {
-			return nil
+			return answer, nil
 		}
 		last = err
 		var serr *StatusError
 		if errors.As(err, &serr) && !retryable(serr.Code) || errors.Is(err, ErrRejected) {
-			return fmt.Errorf("PUT %s: %w", path, err)
+			return nil, fmt.Errorf("PUT %s: %w", path, err)
 		}
 		if ctx.Err() != nil {
-			return fmt.Errorf("PUT %s: %w (attempt %d: %w)", path, ctx.Err(), attempt, err)
+			return nil, fmt.Errorf("PUT %s: %w (attempt %d: %w)", path, ctx.Err(), attempt, err)
 		}
 		if wait < 0 {
 			wait = c.jitter(backoff(attempt))
 		}
 		if rem := deadline.Sub(c.now()); wait >= rem {
-			return fmt.Errorf("PUT %s: gave up after %d attempts in retry budget %s: %w", path, attempt, c.budget, err)
+			return nil, fmt.Errorf("PUT %s: gave up after %d attempts in retry budget %s: %w", path, attempt, c.budget, err)
 		}
 		if serr := c.sleep(ctx, wait); serr != nil {
-			return fmt.Errorf("PUT %s: %w (attempt %d: %w)", path, serr, attempt, err)
+			return nil, fmt.Errorf("PUT %s: %w (attempt %d: %w)", path, serr, attempt, err)
 		}
 	}
 }
 
-// attempt sends one request. On a transient failure it returns how long
-// the Engine asked us to wait (Retry-After), or -1 when it did not say.
-func (c *Client) attempt(ctx context.Context, path string, body []byte, timeout time.Duration) (time.Duration, error) {
+// attempt sends one request and returns the answer of a 2xx. On a transient
+// failure it returns how long the Engine asked us to wait (Retry-After), or
+// -1 when it did not say.
+func (c *Client) attempt(ctx context.Context, path string, body []byte, timeout time.Duration) (time.Duration, []byte, error) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPut, c.base+path, bytes.NewReader(body))
 	if err != nil {
-		return -1, fmt.Errorf("%w: build request: %w", ErrRejected, err)
+		return -1, nil, fmt.Errorf("%w: build request: %w", ErrRejected, err)
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Accept", "application/json")
@@ -308,14 +327,15 @@ func (c *Client) attempt(ctx context.Context, path string, body []byte, timeout 
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
-		return -1, fmt.Errorf("%w: %w", ErrUnavailable, err)
+		return -1, nil, fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
 	defer func() {
 		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxDrain))
 		_ = resp.Body.Close()
 	}()
 	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
-		return 0, nil
+		answer, _ := io.ReadAll(io.LimitReader(resp.Body, maxDrain))
+		return 0, answer, nil
 	}
 	head, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
 	serr := &StatusError{Code: resp.StatusCode, EngineCode: engineCode(head), Body: clean(head)}
@@ -325,7 +345,7 @@ func (c *Client) attempt(ctx context.Context, path string, body []byte, timeout 
 			wait = d
 		}
 	}
-	return wait, serr
+	return wait, nil, serr
 }
 
 // backoff is the upper bound of the wait before attempt+1: base·2^(n-1),

@@ -132,7 +132,7 @@ func TestCalls(t *testing.T) {
 	}{
 		{
 			name:     "start taskrun",
-			call:     func(ctx context.Context, c *Client) error { return c.StartTaskRun(ctx, "65a1f1a0e4b0a1b2c3d4e610") },
+			call:     func(ctx context.Context, c *Client) error { _, err := c.StartTaskRun(ctx, "65a1f1a0e4b0a1b2c3d4e610"); return err },
 			wantPath: "/api/v1/taskrun/65a1f1a0e4b0a1b2c3d4e610/start",
 			wantBody: `{}`,
 		},
@@ -182,7 +182,7 @@ func TestPathEscaping(t *testing.T) {
 	t.Parallel()
 	s := newServer(t)
 	c, _ := newClient(s.srv.URL, Options{})
-	if err := c.StartTaskRun(t.Context(), "a/b c?d#e%f"); err != nil {
+	if _, err := c.StartTaskRun(t.Context(), "a/b c?d#e%f"); err != nil {
 		t.Fatal(err)
 	}
 	got := s.requests()
@@ -201,7 +201,7 @@ func TestEmptyIDIsRejectedWithoutACall(t *testing.T) {
 	t.Parallel()
 	s := newServer(t)
 	c, _ := newClient(s.srv.URL, Options{})
-	err := c.StartTaskRun(t.Context(), "")
+	_, err := c.StartTaskRun(t.Context(), "")
 	if !errors.Is(err, ErrRejected) {
 		t.Fatalf("err %v, want ErrRejected", err)
 	}
@@ -223,7 +223,7 @@ func TestToken(t *testing.T) {
 			t.Parallel()
 			s := newServer(t, answer{code: http.StatusUnauthorized, body: `{"code":403,"reason":"PERMISSION_DENIED"}`})
 			c, _ := newClient(s.srv.URL, Options{Token: tt.token})
-			err := c.StartTaskRun(t.Context(), "x")
+			_, err := c.StartTaskRun(t.Context(), "x")
 			// A token to fix, not a refusal of the task: not final, and not
 			// retried within the call either.
 			if !errors.Is(err, ErrUnavailable) || errors.Is(err, ErrRejected) {
@@ -372,7 +372,7 @@ func TestStatusErrorCarriesCodeAndTruncatedBody(t *testing.T) {
 	long := strings.Repeat("x", 2000)
 	s := newServer(t, answer{code: http.StatusConflict, body: long})
 	c, _ := newClient(s.srv.URL, Options{})
-	err := c.StartTaskRun(t.Context(), "x")
+	_, err := c.StartTaskRun(t.Context(), "x")
 	var se *StatusError
 	if !errors.As(err, &se) {
 		t.Fatalf("err %v is not a StatusError", err)
@@ -387,7 +387,7 @@ func TestAttemptTimeout(t *testing.T) {
 	s := newServer(t, answer{code: http.StatusOK, delay: 5 * time.Second})
 	c, ft := newClient(s.srv.URL, Options{Timeout: 50 * time.Millisecond, RetryBudget: 10 * time.Second})
 	start := time.Now()
-	if err := c.StartTaskRun(t.Context(), "x"); err != nil {
+	if _, err := c.StartTaskRun(t.Context(), "x"); err != nil {
 		t.Fatalf("err %v, want success on the second attempt", err)
 	}
 	if d := time.Since(start); d > 2*time.Second {
@@ -424,7 +424,7 @@ func TestContextCancelled(t *testing.T) {
 		c, _ := newClient(s.srv.URL, Options{RetryBudget: time.Minute})
 		ctx, cancel := context.WithCancel(t.Context())
 		cancel()
-		err := c.StartTaskRun(ctx, "x")
+		_, err := c.StartTaskRun(ctx, "x")
 		if !errors.Is(err, context.Canceled) || !errors.Is(err, ErrUnavailable) {
 			t.Fatalf("err %v, want context.Canceled and ErrUnavailable", err)
 		}
@@ -438,7 +438,7 @@ func TestContextCancelled(t *testing.T) {
 		ctx, cancel := context.WithTimeout(t.Context(), 100*time.Millisecond)
 		defer cancel()
 		start := time.Now()
-		err := c.StartTaskRun(ctx, "x")
+		_, err := c.StartTaskRun(ctx, "x")
 		if !errors.Is(err, context.DeadlineExceeded) || !errors.Is(err, ErrUnavailable) {
 			t.Fatalf("err %v, want DeadlineExceeded and ErrUnavailable", err)
 		}
@@ -455,7 +455,7 @@ func TestRealBackoff(t *testing.T) {
 	t.Parallel()
 	s := newServer(t, answer{code: http.StatusInternalServerError}, answer{code: http.StatusInternalServerError})
 	c := New(Options{BaseURL: s.srv.URL, Timeout: time.Second, RetryBudget: 5 * time.Second})
-	if err := c.StartTaskRun(t.Context(), "x"); err != nil {
+	if _, err := c.StartTaskRun(t.Context(), "x"); err != nil {
 		t.Fatal(err)
 	}
 	if n := len(s.requests()); n != 3 {

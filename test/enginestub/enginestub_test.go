@@ -96,7 +96,7 @@ func TestCleanRunHasNoViolations(t *testing.T) {
 	ctx := t.Context()
 	steps := []func() error{
 		func() error { return ec.StartWorkflowRun(ctx, "w1") },
-		func() error { return ec.StartTaskRun(ctx, "tr1") },
+		func() error { _, err := ec.StartTaskRun(ctx, "tr1"); return err },
 		func() error { return s.Settle(ctx) },
 		func() error {
 			return ec.EndTaskRun(ctx, "tr1", engine.EndRequest{
@@ -105,7 +105,7 @@ func TestCleanRunHasNoViolations(t *testing.T) {
 				StatusMessage: "Task (tr1) has been executed successfully.",
 			})
 		},
-		func() error { return ec.StartTaskRun(ctx, "tr2") },
+		func() error { _, err := ec.StartTaskRun(ctx, "tr2"); return err },
 		func() error { return s.Settle(ctx) },
 		func() error {
 			return ec.EndTaskRun(ctx, "tr2", engine.EndRequest{Status: engine.StatusFailed, StatusMessage: "Failed: boom"})
@@ -406,7 +406,7 @@ func TestViolations(t *testing.T) {
 func TestIDs(t *testing.T) {
 	t.Parallel()
 	s := start(t, "a/b c")
-	if err := client(s).StartTaskRun(t.Context(), "a/b c"); err != nil {
+	if _, err := client(s).StartTaskRun(t.Context(), "a/b c"); err != nil {
 		t.Fatal(err)
 	}
 	c := s.Calls()[0]
@@ -422,13 +422,13 @@ func TestRequireToken(t *testing.T) {
 	t.Parallel()
 	s := start(t, "t1")
 	s.RequireToken("s3cret")
-	err := client(s).StartTaskRun(t.Context(), "t1")
+	_, err := client(s).StartTaskRun(t.Context(), "t1")
 	var se *engine.StatusError
 	if !errors.As(err, &se) || se.Code != http.StatusUnauthorized {
 		t.Fatalf("err %v, want 401 for a missing token", err)
 	}
 	ok := engine.New(engine.Options{BaseURL: s.URL(), Token: "s3cret"})
-	if err := ok.StartTaskRun(t.Context(), "t1"); err != nil {
+	if _, err := ok.StartTaskRun(t.Context(), "t1"); err != nil {
 		t.Fatal(err)
 	}
 	v := s.Violations()
@@ -444,7 +444,7 @@ func TestFailNext(t *testing.T) {
 	t.Parallel()
 	s := start(t, "t1")
 	s.FailNext(2, http.StatusServiceUnavailable)
-	if err := client(s).StartTaskRun(t.Context(), "t1"); err != nil {
+	if _, err := client(s).StartTaskRun(t.Context(), "t1"); err != nil {
 		t.Fatal(err)
 	}
 	var codes []int
@@ -463,7 +463,7 @@ func TestFailNextRejects(t *testing.T) {
 	t.Parallel()
 	s := start(t, "t1")
 	s.FailNext(1, http.StatusBadRequest)
-	if err := client(s).StartTaskRun(t.Context(), "t1"); !errors.Is(err, engine.ErrRejected) {
+	if _, err := client(s).StartTaskRun(t.Context(), "t1"); !errors.Is(err, engine.ErrRejected) {
 		t.Fatalf("err %v, want ErrRejected", err)
 	}
 	if n := len(s.Calls()); n != 1 {
@@ -476,7 +476,7 @@ func TestFailFor(t *testing.T) {
 	s := start(t, "t1")
 	s.FailFor(time.Minute, http.StatusBadGateway)
 	ec := engine.New(engine.Options{BaseURL: s.URL(), Timeout: time.Second, RetryBudget: 300 * time.Millisecond})
-	err := ec.StartTaskRun(t.Context(), "t1")
+	_, err := ec.StartTaskRun(t.Context(), "t1")
 	if !errors.Is(err, engine.ErrUnavailable) {
 		t.Fatalf("err %v, want ErrUnavailable", err)
 	}
@@ -485,7 +485,7 @@ func TestFailFor(t *testing.T) {
 		t.Errorf("%d calls, want retries", n)
 	}
 	s.FailFor(0, 0)
-	if err := ec.StartTaskRun(t.Context(), "t1"); err != nil {
+	if _, err := ec.StartTaskRun(t.Context(), "t1"); err != nil {
 		t.Fatalf("after the failure window: %v", err)
 	}
 	if v := s.Violations(); len(v) != 0 {
@@ -498,7 +498,7 @@ func TestDelay(t *testing.T) {
 	s := start(t, "t1")
 	s.Delay(time.Second)
 	ec := engine.New(engine.Options{BaseURL: s.URL(), Timeout: 50 * time.Millisecond, RetryBudget: 0})
-	err := ec.StartTaskRun(t.Context(), "t1")
+	_, err := ec.StartTaskRun(t.Context(), "t1")
 	if !errors.Is(err, engine.ErrUnavailable) {
 		t.Fatalf("err %v, want a timeout", err)
 	}
@@ -511,7 +511,7 @@ func TestDelay(t *testing.T) {
 		t.Errorf("abandoned call recorded with status %d", c.Status)
 	}
 	s.Delay(10 * time.Millisecond)
-	if err := client(s).StartTaskRun(t.Context(), "t1"); err != nil {
+	if _, err := client(s).StartTaskRun(t.Context(), "t1"); err != nil {
 		t.Fatalf("short delay: %v", err)
 	}
 	if v := s.Violations(); len(v) != 0 {
@@ -531,7 +531,7 @@ func TestWaitFor(t *testing.T) {
 		})
 	}()
 	ec := client(s)
-	if err := ec.StartTaskRun(t.Context(), "t1"); err != nil {
+	if _, err := ec.StartTaskRun(t.Context(), "t1"); err != nil {
 		t.Fatal(err)
 	}
 	settle(t, s)
@@ -562,7 +562,7 @@ func TestConcurrentCalls(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			id := "t" + string(rune('a'+i))
-			if err := ec.StartTaskRun(t.Context(), id); err != nil {
+			if _, err := ec.StartTaskRun(t.Context(), id); err != nil {
 				t.Error(err)
 			}
 			if err := ec.EndTaskRun(t.Context(), id, engine.EndRequest{Status: engine.StatusFailed, StatusMessage: "Failed: x"}); err != nil {
@@ -808,7 +808,7 @@ func TestEffectsLandLater(t *testing.T) {
 	s := start(t, "t1", "t2")
 	s.SetEffectDelay(time.Hour)
 	ec := client(s)
-	if err := ec.StartTaskRun(t.Context(), "t1"); err != nil {
+	if _, err := ec.StartTaskRun(t.Context(), "t1"); err != nil {
 		t.Fatal(err)
 	}
 	if got, _ := s.Task("t1"); got.Phase != PhasePending || !got.StartTime.IsZero() {
@@ -822,7 +822,7 @@ func TestEffectsLandLater(t *testing.T) {
 
 	s2 := start(t, "t1")
 	began := time.Now()
-	if err := client(s2).StartTaskRun(t.Context(), "t1"); err != nil {
+	if _, err := client(s2).StartTaskRun(t.Context(), "t1"); err != nil {
 		t.Fatal(err)
 	}
 	settle(t, s2)
@@ -831,7 +831,7 @@ func TestEffectsLandLater(t *testing.T) {
 	}
 
 	s.SetEffectDelay(0)
-	if err := ec.StartTaskRun(t.Context(), "t2"); err != nil {
+	if _, err := ec.StartTaskRun(t.Context(), "t2"); err != nil {
 		t.Fatal(err)
 	}
 	if got, _ := s.Task("t2"); got.Phase != PhaseRunning {
@@ -1017,7 +1017,7 @@ func TestLearn(t *testing.T) {
 	if err := ec.StartWorkflowRun(t.Context(), "w9"); err != nil {
 		t.Fatal(err)
 	}
-	if err := ec.StartTaskRun(t.Context(), "t9"); err != nil {
+	if _, err := ec.StartTaskRun(t.Context(), "t9"); err != nil {
 		t.Fatal(err)
 	}
 	settle(t, s)

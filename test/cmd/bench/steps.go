@@ -89,7 +89,7 @@ func (b *bench) steps(ctx context.Context) error {
 		d[0] += time.Since(t0)
 
 		t0 = time.Now()
-		if err := ec.StartTaskRun(ctx, t.ID); err != nil {
+		if _, err := ec.StartTaskRun(ctx, t.ID); err != nil {
 			return err
 		}
 		d[3] = time.Since(t0)

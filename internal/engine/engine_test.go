@@ -131,8 +131,11 @@ func TestCalls(t *testing.T) {
 		wantBody string
 	}{
 		{
-			name:     "start taskrun",
-			call:     func(ctx context.Context, c *Client) error { _, err := c.StartTaskRun(ctx, "65a1f1a0e4b0a1b2c3d4e610"); return err },
+			name: "start taskrun",
+			call: func(ctx context.Context, c *Client) error {
+				_, err := c.StartTaskRun(ctx, "65a1f1a0e4b0a1b2c3d4e610")
+				return err
+			},
 			wantPath: "/api/v1/taskrun/65a1f1a0e4b0a1b2c3d4e610/start",
 			wantBody: `{}`,
 		},

@@ -17,6 +17,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/boomerang-io/flow-tekton-handler/internal/config"
+	"github.com/boomerang-io/flow-tekton-handler/internal/contract"
 )
 
 var configDir = filepath.Join(root, "config")
@@ -297,7 +298,10 @@ func TestWiring(t *testing.T) {
 		types = append(types, tr.Spec.Filter.Attributes["type"])
 	}
 	slices.Sort(types)
-	if diff := cmp.Diff([]string{"io.boomerang.event.status.taskrun", "io.boomerang.event.status.workflowrun"}, types); diff != "" {
+	// One Trigger for each event type the handler acts on.
+	want := []string{string(contract.TypeTaskRun), string(contract.TypeWorkflow), string(contract.TypeWorkflowRun)}
+	slices.Sort(want)
+	if diff := cmp.Diff(want, types); diff != "" {
 		t.Errorf("Trigger filter types (-want +got):\n%s", diff)
 	}
 

@@ -278,24 +278,61 @@ func (h *Handler) start(ctx context.Context, t *contract.TaskRun, task *tekton.T
 	if task != nil {
 		tekton.SetOwner(task.ConfigMap, tr)
 		if err := h.kube.CreateConfigMap(ctx, task.ConfigMap); err != nil {
+			h.dropClaim(ctx, tr) // nothing was sent: the retry may take over at once
 			return "", err
 		}
 	}
 	answer, err := h.engine.StartTaskRun(ctx, t.ID)
-	if err != nil {
-		if derr := h.kube.DropClaim(context.WithoutCancel(ctx), tr.Name, contract.AnnotationClaimed, tr.Annotations[contract.AnnotationClaimed]); derr != nil {
-			h.log.WarnContext(ctx, "could not drop the claim; it goes stale by itself", "taskrun", t.ID, "error", derr.Error())
+	sctx, cancel := settle(ctx)
+	defer cancel()
+	var refused *engine.StatusError
+	switch {
+	case errors.Is(err, engine.ErrRejected):
+		// The Engine refused the task for good (unknown, say): the pending
+		// TaskRun must never run.
+		if _, cerr := h.kube.CancelTaskRun(sctx, tr.Name, "The Workflow Engine refused to start the task."); cerr != nil {
+			h.log.WarnContext(ctx, "could not cancel the TaskRun the Engine refused", "taskrun", t.ID, "error", cerr.Error())
 		}
+		return "", fmt.Errorf("engine start taskrun %s: %w", t.ID, err)
+	case errors.As(err, &refused):
+		// The Engine answered, and not with a start: the retry may take
+		// over at once. After a timeout or a broken connection the start
+		// may have landed, so the claim is kept until it is stale and a
+		// second start could only be a late one, which the Engine ignores.
+		h.dropClaim(ctx, tr)
+		return "", fmt.Errorf("engine start taskrun %s: %w", t.ID, err)
+	case err != nil:
 		return "", fmt.Errorf("engine start taskrun %s: %w", t.ID, err)
 	}
 	if answer != nil && answer.Done() {
 		msg := fmt.Sprintf("The Workflow Engine no longer runs the task: it is %s.", answer.Status)
-		if _, err := h.kube.CancelTaskRun(ctx, tr.Name, msg); err != nil {
+		if _, err := h.kube.CancelTaskRun(sctx, tr.Name, msg); err != nil {
 			return "", err
 		}
 		return Cancelled, nil
 	}
-	return Created, h.kube.ReleaseTaskRun(ctx, tr.Name)
+	// The Engine has started the task: release it even when the request's
+	// time has run out, or it would wait pending until its claim is stale.
+	return Created, h.kube.ReleaseTaskRun(sctx, tr.Name)
+}
+
+// settleTimeout bounds the apiserver calls that settle a TaskRun after the
+// Engine was told: they run on when the request's own time is up.
+const settleTimeout = 10 * time.Second
+
+// settle is ctx without its cancellation, bounded by settleTimeout.
+func settle(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(ctx), settleTimeout)
+}
+
+// dropClaim makes this delivery's claim stale, best effort: if it fails,
+// the claim goes stale after ClaimStale by itself.
+func (h *Handler) dropClaim(ctx context.Context, tr *pipelinev1.TaskRun) {
+	sctx, cancel := settle(ctx)
+	defer cancel()
+	if err := h.kube.DropClaim(sctx, tr.Name, contract.AnnotationClaimed, tr.Annotations[contract.AnnotationClaimed]); err != nil {
+		h.log.WarnContext(ctx, "could not drop the claim; it goes stale by itself", "taskrun", tr.Name, "error", err.Error())
+	}
 }
 
 // resume handles a TaskRun that exists: released, it only makes sure the

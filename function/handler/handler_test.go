@@ -463,6 +463,23 @@ func TestTaskTheEngineCancelledNeverRuns(t *testing.T) {
 	e.settled(t)
 }
 
+// A start the Engine refuses for good (a task it does not know) is final,
+// and the pending TaskRun is cancelled: it never runs, and nothing waits
+// on it.
+func TestRefusedStartCancelsTheTaskRun(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	// Posted without telling the stand-in: the Engine does not know it.
+	code, msg := e.post(t, "/", "application/cloudevents+json", nil, fixture(t, "engine-taskrun-script-ready.json"))
+	if code != http.StatusUnprocessableEntity {
+		t.Fatalf("status %d %s, want 422", code, msg)
+	}
+	trs := e.taskRuns(t)
+	if len(trs) != 1 || trs[0].Spec.Status != pipelinev1.TaskRunSpecStatusCancelled {
+		t.Fatalf("want the pending TaskRun cancelled, got %+v", trs)
+	}
+}
+
 // A TaskRun left without its ConfigMap (a crash between the two creates)
 // gets it when the event is redelivered to the restarted handler.
 func TestRedeliveryRestoresMissingConfigMap(t *testing.T) {

@@ -192,6 +192,9 @@ func terminal(tr *pipelinev1.TaskRun) bool {
 	return c != nil && !c.IsUnknown()
 }
 
+// settleTimeout bounds the apiserver calls that follow the Engine's answer.
+const settleTimeout = 10 * time.Second
+
 // ReportStale is the age past which a report's claim outlived the replica
 // that took it, for an Engine client with the given per-request timeout and
 // retry budget: the claim covers one Engine call, which ends within both
@@ -231,19 +234,32 @@ func (s *Sink) report(ctx context.Context, name string) (string, error) {
 	if err != nil || mine == "" {
 		return Skipped, err // another replica is reporting it
 	}
-	if err := s.engine.EndTaskRun(ctx, rep.TaskRunRef, rep.End); err != nil {
-		if errors.Is(err, engine.ErrRejected) {
-			if merr := s.kube.MarkReported(ctx, name, markRejected, s.now()); merr != nil {
-				return "", merr
-			}
-		} else if derr := s.kube.DropClaim(context.WithoutCancel(ctx), name, contract.AnnotationReporting, mine); derr != nil {
-			// Dropped, the sender's retry or the next sweep takes the
-			// report over at once; if not, after ReportStale.
+	err = s.engine.EndTaskRun(ctx, rep.TaskRunRef, rep.End)
+	// What follows the Engine's answer runs on when the request's own time
+	// is up: a report the Engine accepted must be marked, or it is sent
+	// again once the claim is stale.
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), settleTimeout)
+	defer cancel()
+	var refused *engine.StatusError
+	switch {
+	case errors.Is(err, engine.ErrRejected):
+		if merr := s.kube.MarkReported(sctx, name, markRejected, s.now()); merr != nil {
+			return "", merr
+		}
+		return "", fmt.Errorf("engine end taskrun %s: %w", rep.TaskRunRef, err)
+	case errors.As(err, &refused):
+		// The Engine answered, and not with an end: drop the claim so the
+		// sender's retry or the next sweep takes the report over at once.
+		// After a timeout or a broken connection the end may have landed,
+		// so the claim is kept until it is stale.
+		if derr := s.kube.DropClaim(sctx, name, contract.AnnotationReporting, mine); derr != nil {
 			s.log.WarnContext(ctx, "could not drop the report's claim", "taskrun", name, "error", derr.Error())
 		}
 		return "", fmt.Errorf("engine end taskrun %s: %w", rep.TaskRunRef, err)
+	case err != nil:
+		return "", fmt.Errorf("engine end taskrun %s: %w", rep.TaskRunRef, err)
 	}
-	if err := s.kube.MarkReported(ctx, name, markReported, s.now()); err != nil {
+	if err := s.kube.MarkReported(sctx, name, markReported, s.now()); err != nil {
 		return "", err
 	}
 	s.done.Add(string(tr.UID))

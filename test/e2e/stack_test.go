@@ -210,7 +210,30 @@ func (s *stack) startSink() *fnproc.Proc {
 		s.t.Fatal(err)
 	}
 	s.t.Cleanup(func() { _ = s.c.SetEventsSink(context.Background(), "") })
+	s.waitEventsSink(s.sink)
 	return s.sink
+}
+
+// waitEventsSink waits until Tekton's events controller sends to p. It
+// reads config-events asynchronously (and slowly after an apiserver
+// restart): until then a test's events would go to the previous sink. The
+// probe is a TaskRun in a namespace of its own, so no test counts it; the
+// sink logs the event it skips with the TaskRun's name.
+func (s *stack) waitEventsSink(p *fnproc.Proc) {
+	s.t.Helper()
+	ns := s.c.Namespace(s.t)
+	probe := &pipelinev1.TaskRun{
+		ObjectMeta: metav1.ObjectMeta{GenerateName: "events-probe-", Namespace: ns},
+		Spec: pipelinev1.TaskRunSpec{TaskSpec: &pipelinev1.TaskSpec{
+			Steps: []pipelinev1.Step{{Name: "probe", Image: "alpine", Command: []string{"true"}}}}},
+	}
+	tr, err := s.tekton.TektonV1().TaskRuns(ns).Create(context.Background(), probe, metav1.CreateOptions{})
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	s.eventually(30*time.Second, "Tekton's events to reach the new sink", func() (bool, error) {
+		return len(p.LogLines(tr.Name)) > 0, nil
+	})
 }
 
 // event reads a fixture and applies edits to its data; the Engine

@@ -283,7 +283,7 @@ func (h *Handler) start(ctx context.Context, t *contract.TaskRun, task *tekton.T
 		}
 	}
 	answer, err := h.engine.StartTaskRun(ctx, t.ID)
-	sctx, cancel := settle(ctx)
+	sctx, cancel := status.Settle(ctx)
 	defer cancel()
 	var refused *engine.StatusError
 	switch {
@@ -316,19 +316,10 @@ func (h *Handler) start(ctx context.Context, t *contract.TaskRun, task *tekton.T
 	return Created, h.kube.ReleaseTaskRun(sctx, tr.Name)
 }
 
-// settleTimeout bounds the apiserver calls that settle a TaskRun after the
-// Engine was told: they run on when the request's own time is up.
-const settleTimeout = 10 * time.Second
-
-// settle is ctx without its cancellation, bounded by settleTimeout.
-func settle(ctx context.Context) (context.Context, context.CancelFunc) {
-	return context.WithTimeout(context.WithoutCancel(ctx), settleTimeout)
-}
-
 // dropClaim makes this delivery's claim stale, best effort: if it fails,
 // the claim goes stale after ClaimStale by itself.
 func (h *Handler) dropClaim(ctx context.Context, tr *pipelinev1.TaskRun) {
-	sctx, cancel := settle(ctx)
+	sctx, cancel := status.Settle(ctx)
 	defer cancel()
 	if err := h.kube.DropClaim(sctx, tr.Name, contract.AnnotationClaimed, tr.Annotations[contract.AnnotationClaimed]); err != nil {
 		h.log.WarnContext(ctx, "could not drop the claim; it goes stale by itself", "taskrun", tr.Name, "error", err.Error())

@@ -192,9 +192,6 @@ func terminal(tr *pipelinev1.TaskRun) bool {
 	return c != nil && !c.IsUnknown()
 }
 
-// settleTimeout bounds the apiserver calls that follow the Engine's answer.
-const settleTimeout = 10 * time.Second
-
 // ReportStale is the age past which a report's claim outlived the replica
 // that took it, for an Engine client with the given per-request timeout and
 // retry budget: the claim covers one Engine call, which ends within both
@@ -238,7 +235,7 @@ func (s *Sink) report(ctx context.Context, name string) (string, error) {
 	// What follows the Engine's answer runs on when the request's own time
 	// is up: a report the Engine accepted must be marked, or it is sent
 	// again once the claim is stale.
-	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), settleTimeout)
+	sctx, cancel := status.Settle(ctx)
 	defer cancel()
 	var refused *engine.StatusError
 	switch {

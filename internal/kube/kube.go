@@ -241,34 +241,15 @@ func (c *Client) DeletePVCs(ctx context.Context, selector string) (int, error) {
 // carries the resourceVersion read, so a TaskRun that finishes meanwhile is
 // read again instead of patched.
 func (c *Client) CancelTaskRun(ctx context.Context, name, message string) (bool, error) {
-	for {
-		tr, err := c.GetTaskRun(ctx, name)
-		if err != nil || tr == nil || tr.IsDone() || tr.IsCancelled() {
-			return false, err
+	return c.patchAsRead(ctx, name, "cancel", func(tr *pipelinev1.TaskRun) map[string]any {
+		if tr.IsDone() || tr.IsCancelled() {
+			return nil
 		}
-		patch, err := json.Marshal(map[string]any{
-			"metadata": map[string]any{
-				"resourceVersion": tr.ResourceVersion,
-				"annotations":     map[string]string{contract.AnnotationCancelled: "true"},
-			},
-			"spec": map[string]any{"status": pipelinev1.TaskRunSpecStatusCancelled, "statusMessage": message},
-		})
-		if err != nil {
-			return false, fmt.Errorf("cancel taskrun %s/%s: %w", c.namespace, name, err)
+		return map[string]any{
+			"metadata": map[string]any{"annotations": map[string]string{contract.AnnotationCancelled: "true"}},
+			"spec":     map[string]any{"status": pipelinev1.TaskRunSpecStatusCancelled, "statusMessage": message},
 		}
-		pctx, cancel := c.call(ctx)
-		_, err = c.tekton.TektonV1().TaskRuns(c.namespace).Patch(pctx, name, types.MergePatchType, patch, metav1.PatchOptions{FieldManager: FieldManager})
-		cancel()
-		switch {
-		case apierrors.IsNotFound(err):
-			return false, nil
-		case apierrors.IsConflict(err):
-			continue // changed since the read: read it again
-		case err != nil:
-			return false, fmt.Errorf("cancel taskrun %s/%s: %w", c.namespace, name, classify(err))
-		}
-		return true, nil
-	}
+	})
 }
 
 // ClaimTaskRun sets a claim on a TaskRun as read: the time at in the
@@ -278,23 +259,56 @@ func (c *Client) CancelTaskRun(ctx context.Context, name, message string) (bool,
 // deliveries or replicas claiming one TaskRun only one wins. It reports
 // false when the TaskRun changed since it was read or is gone.
 func (c *Client) ClaimTaskRun(ctx context.Context, tr *pipelinev1.TaskRun, key string, at time.Time) (bool, error) {
-	patch, err := json.Marshal(map[string]any{"metadata": map[string]any{
-		"resourceVersion": tr.ResourceVersion,
-		"annotations":     map[string]string{key: contract.ClaimValue(at)},
-	}})
+	return c.patchVersion(ctx, tr, "claim", map[string]any{
+		"metadata": map[string]any{"annotations": map[string]string{key: contract.ClaimValue(at)}},
+	})
+}
+
+// patchVersion merges patch into tr with tr's resourceVersion as the
+// precondition. It reports false when the TaskRun changed since it was read
+// or is gone.
+func (c *Client) patchVersion(ctx context.Context, tr *pipelinev1.TaskRun, verb string, patch map[string]any) (bool, error) {
+	meta, _ := patch["metadata"].(map[string]any)
+	if meta == nil {
+		meta = map[string]any{}
+		patch["metadata"] = meta
+	}
+	meta["resourceVersion"] = tr.ResourceVersion
+	body, err := json.Marshal(patch)
 	if err != nil {
-		return false, fmt.Errorf("claim taskrun %s/%s: %w", c.namespace, tr.Name, err)
+		return false, fmt.Errorf("%s taskrun %s/%s: %w", verb, c.namespace, tr.Name, err)
 	}
 	ctx, cancel := c.call(ctx)
 	defer cancel()
-	_, err = c.tekton.TektonV1().TaskRuns(c.namespace).Patch(ctx, tr.Name, types.MergePatchType, patch, metav1.PatchOptions{FieldManager: FieldManager})
+	_, err = c.tekton.TektonV1().TaskRuns(c.namespace).Patch(ctx, tr.Name, types.MergePatchType, body, metav1.PatchOptions{FieldManager: FieldManager})
 	switch {
 	case apierrors.IsNotFound(err), apierrors.IsConflict(err):
 		return false, nil
 	case err != nil:
-		return false, fmt.Errorf("claim taskrun %s/%s: %w", c.namespace, tr.Name, classify(err))
+		return false, fmt.Errorf("%s taskrun %s/%s: %w", verb, c.namespace, tr.Name, classify(err))
 	}
 	return true, nil
+}
+
+// patchAsRead reads the named TaskRun and merges the patch change returns
+// for it, with the version read; when the TaskRun changed meanwhile (Tekton
+// updates it too) it is read again. change returns nil to leave the
+// TaskRun alone. It reports whether a patch was applied; a missing TaskRun
+// is not an error.
+func (c *Client) patchAsRead(ctx context.Context, name, verb string, change func(*pipelinev1.TaskRun) map[string]any) (bool, error) {
+	for {
+		tr, err := c.GetTaskRun(ctx, name)
+		if err != nil || tr == nil {
+			return false, err
+		}
+		patch := change(tr)
+		if patch == nil {
+			return false, nil
+		}
+		if applied, err := c.patchVersion(ctx, tr, verb, patch); err != nil || applied {
+			return applied, err
+		}
+	}
 }
 
 // DropClaim makes the claim in annotation key stale (the zero time) while it
@@ -302,16 +316,13 @@ func (c *Client) ClaimTaskRun(ctx context.Context, tr *pipelinev1.TaskRun, key s
 // once. Other changes to the TaskRun meanwhile (Tekton's) are retried over;
 // a TaskRun that is gone or claimed by someone else is left alone.
 func (c *Client) DropClaim(ctx context.Context, name, key, mine string) error {
-	for {
-		tr, err := c.GetTaskRun(ctx, name)
-		if err != nil || tr == nil || tr.Annotations[key] != mine {
-			return err
+	_, err := c.patchAsRead(ctx, name, "drop the claim of", func(tr *pipelinev1.TaskRun) map[string]any {
+		if tr.Annotations[key] != mine {
+			return nil
 		}
-		won, err := c.ClaimTaskRun(ctx, tr, key, time.Time{})
-		if err != nil || won {
-			return err
-		}
-	}
+		return map[string]any{"metadata": map[string]any{"annotations": map[string]string{key: contract.ClaimValue(time.Time{})}}}
+	})
+	return err
 }
 
 // ReleaseTaskRun lets Tekton run a TaskRun created pending: it clears
@@ -319,31 +330,16 @@ func (c *Client) DropClaim(ctx context.Context, name, key, mine string) error {
 // (cancelled meanwhile, say) is left alone; the patch carries the version
 // read, so a cancel that lands in between is never undone.
 func (c *Client) ReleaseTaskRun(ctx context.Context, name string) error {
-	for {
-		tr, err := c.GetTaskRun(ctx, name)
-		if err != nil || tr == nil || !tr.IsPending() {
-			return err
-		}
-		patch, err := json.Marshal(map[string]any{
-			"metadata": map[string]any{"resourceVersion": tr.ResourceVersion, "annotations": map[string]any{contract.AnnotationClaimed: nil}},
-			"spec":     map[string]any{"status": nil},
-		})
-		if err != nil {
-			return fmt.Errorf("release taskrun %s/%s: %w", c.namespace, name, err)
-		}
-		pctx, cancel := c.call(ctx)
-		_, err = c.tekton.TektonV1().TaskRuns(c.namespace).Patch(pctx, name, types.MergePatchType, patch, metav1.PatchOptions{FieldManager: FieldManager})
-		cancel()
-		switch {
-		case apierrors.IsNotFound(err):
+	_, err := c.patchAsRead(ctx, name, "release", func(tr *pipelinev1.TaskRun) map[string]any {
+		if !tr.IsPending() {
 			return nil
-		case apierrors.IsConflict(err):
-			continue
-		case err != nil:
-			return fmt.Errorf("release taskrun %s/%s: %w", c.namespace, name, classify(err))
 		}
-		return nil
-	}
+		return map[string]any{
+			"metadata": map[string]any{"annotations": map[string]any{contract.AnnotationClaimed: nil}},
+			"spec":     map[string]any{"status": nil},
+		}
+	})
+	return err
 }
 
 // MarkReported records on the TaskRun that its end was reported (value is

@@ -27,6 +27,16 @@ const Transient = http.StatusServiceUnavailable
 // a cut connection.
 const Budget = 25 * time.Second
 
+// SettleTimeout bounds the apiserver calls that settle a TaskRun once the
+// Engine has answered (release, cancel, mark, drop a claim): they run on
+// when the event's own time is up, or the TaskRun would be left half done.
+const SettleTimeout = 10 * time.Second
+
+// Settle is ctx without its cancellation, bounded by SettleTimeout.
+func Settle(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(ctx), SettleTimeout)
+}
+
 // Error is an answer with a chosen status code.
 type Error struct {
 	Code   int

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"mime"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/cloudevents/sdk-go/v2/event"
@@ -215,19 +216,16 @@ const (
 // create does the work of execute for a task this process has not seen
 // finished.
 func (h *Handler) create(ctx context.Context, t *contract.TaskRun, tp string) (string, []string, error) {
-	// The TaskRun and the workspace claims are independent reads.
 	name := tekton.TaskRunName(h.opts.Prefix, t.ID)
-	var existing *pipelinev1.TaskRun
-	var getErr error
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		existing, getErr = h.kube.GetTaskRun(ctx, name)
-	}()
-	claims, err := h.claims(ctx, t)
-	<-done
-	if err := errors.Join(getErr, err); err != nil {
+	existing, wanted, claims, err := h.read(ctx, t, name)
+	if err != nil {
 		return "", nil, err
+	}
+	if existing == nil && !wanted {
+		// The Engine is done with the task (cancelled, completed, and its
+		// TaskRun reported and deleted): this is a late copy of its ready
+		// event, and nothing may run.
+		return Skipped, nil, nil
 	}
 	task, err := tekton.BuildTask(t, claims, tp, h.opts)
 	if existing != nil {
@@ -441,6 +439,31 @@ func (h *Handler) endFailed(ctx context.Context, t *contract.TaskRun, reason err
 	return Reported, nil
 }
 
+// read reads, in parallel, what create needs: the task's TaskRun, whether
+// the Engine still has the task pending (asked only when there is no
+// TaskRun: the Engine's state, not ours, says whether a task may run), and
+// the workspace claims.
+func (h *Handler) read(ctx context.Context, t *contract.TaskRun, name string) (*pipelinev1.TaskRun, bool, []tekton.Claim, error) {
+	var existing *pipelinev1.TaskRun
+	var asked *engine.TaskRun
+	var getErr, askErr error
+	var wg sync.WaitGroup
+	wg.Go(func() { existing, getErr = h.kube.GetTaskRun(ctx, name) })
+	wg.Go(func() { asked, askErr = h.engine.GetTaskRun(ctx, t.ID) })
+	claims, err := h.claims(ctx, t)
+	wg.Wait()
+	if err := errors.Join(getErr, err); err != nil {
+		return nil, false, nil, err
+	}
+	if existing != nil {
+		return existing, true, claims, nil
+	}
+	if askErr != nil {
+		return nil, false, nil, fmt.Errorf("ask the Engine about task %s: %w", t.ID, askErr)
+	}
+	return nil, asked.Pending(), claims, nil
+}
+
 // claims finds the workspace claims that exist for the task's workflow and
 // workflow run, reading each by its deterministic name.
 func (h *Handler) claims(ctx context.Context, t *contract.TaskRun) ([]tekton.Claim, error) {
@@ -477,7 +500,10 @@ func (h *Handler) cancel(ctx context.Context, t *contract.TaskRun) (string, erro
 // A claim the cluster refuses for good (a quota, an invalid class) does not
 // keep the run from starting: it is logged, and its tasks run without it.
 func (h *Handler) startWorkflowRun(ctx context.Context, w *contract.WorkflowRun) error {
-	pvcs, _ := tekton.PVCs(w, h.opts)
+	pvcs, dropped := tekton.PVCs(w, h.opts)
+	if len(dropped) > 0 {
+		h.log.WarnContext(ctx, "workspace claim settings dropped", "workflowrun", w.ID, "dropped", dropped)
+	}
 	for _, pvc := range pvcs {
 		_, err := h.kube.CreatePVC(ctx, pvc)
 		if errors.Is(err, kube.ErrRejected) {

@@ -76,10 +76,33 @@ func newEnv(t *testing.T) *env {
 // on the env's fakes and Engine.
 func (e *env) serve(t *testing.T) {
 	t.Helper()
+	e.serveAsking(t, nil)
+}
+
+// serveAsking serves a handler whose Engine client runs then right after
+// each answer to the handler's question about a task: the Engine changes
+// between the question and the start.
+func (e *env) serveAsking(t *testing.T, then func()) {
+	t.Helper()
 	kc := kube.New(e.kube, e.tekton, ns, 5*time.Second)
-	ec := engine.New(engine.Options{BaseURL: e.engine.URL(), Timeout: time.Second, RetryBudget: 2 * time.Second})
+	var ec handler.Engine = engine.New(engine.Options{BaseURL: e.engine.URL(), Timeout: time.Second, RetryBudget: 2 * time.Second})
+	if then != nil {
+		ec = afterAsk{ec, then}
+	}
 	h := handler.New(kc, ec, opts(), 1<<20, slog.New(slog.NewJSONHandler(io.Discard, nil)))
 	e.url = fnserve.Serve(t, h, 1<<20)
+}
+
+// afterAsk is an Engine client that runs then after each GetTaskRun.
+type afterAsk struct {
+	handler.Engine
+	then func()
+}
+
+func (a afterAsk) GetTaskRun(ctx context.Context, id string) (*engine.TaskRun, error) {
+	tr, err := a.Engine.GetTaskRun(ctx, id)
+	a.then()
+	return tr, err
 }
 
 func fixture(t *testing.T, name string) []byte {
@@ -250,7 +273,7 @@ func TestExecuteCreatesTaskRunAndConfigMap(t *testing.T) {
 				if len(cms[0].OwnerReferences) != 1 || cms[0].OwnerReferences[0].Name != trs[0].Name {
 					t.Errorf("ConfigMap not owned by its TaskRun: %+v", cms[0].OwnerReferences)
 				}
-				if got := e.kinds(); len(got) != 1 || !strings.HasPrefix(got[0], "taskrun-start ") {
+				if got := e.callbacks(); len(got) != 1 || got[0].Kind != enginestub.KindTaskRunStart {
 					t.Errorf("engine calls %v, want one taskrun start", got)
 				}
 				if v := e.engine.Violations(); len(v) > 0 {
@@ -294,8 +317,8 @@ func TestRedeliveryIsIdempotent(t *testing.T) {
 	if n := len(e.taskRuns(t)); n != 1 {
 		t.Fatalf("%d TaskRuns after 3 deliveries", n)
 	}
-	if n := len(e.engine.Calls()); n != 1 {
-		t.Fatalf("%d Engine calls after 3 deliveries, want 1 start", n)
+	if n := len(e.callbacks()); n != 1 {
+		t.Fatalf("%d Engine callbacks after 3 deliveries, want 1 start", n)
 	}
 }
 
@@ -329,8 +352,8 @@ func TestConcurrentCopiesMakeOneTaskRun(t *testing.T) {
 	if n := len(e.configMaps(t)); n != 1 {
 		t.Errorf("%d ConfigMaps", n)
 	}
-	if n := len(e.engine.Calls()); n != 1 {
-		t.Errorf("%d Engine calls for 20 copies, want 1 start: %v", n, e.kinds())
+	if n := len(e.callbacks()); n != 1 {
+		t.Errorf("%d Engine callbacks for 20 copies, want 1 start: %v", n, e.kinds())
 	}
 }
 
@@ -368,8 +391,8 @@ func TestReplicasMakeOneStart(t *testing.T) {
 	if trs := e.taskRuns(t); len(trs) != 1 || trs[0].IsPending() {
 		t.Fatalf("want one released TaskRun, got %d (%+v)", len(trs), trs)
 	}
-	if n := len(e.engine.Calls()); n != 1 || e.acceptedStarts() != 1 {
-		t.Fatalf("%d Engine calls for 30 deliveries to 3 replicas, want 1 start: %v", n, e.kinds())
+	if n := len(e.callbacks()); n != 1 || e.acceptedStarts() != 1 {
+		t.Fatalf("%d Engine callbacks for 30 deliveries to 3 replicas, want 1 start: %v", n, e.kinds())
 	}
 }
 
@@ -404,7 +427,7 @@ func TestLiveClaimIsWaitedFor(t *testing.T) {
 	if code := <-done; code != http.StatusOK {
 		t.Fatalf("answered %d after the release, want 200", code)
 	}
-	if n := len(e.engine.Calls()); n != 0 {
+	if n := len(e.callbacks()); n != 0 {
 		t.Fatalf("the waiting delivery called the Engine: %v", e.kinds())
 	}
 }
@@ -441,15 +464,35 @@ func pendingTaskRun(name, id string, at time.Time) *pipelinev1.TaskRun {
 	}
 }
 
-// A ready event for a task the Engine cancelled meanwhile (its answer to
-// the start says so) leaves a TaskRun that never runs: cancelled while
-// still pending, with no end sent.
-func TestTaskTheEngineCancelledNeverRuns(t *testing.T) {
+// A ready event for a task the Engine has cancelled (or completed, and
+// its TaskRun reported and deleted) creates nothing: the Engine says it is
+// no longer pending.
+func TestTaskTheEngineCancelledCreatesNothing(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	body := fixture(t, "engine-taskrun-script-ready.json")
 	e.engine.KnowEvent(body)
 	e.engine.Cancel("65a1f1a0e4b0a1b2c3d4e611")
+	if code, msg := e.structured(t, body); code != http.StatusOK {
+		t.Fatalf("status %d %s", code, msg)
+	}
+	if trs := e.taskRuns(t); len(trs) != 0 {
+		t.Fatalf("want no TaskRun, got %+v", trs)
+	}
+	if calls := e.callbacks(); len(calls) != 0 {
+		t.Fatalf("want no callback, got %v", e.kinds())
+	}
+	e.settled(t)
+}
+
+// A task the Engine cancels after the handler asked about it (its answer
+// to the start says so) leaves a TaskRun that never runs: cancelled while
+// still pending, with no end sent.
+func TestTaskTheEngineCancelledMeanwhileNeverRuns(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.serveAsking(t, func() { e.engine.Cancel("65a1f1a0e4b0a1b2c3d4e611") })
+	body := fixture(t, "engine-taskrun-script-ready.json")
 	if code, msg := e.structured(t, body); code != http.StatusOK {
 		t.Fatalf("status %d %s", code, msg)
 	}
@@ -463,14 +506,30 @@ func TestTaskTheEngineCancelledNeverRuns(t *testing.T) {
 	e.settled(t)
 }
 
-// A start the Engine refuses for good (a task it does not know) is final,
-// and the pending TaskRun is cancelled: it never runs, and nothing waits
-// on it.
-func TestRefusedStartCancelsTheTaskRun(t *testing.T) {
+// A task the Engine does not know is refused at once: nothing is created.
+func TestUnknownTaskCreatesNothing(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	// Posted without telling the stand-in: the Engine does not know it.
 	code, msg := e.post(t, "/", "application/cloudevents+json", nil, fixture(t, "engine-taskrun-script-ready.json"))
+	if code != http.StatusUnprocessableEntity {
+		t.Fatalf("status %d %s, want 422", code, msg)
+	}
+	if trs := e.taskRuns(t); len(trs) != 0 {
+		t.Fatalf("want no TaskRun, got %+v", trs)
+	}
+	if calls := e.callbacks(); len(calls) != 0 {
+		t.Fatalf("want no callback, got %v", e.kinds())
+	}
+}
+
+// A start the Engine refuses for good is final, and the pending TaskRun is
+// cancelled: it never runs, and nothing waits on it.
+func TestRefusedStartCancelsTheTaskRun(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.serveAsking(t, func() { e.engine.FailNext(1, http.StatusBadRequest) })
+	code, msg := e.structured(t, fixture(t, "engine-taskrun-script-ready.json"))
 	if code != http.StatusUnprocessableEntity {
 		t.Fatalf("status %d %s, want 422", code, msg)
 	}
@@ -500,7 +559,7 @@ func TestRedeliveryRestoresMissingConfigMap(t *testing.T) {
 	if n := len(e.configMaps(t)); n != 1 {
 		t.Fatalf("ConfigMap not restored: %d", n)
 	}
-	if n := len(e.engine.Calls()); n != 1 {
+	if n := len(e.callbacks()); n != 1 {
 		t.Fatalf("redelivery called the Engine again: %v", e.kinds())
 	}
 }
@@ -649,14 +708,14 @@ func TestTransientFailuresAnswer5xx(t *testing.T) {
 		if code, _ := e.structured(t, body); code < 500 {
 			t.Fatalf("status %d, want 5xx", code)
 		}
-		if n := len(e.engine.Calls()); n != 0 {
-			t.Fatalf("Engine called although the apiserver failed first")
+		if n := len(e.callbacks()); n != 0 {
+			t.Fatalf("Engine called back although the apiserver failed first: %v", e.kinds())
 		}
 	})
 	t.Run("engine unavailable", func(t *testing.T) {
 		t.Parallel()
 		e := newEnv(t)
-		e.engine.FailFor(time.Minute, http.StatusServiceUnavailable)
+		e.serveAsking(t, func() { e.engine.FailFor(time.Minute, http.StatusServiceUnavailable) })
 		if code, _ := e.structured(t, body); code < 500 {
 			t.Fatalf("status %d, want 5xx", code)
 		}

@@ -52,7 +52,7 @@ const (
 type Kube interface {
 	Namespace() string
 	GetTaskRun(ctx context.Context, name string) (*pipelinev1.TaskRun, error)
-	MarkReported(ctx context.Context, name, value string, at time.Time) error
+	MarkReported(ctx context.Context, name, value string, deleteDue bool, at time.Time) error
 	ClaimTaskRun(ctx context.Context, tr *pipelinev1.TaskRun, key string, at time.Time) (bool, error)
 	DropClaim(ctx context.Context, name, key, mine string) error
 	DeleteTaskRun(ctx context.Context, name string) error
@@ -214,18 +214,23 @@ func (s *Sink) report(ctx context.Context, name string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	if tr == nil || !terminal(tr) {
+	// Only what the apiserver holds counts: an event names the TaskRun,
+	// nothing more (anyone who reaches the sink could forge one).
+	if tr == nil || !ours(tr, s.opts.Product) || !terminal(tr) && tr.DeletionTimestamp == nil {
 		return Skipped, nil
 	}
 	if tr.Labels[contract.LabelReported] != "" {
+		if tr.Labels[contract.LabelDeleteDue] != "" && tr.DeletionTimestamp == nil {
+			return Skipped, s.delete(ctx, tr) // its deletion failed after the report
+		}
 		s.done.Add(string(tr.UID))
 		return Skipped, nil
 	}
 	decision, rep, _ := outcome.Decide(tr, s.opts.Product)
 	if decision != outcome.ReportEnd {
-		// Terminal but needs no call (cancelled by us): mark it so the sweep
-		// does not list it again.
-		return Skipped, s.kube.MarkReported(ctx, name, markSkipped, s.now())
+		// Needs no call (cancelled by us, deleted before it ran): mark it,
+		// which releases it, so the sweep does not list it again.
+		return Skipped, s.kube.MarkReported(ctx, name, markSkipped, false, s.now())
 	}
 	mine, err := s.claim(ctx, tr)
 	if err != nil || mine == "" {
@@ -240,7 +245,7 @@ func (s *Sink) report(ctx context.Context, name string) (string, error) {
 	var refused *engine.StatusError
 	switch {
 	case errors.Is(err, engine.ErrRejected):
-		if merr := s.kube.MarkReported(sctx, name, markRejected, s.now()); merr != nil {
+		if merr := s.kube.MarkReported(sctx, name, markRejected, false, s.now()); merr != nil {
 			return "", merr
 		}
 		return "", fmt.Errorf("engine end taskrun %s: %w", rep.TaskRunRef, err)
@@ -256,21 +261,33 @@ func (s *Sink) report(ctx context.Context, name string) (string, error) {
 	case err != nil:
 		return "", fmt.Errorf("engine end taskrun %s: %w", rep.TaskRunRef, err)
 	}
-	if err := s.kube.MarkReported(sctx, name, markReported, s.now()); err != nil {
+	deleteDue := tr.DeletionTimestamp == nil && outcome.ShouldDelete(outcome.DeletionPolicy(tr, s.opts.DeletionPolicy), rep.Succeeded)
+	if err := s.kube.MarkReported(sctx, name, markReported, deleteDue, s.now()); err != nil {
 		return "", err
 	}
-	s.done.Add(string(tr.UID))
-	if outcome.ShouldDelete(outcome.DeletionPolicy(tr, s.opts.DeletionPolicy), rep.Succeeded) {
-		if err := s.kube.DeleteTaskRun(ctx, name); err != nil {
+	if deleteDue {
+		// A failure here is retried by the sender's retry and by the
+		// sweep, which lists LabelDeleteDue.
+		if err := s.delete(ctx, tr); err != nil {
 			return "", err
 		}
-		for _, cm := range paramsConfigMaps(tr) {
-			if err := s.kube.DeleteConfigMap(ctx, cm); err != nil {
-				return "", err
-			}
+	}
+	s.done.Add(string(tr.UID))
+	return Reported, nil
+}
+
+// delete deletes a reported TaskRun under its deletion policy, and its
+// params ConfigMap.
+func (s *Sink) delete(ctx context.Context, tr *pipelinev1.TaskRun) error {
+	if err := s.kube.DeleteTaskRun(ctx, tr.Name); err != nil {
+		return err
+	}
+	for _, cm := range paramsConfigMaps(tr) {
+		if err := s.kube.DeleteConfigMap(ctx, cm); err != nil {
+			return err
 		}
 	}
-	return Reported, nil
+	return nil
 }
 
 // claim claims the report of a finished TaskRun for this replica and
@@ -320,8 +337,9 @@ func paramsConfigMaps(tr *pipelinev1.TaskRun) []string {
 	return names
 }
 
-// Sweep reports up to SweepLimit finished TaskRuns of ours that carry no
-// reported mark, and returns how many it reported.
+// Sweep reports up to SweepLimit finished (or deleted) TaskRuns of ours
+// that carry no reported mark, deletes the reported ones whose deletion
+// failed, and returns how many it reported.
 func (s *Sink) Sweep(ctx context.Context) (int, error) {
 	selector := fmt.Sprintf("%s=%s,%s,!%s", contract.LabelProduct, s.opts.Product, contract.LabelTaskRunRef, contract.LabelReported)
 	trs, err := s.kube.ListTaskRuns(ctx, selector, 200)
@@ -334,7 +352,7 @@ func (s *Sink) Sweep(ctx context.Context) (int, error) {
 		if n >= s.opts.SweepLimit {
 			break
 		}
-		if !terminal(&trs[i]) {
+		if !terminal(&trs[i]) && trs[i].DeletionTimestamp == nil {
 			continue
 		}
 		result, err := s.report(ctx, trs[i].Name)
@@ -346,5 +364,22 @@ func (s *Sink) Sweep(ctx context.Context) (int, error) {
 			n++
 		}
 	}
-	return n, errors.Join(errs...)
+	return n, errors.Join(append(errs, s.sweepDeletions(ctx))...)
+}
+
+// sweepDeletions deletes the reported TaskRuns whose deletion under their
+// policy failed after the report.
+func (s *Sink) sweepDeletions(ctx context.Context) error {
+	selector := fmt.Sprintf("%s=%s,%s,%s", contract.LabelProduct, s.opts.Product, contract.LabelReported, contract.LabelDeleteDue)
+	trs, err := s.kube.ListTaskRuns(ctx, selector, 200)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for i := range trs {
+		if trs[i].DeletionTimestamp == nil {
+			errs = append(errs, s.delete(ctx, &trs[i]))
+		}
+	}
+	return errors.Join(errs...)
 }

@@ -17,8 +17,11 @@ import (
 	pipelinev1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
 	tektonfake "github.com/tektoncd/pipeline/pkg/client/clientset/versioned/fake"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	k8sfake "k8s.io/client-go/kubernetes/fake"
+	k8stesting "k8s.io/client-go/testing"
 	"knative.dev/pkg/apis"
 	duckv1 "knative.dev/pkg/apis/duck/v1"
 
@@ -285,6 +288,116 @@ func TestNotOursIgnored(t *testing.T) {
 	}
 	if n := len(e.engine.Calls()); n != 0 {
 		t.Fatal("Engine called for a foreign TaskRun")
+	}
+}
+
+// An event is read only for the TaskRun it names: a forged one claiming
+// that another product's TaskRun is ours and finished changes nothing.
+func TestForgedEventChangesNothing(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, "Never")
+	_, data := tektonEvent(t, "tekton-taskrun-failed.json")
+	tr, err := outcome.Decode(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr = tr.DeepCopy()
+	tr.ResourceVersion = ""
+	tr.Labels[contract.LabelProduct] = "someone-else"
+	if _, err := e.tekton.TektonV1().TaskRuns(ns).Create(context.Background(), tr, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	e.tekton.ClearActions()
+	if code := e.send(t, "dev.tekton.event.taskrun.failed.v1", tr.Name, data); code != http.StatusOK {
+		t.Fatalf("status %d", code)
+	}
+	for _, a := range e.tekton.Actions() {
+		if a.GetVerb() != "get" {
+			t.Errorf("%s %s for a TaskRun that is not ours", a.GetVerb(), a.GetResource().Resource)
+		}
+	}
+	if n := len(e.engine.Calls()); n != 0 {
+		t.Errorf("Engine called for a TaskRun that is not ours")
+	}
+}
+
+// A TaskRun deleted while it runs (a user, a pruner) is held by our
+// finalizer: the sweep reports it failed with the reason, and the mark
+// releases it.
+func TestDeletedWhileRunningReportedFailed(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, "Never")
+	_, data := tektonEvent(t, "tekton-taskrun-started.json")
+	tr, err := outcome.Decode(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr = tr.DeepCopy()
+	tr.ResourceVersion = ""
+	now := metav1.Now()
+	tr.DeletionTimestamp = &now
+	tr.Finalizers = []string{"example.com/other", contract.FinalizerReport}
+	e.engine.Know(enginestub.Task{ID: tr.Labels[contract.LabelTaskRunRef], Status: enginestub.StatusRunning, Phase: enginestub.PhaseRunning})
+	if _, err := e.tekton.TektonV1().TaskRuns(ns).Create(context.Background(), tr, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := e.sink.Sweep(context.Background()); err != nil || n != 1 {
+		t.Fatalf("sweep reported %d (%v), want 1", n, err)
+	}
+	got := ends(e.engine.Calls())
+	if len(got) != 1 || got[0].End.Status != engine.StatusFailed || !strings.HasPrefix(got[0].End.StatusMessage, outcome.ReasonDeleted+": ") {
+		t.Fatalf("want one end failed with %s, got %+v", outcome.ReasonDeleted, got)
+	}
+	after := e.get(t, tr.Name)
+	if after == nil || after.Labels[contract.LabelReported] != "true" {
+		t.Fatalf("want the TaskRun marked reported, got %+v", after)
+	}
+	if fs := after.Finalizers; len(fs) != 1 || fs[0] != "example.com/other" {
+		t.Fatalf("finalizers %v, want ours released and the other kept", fs)
+	}
+	if n, _ := e.sink.Sweep(context.Background()); n != 0 || len(ends(e.engine.Calls())) != 1 {
+		t.Fatalf("a second sweep reported it again")
+	}
+}
+
+// A deletion under the policy that fails after the report is retried by
+// Tekton's retry of the event and by the sweep, without a second end.
+func TestFailedDeletionRetried(t *testing.T) {
+	t.Parallel()
+	for _, by := range []string{"event", "sweep"} {
+		t.Run(by, func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t, "Always")
+			_, data := tektonEvent(t, "tekton-taskrun-successful-two-results.json")
+			tr := e.seed(t, data)
+			fail := true
+			e.tekton.PrependReactor("delete", "taskruns", func(k8stesting.Action) (bool, runtime.Object, error) {
+				if fail {
+					return true, nil, apierrors.NewServiceUnavailable("etcd is slow")
+				}
+				return false, nil, nil
+			})
+			if code := e.send(t, "dev.tekton.event.taskrun.successful.v1", tr.Name, data); code < 500 {
+				t.Fatalf("status %d, want 5xx so Tekton retries", code)
+			}
+			if got := e.get(t, tr.Name); got == nil || got.Labels[contract.LabelDeleteDue] != "true" || len(got.Finalizers) != 0 {
+				t.Fatalf("want the TaskRun marked for deletion and released, got %+v", got)
+			}
+			fail = false
+			if by == "event" {
+				if code := e.send(t, "dev.tekton.event.taskrun.successful.v1", tr.Name, data); code != http.StatusOK {
+					t.Fatalf("retry: status %d", code)
+				}
+			} else if _, err := e.sink.Sweep(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			if e.get(t, tr.Name) != nil {
+				t.Fatalf("TaskRun not deleted by the %s", by)
+			}
+			if n := len(ends(e.engine.Calls())); n != 1 {
+				t.Fatalf("%d ends, want 1", n)
+			}
+		})
 	}
 }
 

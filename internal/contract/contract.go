@@ -47,6 +47,9 @@ const (
 	LabelManagedBy    = "app.kubernetes.io/managed-by"
 	LabelPartOf       = "app.kubernetes.io/part-of"
 	LabelReported     = "boomerang.io/reported"
+	// LabelDeleteDue marks a reported TaskRun that its deletion policy
+	// deletes, until it is gone: a failed deletion is retried by the sweep.
+	LabelDeleteDue = "boomerang.io/delete"
 
 	AnnotationWorkflowRef = "boomerang.io/workflow-ref"
 	AnnotationSelector    = "boomerang.io/selector"
@@ -58,6 +61,11 @@ const (
 	AnnotationWorkspaceRf = "boomerang.io/workspace-ref"
 	AnnotationWorkspaceTy = "boomerang.io/workspace-type"
 	AnnotationSpanContext = "tekton.dev/taskrunSpanContext"
+
+	// FinalizerReport keeps a TaskRun of ours until the sink has reported
+	// it: one deleted while it runs is still read, reported failed, and
+	// then released.
+	FinalizerReport = "boomerang.io/report"
 
 	// ManagedBy is the value of LabelManagedBy on everything we create.
 	ManagedBy = "flow-tekton-handler"
@@ -175,22 +183,18 @@ type TaskRun struct {
 	WorkflowRunRef string            `json:"workflowRunRef"`
 }
 
-// WorkspaceSpec is the storage a workflow workspace asks for. Size may be a
-// string ("2Gi") or a bare number (meaning Gi).
-type WorkspaceSpec struct {
-	AccessMode string          `json:"accessMode"`
-	ClassName  string          `json:"className"`
-	MountPath  string          `json:"mountPath"`
-	Size       json.RawMessage `json:"size"`
-}
-
-// WorkflowWorkspace is a workspace of a WorkflowRun.
+// WorkflowWorkspace is a workspace of a WorkflowRun. Spec, the storage the
+// workspace asks for ({"accessMode", "className", "mountPath", "size"}), is
+// kept raw: it is read field by field when the claim is built
+// (tekton.PVCs), so that a field of the wrong type falls back to its
+// default instead of leaving the run unstarted. Absent or null, the
+// workspace asks for no storage.
 type WorkflowWorkspace struct {
-	Name        string         `json:"name"`
-	Description string         `json:"description"`
-	Type        string         `json:"type"`
-	Optional    bool           `json:"optional"`
-	Spec        *WorkspaceSpec `json:"spec"`
+	Name        string          `json:"name"`
+	Description string          `json:"description"`
+	Type        string          `json:"type"`
+	Optional    bool            `json:"optional"`
+	Spec        json.RawMessage `json:"spec"`
 }
 
 // WorkflowRun is the data of an io.boomerang.event.status.workflowrun event.

@@ -154,6 +154,85 @@ func TestDecodeRejects(t *testing.T) {
 	}
 }
 
+// TestDecodeWorkflowRunRejects: apart from the workspaces' spec, a
+// workflow run's fields of the wrong type are refused with the field named.
+func TestDecodeWorkflowRunRejects(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name, data, field string
+	}{
+		{"missing id", `{"status":"ready","phase":"pending"}`, "data.id"},
+		{"id number", `{"id":1,"status":"ready","phase":"pending"}`, "data.id"},
+		{"status number", `{"id":"r","status":1,"phase":"pending"}`, "data.status"},
+		{"workflowRef object", `{"id":"r","workflowRef":{}}`, "data.workflowRef"},
+		{"labels array", `{"id":"r","labels":["x"]}`, "data.labels"},
+		{"workspaces object", `{"id":"r","workspaces":{}}`, "data.workspaces"},
+		{"workspace string", `{"id":"r","workspaces":["x"]}`, "data.workspaces"},
+		{"workspace name number", `{"id":"r","workspaces":[{"name":1,"type":"workflowrun","spec":{}}]}`, "data.workspaces.name"},
+		{"workspace type boolean", `{"id":"r","workspaces":[{"name":"w","type":true,"spec":{}}]}`, "data.workspaces.type"},
+		{"workspace optional string", `{"id":"r","workspaces":[{"name":"w","type":"workflowrun","optional":"no"}]}`, "data.workspaces.optional"},
+		{"spec truncated", `{"id":"r","workspaces":[{"name":"w","type":"workflowrun","spec":{"size":`, "data"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			_, err := DecodeWorkflowRun([]byte(tc.data))
+			var fe *FieldError
+			if !errors.As(err, &fe) || !errors.Is(err, ErrInvalid) {
+				t.Fatalf("%s: want a FieldError, got %v", tc.name, err)
+			}
+			if fe.Field != tc.field {
+				t.Fatalf("%s: field %q, want %q (%v)", tc.name, fe.Field, tc.field, err)
+			}
+		})
+	}
+}
+
+// TestDecodeWorkflowRunKeepsSpecRaw: a workspace's spec of any type, or
+// with fields of any type, decodes and is kept as sent, for tekton.PVCs to
+// read field by field.
+func TestDecodeWorkflowRunKeepsSpecRaw(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name string
+		spec string // the spec's JSON; "" leaves it out
+		want string // the raw spec decoded; "" for none
+	}{
+		{name: "absent"},
+		{name: "null", spec: `null`, want: `null`},
+		{name: "valid", spec: `{"accessMode":"ReadWriteOnce","className":"standard","mountPath":"/w","size":"2Gi"}`,
+			want: `{"accessMode":"ReadWriteOnce","className":"standard","mountPath":"/w","size":"2Gi"}`},
+		{name: "access mode number", spec: `{"accessMode":5}`, want: `{"accessMode":5}`},
+		{name: "class boolean", spec: `{"className":true}`, want: `{"className":true}`},
+		{name: "mount path array", spec: `{"mountPath":["/w"]}`, want: `{"mountPath":["/w"]}`},
+		{name: "size object", spec: `{"size":{"gi":2}}`, want: `{"size":{"gi":2}}`},
+		{name: "string", spec: `"x"`, want: `"x"`},
+		{name: "empty array", spec: `[]`, want: `[]`},
+		{name: "number", spec: `5`, want: `5`},
+		{name: "boolean", spec: `false`, want: `false`},
+		{name: "spaced", spec: `{ "accessMode" : 5 }`, want: `{ "accessMode" : 5 }`},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			ws := `{"name":"w","type":"workflowrun"}`
+			if tc.spec != "" {
+				ws = `{"name":"w","type":"workflowrun","spec":` + tc.spec + `}`
+			}
+			w, err := DecodeWorkflowRun([]byte(`{"id":"r","status":"ready","phase":"pending","workspaces":[` + ws + `]}`))
+			if err != nil {
+				t.Fatalf("%s: %v", tc.name, err)
+			}
+			if w.Action() != StartWorkflowRun || len(w.Workspaces) != 1 || w.Workspaces[0].Name != "w" {
+				t.Fatalf("%s: decoded %+v", tc.name, w)
+			}
+			if got := string(w.Workspaces[0].Spec); got != tc.want {
+				t.Errorf("%s: spec %q, want %q", tc.name, got, tc.want)
+			}
+		})
+	}
+}
+
 func TestDecodeIsLenient(t *testing.T) {
 	t.Parallel()
 	data := `{"id":"a1","type":"script","status":"ready","phase":"pending","newField":{"x":[1]},
@@ -210,6 +289,7 @@ func FuzzDecode(f *testing.F) {
 		f.Add(d)
 	}
 	f.Add([]byte(`{"id":"a","type":"script","status":"ready","phase":"pending"}`))
+	f.Add([]byte(`{"id":"r","status":"ready","phase":"pending","workspaces":[{"name":"w","type":"workflowrun","spec":{"accessMode":5,"className":true}},{"type":"workflow","spec":"x"}]}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		tr, err := DecodeTaskRun(data)
 		if err != nil {
@@ -222,8 +302,15 @@ func FuzzDecode(f *testing.F) {
 				t.Fatalf("actionable event with id %q", tr.ID)
 			}
 		}
-		if _, err := DecodeWorkflowRun(data); err != nil && !errors.Is(err, ErrInvalid) {
-			t.Fatalf("workflowrun error not ErrInvalid: %v", err)
+		if _, err := DecodeWorkflowRun(data); err != nil {
+			var fe *FieldError
+			if !errors.As(err, &fe) || !errors.Is(err, ErrInvalid) {
+				t.Fatalf("workflowrun error not a FieldError: %v", err)
+			}
+			// A workspace's spec is kept raw: its type never refuses a run.
+			if strings.HasPrefix(fe.Field, "data.workspaces.spec") {
+				t.Fatalf("workflowrun refused for its workspace spec: %v", err)
+			}
 		}
 	})
 }

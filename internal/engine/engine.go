@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"net"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -295,6 +296,12 @@ func (c *Client) put(ctx context.Context, kind, id, verb string, body []byte) ([
 		if errors.As(err, &serr) && !retryable(serr.Code) || errors.Is(err, ErrRejected) {
 			return nil, fmt.Errorf("PUT %s: %w", path, err)
 		}
+		if serr == nil && !unsent(err) {
+			// A timeout or a broken connection: the request may have
+			// landed. Sending it again could start the task twice, so the
+			// caller decides (its claim stays until it is stale).
+			return nil, fmt.Errorf("PUT %s: attempt %d may have reached the Engine: %w", path, attempt, err)
+		}
 		if ctx.Err() != nil {
 			return nil, fmt.Errorf("PUT %s: %w (attempt %d: %w)", path, ctx.Err(), attempt, err)
 		}
@@ -308,6 +315,13 @@ func (c *Client) put(ctx context.Context, kind, id, verb string, body []byte) ([
 			return nil, fmt.Errorf("PUT %s: %w (attempt %d: %w)", path, serr, attempt, err)
 		}
 	}
+}
+
+// unsent reports whether a failed attempt never reached the Engine: the
+// connection could not be opened.
+func unsent(err error) bool {
+	var op *net.OpError
+	return errors.As(err, &op) && op.Op == "dial"
 }
 
 // attempt sends one request and returns the answer of a 2xx. On a transient

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	pipelinev1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
@@ -342,28 +343,27 @@ func (c *Client) ReleaseTaskRun(ctx context.Context, name string) error {
 	return err
 }
 
-// MarkReported records on the TaskRun that its end was reported (value is
-// "true" for a report, "skipped" when nothing had to be sent) and drops the
-// report's claim. The label lets the sweep list what is left; the
-// annotation keeps the time.
-func (c *Client) MarkReported(ctx context.Context, name, value string, at time.Time) error {
-	patch, err := json.Marshal(map[string]any{"metadata": map[string]any{
-		"labels":      map[string]string{contract.LabelReported: value},
-		"annotations": map[string]any{contract.AnnotationReported: at.UTC().Format(time.RFC3339), contract.AnnotationReporting: nil},
-	}})
-	if err != nil {
-		return fmt.Errorf("mark taskrun %s/%s reported: %w", c.namespace, name, err)
-	}
-	ctx, cancel := c.call(ctx)
-	defer cancel()
-	_, err = c.tekton.TektonV1().TaskRuns(c.namespace).Patch(ctx, name, types.MergePatchType, patch, metav1.PatchOptions{FieldManager: FieldManager})
-	if apierrors.IsNotFound(err) {
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("mark taskrun %s/%s reported: %w", c.namespace, name, err)
-	}
-	return nil
+// MarkReported records on the TaskRun that its report is done (value says
+// how: reported, skipped, rejected), with the time, drops the report's
+// claim and releases our finalizer, in one patch with the version read (the
+// finalizer list is replaced whole). deleteDue adds LabelDeleteDue for a
+// TaskRun its deletion policy deletes. A missing TaskRun is no error.
+func (c *Client) MarkReported(ctx context.Context, name, value string, deleteDue bool, at time.Time) error {
+	_, err := c.patchAsRead(ctx, name, "mark reported", func(tr *pipelinev1.TaskRun) map[string]any {
+		labels := map[string]string{contract.LabelReported: value}
+		if deleteDue {
+			labels[contract.LabelDeleteDue] = "true"
+		}
+		meta := map[string]any{
+			"labels":      labels,
+			"annotations": map[string]any{contract.AnnotationReported: at.UTC().Format(time.RFC3339), contract.AnnotationReporting: nil},
+		}
+		if slices.Contains(tr.Finalizers, contract.FinalizerReport) {
+			meta["finalizers"] = slices.DeleteFunc(slices.Clone(tr.Finalizers), func(f string) bool { return f == contract.FinalizerReport })
+		}
+		return map[string]any{"metadata": meta}
+	})
+	return err
 }
 
 // DeleteTaskRun deletes the named TaskRun in the background; its ConfigMap

@@ -99,13 +99,17 @@ func typeError(prefix string, err error) error {
 	return invalid(prefix, "%v", err)
 }
 
+// ReasonDeleted starts the failure message of a TaskRun deleted while it
+// ran.
+const ReasonDeleted = "TaskRunDeleted"
+
 // Decision is what the sink does with a TaskRun.
 type Decision int
 
 // Decisions.
 const (
-	// Skip: not ours, not finished, cancelled on the Engine's behalf, or
-	// already reported.
+	// Skip: not ours, not finished, cancelled on the Engine's behalf,
+	// deleted before it ran, or already reported.
 	Skip Decision = iota
 	// ReportEnd: send the Engine the end call in Report.End.
 	ReportEnd
@@ -147,15 +151,31 @@ func Decide(tr *pipelinev1.TaskRun, product string) (Decision, Report, string) {
 		return Skip, Report{}, fmt.Sprintf("not ours: product %q", p)
 	}
 	rep := Report{TaskRunRef: ref, Name: tr.Name, Namespace: tr.Namespace}
-	c := tr.Status.GetCondition(apis.ConditionSucceeded)
-	if c == nil || c.IsUnknown() {
-		return Skip, rep, "not finished"
-	}
 	if _, ok := tr.Annotations[contract.AnnotationReported]; ok {
 		return Skip, rep, "already reported"
 	}
 	if _, ok := tr.Labels[contract.LabelReported]; ok {
 		return Skip, rep, "already reported"
+	}
+	_, cancelledByUs := tr.Annotations[contract.AnnotationCancelled]
+	c := tr.Status.GetCondition(apis.ConditionSucceeded)
+	if c == nil || c.IsUnknown() {
+		switch {
+		case tr.DeletionTimestamp == nil:
+			return Skip, rep, "not finished"
+		case tr.IsPending() || cancelledByUs:
+			// Never released to Tekton, or cancelled for the Engine: the
+			// Engine has nothing to hear from this TaskRun.
+			return Skip, rep, "deleted before it ran"
+		}
+		// Deleted while it ran: Tekton stops reconciling it, so it never
+		// finishes; the Engine hears that it failed, and why.
+		rep.End = engine.EndRequest{
+			Status:        engine.StatusFailed,
+			Results:       []engine.Result{},
+			StatusMessage: failureMessage(ReasonDeleted, "The TaskRun was deleted before it finished."),
+		}
+		return ReportEnd, rep, "deleted while running"
 	}
 	if c.IsTrue() {
 		rep.Succeeded = true
@@ -166,7 +186,6 @@ func Decide(tr *pipelinev1.TaskRun, product string) (Decision, Report, string) {
 		}
 		return ReportEnd, rep, "succeeded"
 	}
-	_, cancelledByUs := tr.Annotations[contract.AnnotationCancelled]
 	if c.Reason == pipelinev1.TaskRunReasonCancelled.String() && cancelledByUs {
 		return Skip, rep, "cancelled for the Engine"
 	}

@@ -79,6 +79,12 @@ func all(edits ...func(map[string]any)) func(map[string]any) {
 	}
 }
 
+// deleting gives the TaskRun a deletion timestamp, as a delete does to one
+// that carries a finalizer.
+func deleting(tr map[string]any) {
+	obj(tr, "metadata")["deletionTimestamp"] = "2025-03-04T02:41:40Z"
+}
+
 func annotate(key, value string) func(map[string]any) {
 	return func(tr map[string]any) { obj(obj(tr, "metadata"), "annotations")[key] = value }
 }
@@ -130,6 +136,34 @@ func TestDecide(t *testing.T) {
 			name: "queued has no condition",
 			data: edited(t, "tekton-taskrun-started.json", func(tr map[string]any) { delete(obj(tr, "status"), "conditions") }),
 			want: Skip, reason: "not finished",
+		},
+		{
+			name: "deleted while running is reported failed",
+			data: edited(t, "tekton-taskrun-started.json", deleting),
+			want: ReportEnd, report: failedWith(ReasonDeleted + ": The TaskRun was deleted before it finished."), reason: "deleted while running",
+		},
+		{
+			name: "deleted while pending never ran",
+			data: edited(t, "tekton-taskrun-started.json", all(deleting, func(tr map[string]any) {
+				delete(obj(tr, "status"), "conditions")
+				obj(tr, "spec")["status"] = "TaskRunPending"
+			})),
+			want: Skip, reason: "deleted before it ran",
+		},
+		{
+			name: "deleted while being cancelled for the Engine",
+			data: edited(t, "tekton-taskrun-started.json", all(deleting, annotate(contract.AnnotationCancelled, "true"))),
+			want: Skip, reason: "deleted before it ran",
+		},
+		{
+			name: "deleted after it finished is reported as it finished",
+			data: edited(t, "tekton-taskrun-failed.json", deleting),
+			want: ReportEnd, report: failedWith(`Failed: "step-task" exited with code 2`), reason: "failed",
+		},
+		{
+			name: "deleted after the report",
+			data: edited(t, "tekton-taskrun-started.json", all(deleting, annotate(contract.AnnotationReported, "2025-03-04T02:41:32Z"))),
+			want: Skip, reason: "already reported",
 		},
 		{
 			name: "successful with two results",

@@ -99,3 +99,41 @@ func FuzzBuildTask(f *testing.F) {
 		}
 	})
 }
+
+// FuzzPVCs checks that any workflowrun data either fails to decode or
+// builds, deterministically and without failing, claims the apiserver
+// admits, whatever the types in the workspaces' specs: a spec never keeps
+// the run from starting.
+func FuzzPVCs(f *testing.F) {
+	paths, err := filepath.Glob(filepath.Join(fixtureDir, "engine-workflowrun-*.json"))
+	if err != nil || len(paths) == 0 {
+		f.Fatalf("no workflowrun fixtures (err %v)", err)
+	}
+	for i, p := range paths {
+		f.Add(fixtureData(f, filepath.Base(p)), uint8(i%4))
+	}
+	f.Add([]byte(`{"id":"65a1f0d9e4b0a1b2c3d4e601","workflowRef":"65a1f0c2e4b0a1b2c3d4e5f6","labels":{"team":"x"},"workspaces":[
+		{"name":"a","type":"Workflow","spec":{"accessMode":5,"className":true,"mountPath":["/a"],"size":{"gi":2}}},
+		{"name":"b","type":"workflowrun","spec":"x"},{"name":"c","type":"workflowrun","spec":[]}]}`), uint8(2))
+	f.Add([]byte(`{"id":"r","workspaces":[{"type":"workflowrun","spec":{"size":"0.5","accessMode":"ReadWriteOncePod","className":"Bad_Class","mountPath":"/m"}}]}`), uint8(0))
+
+	f.Fuzz(func(t *testing.T, data []byte, mode uint8) {
+		w, err := contract.DecodeWorkflowRun(data)
+		if err != nil {
+			return
+		}
+		o := fuzzOptions(mode)
+		if mode&1 != 0 {
+			o.StorageClass = "fast-rwx"
+		}
+		pvcs, dropped := PVCs(w, o)
+		checkPVCs(t, pvcs, o)
+		again, droppedAgain := PVCs(w, o)
+		if d := cmp.Diff(pvcs, again); d != "" {
+			t.Fatalf("two builds differ (-first +second):\n%s", d)
+		}
+		if d := cmp.Diff(dropped, droppedAgain); d != "" {
+			t.Fatalf("two builds drop differently (-first +second):\n%s", d)
+		}
+	})
+}

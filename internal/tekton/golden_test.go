@@ -136,6 +136,14 @@ func TestGoldenPVCCases(t *testing.T) {
 				{"name":"scratch","type":"WorkflowRun","spec":{"size":"500Mi","accessMode":"ReadWriteOnce","mountPath":"relative"}},
 				{"name":"nospec","type":"workflowrun"}]}`,
 	}, {
+		// Wrong-typed specs and spec fields: each is noted by its path and
+		// its default applies; both claims are built.
+		name: "wrong-types",
+		data: `{"id":"65a1f0d9e4b0a1b2c3d4e601","status":"ready","phase":"pending","workflowRef":"65a1f0c2e4b0a1b2c3d4e5f6",
+			"workspaces":[
+				{"name":"cache","type":"workflow","spec":{"accessMode":5,"className":true,"mountPath":["/cache"],"size":{"gi":2}}},
+				{"name":"scratch","type":"workflowrun","spec":"x"}]}`,
+	}, {
 		name:    "configured-class",
 		data:    `{"id":"65a1f0d9e4b0a1b2c3d4e601","workflowRef":"65a1f0c2e4b0a1b2c3d4e5f6","workspaces":[{"name":"cache","type":"workflow","spec":{}}]}`,
 		options: func(o *Options) { o.StorageClass = "fast-rwx" },

@@ -426,6 +426,8 @@ func BuildTask(t *contract.TaskRun, claims []Claim, traceparent string, o Option
 		ObjectMeta: metav1.ObjectMeta{
 			Name: TaskRunName(o.Prefix, t.ID), Namespace: o.Namespace,
 			Labels: labels, Annotations: trAnnotations,
+			// Kept until the sink has reported it, even when deleted.
+			Finalizers: []string{contract.FinalizerReport},
 		},
 		Spec: pipelinev1.TaskRunSpec{
 			Params:             runParams,

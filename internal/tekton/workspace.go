@@ -1,6 +1,7 @@
 package tekton
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"regexp"
@@ -29,14 +30,17 @@ func scopeRef(scope string, w *contract.WorkflowRun) string {
 }
 
 // PVCs builds the claims of a WorkflowRun's workspaces of scope workflow or
-// workflowrun that ask for storage, and notes what it had to correct.
+// workflowrun that ask for storage (have a spec), and notes what it had to
+// correct. A spec, or a field of it, of the wrong type never keeps a claim
+// from being built: its default applies and it is noted by its path
+// (readSpec).
 func PVCs(w *contract.WorkflowRun, o Options) ([]*corev1.PersistentVolumeClaim, []string) {
 	var out []*corev1.PersistentVolumeClaim
 	var dropped []string
 	seen := map[string]bool{}
-	for _, ws := range w.Workspaces {
+	for i, ws := range w.Workspaces {
 		scope := strings.ToLower(ws.Type)
-		if ws.Spec == nil || (scope != contract.ScopeWorkflow && scope != contract.ScopeWorkflowRun) {
+		if !present(ws.Spec) || (scope != contract.ScopeWorkflow && scope != contract.ScopeWorkflowRun) {
 			continue
 		}
 		ref := scopeRef(scope, w)
@@ -45,6 +49,8 @@ func PVCs(w *contract.WorkflowRun, o Options) ([]*corev1.PersistentVolumeClaim, 
 			continue
 		}
 		seen[scope] = true
+		spec, notes := readSpec(ws.Spec, fmt.Sprintf("workspaces[%d].spec", i), o)
+		dropped = append(dropped, notes...)
 
 		labels := o.baseLabels(contract.TierSpace)
 		addRef(labels, contract.LabelWorkflowRef, w.WorkflowRef)
@@ -59,20 +65,20 @@ func PVCs(w *contract.WorkflowRun, o Options) ([]*corev1.PersistentVolumeClaim, 
 		if w.WorkflowRef != "" {
 			annotations[contract.AnnotationWorkflowRef] = w.WorkflowRef
 		}
-		if mp := ws.Spec.MountPath; strings.HasPrefix(mp, "/") {
+		if mp := spec.MountPath; strings.HasPrefix(mp, "/") {
 			annotations[AnnotationMountPath] = mp
 		}
 
 		mode := o.StorageAccessMode
-		if ws.Spec.AccessMode != "" {
-			switch m := corev1.PersistentVolumeAccessMode(ws.Spec.AccessMode); m {
+		if spec.AccessMode != "" {
+			switch m := corev1.PersistentVolumeAccessMode(spec.AccessMode); m {
 			case corev1.ReadWriteOnce, corev1.ReadOnlyMany, corev1.ReadWriteMany, corev1.ReadWriteOncePod:
 				mode = m
 			default:
-				dropped = append(dropped, fmt.Sprintf("workspace %q: access mode %q invalid, using %s", ws.Name, ws.Spec.AccessMode, o.StorageAccessMode))
+				dropped = append(dropped, fmt.Sprintf("workspace %q: access mode %q invalid, using %s", ws.Name, spec.AccessMode, o.StorageAccessMode))
 			}
 		}
-		size, note := storageSize(ws.Spec.Size, o.StorageSize)
+		size, note := storageSize(spec.Size, o.StorageSize)
 		if note != "" {
 			dropped = append(dropped, fmt.Sprintf("workspace %q: %s", ws.Name, note))
 		}
@@ -84,7 +90,7 @@ func PVCs(w *contract.WorkflowRun, o Options) ([]*corev1.PersistentVolumeClaim, 
 				Resources:   corev1.VolumeResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceStorage: size}},
 			},
 		}
-		class := ws.Spec.ClassName
+		class := spec.ClassName
 		if class == "" {
 			class = o.StorageClass
 		}
@@ -99,6 +105,88 @@ func PVCs(w *contract.WorkflowRun, o Options) ([]*corev1.PersistentVolumeClaim, 
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out, dropped
+}
+
+// workspaceSpec is the storage a workflow workspace asks for, as readSpec
+// reads it from the event's raw spec. Size may be a string ("2Gi") or a
+// bare number (meaning Gi); the other fields are strings.
+type workspaceSpec struct {
+	AccessMode string
+	ClassName  string
+	MountPath  string
+	Size       json.RawMessage
+}
+
+// present reports whether a raw JSON value is there and not null: for a
+// workspace's spec, whether it asks for storage, whatever the type.
+func present(raw json.RawMessage) bool {
+	raw = bytes.TrimSpace(raw)
+	return len(raw) > 0 && !bytes.Equal(raw, []byte("null"))
+}
+
+// readSpec reads a workspace's raw spec field by field. A spec that is not
+// a JSON object, or a field of the wrong type, is ignored, so that its
+// default applies (Options' access mode, class and size; the tasks'
+// mount path), and noted by its path, path being the spec's
+// ("workspaces[0].spec"). Field names match as encoding/json matches
+// them: case-insensitively, the last of repeated ones winning.
+func readSpec(raw json.RawMessage, path string, o Options) (workspaceSpec, []string) {
+	var fields struct {
+		AccessMode json.RawMessage `json:"accessMode"`
+		ClassName  json.RawMessage `json:"className"`
+		MountPath  json.RawMessage `json:"mountPath"`
+		Size       json.RawMessage `json:"size"`
+	}
+	if err := json.Unmarshal(raw, &fields); err != nil {
+		return workspaceSpec{}, []string{fmt.Sprintf("%s: %s, not an object; using the defaults", path, jsonType(raw))}
+	}
+	var spec workspaceSpec
+	var notes []string
+	str := func(name string, v json.RawMessage, dst *string, def string) {
+		if !present(v) {
+			return
+		}
+		if err := json.Unmarshal(v, dst); err != nil {
+			*dst = ""
+			notes = append(notes, fmt.Sprintf("%s.%s: %s, not a string; %s", path, name, jsonType(v), def))
+		}
+	}
+	str("accessMode", fields.AccessMode, &spec.AccessMode, "using "+string(o.StorageAccessMode))
+	class := "using the cluster default"
+	if o.StorageClass != "" {
+		class = "using " + o.StorageClass
+	}
+	str("className", fields.ClassName, &spec.ClassName, class)
+	str("mountPath", fields.MountPath, &spec.MountPath, "ignored")
+	switch t := jsonType(fields.Size); {
+	case !present(fields.Size):
+	case t == "a string" || t == "a number":
+		spec.Size = fields.Size
+	default:
+		notes = append(notes, fmt.Sprintf("%s.size: %s, not a string or number; using %s", path, t, o.StorageSize.String()))
+	}
+	return spec, notes
+}
+
+// jsonType names the type of a JSON value, with its article.
+func jsonType(v json.RawMessage) string {
+	v = bytes.TrimSpace(v)
+	if !json.Valid(v) {
+		return "invalid JSON"
+	}
+	switch v[0] {
+	case '{':
+		return "an object"
+	case '[':
+		return "an array"
+	case '"':
+		return "a string"
+	case 't', 'f':
+		return "a boolean"
+	case 'n':
+		return "null"
+	}
+	return "a number"
 }
 
 // maxBareSize bounds a unit-less workspace size, in Gi (1 PiB).

@@ -51,8 +51,9 @@ func TestPVCsSize(t *testing.T) {
 		{name: "zero", size: "0", want: "1Gi", note: `workspace "ws": size 0 invalid, using 1Gi`},
 		{name: "negative", size: `"-1"`, want: "1Gi", note: `workspace "ws": size -1 invalid, using 1Gi`},
 		{name: "negative quantity", size: `"-2Gi"`, want: "1Gi", note: `workspace "ws": size -2Gi invalid, using 1Gi`},
-		{name: "boolean", size: "true", want: "1Gi", note: `workspace "ws": size true invalid, using 1Gi`},
-		{name: "object", size: `{"a":1}`, want: "1Gi", note: `workspace "ws": size {"a":1} invalid, using 1Gi`},
+		{name: "boolean", size: "true", want: "1Gi", note: `workspaces[0].spec.size: a boolean, not a string or number; using 1Gi`},
+		{name: "object", size: `{"a":1}`, want: "1Gi", note: `workspaces[0].spec.size: an object, not a string or number; using 1Gi`},
+		{name: "array", size: `["2Gi"]`, want: "1Gi", note: `workspaces[0].spec.size: an array, not a string or number; using 1Gi`},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -129,6 +130,140 @@ func TestPVCsClassAndAccessMode(t *testing.T) {
 }
 
 func ptr(s string) *string { return &s }
+
+// TestPVCsWrongTypes checks that a workspace spec, or a field of it, of
+// the wrong JSON type decodes, is ignored so that its default applies, and
+// is noted by its path; the claim is still built.
+func TestPVCsWrongTypes(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name        string
+		workspaces  string // the data's workspaces array
+		optionClass string
+		wantMode    corev1.PersistentVolumeAccessMode
+		wantClass   *string
+		wantSize    string
+		wantMount   string
+		wantNotes   []string
+	}{{
+		name:       "access mode number",
+		workspaces: `[{"name":"ws","type":"workflowrun","spec":{"accessMode":5,"size":"3Gi"}}]`,
+		wantMode:   corev1.ReadWriteMany, wantSize: "3Gi",
+		wantNotes: []string{`workspaces[0].spec.accessMode: a number, not a string; using ReadWriteMany`},
+	}, {
+		name:       "access mode object",
+		workspaces: `[{"name":"ws","type":"workflowrun","spec":{"accessMode":{"mode":"ReadWriteOnce"}}}]`,
+		wantMode:   corev1.ReadWriteMany, wantSize: "1Gi",
+		wantNotes: []string{`workspaces[0].spec.accessMode: an object, not a string; using ReadWriteMany`},
+	}, {
+		name:       "class boolean",
+		workspaces: `[{"name":"ws","type":"workflowrun","spec":{"className":true,"accessMode":"ReadWriteOnce"}}]`,
+		wantMode:   corev1.ReadWriteOnce, wantSize: "1Gi",
+		wantNotes: []string{`workspaces[0].spec.className: a boolean, not a string; using the cluster default`},
+	}, {
+		name:        "class number with a configured class",
+		workspaces:  `[{"name":"ws","type":"workflowrun","spec":{"className":7}}]`,
+		optionClass: "fast",
+		wantMode:    corev1.ReadWriteMany, wantClass: ptr("fast"), wantSize: "1Gi",
+		wantNotes: []string{`workspaces[0].spec.className: a number, not a string; using fast`},
+	}, {
+		name:       "mount path array",
+		workspaces: `[{"name":"ws","type":"workflowrun","spec":{"mountPath":["/a"],"className":"standard"}}]`,
+		wantMode:   corev1.ReadWriteMany, wantClass: ptr("standard"), wantSize: "1Gi",
+		wantNotes: []string{`workspaces[0].spec.mountPath: an array, not a string; ignored`},
+	}, {
+		name:       "size boolean",
+		workspaces: `[{"name":"ws","type":"workflowrun","spec":{"size":false,"mountPath":"/cache"}}]`,
+		wantMode:   corev1.ReadWriteMany, wantSize: "1Gi", wantMount: "/cache",
+		wantNotes: []string{`workspaces[0].spec.size: a boolean, not a string or number; using 1Gi`},
+	}, {
+		name:       "every field wrong",
+		workspaces: `[{"name":"ws","type":"workflowrun","spec":{"size":{},"mountPath":1,"className":[],"accessMode":false}}]`,
+		wantMode:   corev1.ReadWriteMany, wantSize: "1Gi",
+		wantNotes: []string{
+			`workspaces[0].spec.accessMode: a boolean, not a string; using ReadWriteMany`,
+			`workspaces[0].spec.className: an array, not a string; using the cluster default`,
+			`workspaces[0].spec.mountPath: a number, not a string; ignored`,
+			`workspaces[0].spec.size: an object, not a string or number; using 1Gi`,
+		},
+	}, {
+		name:       "null fields are absent",
+		workspaces: `[{"name":"ws","type":"workflowrun","spec":{"size":null,"mountPath":null,"className":null,"accessMode":null}}]`,
+		wantMode:   corev1.ReadWriteMany, wantSize: "1Gi",
+	}, {
+		name:       "spec string",
+		workspaces: `[{"name":"ws","type":"workflowrun","spec":"x"}]`,
+		wantMode:   corev1.ReadWriteMany, wantSize: "1Gi",
+		wantNotes: []string{`workspaces[0].spec: a string, not an object; using the defaults`},
+	}, {
+		name:       "spec empty array",
+		workspaces: `[{"name":"ws","type":"workflowrun","spec":[]}]`,
+		wantMode:   corev1.ReadWriteMany, wantSize: "1Gi",
+		wantNotes: []string{`workspaces[0].spec: an array, not an object; using the defaults`},
+	}, {
+		name:        "spec number",
+		workspaces:  `[{"name":"ws","type":"workflowrun","spec":5}]`,
+		optionClass: "fast",
+		wantMode:    corev1.ReadWriteMany, wantClass: ptr("fast"), wantSize: "1Gi",
+		wantNotes: []string{`workspaces[0].spec: a number, not an object; using the defaults`},
+	}, {
+		name:       "spec boolean",
+		workspaces: `[{"name":"ws","type":"workflowrun","spec":false}]`,
+		wantMode:   corev1.ReadWriteMany, wantSize: "1Gi",
+		wantNotes: []string{`workspaces[0].spec: a boolean, not an object; using the defaults`},
+	}, {
+		// Names match as encoding/json matches struct fields.
+		name:       "field names in other cases",
+		workspaces: `[{"name":"ws","type":"workflowrun","spec":{"ACCESSMODE":"ReadWriteOnce","ClassName":1}}]`,
+		wantMode:   corev1.ReadWriteOnce, wantSize: "1Gi",
+		wantNotes: []string{`workspaces[0].spec.className: a number, not a string; using the cluster default`},
+	}, {
+		name:       "repeated field, last wins",
+		workspaces: `[{"name":"ws","type":"workflowrun","spec":{"accessMode":5,"accessMode":"ReadOnlyMany"}}]`,
+		wantMode:   corev1.ReadOnlyMany, wantSize: "1Gi",
+	}, {
+		// The path is the workspace's index in the event; workspaces
+		// without a claim are not read.
+		name: "index of the workspace",
+		workspaces: `[{"name":"t","type":"task","spec":{"accessMode":1}},{"name":"none","type":"workflowrun"},
+			{"name":"ws","type":"workflowrun","spec":{"accessMode":2}}]`,
+		wantMode: corev1.ReadWriteMany, wantSize: "1Gi",
+		wantNotes: []string{`workspaces[2].spec.accessMode: a number, not a string; using ReadWriteMany`},
+	}}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			data := `{"id":"65a1f0d9e4b0a1b2c3d4e601","status":"ready","phase":"pending","workspaces":` + tc.workspaces + `}`
+			w, err := contract.DecodeWorkflowRun([]byte(data))
+			if err != nil {
+				t.Fatalf("%s: decode: %v", tc.name, err)
+			}
+			o := testOptions()
+			o.StorageClass = tc.optionClass
+			pvcs, dropped := PVCs(w, o)
+			if len(pvcs) != 1 {
+				t.Fatalf("%s: %d claims, want 1", tc.name, len(pvcs))
+			}
+			checkPVCs(t, pvcs, o)
+			p := pvcs[0]
+			if d := cmp.Diff([]corev1.PersistentVolumeAccessMode{tc.wantMode}, p.Spec.AccessModes); d != "" {
+				t.Errorf("%s: accessModes (-want +got):\n%s", tc.name, d)
+			}
+			if d := cmp.Diff(tc.wantClass, p.Spec.StorageClassName); d != "" {
+				t.Errorf("%s: storageClassName (-want +got):\n%s", tc.name, d)
+			}
+			if got := p.Spec.Resources.Requests[corev1.ResourceStorage]; got.Cmp(resource.MustParse(tc.wantSize)) != 0 {
+				t.Errorf("%s: size %s, want %s", tc.name, got.String(), tc.wantSize)
+			}
+			if got := p.Annotations[AnnotationMountPath]; got != tc.wantMount {
+				t.Errorf("%s: mount-path annotation %q, want %q", tc.name, got, tc.wantMount)
+			}
+			if d := cmp.Diff(tc.wantNotes, dropped); d != "" {
+				t.Errorf("%s: dropped (-want +got):\n%s", tc.name, d)
+			}
+		})
+	}
+}
 
 func TestPVCsScope(t *testing.T) {
 	t.Parallel()

@@ -75,8 +75,8 @@ type stack struct {
 	c       *cluster.Cluster
 	ns      string
 	engine  *enginestub.Server
-	handler *fnproc.Proc
-	sink    *fnproc.Proc
+	handler *fnproc.Service
+	sink    *fnproc.Service
 	kube    kubernetes.Interface
 	tekton  versioned.Interface
 	env     map[string]string
@@ -118,27 +118,39 @@ func newStack(t *testing.T, env map[string]string) *stack {
 	return s
 }
 
-// start runs bin/<role> with the stack's environment, as its own
-// ServiceAccount (config/rbac-<role>.yaml), not as an admin.
-func (s *stack) start(role string) *fnproc.Proc {
+// Replicas of each function, as Knative runs several: copies of an event
+// sent at once and a sender's retries reach different processes.
+const (
+	handlerReplicas = 3
+	sinkReplicas    = 2
+)
+
+// start runs the replicas of bin/<role> behind one address, with the
+// stack's environment, as the role's own ServiceAccount
+// (config/rbac-<role>.yaml), not as an admin.
+func (s *stack) start(role string) *fnproc.Service {
 	s.t.Helper()
+	n := handlerReplicas
+	if role == "sink" {
+		n = sinkReplicas
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	env := map[string]string{"KUBECONFIG": s.serviceAccountKubeconfig("flow-tekton-" + role)}
 	for k, v := range s.env {
 		env[k] = v
 	}
-	p, err := fnproc.Start(ctx, filepath.Join(binDir, role), env)
+	svc, err := fnproc.StartService(ctx, filepath.Join(binDir, role), env, n)
 	if err != nil {
 		s.t.Fatal(err)
 	}
 	s.t.Cleanup(func() {
-		_ = p.Stop(10 * time.Second)
+		_ = svc.Close(10 * time.Second)
 		if s.t.Failed() {
-			s.t.Logf("%s log:\n%s", role, p.Logs())
+			s.t.Logf("%s log:\n%s", role, svc.Logs())
 		}
 	})
-	return p
+	return svc
 }
 
 // applyRBAC creates the functions' ServiceAccounts, Roles and RoleBindings
@@ -200,8 +212,8 @@ func (s *stack) serviceAccountKubeconfig(sa string) string {
 	return path
 }
 
-// startSink runs bin/sink and points Tekton's events at it.
-func (s *stack) startSink() *fnproc.Proc {
+// startSink runs bin/sink's replicas and points Tekton's events at them.
+func (s *stack) startSink() *fnproc.Service {
 	s.t.Helper()
 	s.sink = s.start("sink")
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -219,7 +231,7 @@ func (s *stack) startSink() *fnproc.Proc {
 // restart): until then a test's events would go to the previous sink. The
 // probe is a TaskRun in a namespace of its own, so no test counts it; the
 // sink logs the event it skips with the TaskRun's name.
-func (s *stack) waitEventsSink(p *fnproc.Proc) {
+func (s *stack) waitEventsSink(p *fnproc.Service) {
 	s.t.Helper()
 	ns := s.c.Namespace(s.t)
 	probe := &pipelinev1.TaskRun{

@@ -60,6 +60,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"mime"
 	"net"
 	"net/http"
@@ -121,6 +122,9 @@ type Server struct {
 	failNSt  int
 	failTill time.Time
 	failSt   int
+	failRate float64
+	failRtSt int
+	rand     *rand.Rand
 	delay    time.Duration
 	held     int // requests waiting out the delay now
 	changed  chan struct{}
@@ -184,6 +188,16 @@ func (s *Server) FailFor(d time.Duration, status int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.failTill, s.failSt = time.Now().Add(d), status
+}
+
+// FailRandomly answers each request with status with probability p
+// (0 turns it off), before any check of its content, so the call has no
+// effect: an Engine failing a share of its calls. The choice is seeded, so
+// a run can be repeated.
+func (s *Server) FailRandomly(p float64, status int, seed uint64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.failRate, s.failRtSt, s.rand = p, status, rand.New(rand.NewPCG(seed, seed))
 }
 
 // Delay holds every request for d before the stub looks at it; a client
@@ -341,6 +355,9 @@ func (s *Server) fault() (int, bool) {
 	}
 	if time.Now().Before(s.failTill) {
 		return s.failSt, true
+	}
+	if s.failRate > 0 && s.rand.Float64() < s.failRate {
+		return s.failRtSt, true
 	}
 	return 0, false
 }

@@ -493,6 +493,34 @@ func TestFailFor(t *testing.T) {
 	}
 }
 
+func TestFailRandomly(t *testing.T) {
+	t.Parallel()
+	s := start(t, "t1")
+	s.FailRandomly(0.25, http.StatusInternalServerError, 7)
+	failed := 0
+	for range 400 {
+		resp, err := http.Get(s.URL() + "/api/v1/taskrun/t1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		switch resp.StatusCode {
+		case http.StatusInternalServerError:
+			failed++
+		case http.StatusOK:
+		default:
+			t.Fatalf("status %d", resp.StatusCode)
+		}
+	}
+	if failed < 60 || failed > 140 {
+		t.Errorf("%d of 400 calls failed, want about 100", failed)
+	}
+	s.FailRandomly(0, 0, 0)
+	if _, err := engine.New(engine.Options{BaseURL: s.URL(), Timeout: time.Second}).GetTaskRun(t.Context(), "t1"); err != nil {
+		t.Errorf("after turning it off: %v", err)
+	}
+}
+
 func TestDelay(t *testing.T) {
 	t.Parallel()
 	s := start(t, "t1")

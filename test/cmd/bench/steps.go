@@ -172,7 +172,7 @@ func (b *bench) sinkSteps(ctx context.Context, kc *kube.Client, ec *engine.Clien
 		d[2] = time.Since(t0)
 
 		t0 = time.Now()
-		if err := kc.MarkReported(ctx, name, "true", time.Now()); err != nil {
+		if err := kc.MarkReported(ctx, name, "true", false, time.Now()); err != nil {
 			return err
 		}
 		d[3] = time.Since(t0)

@@ -1,0 +1,134 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/boomerang-io/flow-tekton-handler/internal/contract"
+	"github.com/boomerang-io/flow-tekton-handler/internal/outcome"
+	"github.com/boomerang-io/flow-tekton-handler/test/enginestub"
+)
+
+// The Engine's state, not ours, says whether a task may run: a copy of a
+// ready event that arrives after the TaskRun was reported and deleted
+// (deletion policy), to the same replicas or to new ones (a restart, a
+// scale to zero), creates nothing and sends nothing.
+func TestLateReadyAfterDeletionCreatesNothing(t *testing.T) {
+	s := newStack(t, map[string]string{"DELETION_POLICY": "Always"})
+	s.startSink()
+	id := taskID(0x900)
+	body := customTask(t, id)
+	s.mustPost(body)
+	s.waitEnd(id, time.Minute)
+	s.eventually(30*time.Second, "the reported TaskRun to be deleted", func() (bool, error) {
+		_, err := s.taskRun(name(id))
+		return err != nil && strings.Contains(err.Error(), "not found"), nil
+	})
+	for _, when := range []string{"to the same replicas", "after a restart"} {
+		if when == "after a restart" {
+			if err := s.handler.Close(10 * time.Second); err != nil {
+				t.Fatal(err)
+			}
+			s.handler = s.start("handler")
+		}
+		s.mustPost(body)
+		if trs := s.taskRuns(); len(trs) != 0 {
+			t.Fatalf("late ready event %s: %d TaskRuns created for a task the Engine completed", when, len(trs))
+		}
+		if n := len(s.calls(enginestub.KindTaskRunStart, id)); n != 1 {
+			t.Fatalf("late ready event %s: %d starts, want the first only", when, n)
+		}
+	}
+	s.noViolations()
+}
+
+// A cancel that overtakes its task's ready event (the Engine cancelled the
+// task before the handler saw it ready) is not lost: the cancel finds no
+// TaskRun and is a no-op, and the ready event that follows creates nothing.
+func TestCancelOvertakesReady(t *testing.T) {
+	s := newStack(t, nil)
+	s.startSink()
+	ready := event(t, "engine-taskrun-script-ready.json")
+	s.mustPost(event(t, "engine-taskrun-completed-cancelled.json"))
+	s.mustPost(ready)
+	if trs := s.taskRuns(); len(trs) != 0 {
+		t.Fatalf("%d TaskRuns for a task cancelled before its ready event", len(trs))
+	}
+	if calls := s.engine.CallsFor(scriptID); len(calls) != 1 || calls[0].Kind != enginestub.KindTaskRunGet {
+		t.Fatalf("want only the handler's question to the Engine, got %v", calls)
+	}
+	s.noViolations()
+}
+
+// A cancel that lands while a replica is starting the task (its TaskRun
+// still pending under the claim) wins: the owner's release, made with the
+// version it read, never undoes it, and the TaskRun never runs.
+func TestCancelDuringStart(t *testing.T) {
+	s := newStack(t, nil)
+	s.startSink()
+	s.engine.Delay(3 * time.Second) // the owner waits on the Engine's start
+	done := make(chan delivery, 1)
+	go func() { done <- s.deliver(event(t, "engine-taskrun-script-ready.json")) }()
+	s.eventually(30*time.Second, "the pending TaskRun and the start in flight", func() (bool, error) {
+		tr, err := s.taskRun(name(scriptID))
+		return err == nil && tr.IsPending() && s.engine.Held() > 0, nil
+	})
+	s.engine.Delay(0)
+	s.mustPost(event(t, "engine-taskrun-completed-cancelled.json"))
+	if d := <-done; d.err != nil || d.code/100 != 2 {
+		t.Fatalf("ready event: %d %s (%v)", d.code, d.body, d.err)
+	}
+	tr := s.waitDone(name(scriptID), time.Minute)
+	if st, reason, _ := condition(tr); reason != "TaskRunCancelled" {
+		t.Fatalf("condition %s %s, want TaskRunCancelled", st, reason)
+	}
+	if len(tr.Status.PodName) != 0 {
+		t.Fatalf("the cancelled TaskRun ran a pod %s", tr.Status.PodName)
+	}
+	s.eventually(30*time.Second, "the sink to mark the cancelled TaskRun", func() (bool, error) {
+		tr, err := s.taskRun(name(scriptID))
+		return err == nil && tr.Labels[contract.LabelReported] == "skipped" && len(tr.Finalizers) == 0, err
+	})
+	if n := len(s.calls(enginestub.KindTaskRunEnd, scriptID)); n != 0 {
+		t.Fatalf("%d ends for a task the Engine cancelled", n)
+	}
+	s.noViolations()
+}
+
+// A TaskRun deleted while it runs (a user, a pruner) is held by our
+// finalizer: the sink reports it failed with the reason, then releases it
+// and the apiserver removes it.
+func TestDeletedWhileRunningReported(t *testing.T) {
+	s := newStack(t, map[string]string{"SWEEP_INTERVAL": "1s"})
+	s.startSink()
+	s.mustPost(event(t, "engine-taskrun-script-ready.json", withLabels(map[string]string{"ktest.dev/outcome": "hang"})))
+	s.eventually(time.Minute, "the TaskRun to run", func() (bool, error) {
+		tr, err := s.taskRun(name(scriptID))
+		if err != nil {
+			return false, err
+		}
+		_, reason, _ := condition(tr)
+		return reason == "Running", nil
+	})
+	if err := s.tekton.TektonV1().TaskRuns(s.ns).Delete(context.Background(), name(scriptID), metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	end := s.waitEnd(scriptID, time.Minute)
+	if end.Status != "failed" || !strings.HasPrefix(end.StatusMessage, outcome.ReasonDeleted+": ") {
+		t.Fatalf("end %+v, want failed with %s", end, outcome.ReasonDeleted)
+	}
+	s.eventually(30*time.Second, "the reported TaskRun to be gone", func() (bool, error) {
+		_, err := s.taskRun(name(scriptID))
+		return err != nil && strings.Contains(err.Error(), "not found"), nil
+	})
+	if n := len(s.calls(enginestub.KindTaskRunEnd, scriptID)); n != 1 {
+		t.Fatalf("%d ends, want 1", n)
+	}
+	s.noViolations()
+}

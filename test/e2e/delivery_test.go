@@ -299,7 +299,7 @@ func TestDeadLetters(t *testing.T) {
 		{name: "refused for good", data: `{"type":"custom","status":"ready","phase":"pending","spec":{"image":"alpine"}}`,
 			code: http.StatusBadRequest, field: "data.id", attempts: 1},
 		{name: "engine unavailable", data: `{"id":"` + taskID(0xd00) + `","type":"custom","status":"ready","phase":"pending","spec":{"image":"alpine","command":["true"]}}`,
-			setup: func() { s.engine.RequireToken("not-the-handlers") }, code: http.StatusServiceUnavailable, attempts: rc.RetryMax + 1},
+			setup: func() { s.engine.FailFor(time.Hour, http.StatusUnauthorized) }, code: http.StatusServiceUnavailable, attempts: rc.RetryMax + 1},
 	} {
 		if tc.setup != nil {
 			tc.setup()

@@ -108,14 +108,7 @@ func TestDeletedWhileRunningReported(t *testing.T) {
 	s := newStack(t, map[string]string{"SWEEP_INTERVAL": "1s"})
 	s.startSink()
 	s.mustPost(event(t, "engine-taskrun-script-ready.json", withLabels(map[string]string{"ktest.dev/outcome": "hang"})))
-	s.eventually(time.Minute, "the TaskRun to run", func() (bool, error) {
-		tr, err := s.taskRun(name(scriptID))
-		if err != nil {
-			return false, err
-		}
-		_, reason, _ := condition(tr)
-		return reason == "Running", nil
-	})
+	s.waitRunning(name(scriptID))
 	if err := s.tekton.TektonV1().TaskRuns(s.ns).Delete(context.Background(), name(scriptID), metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}

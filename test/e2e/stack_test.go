@@ -111,6 +111,9 @@ func newStack(t *testing.T, env map[string]string) *stack {
 	}
 	s.handler = s.start("handler")
 	t.Cleanup(func() {
+		// Every test ends with the Engine's contract kept, whether it
+		// checks on its own or not.
+		s.noViolations()
 		if t.Failed() {
 			t.Logf("Engine calls:\n%s", enginestub.Table(s.engine.Calls()))
 		}
@@ -380,6 +383,22 @@ func (s *stack) waitDone(name string, timeout time.Duration) *pipelinev1.TaskRun
 		}
 		c := tr.Status.GetCondition(apis.ConditionSucceeded)
 		return c != nil && !c.IsUnknown(), nil
+	})
+	return tr
+}
+
+// waitRunning waits until Tekton runs the TaskRun (reason Running) and
+// returns it.
+func (s *stack) waitRunning(name string) *pipelinev1.TaskRun {
+	s.t.Helper()
+	var tr *pipelinev1.TaskRun
+	s.eventually(time.Minute, "taskrun "+name+" to run", func() (bool, error) {
+		var err error
+		if tr, err = s.taskRun(name); err != nil {
+			return false, err
+		}
+		_, reason, _ := condition(tr)
+		return reason == "Running", nil
 	})
 	return tr
 }

@@ -138,7 +138,12 @@ func (h *Handler) handle(ctx context.Context, e event.Event) (string, []slog.Att
 		attrs := []slog.Attr{slog.String("workflowrun", w.ID)}
 		switch w.Action() {
 		case contract.StartWorkflowRun:
-			return Created, attrs, h.startWorkflowRun(ctx, w)
+			dropped, err := h.startWorkflowRun(ctx, w)
+			if len(dropped) > 0 {
+				// Claim settings it could not read, defaults used instead.
+				attrs = append(attrs, slog.Any("dropped", dropped))
+			}
+			return Created, attrs, err
 		case contract.FinalizeWorkflowRun:
 			return Reported, attrs, h.finalizeWorkflowRun(ctx, w)
 		}
@@ -217,27 +222,29 @@ const (
 // finished.
 func (h *Handler) create(ctx context.Context, t *contract.TaskRun, tp string) (string, []string, error) {
 	name := tekton.TaskRunName(h.opts.Prefix, t.ID)
-	existing, wanted, claims, err := h.read(ctx, t, name)
+	existing, asked, claims, err := h.read(ctx, t, name)
 	if err != nil {
 		return "", nil, err
 	}
-	if existing == nil && !wanted {
+	task, err := tekton.BuildTask(t, claims, tp, h.opts)
+	switch {
+	case existing != nil:
+		outcome, err := h.resume(ctx, t, task, existing)
+		return outcome, nil, err
+	case asked.Done():
 		// The Engine is done with the task (cancelled, completed, and its
 		// TaskRun reported and deleted): this is a late copy of its ready
 		// event, and nothing may run.
 		return Skipped, nil, nil
-	}
-	task, err := tekton.BuildTask(t, claims, tp, h.opts)
-	if existing != nil {
-		outcome, err := h.resume(ctx, t, task, existing)
+	case errors.Is(err, tekton.ErrUnbuildable):
+		outcome, err := h.reportUnbuildable(ctx, t, asked, err)
 		return outcome, nil, err
-	}
-	if errors.Is(err, tekton.ErrUnbuildable) {
-		outcome, err := h.reportUnbuildable(ctx, t, err)
-		return outcome, nil, err
-	}
-	if err != nil {
+	case err != nil:
 		return "", nil, err
+	case !asked.Pending():
+		// Running without a TaskRun: its TaskRun was reported failed and
+		// is gone, or another delivery is reporting it unbuildable.
+		return Skipped, nil, nil
 	}
 	task.TaskRun.Spec.Status = pipelinev1.TaskRunSpecStatusPending
 	metav1.SetMetaDataAnnotation(&task.TaskRun.ObjectMeta, contract.AnnotationClaimed, contract.ClaimValue(h.now()))
@@ -245,7 +252,7 @@ func (h *Handler) create(ctx context.Context, t *contract.TaskRun, tp string) (s
 	if errors.Is(err, kube.ErrRejected) {
 		// Nothing was created, and the cluster will not take it: tell the
 		// Engine, rather than leave the task waiting for ever.
-		outcome, err := h.reportUnbuildable(ctx, t, fmt.Errorf("TASKRUN_REJECTED: %w", err))
+		outcome, err := h.reportUnbuildable(ctx, t, asked, fmt.Errorf("TASKRUN_REJECTED: %w", err))
 		return outcome, nil, err
 	}
 	if err != nil {
@@ -333,6 +340,9 @@ func (h *Handler) resume(ctx context.Context, t *contract.TaskRun, task *tekton.
 		return "", err
 	}
 	for tr.IsPending() {
+		if tr.DeletionTimestamp != nil {
+			return Skipped, nil // being deleted: not ours to start
+		}
 		if h.now().Sub(claimedAt(tr)) >= ClaimStale {
 			at := h.now()
 			won, err := h.kube.ClaimTaskRun(ctx, tr, contract.AnnotationClaimed, at)
@@ -390,14 +400,17 @@ func kubeIdentity(tr *pipelinev1.TaskRun, t *contract.TaskRun) error {
 }
 
 // reportUnbuildable tells the Engine that a task it can identify cannot run:
-// start, then end failed with the reason. Nothing is created.
-func (h *Handler) reportUnbuildable(ctx context.Context, t *contract.TaskRun, buildErr error) (string, error) {
-	answer, err := h.engine.StartTaskRun(ctx, t.ID)
-	if err != nil {
-		return "", fmt.Errorf("engine start taskrun %s: %w", t.ID, err)
-	}
-	if answer != nil && answer.Done() {
-		return Skipped, nil // the Engine is done with it: nothing to end
+// start (unless an earlier delivery's start made it running), then end
+// failed with the reason. Nothing is created.
+func (h *Handler) reportUnbuildable(ctx context.Context, t *contract.TaskRun, asked *engine.TaskRun, buildErr error) (string, error) {
+	if asked.Pending() {
+		answer, err := h.engine.StartTaskRun(ctx, t.ID)
+		if err != nil {
+			return "", fmt.Errorf("engine start taskrun %s: %w", t.ID, err)
+		}
+		if answer != nil && answer.Done() {
+			return Skipped, nil // the Engine is done with it: nothing to end
+		}
 	}
 	h.awaitStarted(ctx, t.ID)
 	return h.endFailed(ctx, t, buildErr)
@@ -439,11 +452,11 @@ func (h *Handler) endFailed(ctx context.Context, t *contract.TaskRun, reason err
 	return Reported, nil
 }
 
-// read reads, in parallel, what create needs: the task's TaskRun, whether
-// the Engine still has the task pending (asked only when there is no
-// TaskRun: the Engine's state, not ours, says whether a task may run), and
-// the workspace claims.
-func (h *Handler) read(ctx context.Context, t *contract.TaskRun, name string) (*pipelinev1.TaskRun, bool, []tekton.Claim, error) {
+// read reads, in parallel, what create needs: the task's TaskRun, the
+// Engine's task (the Engine's state, not ours, says whether a task may
+// run; its answer counts only when there is no TaskRun), and the workspace
+// claims.
+func (h *Handler) read(ctx context.Context, t *contract.TaskRun, name string) (*pipelinev1.TaskRun, *engine.TaskRun, []tekton.Claim, error) {
 	var existing *pipelinev1.TaskRun
 	var asked *engine.TaskRun
 	var getErr, askErr error
@@ -453,15 +466,18 @@ func (h *Handler) read(ctx context.Context, t *contract.TaskRun, name string) (*
 	claims, err := h.claims(ctx, t)
 	wg.Wait()
 	if err := errors.Join(getErr, err); err != nil {
-		return nil, false, nil, err
+		return nil, nil, nil, err
 	}
 	if existing != nil {
-		return existing, true, claims, nil
+		return existing, nil, claims, nil
+	}
+	if askErr == nil && asked.Phase == "" {
+		askErr = status.New(status.Transient, "", fmt.Sprintf("the Engine's answer for task %s has no phase", t.ID))
 	}
 	if askErr != nil {
-		return nil, false, nil, fmt.Errorf("ask the Engine about task %s: %w", t.ID, askErr)
+		return nil, nil, nil, fmt.Errorf("ask the Engine about task %s: %w", t.ID, askErr)
 	}
-	return nil, asked.Pending(), claims, nil
+	return nil, asked, claims, nil
 }
 
 // claims finds the workspace claims that exist for the task's workflow and
@@ -499,11 +515,8 @@ func (h *Handler) cancel(ctx context.Context, t *contract.TaskRun) (string, erro
 // startWorkflowRun creates the run's workspace claims, then tells the Engine.
 // A claim the cluster refuses for good (a quota, an invalid class) does not
 // keep the run from starting: it is logged, and its tasks run without it.
-func (h *Handler) startWorkflowRun(ctx context.Context, w *contract.WorkflowRun) error {
+func (h *Handler) startWorkflowRun(ctx context.Context, w *contract.WorkflowRun) ([]string, error) {
 	pvcs, dropped := tekton.PVCs(w, h.opts)
-	if len(dropped) > 0 {
-		h.log.WarnContext(ctx, "workspace claim settings dropped", "workflowrun", w.ID, "dropped", dropped)
-	}
 	for _, pvc := range pvcs {
 		_, err := h.kube.CreatePVC(ctx, pvc)
 		if errors.Is(err, kube.ErrRejected) {
@@ -511,7 +524,7 @@ func (h *Handler) startWorkflowRun(ctx context.Context, w *contract.WorkflowRun)
 			continue
 		}
 		if err != nil {
-			return err
+			return dropped, err
 		}
 	}
 	err := h.engine.StartWorkflowRun(ctx, w.ID)
@@ -519,12 +532,12 @@ func (h *Handler) startWorkflowRun(ctx context.Context, w *contract.WorkflowRun)
 		// Not pending any more: started by an earlier delivery of this
 		// event. Nothing is left to do.
 		h.log.InfoContext(ctx, "workflow run already started", "workflowrun", w.ID)
-		return nil
+		return dropped, nil
 	}
 	if err != nil {
-		return fmt.Errorf("engine start workflowrun %s: %w", w.ID, err)
+		return dropped, fmt.Errorf("engine start workflowrun %s: %w", w.ID, err)
 	}
-	return nil
+	return dropped, nil
 }
 
 // finalizeWorkflowRun deletes the run-scoped claims, then tells the Engine.

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -84,13 +85,35 @@ func (e *env) serve(t *testing.T) {
 // between the question and the start.
 func (e *env) serveAsking(t *testing.T, then func()) {
 	t.Helper()
+	e.serveWith(t, func(ec handler.Engine) handler.Engine {
+		if then == nil {
+			return ec
+		}
+		return afterAsk{ec, then}
+	})
+}
+
+// serveWith serves a handler whose Engine client is wrap's.
+func (e *env) serveWith(t *testing.T, wrap func(handler.Engine) handler.Engine) {
+	t.Helper()
 	kc := kube.New(e.kube, e.tekton, ns, 5*time.Second)
-	var ec handler.Engine = engine.New(engine.Options{BaseURL: e.engine.URL(), Timeout: time.Second, RetryBudget: 2 * time.Second})
-	if then != nil {
-		ec = afterAsk{ec, then}
-	}
+	ec := wrap(engine.New(engine.Options{BaseURL: e.engine.URL(), Timeout: time.Second, RetryBudget: 2 * time.Second}))
 	h := handler.New(kc, ec, opts(), 1<<20, slog.New(slog.NewJSONHandler(io.Discard, nil)))
 	e.url = fnserve.Serve(t, h, 1<<20)
+}
+
+// failEnd is an Engine client whose end calls fail, unsent, while fail
+// is set.
+type failEnd struct {
+	handler.Engine
+	fail *atomic.Bool
+}
+
+func (f failEnd) EndTaskRun(ctx context.Context, id string, req engine.EndRequest) error {
+	if f.fail.Load() {
+		return fmt.Errorf("end: %w", engine.ErrUnavailable)
+	}
+	return f.Engine.EndTaskRun(ctx, id, req)
 }
 
 // afterAsk is an Engine client that runs then after each GetTaskRun.
@@ -684,6 +707,38 @@ func TestUnbuildableTaskIsReportedFailed(t *testing.T) {
 	if n := len(e.taskRuns(t)) + len(e.configMaps(t)); n != 0 {
 		t.Fatalf("%d objects created for an unbuildable task", n)
 	}
+}
+
+// An unbuildable task whose end fails after its start landed is ended by
+// the redelivery: the Engine shows it running, so the redelivery sends the
+// end without a second start.
+func TestUnbuildableEndRetried(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	var fail atomic.Bool
+	fail.Store(true)
+	e.serveWith(t, func(ec handler.Engine) handler.Engine { return failEnd{ec, &fail} })
+	var doc map[string]any
+	if err := json.Unmarshal(fixture(t, "engine-taskrun-custom-ready.json"), &doc); err != nil {
+		t.Fatal(err)
+	}
+	delete(doc["data"].(map[string]any)["spec"].(map[string]any), "image")
+	body, _ := json.Marshal(doc)
+	if code, msg := e.structured(t, body); code < 500 {
+		t.Fatalf("status %d %s, want 5xx when the end fails", code, msg)
+	}
+	fail.Store(false)
+	if code, msg := e.structured(t, body); code != http.StatusOK {
+		t.Fatalf("redelivery: status %d %s", code, msg)
+	}
+	var kinds []string
+	for _, c := range e.callbacks() {
+		kinds = append(kinds, c.Kind)
+	}
+	if len(kinds) != 2 || kinds[0] != enginestub.KindTaskRunStart || kinds[1] != enginestub.KindTaskRunEnd {
+		t.Fatalf("callbacks %v, want one start, then the redelivery's end", kinds)
+	}
+	e.settled(t)
 }
 
 func TestTransientFailuresAnswer5xx(t *testing.T) {

@@ -1,7 +1,9 @@
 // Package engine is the Workflow Engine's REST client: the four callbacks
 // the handler and the sink send (TaskRun start and end, WorkflowRun start and
-// finalize), each attempt bounded by a timeout, transient failures retried
-// with jittered exponential backoff inside a total budget, and every failure
+// finalize), each attempt bounded by a timeout, transient failures (no
+// connection; 5xx, 408, 429 answers) retried with jittered exponential
+// backoff inside a total budget, but never an attempt that may have landed
+// (a timeout, a broken connection), and every failure
 // classified as ErrRejected (permanent) or ErrUnavailable (transient).
 package engine
 
@@ -279,15 +281,12 @@ func (c *Client) put(ctx context.Context, kind, id, verb string, body []byte) ([
 	deadline := c.now().Add(c.budget)
 	var last error
 	for attempt := 1; ; attempt++ {
-		timeout := c.timeout
-		if c.budget > 0 {
-			rem := deadline.Sub(c.now())
-			if rem <= 0 {
-				return nil, fmt.Errorf("PUT %s: retry budget %s spent after %d attempts: %w", path, c.budget, attempt-1, last)
-			}
-			timeout = min(timeout, rem)
+		// Each attempt gets its whole timeout: one cut short by the budget
+		// could be cut after it landed, and could not be sent again.
+		if c.budget > 0 && attempt > 1 && deadline.Sub(c.now()) <= 0 {
+			return nil, fmt.Errorf("PUT %s: retry budget %s spent after %d attempts: %w", path, c.budget, attempt-1, last)
 		}
-		wait, answer, err := c.attempt(ctx, path, body, timeout)
+		wait, answer, err := c.attempt(ctx, path, body, c.timeout)
 		if err == nil {
 			return answer, nil
 		}

@@ -344,7 +344,7 @@ func (c *Client) ReleaseTaskRun(ctx context.Context, name string) error {
 }
 
 // MarkReported records on the TaskRun that its report is done (value says
-// how: reported, skipped, rejected), with the time, drops the report's
+// how: "true", "skipped", "rejected"), with the time, drops the report's
 // claim and releases our finalizer, in one patch with the version read (the
 // finalizer list is replaced whole). deleteDue adds LabelDeleteDue for a
 // TaskRun its deletion policy deletes. A missing TaskRun is no error.

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/boomerang-io/flow-tekton-handler/internal/contract"
@@ -28,7 +29,7 @@ func TestLateReadyAfterDeletionCreatesNothing(t *testing.T) {
 	s.waitEnd(id, time.Minute)
 	s.eventually(30*time.Second, "the reported TaskRun to be deleted", func() (bool, error) {
 		_, err := s.taskRun(name(id))
-		return err != nil && strings.Contains(err.Error(), "not found"), nil
+		return apierrors.IsNotFound(err), nil
 	})
 	for _, when := range []string{"to the same replicas", "after a restart"} {
 		if when == "after a restart" {
@@ -118,7 +119,7 @@ func TestDeletedWhileRunningReported(t *testing.T) {
 	}
 	s.eventually(30*time.Second, "the reported TaskRun to be gone", func() (bool, error) {
 		_, err := s.taskRun(name(scriptID))
-		return err != nil && strings.Contains(err.Error(), "not found"), nil
+		return apierrors.IsNotFound(err), nil
 	})
 	if n := len(s.calls(enginestub.KindTaskRunEnd, scriptID)); n != 1 {
 		t.Fatalf("%d ends, want 1", n)

@@ -23,7 +23,7 @@ import (
 
 // The sink acts on what the apiserver holds, never on an event's content:
 // a forged Tekton event saying that a running TaskRun succeeded is answered
-// 200 and changes nothing, and the real end is reported once later.
+// 200 and changes nothing: no end, no mark, our finalizer kept.
 func TestSinkForgedEventChangesNothing(t *testing.T) {
 	s := newStack(t, nil)
 	sink := s.startSink()

@@ -105,9 +105,9 @@ func TestWorkspaceSpecWrongTypes(t *testing.T) {
 		if n := len(s.calls(enginestub.KindWorkflowRunStart, id)); n != 1 {
 			t.Errorf("%s: %d accepted workflowrun starts, want 1", tc.name, n)
 		}
-		s.eventually(10*time.Second, tc.name+": the handler's warning naming "+tc.dropped, func() (bool, error) {
+		s.eventually(10*time.Second, tc.name+": the handler's event line naming "+tc.dropped, func() (bool, error) {
 			for _, l := range s.handler.LogLines(tc.dropped) {
-				if strings.Contains(l, id) && strings.Contains(l, `"level":"WARN"`) {
+				if strings.Contains(l, id) && strings.Contains(l, `"msg":"event"`) && strings.Contains(l, `"dropped"`) {
 					return true, nil
 				}
 			}

@@ -192,8 +192,9 @@ func (s *Server) FailFor(d time.Duration, status int) {
 
 // FailRandomly answers each request with status with probability p
 // (0 turns it off), before any check of its content, so the call has no
-// effect: an Engine failing a share of its calls. The choice is seeded, so
-// a run can be repeated.
+// effect: an Engine failing a share of its calls. The generator is seeded,
+// but concurrent calls draw from it in the order they arrive, so which
+// calls fail differs from run to run; the share does not.
 func (s *Server) FailRandomly(p float64, status int, seed uint64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -95,10 +95,16 @@ func stress(t *testing.T, mode string) report {
 	t.Helper()
 	p := serve(t, mode)
 	var r report
-	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 128, MaxConnsPerHost: 0}}
-	defer client.CloseIdleConnections()
+	// Abandoned requests get connections of their own: in a shared pool,
+	// a dial a cancelled request started can be handed to another request
+	// and fail it with the first one's "context canceled".
+	clients := clients{
+		keep:    &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 128, MaxConnsPerHost: 0}},
+		abandon: &http.Client{Transport: &http.Transport{DisableKeepAlives: true}},
+	}
+	defer clients.keep.CloseIdleConnections()
 	for _, ph := range phases {
-		run(p.URL, client, ph, &r)
+		run(p.URL, clients, ph, &r)
 	}
 	began := time.Now()
 	r.exitErr = p.Stop(exitWithin + 10*time.Second)
@@ -106,8 +112,11 @@ func stress(t *testing.T, mode string) report {
 	return r
 }
 
+// clients send the requests answered (keep) and the abandoned ones.
+type clients struct{ keep, abandon *http.Client }
+
 // run sends one phase and adds its counts to r.
-func run(url string, client *http.Client, ph phase, r *report) {
+func run(url string, c clients, ph phase, r *report) {
 	var mu sync.Mutex
 	var next atomic.Int64
 	var wg sync.WaitGroup
@@ -121,6 +130,10 @@ func run(url string, client *http.Client, ph phase, r *report) {
 					return
 				}
 				abandon := ph.abandonEvery > 0 && i%ph.abandonEvery == 0
+				client := c.keep
+				if abandon {
+					client = c.abandon
+				}
 				err := send(client, url, i, abandon)
 				mu.Lock()
 				r.sent++

@@ -212,7 +212,7 @@ func (h *Handler) execute(ctx context.Context, t *contract.TaskRun, tp string) (
 // and may be taken over by one delivery (the claim is renewed with the
 // version read, so only one wins).
 const (
-	ClaimStale = status.Budget + 5*time.Second
+	ClaimStale = status.ClaimStale
 	// claimPoll is how often a delivery that found a live claim looks
 	// again, while it waits for the owner to release the TaskRun.
 	claimPoll = 100 * time.Millisecond

@@ -63,6 +63,7 @@ type Kube interface {
 // Engine is the part of the Engine's REST API the sink calls.
 type Engine interface {
 	EndTaskRun(ctx context.Context, id string, req engine.EndRequest) error
+	GetTaskRun(ctx context.Context, id string) (*engine.TaskRun, error)
 }
 
 // Options tune the sink.
@@ -227,6 +228,11 @@ func (s *Sink) report(ctx context.Context, name string) (string, error) {
 		return Skipped, nil
 	}
 	decision, rep, _ := outcome.Decide(tr, s.opts.Product)
+	if decision == outcome.ReportEnd && tr.IsPending() {
+		if decision, err = s.startLanded(ctx, tr, rep.TaskRunRef); err != nil || decision == wait {
+			return Skipped, err
+		}
+	}
 	if decision != outcome.ReportEnd {
 		// Needs no call (cancelled by us, deleted before it ran): mark it,
 		// which releases it, so the sweep does not list it again.
@@ -274,6 +280,30 @@ func (s *Sink) report(ctx context.Context, name string) (string, error) {
 	}
 	s.done.Add(string(tr.UID))
 	return Reported, nil
+}
+
+// wait: not yet decided; a later event or sweep looks again.
+const wait outcome.Decision = -1
+
+// startLanded decides for a TaskRun deleted while still pending, never run
+// by Tekton, whether the Engine is owed an end: only if the handler's start
+// reached it. While the handler's claim is live its owner is still at work
+// (it releases or cancels the TaskRun): wait. After that, the Engine says:
+// a running task is reported failed, any other is skipped.
+func (s *Sink) startLanded(ctx context.Context, tr *pipelinev1.TaskRun, ref string) (outcome.Decision, error) {
+	if s.now().Sub(contract.ClaimTime(tr.Annotations, contract.AnnotationClaimed)) < status.ClaimStale {
+		return wait, nil
+	}
+	task, err := s.engine.GetTaskRun(ctx, ref)
+	switch {
+	case errors.Is(err, engine.ErrRejected):
+		return outcome.Skip, nil // a task the Engine does not know
+	case err != nil:
+		return wait, fmt.Errorf("ask the Engine about task %s: %w", ref, err)
+	case task.Running():
+		return outcome.ReportEnd, nil
+	}
+	return outcome.Skip, nil
 }
 
 // delete deletes a reported TaskRun under its deletion policy, and its

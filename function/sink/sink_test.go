@@ -30,6 +30,7 @@ import (
 	"github.com/boomerang-io/flow-tekton-handler/internal/engine"
 	"github.com/boomerang-io/flow-tekton-handler/internal/kube"
 	"github.com/boomerang-io/flow-tekton-handler/internal/outcome"
+	"github.com/boomerang-io/flow-tekton-handler/internal/status"
 	"github.com/boomerang-io/flow-tekton-handler/test/enginestub"
 	"github.com/boomerang-io/flow-tekton-handler/test/fnserve"
 )
@@ -357,6 +358,74 @@ func TestDeletedWhileRunningReportedFailed(t *testing.T) {
 	}
 	if n, _ := e.sink.Sweep(context.Background()); n != 0 || len(ends(e.engine.Calls())) != 1 {
 		t.Fatalf("a second sweep reported it again")
+	}
+}
+
+// A TaskRun deleted while still pending (never run by Tekton) is owed an
+// end only if the handler's start reached the Engine: while the handler's
+// claim is live nothing is decided; after that, the Engine says.
+func TestDeletedWhilePending(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name       string
+		claimAge   time.Duration
+		engine     enginestub.Task
+		wantEnd    bool
+		wantMark   string
+		wantHolder bool // our finalizer still holds it
+	}{
+		{"claim live: its owner releases or cancels it", time.Second,
+			enginestub.Task{Status: enginestub.StatusRunning, Phase: enginestub.PhaseRunning}, false, "", true},
+		{"owner died after the start landed: reported failed", status.ClaimStale + time.Minute,
+			enginestub.Task{Status: enginestub.StatusRunning, Phase: enginestub.PhaseRunning}, true, "true", false},
+		{"owner died before the start: nothing owed", status.ClaimStale + time.Minute,
+			enginestub.Task{}, false, "skipped", false},
+		{"the Engine cancelled it: nothing owed", status.ClaimStale + time.Minute,
+			enginestub.Task{Status: enginestub.StatusCancelled, Phase: enginestub.PhaseCompleted}, false, "skipped", false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t, "Never")
+			_, data := tektonEvent(t, "tekton-taskrun-started.json")
+			tr, err := outcome.Decode(data)
+			if err != nil {
+				t.Fatal(err)
+			}
+			tr = tr.DeepCopy()
+			tr.ResourceVersion = ""
+			tr.Status.Conditions = nil
+			tr.Spec.Status = pipelinev1.TaskRunSpecStatusPending
+			tr.Annotations[contract.AnnotationClaimed] = contract.ClaimValue(time.Now().Add(-tc.claimAge))
+			now := metav1.Now()
+			tr.DeletionTimestamp = &now
+			tr.Finalizers = []string{contract.FinalizerReport}
+			tc.engine.ID = tr.Labels[contract.LabelTaskRunRef]
+			e.engine.Know(tc.engine)
+			if _, err := e.tekton.TektonV1().TaskRuns(ns).Create(context.Background(), tr, metav1.CreateOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := e.sink.Sweep(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			got := ends(e.engine.Calls())
+			if (len(got) == 1) != tc.wantEnd || len(got) > 1 {
+				t.Fatalf("%d ends, want end=%v", len(got), tc.wantEnd)
+			}
+			if tc.wantEnd && (got[0].End.Status != engine.StatusFailed || !strings.HasPrefix(got[0].End.StatusMessage, outcome.ReasonDeleted)) {
+				t.Fatalf("end %+v, want failed with %s", got[0].End, outcome.ReasonDeleted)
+			}
+			after := e.get(t, tr.Name)
+			if after == nil {
+				t.Fatal("TaskRun gone")
+			}
+			if mark := after.Labels[contract.LabelReported]; mark != tc.wantMark {
+				t.Fatalf("marked %q, want %q", mark, tc.wantMark)
+			}
+			if holds := len(after.Finalizers) == 1; holds != tc.wantHolder {
+				t.Fatalf("finalizers %v, want ours kept = %v", after.Finalizers, tc.wantHolder)
+			}
+		})
 	}
 }
 

@@ -236,6 +236,10 @@ type TaskRun struct {
 // a start's effect has not landed.
 func (t *TaskRun) Pending() bool { return t.Phase == "pending" }
 
+// Running reports whether a start's effect landed and the task is not
+// finished.
+func (t *TaskRun) Running() bool { return t.Phase == "running" }
+
 // Done reports whether the Engine has finished with the task (completed,
 // cancelled, skipped): it will not run it, whatever we create.
 func (t *TaskRun) Done() bool { return t.Phase == "completed" || t.Phase == "finalized" }
@@ -300,6 +304,12 @@ func (c *Client) put(ctx context.Context, kind, id, verb string, body []byte) ([
 			// landed. Sending it again could start the task twice, so the
 			// caller decides (its claim stays until it is stale).
 			return nil, fmt.Errorf("PUT %s: attempt %d may have reached the Engine: %w", path, attempt, err)
+		}
+		if serr != nil && (serr.Code == http.StatusBadGateway || serr.Code == http.StatusGatewayTimeout) {
+			// A proxy's answer, not the Engine's: it may have forwarded
+			// the request. As above, and not a StatusError, which callers
+			// take for the Engine's own answer.
+			return nil, fmt.Errorf("PUT %s: attempt %d answered %d by a proxy, may have reached the Engine: %w", path, attempt, serr.Code, ErrUnavailable)
 		}
 		if ctx.Err() != nil {
 			return nil, fmt.Errorf("PUT %s: %w (attempt %d: %w)", path, ctx.Err(), attempt, err)

@@ -262,7 +262,7 @@ func TestRetries(t *testing.T) {
 		},
 		{
 			name:      "500 three times then 200",
-			answers:   []answer{unavailable, unavailable, {code: http.StatusBadGateway}},
+			answers:   []answer{unavailable, unavailable, {code: http.StatusServiceUnavailable}},
 			budget:    10 * time.Second,
 			wantCalls: 4,
 			wantWaits: []time.Duration{100 * time.Millisecond, 200 * time.Millisecond, 400 * time.Millisecond},
@@ -409,6 +409,25 @@ func TestAttemptTimeout(t *testing.T) {
 	}
 	if n := len(ft.Waits()); n != 0 {
 		t.Errorf("%d waits, want none", n)
+	}
+}
+
+// TestProxyTimeoutNotResent: 502 and 504 come from a proxy that may have
+// forwarded the request, so, like a timeout, they are not sent again in
+// the call and are not taken for the Engine's own answer.
+func TestProxyTimeoutNotResent(t *testing.T) {
+	t.Parallel()
+	for _, code := range []int{http.StatusBadGateway, http.StatusGatewayTimeout} {
+		s := newServer(t, answer{code: code})
+		c, ft := newClient(s.srv.URL, Options{Timeout: time.Second, RetryBudget: 10 * time.Second})
+		_, err := c.StartTaskRun(t.Context(), "x")
+		var se *StatusError
+		if !errors.Is(err, ErrUnavailable) || errors.As(err, &se) {
+			t.Fatalf("%d: err %v, want ErrUnavailable and no StatusError", code, err)
+		}
+		if n := len(s.requests()); n != 1 || len(ft.Waits()) != 0 {
+			t.Errorf("%d: %d attempts, %d waits; want 1 and none", code, n, len(ft.Waits()))
+		}
 	}
 }
 

@@ -163,17 +163,21 @@ func Decide(tr *pipelinev1.TaskRun, product string) (Decision, Report, string) {
 		switch {
 		case tr.DeletionTimestamp == nil:
 			return Skip, rep, "not finished"
-		case tr.IsPending() || cancelledByUs:
-			// Never released to Tekton, or cancelled for the Engine: the
-			// Engine has nothing to hear from this TaskRun.
-			return Skip, rep, "deleted before it ran"
+		case cancelledByUs:
+			// Cancelled for the Engine: it has nothing to hear.
+			return Skip, rep, "deleted while cancelled"
 		}
-		// Deleted while it ran: Tekton stops reconciling it, so it never
-		// finishes; the Engine hears that it failed, and why.
+		// Deleted before it finished: Tekton stops reconciling it, so it
+		// never will; the Engine hears that it failed, and why. One still
+		// pending (never released to Tekton) is owed this only if the
+		// Engine's start landed: the caller asks the Engine.
 		rep.End = engine.EndRequest{
 			Status:        engine.StatusFailed,
 			Results:       []engine.Result{},
 			StatusMessage: failureMessage(ReasonDeleted, "The TaskRun was deleted before it finished."),
+		}
+		if tr.IsPending() {
+			return ReportEnd, rep, "deleted before it ran"
 		}
 		return ReportEnd, rep, "deleted while running"
 	}

@@ -143,17 +143,17 @@ func TestDecide(t *testing.T) {
 			want: ReportEnd, report: failedWith(ReasonDeleted + ": The TaskRun was deleted before it finished."), reason: "deleted while running",
 		},
 		{
-			name: "deleted while pending never ran",
+			name: "deleted while pending: owed only if the Engine's start landed",
 			data: edited(t, "tekton-taskrun-started.json", all(deleting, func(tr map[string]any) {
 				delete(obj(tr, "status"), "conditions")
 				obj(tr, "spec")["status"] = "TaskRunPending"
 			})),
-			want: Skip, reason: "deleted before it ran",
+			want: ReportEnd, report: failedWith(ReasonDeleted + ": The TaskRun was deleted before it finished."), reason: "deleted before it ran",
 		},
 		{
 			name: "deleted while being cancelled for the Engine",
 			data: edited(t, "tekton-taskrun-started.json", all(deleting, annotate(contract.AnnotationCancelled, "true"))),
-			want: Skip, reason: "deleted before it ran",
+			want: Skip, reason: "deleted while cancelled",
 		},
 		{
 			name: "deleted after it finished is reported as it finished",

@@ -27,6 +27,11 @@ const Transient = http.StatusServiceUnavailable
 // a cut connection.
 const Budget = 25 * time.Second
 
+// ClaimStale is the age past which a handler's claim on a pending TaskRun
+// (boomerang.io/claimed) outlived the delivery that took it: longer than
+// any delivery's Budget.
+const ClaimStale = Budget + 5*time.Second
+
 // SettleTimeout bounds the apiserver calls that settle a TaskRun once the
 // Engine has answered (release, cancel, mark, drop a claim): they run on
 // when the event's own time is up, or the TaskRun would be left half done.

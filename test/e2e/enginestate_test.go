@@ -8,11 +8,13 @@ import (
 	"testing"
 	"time"
 
+	pipelinev1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/boomerang-io/flow-tekton-handler/internal/contract"
 	"github.com/boomerang-io/flow-tekton-handler/internal/outcome"
+	"github.com/boomerang-io/flow-tekton-handler/internal/status"
 	"github.com/boomerang-io/flow-tekton-handler/test/enginestub"
 )
 
@@ -125,4 +127,44 @@ func TestDeletedWhileRunningReported(t *testing.T) {
 		t.Fatalf("%d ends, want 1", n)
 	}
 	s.noViolations()
+}
+
+// A TaskRun deleted while still pending, its handler claim stale (the owner
+// died), is owed an end only if the owner's start reached the Engine: the
+// sink asks the Engine, reports a running task failed, and releases both
+// TaskRuns; a task still pending in the Engine gets no end.
+func TestDeletedWhilePendingAsksTheEngine(t *testing.T) {
+	s := newStack(t, map[string]string{"SWEEP_INTERVAL": "1s"})
+	s.startSink()
+	ctx := context.Background()
+	landed, notSent := taskID(0x910), taskID(0x911)
+	s.engine.Know(enginestub.Task{ID: landed, Status: enginestub.StatusRunning, Phase: enginestub.PhaseRunning}, enginestub.Task{ID: notSent})
+	for _, id := range []string{landed, notSent} {
+		tr := &pipelinev1.TaskRun{
+			ObjectMeta: metav1.ObjectMeta{Name: name(id), Namespace: s.ns, Finalizers: []string{contract.FinalizerReport},
+				Labels:      map[string]string{contract.LabelTaskRunRef: id, contract.LabelProduct: "bmrg-flow"},
+				Annotations: map[string]string{contract.AnnotationClaimed: contract.ClaimValue(time.Now().Add(-status.ClaimStale - time.Minute))}},
+			Spec: pipelinev1.TaskRunSpec{Status: pipelinev1.TaskRunSpecStatusPending,
+				TaskSpec: &pipelinev1.TaskSpec{Steps: []pipelinev1.Step{{Name: "main", Image: "alpine", Command: []string{"true"}}}}},
+		}
+		if _, err := s.tekton.TektonV1().TaskRuns(s.ns).Create(ctx, tr, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.tekton.TektonV1().TaskRuns(s.ns).Delete(ctx, tr.Name, metav1.DeleteOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, id := range []string{landed, notSent} {
+		s.eventually(30*time.Second, "the deleted pending TaskRun "+id+" to be released", func() (bool, error) {
+			_, err := s.taskRun(name(id))
+			return apierrors.IsNotFound(err), nil
+		})
+	}
+	end := s.waitEnd(landed, time.Minute)
+	if end.Status != "failed" || !strings.HasPrefix(end.StatusMessage, outcome.ReasonDeleted+": ") {
+		t.Fatalf("end %+v for the started task, want failed with %s", end, outcome.ReasonDeleted)
+	}
+	if n := len(s.calls(enginestub.KindTaskRunEnd, notSent)); n != 0 {
+		t.Fatalf("%d ends for a task whose start never reached the Engine", n)
+	}
 }

@@ -230,10 +230,13 @@ func (s *stack) startSink() *fnproc.Service {
 }
 
 // waitEventsSink waits until Tekton's events controller sends to p. It
-// reads config-events asynchronously (and slowly after an apiserver
-// restart): until then a test's events would go to the previous sink. The
-// probe is a TaskRun in a namespace of its own, so no test counts it; the
-// sink logs the event it skips with the TaskRun's name.
+// reads config-events asynchronously, and after an apiserver restart only
+// once its informers' backoff allows (up to a minute): until then a test's
+// events would go to the previous sink. The probe is a TaskRun in a
+// namespace of its own, so no test counts it; the sink logs the event it
+// skips with the TaskRun's name. A probe can finish before the controller
+// reads the new sink, and then none of its events ever reach it, so a new
+// probe is made every few seconds.
 func (s *stack) waitEventsSink(p *fnproc.Service) {
 	s.t.Helper()
 	ns := s.c.Namespace(s.t)
@@ -242,12 +245,22 @@ func (s *stack) waitEventsSink(p *fnproc.Service) {
 		Spec: pipelinev1.TaskRunSpec{TaskSpec: &pipelinev1.TaskSpec{
 			Steps: []pipelinev1.Step{{Name: "probe", Image: "alpine", Command: []string{"true"}}}}},
 	}
-	tr, err := s.tekton.TektonV1().TaskRuns(ns).Create(context.Background(), probe, metav1.CreateOptions{})
-	if err != nil {
-		s.t.Fatal(err)
-	}
-	s.eventually(30*time.Second, "Tekton's events to reach the new sink", func() (bool, error) {
-		return len(p.LogLines(tr.Name)) > 0, nil
+	var probes []string
+	last := time.Time{}
+	s.eventually(2*time.Minute, "Tekton's events to reach the new sink", func() (bool, error) {
+		for _, name := range probes {
+			if len(p.LogLines(name)) > 0 {
+				return true, nil
+			}
+		}
+		if time.Since(last) > 5*time.Second {
+			tr, err := s.tekton.TektonV1().TaskRuns(ns).Create(context.Background(), probe, metav1.CreateOptions{})
+			if err != nil {
+				return false, err
+			}
+			probes, last = append(probes, tr.Name), time.Now()
+		}
+		return false, nil
 	})
 }
 

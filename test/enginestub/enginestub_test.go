@@ -474,7 +474,7 @@ func TestFailNextRejects(t *testing.T) {
 func TestFailFor(t *testing.T) {
 	t.Parallel()
 	s := start(t, "t1")
-	s.FailFor(time.Minute, http.StatusBadGateway)
+	s.FailFor(time.Minute, http.StatusServiceUnavailable)
 	ec := engine.New(engine.Options{BaseURL: s.URL(), Timeout: time.Second, RetryBudget: 300 * time.Millisecond})
 	_, err := ec.StartTaskRun(t.Context(), "t1")
 	if !errors.Is(err, engine.ErrUnavailable) {

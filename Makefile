@@ -47,23 +47,27 @@ manifestcheck:
 	$(GO) test -count=1 -tags e2e -run 'TestManifests$$' ./test/deploy
 
 ## test: lint, unit tests, fuzz smoke, and end-to-end tests on the embedded control plane
-## Every test is listed as it passes, so the output shows the end-to-end tests ran.
+## Every test is listed as it passes, with what it logs, so the output shows the end-to-end
+## tests ran; a failing test shows its whole output (test/cmd/testfmt reads go test -json).
 test: lint build controlplane
-	$(GO) test -count=1 -tags e2e -timeout $(E2E_TIMEOUT) -v ./... \
-	  | grep --line-buffered -E '^\s*--- (PASS|FAIL|SKIP)|^(ok|FAIL|PASS|panic)|SKIPPING|_test.go:[0-9]+:'
+	$(GO) build -o bin/testfmt ./test/cmd/testfmt
+	$(GO) test -count=1 -tags e2e -timeout $(E2E_TIMEOUT) -json ./... | bin/testfmt
 	$(MAKE) fuzz-short
 
 ## unit: fast tests only (no control plane)
 unit:
 	$(GO) test -count=1 ./...
 
+## lint: gofmt, vet and staticcheck, with and without the e2e build tag
 lint: vet staticcheck
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
 
+## vet: go vet, with and without the e2e build tag
 vet:
 	$(GO) vet ./...
 	$(GO) vet -tags e2e ./...
 
+## staticcheck: staticcheck (pinned version), with and without the e2e build tag
 staticcheck:
 	$(GO) run $(STATICCHECK) ./...
 	$(GO) run $(STATICCHECK) -tags e2e ./...

@@ -206,6 +206,7 @@ func (c *Cluster) start(ctx context.Context, opts Options, progress io.Writer) e
 		"--bind-address=127.0.0.1", "--advertise-address=127.0.0.1", "--secure-port="+strconv.Itoa(apiPort),
 		"--tls-cert-file="+filepath.Join(pkiDir, pkiServerCert), "--tls-private-key-file="+filepath.Join(pkiDir, pkiServerKey),
 		"--client-ca-file="+filepath.Join(pkiDir, pkiCACert),
+		"--kubelet-certificate-authority="+filepath.Join(pkiDir, pkiCACert),
 		"--token-auth-file="+filepath.Join(pkiDir, pkiTokens), "--authorization-mode=Node,RBAC",
 		"--service-account-issuer="+Issuer,
 		"--service-account-key-file="+filepath.Join(pkiDir, pkiSAPub),
@@ -242,18 +243,33 @@ func (c *Cluster) start(ctx context.Context, opts Options, progress io.Writer) e
 	if err := writeStages(stages, filepath.Join(c.binDir, shareKwok)); err != nil {
 		return err
 	}
-	kwok, err := c.run(binKwok, nil,
-		"--kubeconfig="+kubeconfig, "--config="+stages, "--manage-all-nodes=false",
-		"--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",
-		"--server-address=127.0.0.1:"+strconv.Itoa(kwokPort))
+	// The node's kubelet endpoint (InternalIP 127.0.0.1, daemonEndpoints
+	// port, set by kwok's node-initialize stage from --node-ip and
+	// --node-port) is our kubeletLogs server, where the API server sends
+	// pods/log; kwok's own server stays on --server-address.
+	kubeletCert, err := tls.LoadX509KeyPair(filepath.Join(pkiDir, pkiKubeletCert), filepath.Join(pkiDir, pkiKubeletKey))
 	if err != nil {
 		return err
 	}
-	if err := createNode(ctx, c.kube); err != nil {
+	kubeletLn, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	kwok, err := c.run(binKwok, nil,
+		"--kubeconfig="+kubeconfig, "--config="+stages, "--manage-all-nodes=false",
+		"--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",
+		"--server-address=127.0.0.1:"+strconv.Itoa(kwokPort),
+		"--node-ip=127.0.0.1", "--node-port="+strconv.Itoa(kubeletLn.Addr().(*net.TCPAddr).Port))
+	if err != nil {
+		kubeletLn.Close()
 		return err
 	}
 	binderCtx, stopBinder := context.WithCancel(context.WithoutCancel(ctx))
 	c.stopBinder = stopBinder
+	serveKubeletLogs(binderCtx, kubeletLn, kubeletCert, c.kube)
+	if err := createNode(ctx, c.kube); err != nil {
+		return err
+	}
 	go bindVolumes(binderCtx, c.kube)
 	files, err := tektonFiles(c.binDir)
 	if err != nil {

@@ -30,6 +30,8 @@ const (
 	pkiServerKey   = "apiserver.key"
 	pkiWebhookCert = "tekton-webhook.crt"
 	pkiWebhookKey  = "tekton-webhook.key"
+	pkiKubeletCert = "kubelet.crt"
+	pkiKubeletKey  = "kubelet.key"
 	pkiSAKey       = "sa.key"
 	pkiSAPub       = "sa.pub"
 	pkiTokens      = "tokens.csv"
@@ -91,6 +93,11 @@ func writePKI(dir string, users map[string][]string, now time.Time) (*pki, error
 		return nil, fmt.Errorf("create tekton-webhook certificate: %w", err)
 	}
 
+	kubeletDER, kubeletKeyDER, err := servingCert(ca, caKey, NodeName, now)
+	if err != nil {
+		return nil, fmt.Errorf("create kubelet certificate: %w", err)
+	}
+
 	saKey, err := rsa.GenerateKey(rand.Reader, 2048)
 	if err != nil {
 		return nil, err
@@ -121,6 +128,8 @@ func writePKI(dir string, users map[string][]string, now time.Time) (*pki, error
 		pkiServerKey:   pemBlock("EC PRIVATE KEY", srvKeyDER),
 		pkiWebhookCert: pemBlock("CERTIFICATE", whDER),
 		pkiWebhookKey:  pemBlock("EC PRIVATE KEY", whKeyDER),
+		pkiKubeletCert: pemBlock("CERTIFICATE", kubeletDER),
+		pkiKubeletKey:  pemBlock("EC PRIVATE KEY", kubeletKeyDER),
 		pkiSAKey:       pemBlock("RSA PRIVATE KEY", x509.MarshalPKCS1PrivateKey(saKey)),
 		pkiSAPub:       pemBlock("PUBLIC KEY", saPub),
 		pkiTokens:      []byte(tokenFile(tokens, groups)),

@@ -1,0 +1,179 @@
+package cluster
+
+import (
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/client-go/kubernetes"
+)
+
+// PodLogsAnnotation on a pod (or on a TaskRun: Tekton copies its
+// annotations to the pod) sets what the API server's pods/log (kubectl logs)
+// returns for the pod's containers: a JSON object of container name to text,
+// e.g. {"step-build":"compiling\ndone\n"}. A follow request streams the
+// text, then whatever is appended to it in the annotation while the
+// container runs, and ends once the container has terminated or the pod is
+// gone, like a kubelet's.
+const PodLogsAnnotation = "ktest.dev/logs"
+
+// kubeletLogs serves the kubelet's GET /containerLogs/{ns}/{pod}/{container}
+// for the kwok node (kwok's --node-port points the node's kubeletEndpoint
+// here): the API server sends pods/log requests to it.
+type kubeletLogs struct {
+	kube kubernetes.Interface
+}
+
+// serveKubeletLogs serves kubelet logs on ln with TLS until ctx ends.
+func serveKubeletLogs(ctx context.Context, ln net.Listener, cert tls.Certificate, kube kubernetes.Interface) {
+	srv := &http.Server{
+		Handler:           &kubeletLogs{kube: kube},
+		TLSConfig:         &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12},
+		ReadHeaderTimeout: 5 * time.Second,
+		BaseContext:       func(net.Listener) context.Context { return ctx },
+	}
+	go func() {
+		<-ctx.Done()
+		_ = srv.Close()
+	}()
+	go func() { _ = srv.ServeTLS(ln, "", "") }()
+}
+
+func (k *kubeletLogs) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	parts := strings.Split(strings.TrimPrefix(r.URL.Path, "/containerLogs/"), "/")
+	if r.Method != http.MethodGet || !strings.HasPrefix(r.URL.Path, "/containerLogs/") || len(parts) != 3 {
+		http.NotFound(w, r)
+		return
+	}
+	ns, name, container := parts[0], parts[1], parts[2]
+	q := r.URL.Query()
+	if q.Get("previous") == "true" {
+		http.Error(w, "previous terminated container "+strconv.Quote(container)+" in pod "+strconv.Quote(name)+" not found", http.StatusBadRequest)
+		return
+	}
+	ctx := r.Context()
+	pod, err := k.kube.CoreV1().Pods(ns).Get(ctx, name, metav1.GetOptions{})
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusNotFound)
+		return
+	}
+	text := podLogs(pod, container)
+	if n, err := strconv.Atoi(q.Get("tailLines")); err == nil && n >= 0 {
+		text = tailLines(text, n)
+	}
+	limit := int64(-1)
+	if n, err := strconv.ParseInt(q.Get("limitBytes"), 10, 64); err == nil && n > 0 {
+		limit = n
+	}
+	w.Header().Set("Content-Type", "text/plain")
+	write := func(s string) bool {
+		if limit >= 0 {
+			if int64(len(s)) > limit {
+				s = s[:limit]
+			}
+			limit -= int64(len(s))
+		}
+		_, err := io.WriteString(w, s)
+		if f, ok := w.(http.Flusher); ok {
+			f.Flush()
+		}
+		return err == nil && limit != 0
+	}
+	full := podLogs(pod, container) // what the client has been sent, untailed
+	if !write(text) || q.Get("follow") != "true" {
+		return
+	}
+	// Follow: stream what is appended until the container terminates.
+	for !terminated(pod, container) {
+		wi, err := k.kube.CoreV1().Pods(ns).Watch(ctx, metav1.ListOptions{
+			FieldSelector:   fields.OneTermEqualSelector("metadata.name", name).String(),
+			ResourceVersion: pod.ResourceVersion,
+		})
+		if err != nil {
+			return
+		}
+		for ev := range wi.ResultChan() {
+			p, ok := ev.Object.(*corev1.Pod)
+			if ev.Type == watch.Deleted {
+				wi.Stop()
+				return
+			}
+			if !ok { // watch.Error, e.g. 410 Gone: start again from the current pod
+				break
+			}
+			pod = p
+			if s := podLogs(p, container); len(s) > len(full) && strings.HasPrefix(s, full) {
+				add := s[len(full):]
+				full = s
+				if !write(add) {
+					wi.Stop()
+					return
+				}
+			}
+			if terminated(p, container) {
+				break
+			}
+		}
+		wi.Stop()
+		if ctx.Err() != nil {
+			return
+		}
+		if !terminated(pod, container) {
+			if pod, err = k.kube.CoreV1().Pods(ns).Get(ctx, name, metav1.GetOptions{}); err != nil {
+				return
+			}
+		}
+	}
+}
+
+// podLogs returns the PodLogsAnnotation text of container.
+func podLogs(pod *corev1.Pod, container string) string {
+	var logs map[string]string
+	_ = json.Unmarshal([]byte(pod.Annotations[PodLogsAnnotation]), &logs)
+	return logs[container]
+}
+
+// terminated reports whether container has terminated or the pod finished.
+func terminated(pod *corev1.Pod, container string) bool {
+	if pod.DeletionTimestamp != nil || pod.Status.Phase == corev1.PodSucceeded || pod.Status.Phase == corev1.PodFailed {
+		return true
+	}
+	for _, ss := range [][]corev1.ContainerStatus{pod.Status.InitContainerStatuses, pod.Status.ContainerStatuses} {
+		for _, s := range ss {
+			if s.Name == container && s.State.Terminated != nil {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// tailLines returns the last n lines of s.
+func tailLines(s string, n int) string {
+	if n == 0 {
+		return ""
+	}
+	end := len(s)
+	if strings.HasSuffix(s, "\n") {
+		end--
+	}
+	for i := end - 1; i >= 0; i-- {
+		if s[i] == '\n' {
+			n--
+			if n == 0 {
+				return s[i+1:]
+			}
+		}
+	}
+	return s
+}

@@ -51,18 +51,27 @@ func StartService(ctx context.Context, bin string, env map[string]string, n int)
 	}
 	proxy := &httputil.ReverseProxy{
 		Rewrite: func(r *httputil.ProxyRequest) {
-			if p := s.pick(); p != nil {
-				r.SetURL(p.url())
-			}
+			r.SetURL(r.In.Context().Value(replicaKey{}).(*Proc).url())
 		},
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
-			http.Error(w, "no replica answered: "+err.Error(), http.StatusBadGateway)
+			http.Error(w, "the replica did not answer: "+err.Error(), http.StatusBadGateway)
 		},
 	}
-	s.srv = &http.Server{Handler: proxy, ReadHeaderTimeout: 10 * time.Second}
+	front := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p := s.pick()
+		if p == nil {
+			http.Error(w, "no live replica", http.StatusBadGateway)
+			return
+		}
+		proxy.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), replicaKey{}, p)))
+	})
+	s.srv = &http.Server{Handler: front, ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = s.srv.Serve(ln) }()
 	return s, nil
 }
+
+// replicaKey carries the replica a request goes to.
+type replicaKey struct{}
 
 // Add starts one more replica, as Kubernetes replaces one that died.
 func (s *Service) Add(ctx context.Context) (*Proc, error) {

@@ -9,7 +9,10 @@ import (
 	"time"
 
 	pipelinev1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/boomerang-io/flow-tekton-handler/internal/contract"
@@ -166,5 +169,118 @@ func TestDeletedWhilePendingAsksTheEngine(t *testing.T) {
 	}
 	if n := len(s.calls(enginestub.KindTaskRunEnd, notSent)); n != 0 {
 		t.Fatalf("%d ends for a task whose start never reached the Engine", n)
+	}
+}
+
+// A redelivered workflowrun ready event is answered 2xx: the Engine refuses
+// the second start with 1304 (the run is no longer pending), which means
+// it is started already.
+func TestWorkflowRunRedeliveredStartsOnce(t *testing.T) {
+	s := newStack(t, nil)
+	body := event(t, "engine-workflowrun-ready-with-workspace.json")
+	s.mustPost(body)
+	s.mustPost(body)
+	if n := len(s.calls(enginestub.KindWorkflowRunStart, runID)); n != 1 {
+		t.Fatalf("%d accepted workflowrun starts, want 1", n)
+	}
+	refused := 0
+	for _, c := range s.engine.CallsFor(runID) {
+		if c.Kind == enginestub.KindWorkflowRunStart && c.Status == 400 {
+			refused++
+		}
+	}
+	if refused != 1 {
+		t.Fatalf("%d workflowrun starts refused with 1304, want the redelivery's one", refused)
+	}
+}
+
+// A workspace claim the cluster refuses for good (here an admission
+// policy, as a policy engine would) does not keep the run from starting:
+// the Engine hears the start, and the handler logs why the claim is
+// missing.
+func TestStorageRefusedRunStillStarts(t *testing.T) {
+	s := newStack(t, nil)
+	s.refuseClaims()
+	s.mustPost(event(t, "engine-workflowrun-ready-with-workspace.json"))
+	if n := len(s.calls(enginestub.KindWorkflowRunStart, runID)); n != 1 {
+		t.Fatalf("%d accepted workflowrun starts, want 1", n)
+	}
+	pvcs, err := s.kube.CoreV1().PersistentVolumeClaims(s.ns).List(context.Background(), metav1.ListOptions{})
+	if err != nil || len(pvcs.Items) != 0 {
+		t.Fatalf("%d claims (%v), want none: the policy refuses them", len(pvcs.Items), err)
+	}
+	if len(s.handler.LogLines("workspace claim refused")) == 0 {
+		t.Fatal("the handler did not log why the run has no claim")
+	}
+}
+
+// refuseClaims makes the apiserver refuse every claim created in the
+// stack's namespace as invalid (422), with a ValidatingAdmissionPolicy, and
+// waits until it does.
+func (s *stack) refuseClaims() {
+	s.t.Helper()
+	ctx := context.Background()
+	invalid := metav1.StatusReasonInvalid
+	fail := admissionregistrationv1.Fail
+	policy := &admissionregistrationv1.ValidatingAdmissionPolicy{
+		ObjectMeta: metav1.ObjectMeta{Name: "no-claims-" + s.ns},
+		Spec: admissionregistrationv1.ValidatingAdmissionPolicySpec{
+			FailurePolicy: &fail,
+			MatchConstraints: &admissionregistrationv1.MatchResources{ResourceRules: []admissionregistrationv1.NamedRuleWithOperations{{
+				RuleWithOperations: admissionregistrationv1.RuleWithOperations{
+					Operations: []admissionregistrationv1.OperationType{admissionregistrationv1.Create},
+					Rule:       admissionregistrationv1.Rule{APIGroups: []string{""}, APIVersions: []string{"v1"}, Resources: []string{"persistentvolumeclaims"}},
+				},
+			}}},
+			Validations: []admissionregistrationv1.Validation{{Expression: "false", Message: "storage is closed to this namespace", Reason: &invalid}},
+		},
+	}
+	binding := &admissionregistrationv1.ValidatingAdmissionPolicyBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: policy.Name},
+		Spec: admissionregistrationv1.ValidatingAdmissionPolicyBindingSpec{
+			PolicyName:        policy.Name,
+			ValidationActions: []admissionregistrationv1.ValidationAction{admissionregistrationv1.Deny},
+			MatchResources: &admissionregistrationv1.MatchResources{NamespaceSelector: &metav1.LabelSelector{
+				MatchLabels: map[string]string{corev1.LabelMetadataName: s.ns}}},
+		},
+	}
+	api := s.kube.AdmissionregistrationV1()
+	if _, err := api.ValidatingAdmissionPolicies().Create(ctx, policy, metav1.CreateOptions{}); err != nil {
+		s.t.Fatal(err)
+	}
+	s.t.Cleanup(func() {
+		_ = api.ValidatingAdmissionPolicies().Delete(context.Background(), policy.Name, metav1.DeleteOptions{})
+	})
+	if _, err := api.ValidatingAdmissionPolicyBindings().Create(ctx, binding, metav1.CreateOptions{}); err != nil {
+		s.t.Fatal(err)
+	}
+	s.t.Cleanup(func() {
+		_ = api.ValidatingAdmissionPolicyBindings().Delete(context.Background(), binding.Name, metav1.DeleteOptions{})
+	})
+	probe := &corev1.PersistentVolumeClaim{
+		ObjectMeta: metav1.ObjectMeta{Name: "probe", Namespace: s.ns},
+		Spec: corev1.PersistentVolumeClaimSpec{AccessModes: []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce},
+			Resources: corev1.VolumeResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceStorage: resource.MustParse("1Gi")}}},
+	}
+	s.eventually(30*time.Second, "the policy to refuse claims", func() (bool, error) {
+		_, err := s.kube.CoreV1().PersistentVolumeClaims(s.ns).Create(ctx, probe, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
+		return apierrors.IsInvalid(err), nil
+	})
+}
+
+// A task timeout of 0 or below means the default timeout (DEFAULT_TIMEOUT),
+// not a refusal.
+func TestTimeoutZeroMeansDefault(t *testing.T) {
+	s := newStack(t, map[string]string{"DEFAULT_TIMEOUT": "42m"})
+	for i, timeout := range []int{0, -5} {
+		id := taskID(0x920 + i)
+		s.mustPost(event(t, "engine-taskrun-custom-ready.json", func(d map[string]any) { d["id"], d["timeout"] = id, timeout }))
+		tr, err := s.taskRun(name(id))
+		if err != nil {
+			t.Fatalf("timeout %d: %v", timeout, err)
+		}
+		if tr.Spec.Timeout == nil || tr.Spec.Timeout.Duration != 42*time.Minute {
+			t.Fatalf("timeout %d: TaskRun timeout %v, want the default 42m", timeout, tr.Spec.Timeout)
+		}
 	}
 }

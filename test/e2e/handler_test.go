@@ -4,6 +4,7 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
 	"net/http"
 	"sync"
 	"testing"
@@ -189,4 +190,29 @@ func TestWorkflowRunWorkspace(t *testing.T) {
 		t.Fatalf("%d workflowrun finalizes", n)
 	}
 	s.noViolations()
+}
+
+// Array and object param values reach the task's /params as compact JSON in
+// one canonical form, UTF-8 as is (as the Java handler's Jackson wrote
+// them), whatever escapes the event carried: json.Marshal writes "<" and
+// U+2028 as \u003c and \u2028 in the event, and the ConfigMap has them raw.
+func TestParamsCanonicalJSON(t *testing.T) {
+	s := newStack(t, nil)
+	id := taskID(0x930)
+	s.mustPost(event(t, "engine-taskrun-custom-ready.json", func(d map[string]any) {
+		d["id"] = id
+		d["params"] = []any{
+			map[string]any{"name": "list", "value": []any{"café", "a<b"}},
+			map[string]any{"name": "obj", "value": map[string]any{"k": "x\u2028y", "n": json.Number("1.50")}},
+		}
+	}))
+	cm, err := s.kube.CoreV1().ConfigMaps(s.ns).Get(context.Background(), tekton.ConfigMapName("bmrg-flow", id), metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, want := range map[string]string{"list": `["café","a<b"]`, "obj": "{\"k\":\"x\u2028y\",\"n\":1.50}"} {
+		if got := cm.Data[k]; got != want {
+			t.Errorf("param %s in /params: %q, want %q", k, got, want)
+		}
+	}
 }

@@ -285,19 +285,34 @@ func (s *Sink) report(ctx context.Context, name string) (string, error) {
 // wait: not yet decided; a later event or sweep looks again.
 const wait outcome.Decision = -1
 
+// Deleted pending TaskRuns. The owner of a claim works on past its
+// status.ClaimStale by up to status.SettleTimeout (its release or cancel
+// after the Engine's answer), and the Engine applies a start a moment after
+// answering it: a claim older than pendingSettled has no start left in
+// flight. An Engine that cannot be asked for pendingGiveUp after the
+// deletion (a wrong URL, a missing endpoint) is given up on, loudly, so the
+// TaskRun does not stay for ever.
+const (
+	pendingSettled = status.ClaimStale + status.SettleTimeout + 15*time.Second
+	pendingGiveUp  = 10 * time.Minute
+)
+
 // startLanded decides for a TaskRun deleted while still pending, never run
 // by Tekton, whether the Engine is owed an end: only if the handler's start
-// reached it. While the handler's claim is live its owner is still at work
-// (it releases or cancels the TaskRun): wait. After that, the Engine says:
-// a running task is reported failed, any other is skipped.
+// reached it. Until its claim is settled, wait; after that, the Engine
+// says: a running task is reported failed, any other is skipped.
 func (s *Sink) startLanded(ctx context.Context, tr *pipelinev1.TaskRun, ref string) (outcome.Decision, error) {
-	if s.now().Sub(contract.ClaimTime(tr.Annotations, contract.AnnotationClaimed)) < status.ClaimStale {
+	if s.now().Sub(contract.ClaimTime(tr.Annotations, contract.AnnotationClaimed)) < pendingSettled {
 		return wait, nil
 	}
 	task, err := s.engine.GetTaskRun(ctx, ref)
 	switch {
 	case errors.Is(err, engine.ErrRejected):
 		return outcome.Skip, nil // a task the Engine does not know
+	case err != nil && s.now().Sub(tr.DeletionTimestamp.Time) > pendingGiveUp:
+		s.log.ErrorContext(ctx, "the Engine could not be asked whether the deleted TaskRun's task started; releasing it unreported",
+			"taskrun", tr.Name, "error", err.Error())
+		return outcome.Skip, nil
 	case err != nil:
 		return wait, fmt.Errorf("ask the Engine about task %s: %w", ref, err)
 	case task.Running():

@@ -366,22 +366,30 @@ func TestDeletedWhileRunningReportedFailed(t *testing.T) {
 // claim is live nothing is decided; after that, the Engine says.
 func TestDeletedWhilePending(t *testing.T) {
 	t.Parallel()
+	running := &enginestub.Task{Status: enginestub.StatusRunning, Phase: enginestub.PhaseRunning}
+	settled := status.ClaimStale + status.SettleTimeout + time.Minute
 	cases := []struct {
 		name       string
 		claimAge   time.Duration
-		engine     enginestub.Task
+		engine     *enginestub.Task // nil: the Engine does not know the task
+		wantAsked  bool             // the sink asked the Engine
 		wantEnd    bool
 		wantMark   string
 		wantHolder bool // our finalizer still holds it
 	}{
-		{"claim live: its owner releases or cancels it", time.Second,
-			enginestub.Task{Status: enginestub.StatusRunning, Phase: enginestub.PhaseRunning}, false, "", true},
-		{"owner died after the start landed: reported failed", status.ClaimStale + time.Minute,
-			enginestub.Task{Status: enginestub.StatusRunning, Phase: enginestub.PhaseRunning}, true, "true", false},
-		{"owner died before the start: nothing owed", status.ClaimStale + time.Minute,
-			enginestub.Task{}, false, "skipped", false},
-		{"the Engine cancelled it: nothing owed", status.ClaimStale + time.Minute,
-			enginestub.Task{Status: enginestub.StatusCancelled, Phase: enginestub.PhaseCompleted}, false, "skipped", false},
+		{"claim live: its owner releases or cancels it", time.Second, running, false, false, "", true},
+		{"claim stale, a start may still land", status.ClaimStale + time.Second, running, false, false, "", true},
+		{"owner died after the start landed: reported failed", settled, running, true, true, "true", false},
+		{"owner died before the start: nothing owed", settled, &enginestub.Task{}, true, false, "skipped", false},
+		{"the Engine cancelled it: nothing owed", settled,
+			&enginestub.Task{Status: enginestub.StatusCancelled, Phase: enginestub.PhaseCompleted}, true, false, "skipped", false},
+		{"the Engine does not know it: nothing owed", settled, nil, true, false, "skipped", false},
+		{"the Engine cannot be asked: wait", settled, running, true, false, "", true},
+		{"the Engine cannot be asked for long: given up", settled, running, true, false, "skipped", false},
+	}
+	failing := map[string]time.Duration{ // the Engine answers 401; the deletion's age
+		"the Engine cannot be asked: wait":              time.Minute,
+		"the Engine cannot be asked for long: given up": 11 * time.Minute,
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -397,16 +405,27 @@ func TestDeletedWhilePending(t *testing.T) {
 			tr.Status.Conditions = nil
 			tr.Spec.Status = pipelinev1.TaskRunSpecStatusPending
 			tr.Annotations[contract.AnnotationClaimed] = contract.ClaimValue(time.Now().Add(-tc.claimAge))
-			now := metav1.Now()
-			tr.DeletionTimestamp = &now
+			deleted := metav1.NewTime(time.Now().Add(-failing[tc.name]))
+			tr.DeletionTimestamp = &deleted
 			tr.Finalizers = []string{contract.FinalizerReport}
-			tc.engine.ID = tr.Labels[contract.LabelTaskRunRef]
-			e.engine.Know(tc.engine)
+			if _, ok := failing[tc.name]; ok {
+				e.engine.FailFor(time.Hour, http.StatusUnauthorized)
+			}
+			if tc.engine != nil {
+				known := *tc.engine
+				known.ID = tr.Labels[contract.LabelTaskRunRef]
+				e.engine.Know(known)
+			}
 			if _, err := e.tekton.TektonV1().TaskRuns(ns).Create(context.Background(), tr, metav1.CreateOptions{}); err != nil {
 				t.Fatal(err)
 			}
-			if _, err := e.sink.Sweep(context.Background()); err != nil {
-				t.Fatal(err)
+			_, _ = e.sink.Sweep(context.Background()) // an Engine that cannot be asked is an error
+			asked := false
+			for _, c := range e.engine.Calls() {
+				asked = asked || c.Kind == enginestub.KindTaskRunGet
+			}
+			if asked != tc.wantAsked {
+				t.Fatalf("asked the Engine = %v, want %v", asked, tc.wantAsked)
 			}
 			got := ends(e.engine.Calls())
 			if (len(got) == 1) != tc.wantEnd || len(got) > 1 {

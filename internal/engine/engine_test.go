@@ -261,7 +261,7 @@ func TestRetries(t *testing.T) {
 			wantCalls: 1,
 		},
 		{
-			name:      "500 three times then 200",
+			name:      "5xx three times then 200",
 			answers:   []answer{unavailable, unavailable, {code: http.StatusServiceUnavailable}},
 			budget:    10 * time.Second,
 			wantCalls: 4,

@@ -94,6 +94,16 @@ func (k *kubeletLogs) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	// Follow: stream what is appended until the container terminates.
+	// appended writes what p's text adds to what was sent.
+	appended := func(p *corev1.Pod) bool {
+		s := podLogs(p, container)
+		if len(s) <= len(full) || !strings.HasPrefix(s, full) {
+			return true
+		}
+		add := s[len(full):]
+		full = s
+		return write(add)
+	}
 	for !terminated(pod, container) {
 		wi, err := k.kube.CoreV1().Pods(ns).Watch(ctx, metav1.ListOptions{
 			FieldSelector:   fields.OneTermEqualSelector("metadata.name", name).String(),
@@ -104,21 +114,13 @@ func (k *kubeletLogs) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		for ev := range wi.ResultChan() {
 			p, ok := ev.Object.(*corev1.Pod)
-			if ev.Type == watch.Deleted {
-				wi.Stop()
-				return
-			}
 			if !ok { // watch.Error, e.g. 410 Gone: start again from the current pod
 				break
 			}
 			pod = p
-			if s := podLogs(p, container); len(s) > len(full) && strings.HasPrefix(s, full) {
-				add := s[len(full):]
-				full = s
-				if !write(add) {
-					wi.Stop()
-					return
-				}
+			if !appended(p) || ev.Type == watch.Deleted {
+				wi.Stop()
+				return
 			}
 			if terminated(p, container) {
 				break
@@ -129,8 +131,13 @@ func (k *kubeletLogs) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		if !terminated(pod, container) {
-			if pod, err = k.kube.CoreV1().Pods(ns).Get(ctx, name, metav1.GetOptions{}); err != nil {
+			if pod, err = k.kube.CoreV1().Pods(ns).Get(ctx, name, metav1.GetOptions{}); err != nil || !appended(pod) {
 				return
+			}
+			select { // a watch the apiserver keeps closing is not retried in a busy loop
+			case <-ctx.Done():
+				return
+			case <-time.After(100 * time.Millisecond):
 			}
 		}
 	}

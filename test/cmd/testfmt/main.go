@@ -38,6 +38,16 @@ func main() {
 // format copies r's events to w and reports whether anything failed.
 func format(r io.Reader, w io.Writer) (failed bool) {
 	out := map[string][]string{} // buffered output by package and test
+	var order []string           // the keys of out, first seen first
+	show := func(key string, keep func(string) bool) {
+		for _, l := range out[key] {
+			if keep(l) {
+				fmt.Fprint(w, l)
+			}
+		}
+		delete(out, key)
+	}
+	notRun := func(l string) bool { return !strings.HasPrefix(l, "=== ") }
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 1<<20), 64<<20)
 	for sc.Scan() {
@@ -54,22 +64,30 @@ func format(r io.Reader, w io.Writer) (failed bool) {
 				fmt.Fprint(w, e.Output)
 				continue
 			}
+			if _, seen := out[key]; !seen {
+				order = append(order, key)
+			}
 			out[key] = append(out[key], e.Output)
 		case "pass", "skip":
-			for _, l := range out[key] {
-				if passing.MatchString(l) {
-					fmt.Fprint(w, l)
-				}
-			}
-			delete(out, key)
+			show(key, passing.MatchString)
 		case "fail", "build-fail":
 			failed = true
-			for _, l := range out[key] {
-				if !strings.HasPrefix(l, "=== ") {
-					fmt.Fprint(w, l)
+			if e.Test == "" {
+				// A panic or a timeout ends the package without a fail
+				// event for the tests still running: show theirs first.
+				for _, k := range order {
+					if pkg, _, _ := strings.Cut(k, "\x00"); pkg == e.Package && k != key {
+						show(k, notRun)
+					}
 				}
 			}
-			delete(out, key)
+			show(key, notRun)
+		}
+	}
+	for _, k := range order { // the input ended early
+		if len(out[k]) > 0 {
+			failed = true
+			show(k, notRun)
 		}
 	}
 	if err := sc.Err(); err != nil {

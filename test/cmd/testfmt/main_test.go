@@ -57,6 +57,31 @@ func TestFormat(t *testing.T) {
 			wantFailed: true,
 		},
 		{
+			// What go test -json printed for a goroutine's panic in
+			// TestPanics: the panic belongs to the test, which never gets
+			// a fail event of its own.
+			name: "a panic in a running test shows the test's output",
+			in: `{"Action":"start","Package":"panicpkg"}
+{"Action":"run","Package":"panicpkg","Test":"TestPanics"}
+{"Action":"output","Package":"panicpkg","Test":"TestPanics","Output":"=== RUN   TestPanics\n"}
+{"Action":"output","Package":"panicpkg","Test":"TestPanics","Output":"    p_test.go:3: before the panic\n"}
+{"Action":"output","Package":"panicpkg","Test":"TestPanics","Output":"panic: boom\n"}
+{"Action":"output","Package":"panicpkg","Test":"TestPanics","Output":"goroutine 19 [running]:\n"}
+{"Action":"output","Package":"panicpkg","Output":"FAIL\tpanicpkg\t0.005s\n"}
+{"Action":"fail","Package":"panicpkg","Elapsed":0.006}
+`,
+			want:       []string{"p_test.go:3: before the panic", "panic: boom", "goroutine 19 [running]:", "FAIL\tpanicpkg"},
+			notWant:    []string{"=== RUN"},
+			wantFailed: true,
+		},
+		{
+			name: "input that ends early shows what it has and fails",
+			in: `{"Action":"output","Package":"p","Test":"TestC","Output":"    c_test.go:5: waiting\n"}
+`,
+			want:       []string{"c_test.go:5: waiting"},
+			wantFailed: true,
+		},
+		{
 			name: "build errors are shown",
 			in: `{"ImportPath":"p","Action":"build-output","Output":"p/a.go:3:1: syntax error\n"}
 {"ImportPath":"p","Action":"build-fail"}

@@ -193,24 +193,37 @@ func TestWorkflowRunWorkspace(t *testing.T) {
 }
 
 // Array and object param values reach the task's /params as compact JSON in
-// one canonical form, UTF-8 as is (as the Java handler's Jackson wrote
-// them), whatever escapes the event carried: json.Marshal writes "<" and
-// U+2028 as \u003c and \u2028 in the event, and the ConfigMap has them raw.
+// one canonical form, as the Java handler's Jackson wrote them: members in
+// the event's order, numbers as written, strings in UTF-8 as is, whatever
+// escapes and spaces the event carried.
 func TestParamsCanonicalJSON(t *testing.T) {
 	s := newStack(t, nil)
 	id := taskID(0x930)
-	s.mustPost(event(t, "engine-taskrun-custom-ready.json", func(d map[string]any) {
-		d["id"] = id
-		d["params"] = []any{
-			map[string]any{"name": "list", "value": []any{"café", "a<b"}},
-			map[string]any{"name": "obj", "value": map[string]any{"k": "x\u2028y", "n": json.Number("1.50")}},
-		}
-	}))
+	var doc, data map[string]json.RawMessage
+	if err := json.Unmarshal(event(t, "engine-taskrun-custom-ready.json", func(d map[string]any) { d["id"] = id }), &doc); err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(doc["data"], &data); err != nil {
+		t.Fatal(err)
+	}
+	data["params"] = json.RawMessage(`[
+		{"name": "list", "value": [ "caf\u00e9", "a\u003cb" ]},
+		{"name": "obj", "value": { "z" : "x\u2028y \/ \"q\"", "a" : 1.50 }}
+	]`)
+	var err error
+	if doc["data"], err = json.Marshal(data); err != nil {
+		t.Fatal(err)
+	}
+	body, err := json.Marshal(doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.mustPost(s.known(body))
 	cm, err := s.kube.CoreV1().ConfigMaps(s.ns).Get(context.Background(), tekton.ConfigMapName("bmrg-flow", id), metav1.GetOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	for k, want := range map[string]string{"list": `["café","a<b"]`, "obj": "{\"k\":\"x\u2028y\",\"n\":1.50}"} {
+	for k, want := range map[string]string{"list": `["café","a<b"]`, "obj": "{\"z\":\"x\u2028y / \\\"q\\\"\",\"a\":1.50}"} {
 		if got := cm.Data[k]; got != want {
 			t.Errorf("param %s in /params: %q, want %q", k, got, want)
 		}

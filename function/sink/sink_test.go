@@ -94,13 +94,22 @@ func tektonEvent(t *testing.T, name string) (string, []byte) {
 // have it, and returns it.
 func (e *env) seed(t *testing.T, data []byte) *pipelinev1.TaskRun {
 	t.Helper()
+	return e.store(t, data, func(tr *pipelinev1.TaskRun) {
+		e.engine.Know(enginestub.Task{ID: tr.Labels[contract.LabelTaskRunRef], Status: enginestub.StatusRunning, Phase: enginestub.PhaseRunning})
+	})
+}
+
+// store stores the event's TaskRun in the fake apiserver after edit
+// changes it, and returns it.
+func (e *env) store(t *testing.T, data []byte, edit func(*pipelinev1.TaskRun)) *pipelinev1.TaskRun {
+	t.Helper()
 	tr, err := outcome.Decode(data)
 	if err != nil {
 		t.Fatal(err)
 	}
-	e.engine.Know(enginestub.Task{ID: tr.Labels[contract.LabelTaskRunRef], Status: enginestub.StatusRunning, Phase: enginestub.PhaseRunning})
 	tr = tr.DeepCopy()
 	tr.ResourceVersion = ""
+	edit(tr)
 	got, err := e.tekton.TektonV1().TaskRuns(ns).Create(context.Background(), tr, metav1.CreateOptions{})
 	if err != nil {
 		t.Fatal(err)
@@ -298,16 +307,7 @@ func TestForgedEventChangesNothing(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, "Never")
 	_, data := tektonEvent(t, "tekton-taskrun-failed.json")
-	tr, err := outcome.Decode(data)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tr = tr.DeepCopy()
-	tr.ResourceVersion = ""
-	tr.Labels[contract.LabelProduct] = "someone-else"
-	if _, err := e.tekton.TektonV1().TaskRuns(ns).Create(context.Background(), tr, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	tr := e.store(t, data, func(tr *pipelinev1.TaskRun) { tr.Labels[contract.LabelProduct] = "someone-else" })
 	e.tekton.ClearActions()
 	if code := e.send(t, "dev.tekton.event.taskrun.failed.v1", tr.Name, data); code != http.StatusOK {
 		t.Fatalf("status %d", code)
@@ -329,19 +329,12 @@ func TestDeletedWhileRunningReportedFailed(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, "Never")
 	_, data := tektonEvent(t, "tekton-taskrun-started.json")
-	tr, err := outcome.Decode(data)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tr = tr.DeepCopy()
-	tr.ResourceVersion = ""
-	now := metav1.Now()
-	tr.DeletionTimestamp = &now
-	tr.Finalizers = []string{"example.com/other", contract.FinalizerReport}
-	e.engine.Know(enginestub.Task{ID: tr.Labels[contract.LabelTaskRunRef], Status: enginestub.StatusRunning, Phase: enginestub.PhaseRunning})
-	if _, err := e.tekton.TektonV1().TaskRuns(ns).Create(context.Background(), tr, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	tr := e.store(t, data, func(tr *pipelinev1.TaskRun) {
+		e.engine.Know(enginestub.Task{ID: tr.Labels[contract.LabelTaskRunRef], Status: enginestub.StatusRunning, Phase: enginestub.PhaseRunning})
+		now := metav1.Now()
+		tr.DeletionTimestamp = &now
+		tr.Finalizers = []string{"example.com/other", contract.FinalizerReport}
+	})
 	if n, err := e.sink.Sweep(context.Background()); err != nil || n != 1 {
 		t.Fatalf("sweep reported %d (%v), want 1", n, err)
 	}
@@ -396,18 +389,14 @@ func TestDeletedWhilePending(t *testing.T) {
 			t.Parallel()
 			e := newEnv(t, "Never")
 			_, data := tektonEvent(t, "tekton-taskrun-started.json")
-			tr, err := outcome.Decode(data)
-			if err != nil {
-				t.Fatal(err)
-			}
-			tr = tr.DeepCopy()
-			tr.ResourceVersion = ""
-			tr.Status.Conditions = nil
-			tr.Spec.Status = pipelinev1.TaskRunSpecStatusPending
-			tr.Annotations[contract.AnnotationClaimed] = contract.ClaimValue(time.Now().Add(-tc.claimAge))
-			deleted := metav1.NewTime(time.Now().Add(-failing[tc.name]))
-			tr.DeletionTimestamp = &deleted
-			tr.Finalizers = []string{contract.FinalizerReport}
+			tr := e.store(t, data, func(tr *pipelinev1.TaskRun) {
+				tr.Status.Conditions = nil
+				tr.Spec.Status = pipelinev1.TaskRunSpecStatusPending
+				tr.Annotations[contract.AnnotationClaimed] = contract.ClaimValue(time.Now().Add(-tc.claimAge))
+				deleted := metav1.NewTime(time.Now().Add(-failing[tc.name]))
+				tr.DeletionTimestamp = &deleted
+				tr.Finalizers = []string{contract.FinalizerReport}
+			})
 			if _, ok := failing[tc.name]; ok {
 				e.engine.FailFor(time.Hour, http.StatusUnauthorized)
 			}
@@ -415,9 +404,6 @@ func TestDeletedWhilePending(t *testing.T) {
 				known := *tc.engine
 				known.ID = tr.Labels[contract.LabelTaskRunRef]
 				e.engine.Know(known)
-			}
-			if _, err := e.tekton.TektonV1().TaskRuns(ns).Create(context.Background(), tr, metav1.CreateOptions{}); err != nil {
-				t.Fatal(err)
 			}
 			_, _ = e.sink.Sweep(context.Background()) // an Engine that cannot be asked is an error
 			asked := false

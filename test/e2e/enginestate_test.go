@@ -32,10 +32,7 @@ func TestLateReadyAfterDeletionCreatesNothing(t *testing.T) {
 	body := customTask(t, id)
 	s.mustPost(body)
 	s.waitEnd(id, time.Minute)
-	s.eventually(30*time.Second, "the reported TaskRun to be deleted", func() (bool, error) {
-		_, err := s.taskRun(name(id))
-		return apierrors.IsNotFound(err), nil
-	})
+	s.waitGone(id, "the reported TaskRun to be deleted", 30*time.Second)
 	for _, when := range []string{"to the same replicas", "after a restart"} {
 		if when == "after a restart" {
 			if err := s.handler.Close(10 * time.Second); err != nil {
@@ -122,10 +119,7 @@ func TestDeletedWhileRunningReported(t *testing.T) {
 	if end.Status != "failed" || !strings.HasPrefix(end.StatusMessage, outcome.ReasonDeleted+": ") {
 		t.Fatalf("end %+v, want failed with %s", end, outcome.ReasonDeleted)
 	}
-	s.eventually(30*time.Second, "the reported TaskRun to be gone", func() (bool, error) {
-		_, err := s.taskRun(name(scriptID))
-		return apierrors.IsNotFound(err), nil
-	})
+	s.waitGone(scriptID, "the reported TaskRun to be gone", 30*time.Second)
 	if n := len(s.calls(enginestub.KindTaskRunEnd, scriptID)); n != 1 {
 		t.Fatalf("%d ends, want 1", n)
 	}
@@ -158,10 +152,7 @@ func TestDeletedWhilePendingAsksTheEngine(t *testing.T) {
 		}
 	}
 	for _, id := range []string{landed, notSent} {
-		s.eventually(30*time.Second, "the deleted pending TaskRun "+id+" to be released", func() (bool, error) {
-			_, err := s.taskRun(name(id))
-			return apierrors.IsNotFound(err), nil
-		})
+		s.waitGone(id, "the deleted pending TaskRun "+id+" to be released", 30*time.Second)
 	}
 	end := s.waitEnd(landed, time.Minute)
 	if end.Status != "failed" || !strings.HasPrefix(end.StatusMessage, outcome.ReasonDeleted+": ") {

@@ -13,7 +13,6 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"knative.dev/pkg/apis"
 
@@ -143,10 +142,7 @@ func TestDeletionRetriedUntilItSucceeds(t *testing.T) {
 	if _, err := roles.Update(ctx, withDelete, metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	s.eventually(30*time.Second, "the sweep to delete the reported TaskRun", func() (bool, error) {
-		_, err := s.taskRun(name(id))
-		return apierrors.IsNotFound(err), nil
-	})
+	s.waitGone(id, "the sweep to delete the reported TaskRun", 30*time.Second)
 	if n := len(s.calls(enginestub.KindTaskRunEnd, id)); n != 1 {
 		t.Fatalf("%d accepted ends, want 1", n)
 	}

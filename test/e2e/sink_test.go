@@ -59,10 +59,7 @@ func TestSuccessReportsResults(t *testing.T) {
 	}
 	// The task's own spec.deletion (OnSuccess) wins over DELETION_POLICY
 	// (Never by default): the reported TaskRun goes.
-	s.eventually(10*time.Second, "the reported TaskRun to be deleted", func() (bool, error) {
-		_, err := s.taskRun(name(templateID))
-		return apierrors.IsNotFound(err), err
-	})
+	s.waitGone(templateID, "the reported TaskRun to be deleted", 10*time.Second)
 	// Tekton sends several events per TaskRun; still one end.
 	time.Sleep(time.Second)
 	if n := len(s.calls(enginestub.KindTaskRunStart, templateID)); n != 1 {

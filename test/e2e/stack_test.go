@@ -23,6 +23,7 @@ import (
 	authv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/scheme"
@@ -398,6 +399,15 @@ func (s *stack) waitDone(name string, timeout time.Duration) *pipelinev1.TaskRun
 		return c != nil && !c.IsUnknown(), nil
 	})
 	return tr
+}
+
+// waitGone waits until the TaskRun of the task id no longer exists.
+func (s *stack) waitGone(id, what string, timeout time.Duration) {
+	s.t.Helper()
+	s.eventually(timeout, what, func() (bool, error) {
+		_, err := s.taskRun(name(id))
+		return apierrors.IsNotFound(err), nil
+	})
 }
 
 // waitRunning waits until Tekton runs the TaskRun (reason Running) and

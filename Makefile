@@ -27,7 +27,7 @@ unexport GOROOT
 
 all: build
 
-## build: bin/handler and bin/sink, built the way func's Go host builder does
+## build: bin/handler, bin/sink and bin/logs (one program under three names), built the way func's Go host builder does
 build:
 	$(GO) run ./test/cmd/funcbuild -src . -bin bin
 
@@ -104,16 +104,18 @@ bench: build controlplane
 ## deploy: needs a real cluster with Knative Serving/Eventing and Tekton, and func and kubectl on PATH.
 ## FUNC_REGISTRY (e.g. make deploy FUNC_REGISTRY=ghcr.io/me) is where func pushes the image; func records it
 ## in func.yaml, so later deploys need it only to change it. The Secret flow-tekton-engine (ENGINE_TOKEN, may be
-## empty) must exist before func deploy: func refuses to deploy without it. The sink runs the image the handler's
-## deploy wrote to func.yaml (deploy.image), by digest: func refuses to build or push an image given by digest.
+## empty) must exist before func deploy: func refuses to deploy without it. The sink and then the logs Service
+## run the image the handler's deploy wrote to func.yaml (deploy.image), by digest: func refuses to build or push
+## an image given by digest.
 deploy:
 	kubectl get secret flow-tekton-engine >/dev/null 2>&1 || kubectl create secret generic flow-tekton-engine
 	kubectl apply -k config
 	func deploy --path . $(if $(FUNC_REGISTRY),--registry $(FUNC_REGISTRY))
 	image=$$(sed -n 's/^ *image: *\([^ ]*@sha256:[0-9a-f]\{64\}\)$$/\1/p' func.yaml | tail -1); \
 	test -n "$$image" || { echo "make deploy: func.yaml has no image digest (deploy.image) after func deploy" >&2; exit 1; }; \
-	func deploy --path function/sink --build=false --push=false --image "$$image"
+	func deploy --path function/sink --build=false --push=false --image "$$image"; \
+	func deploy --path function/logs --build=false --push=false --image "$$image"
 	kubectl apply --server-side --force-conflicts --field-manager=flow-tekton-handler -k config/tekton
 
 clean:
-	rm -rf bin .func function/sink/.func
+	rm -rf bin .func function/sink/.func function/logs/.func

@@ -12,12 +12,12 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/boomerang-io/flow-tekton-handler/function/handler"
+	"github.com/boomerang-io/flow-tekton-handler/function/logs"
 	"github.com/boomerang-io/flow-tekton-handler/function/sink"
 	"github.com/boomerang-io/flow-tekton-handler/internal/auth"
 	"github.com/boomerang-io/flow-tekton-handler/internal/config"
@@ -28,9 +28,8 @@ import (
 	"github.com/boomerang-io/flow-tekton-handler/internal/tekton"
 )
 
-// role is what Start picks: the handler or the sink.
+// role is what Start picks: the handler, the sink or the logs role.
 type role interface {
-	receive.Handler
 	Stop(ctx context.Context) error
 }
 
@@ -69,9 +68,6 @@ func (f *Function) Start(ctx context.Context, _ map[string]string) error {
 		return err
 	}
 	name := cfg.Function
-	if name == "" {
-		name = RoleFromProgram(os.Args[0])
-	}
 	level := slog.LevelInfo
 	if cfg.Debug {
 		level = slog.LevelDebug
@@ -95,8 +91,17 @@ func (f *Function) Start(ctx context.Context, _ map[string]string) error {
 	opts := tekton.OptionsFrom(cfg)
 
 	var r role
+	var h receive.Handler
 	limit := BodyLimit(cfg.MaxEventBytes)
 	switch name {
+	case config.RoleLogs:
+		l := logs.New(kc, logs.Options{Product: opts.Prefix, Wait: cfg.LogsWait}, log)
+		var front http.Handler = l
+		f.front.Store(&front)
+		r = l
+		f.role.Store(&r)
+		log.Info("started", "namespace", cfg.Namespace, "apiserver", rc.Host)
+		return nil
 	case config.RoleSink:
 		s := sink.New(kc, ec, sink.Options{
 			Product:        opts.Prefix,
@@ -106,16 +111,17 @@ func (f *Function) Start(ctx context.Context, _ map[string]string) error {
 			ReportStale:    sink.ReportStale(cfg.EngineTimeout, cfg.EngineRetryBudget),
 		}, log)
 		s.Run(ctx)
-		r = s
+		r, h = s, s
 		limit = max(limit, sinkBodyLimit)
 	default:
-		r = handler.New(kc, ec, opts, cfg.MaxEventBytes, log)
+		hd := handler.New(kc, ec, opts, cfg.MaxEventBytes, log)
+		r, h = hd, hd
 	}
 	ro := receive.Options{MaxBodyBytes: limit, Log: log}
 	if cfg.Auth == config.AuthToken {
 		ro.Authorize = auth.New(kc, auth.Options{Audience: cfg.AuthAudience, Allow: cfg.AuthAllow}).Authorize
 	}
-	front := receive.New(r, ro)
+	front := receive.New(h, ro)
 	f.front.Store(&front)
 	f.role.Store(&r)
 	log.Info("started", "namespace", cfg.Namespace, "engine", redact(cfg.EngineURL), "apiserver", rc.Host,
@@ -131,15 +137,6 @@ func redact(raw string) string {
 	}
 	u.User = nil
 	return u.String()
-}
-
-// RoleFromProgram picks the role from a program path: "sink" for a program
-// named sink, the handler otherwise.
-func RoleFromProgram(path string) string {
-	if filepath.Base(path) == config.RoleSink {
-		return config.RoleSink
-	}
-	return config.RoleHandler
 }
 
 // BodyLimit is the largest request body read for event data of at most

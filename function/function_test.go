@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -37,18 +39,50 @@ func TestStartRefusesBadConfig(t *testing.T) {
 	}
 }
 
-func TestRoleFromProgram(t *testing.T) {
-	t.Parallel()
-	for path, want := range map[string]string{
-		"/usr/local/bin/sink":    "sink",
-		"bin/sink":               "sink",
-		"/usr/local/bin/handler": "handler",
-		"/ko-app/flow":           "handler",
-		"sink.test":              "handler",
+// Start picks the role FUNCTION names: each serves its own requests, the
+// logs role without ENGINE_URL. No apiserver is needed to start.
+func TestStartPicksRole(t *testing.T) {
+	kubeconfig := filepath.Join(t.TempDir(), "kubeconfig")
+	if err := os.WriteFile(kubeconfig, []byte(`apiVersion: v1
+kind: Config
+clusters: [{name: c, cluster: {server: "https://127.0.0.1:1"}}]
+users: [{name: u, user: {token: t}}]
+contexts: [{name: x, context: {cluster: c, user: u}}]
+current-context: x
+`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("KUBECONFIG", kubeconfig)
+	t.Setenv("NAMESPACE", "flow")
+	for _, tc := range []struct {
+		role, engine, method, path string
+		code                       int
+	}{
+		{"handler", "http://127.0.0.1:1", http.MethodGet, "/", http.StatusMethodNotAllowed},      // CloudEvents are POSTed
+		{"sink", "http://127.0.0.1:1", http.MethodPost, "/", http.StatusUnsupportedMediaType},    // not a CloudEvent
+		{"logs", "", http.MethodGet, "/api/v1/logs/stream?workflowRef=a", http.StatusBadRequest}, // references missing
+		{"logs", "", http.MethodPost, "/", http.StatusNotFound},                                  // its one path only
 	} {
-		if got := RoleFromProgram(path); got != want {
-			t.Errorf("RoleFromProgram(%q) = %q, want %q", path, got, want)
-		}
+		t.Run(tc.role+" "+tc.method, func(t *testing.T) {
+			t.Setenv("FUNCTION", tc.role)
+			t.Setenv("ENGINE_URL", tc.engine)
+			f := New()
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			if err := f.Start(ctx, nil); err != nil {
+				t.Fatal(err)
+			}
+			defer func() { _ = f.Stop(context.Background()) }()
+			if ready, err := f.Ready(ctx); !ready || err != nil {
+				t.Fatalf("not ready after Start: %v", err)
+			}
+			w := httptest.NewRecorder()
+			f.Handle(w, httptest.NewRequest(tc.method, tc.path, strings.NewReader(`{}`)))
+			var b struct{ Error, Reason string }
+			if err := json.Unmarshal(w.Body.Bytes(), &b); err != nil || w.Code != tc.code || b.Reason == "" {
+				t.Fatalf("%s %s: %d %q, want %d with a JSON reason", tc.method, tc.path, w.Code, w.Body, tc.code)
+			}
+		})
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net/url"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -21,6 +22,7 @@ import (
 const (
 	RoleHandler = "handler"
 	RoleSink    = "sink"
+	RoleLogs    = "logs"
 )
 
 // Deletion policies for finished TaskRuns.
@@ -42,8 +44,8 @@ const namespaceFile = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
 // Config is every setting of both functions. Field tags name the environment
 // variables; the README's configuration table lists the same.
 type Config struct {
-	// Function selects the role: handler or sink. Empty means the caller
-	// picks one from the program name.
+	// Function selects the role: handler, sink or logs. Empty means the
+	// program's name picks it (RoleFromProgram).
 	Function string `envconfig:"FUNCTION"`
 
 	Namespace     string        `envconfig:"NAMESPACE"`
@@ -54,7 +56,7 @@ type Config struct {
 	KubeBurst     int           `envconfig:"KUBE_BURST" default:"100"`
 	KubeTimeout   time.Duration `envconfig:"KUBE_TIMEOUT" default:"10s"`
 
-	EngineURL         string        `envconfig:"ENGINE_URL" required:"true"`
+	EngineURL         string        `envconfig:"ENGINE_URL"`
 	EngineToken       string        `envconfig:"ENGINE_TOKEN"`
 	EngineTokenFile   string        `envconfig:"ENGINE_TOKEN_FILE"`
 	EngineTimeout     time.Duration `envconfig:"ENGINE_TIMEOUT" default:"5s"`
@@ -84,6 +86,10 @@ type Config struct {
 	SweepLimit    int           `envconfig:"SWEEP_LIMIT" default:"50"`
 	SweepInterval time.Duration `envconfig:"SWEEP_INTERVAL" default:"0s"`
 
+	// LogsWait bounds each wait of the logs role for a task's pod, or a
+	// step, to start; a stream whose wait runs out ends.
+	LogsWait time.Duration `envconfig:"LOGS_WAIT" default:"2m"`
+
 	// Auth is none (anyone who reaches the Service may send) or token
 	// (a Kubernetes bearer token for AuthAudience, checked by TokenReview).
 	Auth          string `envconfig:"AUTH" default:"none"`
@@ -107,6 +113,9 @@ func Load() (Config, error) {
 	var c Config
 	if err := envconfig.Process("", &c); err != nil {
 		return c, fmt.Errorf("configuration: %w", err)
+	}
+	if c.Function == "" {
+		c.Function = RoleFromProgram(os.Args[0])
 	}
 	if c.Namespace == "" {
 		c.Namespace = podNamespace()
@@ -136,6 +145,16 @@ func ServiceAudience(ns, name string) string {
 	return strings.ToLower("serving.knative.dev/service/" + ns + "/" + name)
 }
 
+// RoleFromProgram picks the role from a program path: "sink" or "logs" for
+// a program of that name, the handler otherwise.
+func RoleFromProgram(path string) string {
+	switch base := filepath.Base(path); base {
+	case RoleSink, RoleLogs:
+		return base
+	}
+	return RoleHandler
+}
+
 func podNamespace() string {
 	b, err := os.ReadFile(namespaceFile)
 	if err != nil || len(strings.TrimSpace(string(b))) == 0 {
@@ -152,9 +171,9 @@ func (c *Config) Validate() error {
 		errs = append(errs, fmt.Errorf("%s: %s", name, fmt.Sprintf(format, args...)))
 	}
 	switch c.Function {
-	case "", RoleHandler, RoleSink:
+	case "", RoleHandler, RoleSink, RoleLogs:
 	default:
-		bad("FUNCTION", "%q is not handler or sink", c.Function)
+		bad("FUNCTION", "%q is not handler, sink or logs", c.Function)
 	}
 	if msgs := validation.IsDNS1123Label(c.Namespace); len(msgs) > 0 {
 		bad("NAMESPACE", "%q: %s", c.Namespace, strings.Join(msgs, "; "))
@@ -166,8 +185,12 @@ func (c *Config) Validate() error {
 	if msgs := validation.IsValidLabelValue(c.Instance); len(msgs) > 0 {
 		bad("INSTANCE", "%q: %s", c.Instance, strings.Join(msgs, "; "))
 	}
-	if u, err := url.Parse(c.EngineURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+	// The logs role never calls the Engine; the others cannot work without it.
+	if u, err := url.Parse(c.EngineURL); c.Function != RoleLogs && (err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "") {
 		bad("ENGINE_URL", "%q is not an http(s) URL", c.EngineURL)
+	}
+	if c.LogsWait <= 0 {
+		bad("LOGS_WAIT", "must be positive, got %s", c.LogsWait)
 	}
 	if c.KubeQPS <= 0 || c.KubeBurst <= 0 {
 		bad("KUBE_QPS/KUBE_BURST", "must be positive")

@@ -98,6 +98,8 @@ func TestLoadRejects(t *testing.T) {
 		{"missing engine url", map[string]string{"ENGINE_URL": ""}, "ENGINE_URL"},
 		{"engine url not http", map[string]string{"ENGINE_URL": "ftp://x"}, "ENGINE_URL"},
 		{"bad function", map[string]string{"FUNCTION": "both"}, "FUNCTION"},
+		{"sink without engine url", map[string]string{"FUNCTION": "sink", "ENGINE_URL": ""}, "ENGINE_URL"},
+		{"logs wait", map[string]string{"LOGS_WAIT": "0s"}, "LOGS_WAIT"},
 		{"bad namespace", map[string]string{"NAMESPACE": "Not_Valid"}, "NAMESPACE"},
 		{"bad prefix", map[string]string{"PRODUCT_PREFIX": "UPPER"}, "PRODUCT_PREFIX"},
 		{"long prefix", map[string]string{"PRODUCT_PREFIX": strings.Repeat("a", 21)}, "PRODUCT_PREFIX"},
@@ -183,3 +185,32 @@ func TestValidateReportsAllProblems(t *testing.T) {
 }
 
 func writeFile(path, s string) error { return os.WriteFile(path, []byte(s), 0o600) }
+
+func TestRoleFromProgram(t *testing.T) {
+	t.Parallel()
+	for path, want := range map[string]string{
+		"/usr/local/bin/sink":    RoleSink,
+		"bin/sink":               RoleSink,
+		"bin/logs":               RoleLogs,
+		"/usr/local/bin/handler": RoleHandler,
+		"/ko-app/flow":           RoleHandler,
+		"sink.test":              RoleHandler,
+	} {
+		if got := RoleFromProgram(path); got != want {
+			t.Errorf("RoleFromProgram(%q) = %q, want %q", path, got, want)
+		}
+	}
+}
+
+// The logs role never calls the Engine, so it starts without ENGINE_URL
+// (its func.yaml does not import the Engine's Secret either).
+func TestLogsRoleNeedsNoEngine(t *testing.T) {
+	setenv(t, map[string]string{"FUNCTION": RoleLogs, "ENGINE_URL": ""})
+	c, err := Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.LogsWait != 2*time.Minute {
+		t.Errorf("LOGS_WAIT default = %s, want 2m", c.LogsWait)
+	}
+}

@@ -263,7 +263,7 @@ func DecodeTaskRun(data []byte) (*TaskRun, error) {
 	if t.Type == "" || t.Phase == "" {
 		return &t, nil
 	}
-	if err := checkID("data.id", t.ID); err != nil {
+	if err := CheckID("data.id", t.ID); err != nil {
 		return nil, err
 	}
 	// A timeout of zero or less means the default (the builder's), as an
@@ -277,7 +277,7 @@ func DecodeWorkflowRun(data []byte) (*WorkflowRun, error) {
 	if err := decode(data, &w); err != nil {
 		return nil, err
 	}
-	if err := checkID("data.id", w.ID); err != nil {
+	if err := CheckID("data.id", w.ID); err != nil {
 		return nil, err
 	}
 	return &w, nil
@@ -289,7 +289,7 @@ func DecodeWorkflow(data []byte) (*Workflow, error) {
 	if err := decode(data, &w); err != nil {
 		return nil, err
 	}
-	if err := checkID("data.id", w.ID); err != nil {
+	if err := CheckID("data.id", w.ID); err != nil {
 		return nil, err
 	}
 	return &w, nil
@@ -298,7 +298,9 @@ func DecodeWorkflow(data []byte) (*Workflow, error) {
 // maxIDLen bounds identifiers: the Engine's are 24-character ObjectIds.
 const maxIDLen = 128
 
-func checkID(field, id string) error {
+// CheckID checks an Engine reference: present, bounded, valid UTF-8, and
+// free of '/' and NUL. field names it in the FieldError.
+func CheckID(field, id string) error {
 	switch {
 	case id == "":
 		return invalid(field, "is required")

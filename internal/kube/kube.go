@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"slices"
 	"time"
 
@@ -35,6 +36,9 @@ var ErrConflict = errors.New("object exists with another identity")
 // ErrRejected means the apiserver refused an object as invalid. Retrying the
 // same object cannot help.
 var ErrRejected = errors.New("object rejected by the apiserver")
+
+// ErrGone means the object asked for no longer exists.
+var ErrGone = errors.New("gone")
 
 // ErrUnavailable means the apiserver gave no answer to act on (unreachable,
 // timed out, throttled, or refused the call itself). Retrying later may
@@ -426,6 +430,35 @@ func (c *Client) GetPVC(ctx context.Context, name string) (*corev1.PersistentVol
 		return nil, fmt.Errorf("get pvc %s/%s: %w", c.namespace, name, err)
 	}
 	return pvc, nil
+}
+
+// GetPod returns the named pod, or nil when it does not exist.
+func (c *Client) GetPod(ctx context.Context, name string) (*corev1.Pod, error) {
+	ctx, cancel := c.call(ctx)
+	defer cancel()
+	pod, err := c.kube.CoreV1().Pods(c.namespace).Get(ctx, name, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("get pod %s/%s: %w", c.namespace, name, err)
+	}
+	return pod, nil
+}
+
+// FollowLog opens the log of a container of the named pod (pods/log with
+// follow): the body streams what the container writes until it ends. Only
+// ctx bounds it, not the per-call timeout. A pod or container that is gone
+// is ErrGone.
+func (c *Client) FollowLog(ctx context.Context, pod, container string) (io.ReadCloser, error) {
+	rc, err := c.kube.CoreV1().Pods(c.namespace).GetLogs(pod, &corev1.PodLogOptions{Container: container, Follow: true}).Stream(ctx)
+	if apierrors.IsNotFound(err) {
+		return nil, fmt.Errorf("log of %s/%s %s: %w", c.namespace, pod, container, ErrGone)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("log of %s/%s %s: %w", c.namespace, pod, container, err)
+	}
+	return rc, nil
 }
 
 // ReviewToken asks the apiserver who a bearer token belongs to, for the

@@ -99,6 +99,7 @@ type Cluster struct {
 	caPEM          []byte
 	tokens         map[string]string
 	kube           kubernetes.Interface
+	kubelet        *kubeletLogs // the node's kubelet endpoint, set by Start
 
 	mu         sync.Mutex
 	procs      []*proc // in start order
@@ -266,7 +267,7 @@ func (c *Cluster) start(ctx context.Context, opts Options, progress io.Writer) e
 	}
 	binderCtx, stopBinder := context.WithCancel(context.WithoutCancel(ctx))
 	c.stopBinder = stopBinder
-	serveKubeletLogs(binderCtx, kubeletLn, kubeletCert, c.kube)
+	c.kubelet = serveKubeletLogs(binderCtx, kubeletLn, kubeletCert, c.kube)
 	if err := createNode(ctx, c.kube); err != nil {
 		return err
 	}

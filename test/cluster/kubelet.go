@@ -7,8 +7,10 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -25,19 +27,46 @@ import (
 // text, then whatever is appended to it in the annotation while the
 // container runs, and ends once the container has terminated or the pod is
 // gone, like a kubelet's.
+//
+// A container the annotation gives no text gets its log from its own env (a
+// Tekton step's env is its container's): LogEnv's value, else the whole
+// contents of the harness file named by LogFileEnv (for logs too big for an
+// annotation or a pod spec). A follow of either sends it, then waits for the
+// container to terminate or the pod to go, and ends.
 const PodLogsAnnotation = "ktest.dev/logs"
+
+// Container env vars that give a container's log (see PodLogsAnnotation).
+const (
+	// LogEnv is the log text itself.
+	LogEnv = "KTEST_LOG"
+	// LogFileEnv is the path of a file on the harness machine whose whole
+	// contents are the log.
+	LogFileEnv = "KTEST_LOG_FILE"
+)
 
 // kubeletLogs serves the kubelet's GET /containerLogs/{ns}/{pod}/{container}
 // for the kwok node (kwok's --node-port points the node's kubeletEndpoint
 // here): the API server sends pods/log requests to it.
 type kubeletLogs struct {
-	kube kubernetes.Interface
+	kube    kubernetes.Interface
+	follows atomic.Int64 // follow requests being served
+}
+
+// LogFollows returns how many pods/log follow requests the node's kubelet
+// endpoint is serving, e.g. to check that a client that went away ended its
+// follow upstream too.
+func (c *Cluster) LogFollows() int {
+	if c.kubelet == nil {
+		return 0
+	}
+	return int(c.kubelet.follows.Load())
 }
 
 // serveKubeletLogs serves kubelet logs on ln with TLS until ctx ends.
-func serveKubeletLogs(ctx context.Context, ln net.Listener, cert tls.Certificate, kube kubernetes.Interface) {
+func serveKubeletLogs(ctx context.Context, ln net.Listener, cert tls.Certificate, kube kubernetes.Interface) *kubeletLogs {
+	k := &kubeletLogs{kube: kube}
 	srv := &http.Server{
-		Handler:           &kubeletLogs{kube: kube},
+		Handler:           k,
 		TLSConfig:         &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12},
 		ReadHeaderTimeout: 5 * time.Second,
 		BaseContext:       func(net.Listener) context.Context { return ctx },
@@ -47,6 +76,7 @@ func serveKubeletLogs(ctx context.Context, ln net.Listener, cert tls.Certificate
 		_ = srv.Close()
 	}()
 	go func() { _ = srv.ServeTLS(ln, "", "") }()
+	return k
 }
 
 func (k *kubeletLogs) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -67,42 +97,77 @@ func (k *kubeletLogs) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, err.Error(), http.StatusNotFound)
 		return
 	}
-	text := podLogs(pod, container)
+	// The log is the annotation's text, else LogEnv's, else LogFileEnv's
+	// file (src); only the annotation's text grows while following.
+	text, fromAnnotation := podLogs(pod, container)
+	grows := true
+	var src io.Reader
+	if !fromAnnotation {
+		if s, ok := containerEnv(pod, container, LogEnv); ok {
+			text, grows = s, false
+		} else if path, ok := containerEnv(pod, container, LogFileEnv); ok {
+			grows = false
+			f, err := os.Open(path)
+			if err != nil {
+				http.Error(w, "log of container "+strconv.Quote(container)+": "+err.Error(), http.StatusInternalServerError)
+				return
+			}
+			defer f.Close()
+			src = f
+		}
+	}
+	full := text // what the client has been sent, untailed
 	if n, err := strconv.Atoi(q.Get("tailLines")); err == nil && n >= 0 {
+		if src != nil {
+			b, err := io.ReadAll(src)
+			if err != nil {
+				http.Error(w, "log of container "+strconv.Quote(container)+": "+err.Error(), http.StatusInternalServerError)
+				return
+			}
+			text = string(b)
+		}
 		text = tailLines(text, n)
+		src = nil
+	}
+	if src == nil {
+		src = strings.NewReader(text)
 	}
 	limit := int64(-1)
 	if n, err := strconv.ParseInt(q.Get("limitBytes"), 10, 64); err == nil && n > 0 {
 		limit = n
 	}
+	follow := q.Get("follow") == "true"
+	if follow {
+		k.follows.Add(1)
+		defer k.follows.Add(-1)
+	}
 	w.Header().Set("Content-Type", "text/plain")
-	write := func(s string) bool {
+	write := func(r io.Reader) bool {
 		if limit >= 0 {
-			if int64(len(s)) > limit {
-				s = s[:limit]
-			}
-			limit -= int64(len(s))
+			r = io.LimitReader(r, limit)
 		}
-		_, err := io.WriteString(w, s)
+		n, err := io.Copy(w, r)
+		if limit >= 0 {
+			limit -= n
+		}
 		if f, ok := w.(http.Flusher); ok {
 			f.Flush()
 		}
 		return err == nil && limit != 0
 	}
-	full := podLogs(pod, container) // what the client has been sent, untailed
-	if !write(text) || q.Get("follow") != "true" {
+	if !write(src) || !follow {
 		return
 	}
 	// Follow: stream what is appended until the container terminates.
 	// appended writes what p's text adds to what was sent.
 	appended := func(p *corev1.Pod) bool {
-		s := podLogs(p, container)
-		if len(s) <= len(full) || !strings.HasPrefix(s, full) {
+		s, _ := podLogs(p, container)
+		if !grows || len(s) <= len(full) || !strings.HasPrefix(s, full) {
 			return true
 		}
 		add := s[len(full):]
 		full = s
-		return write(add)
+		return write(strings.NewReader(add))
 	}
 	for !terminated(pod, container) {
 		wi, err := k.kube.CoreV1().Pods(ns).Watch(ctx, metav1.ListOptions{
@@ -143,11 +208,30 @@ func (k *kubeletLogs) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// podLogs returns the PodLogsAnnotation text of container.
-func podLogs(pod *corev1.Pod, container string) string {
+// podLogs returns the PodLogsAnnotation text of container and whether the
+// annotation has an entry for it.
+func podLogs(pod *corev1.Pod, container string) (string, bool) {
 	var logs map[string]string
 	_ = json.Unmarshal([]byte(pod.Annotations[PodLogsAnnotation]), &logs)
-	return logs[container]
+	s, ok := logs[container]
+	return s, ok
+}
+
+// containerEnv returns the value of container's env var name, if set.
+func containerEnv(pod *corev1.Pod, container, name string) (string, bool) {
+	for _, cs := range [][]corev1.Container{pod.Spec.InitContainers, pod.Spec.Containers} {
+		for _, c := range cs {
+			if c.Name != container {
+				continue
+			}
+			for _, e := range c.Env {
+				if e.Name == name && e.ValueFrom == nil {
+					return e.Value, true
+				}
+			}
+		}
+	}
+	return "", false
 }
 
 // terminated reports whether container has terminated or the pod finished.

@@ -4,9 +4,13 @@ package cluster_test
 
 import (
 	"bufio"
+	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/json"
+	"fmt"
 	"io"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"testing"
@@ -163,4 +167,136 @@ func TestPodLogs(t *testing.T) {
 	if _, cond := waitTaskRun(ctx, t, tekton, ns, "logs"); cond.Reason != "Succeeded" {
 		t.Errorf("TaskRun %s, want Succeeded", cond.Reason)
 	}
+}
+
+// A container the annotation gives no log gets it from its env: LogEnv's
+// text, or LogFileEnv's file streamed byte for byte (here 12 MB), whole,
+// limited, tailed and followed; the annotation comes first. A Tekton step's
+// env gives it its log. LogFollows counts the follows being served, and a
+// client that goes away ends its follow upstream.
+func TestPodLogsFromEnv(t *testing.T) {
+	c := cluster.ForTest(t)
+	kube := kubernetes.NewForConfigOrDie(c.RESTConfig())
+	tekton := versioned.NewForConfigOrDie(c.RESTConfig())
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	ns := c.Namespace(t)
+
+	// A 12 MB log file of numbered lines.
+	var buf bytes.Buffer
+	for i := 0; buf.Len() < 12<<20; i++ {
+		fmt.Fprintf(&buf, "line %07d of a big log, padded to make it longer than an annotation could be\n", i)
+	}
+	big := buf.Bytes()
+	file := filepath.Join(t.TempDir(), "big.log")
+	if err := os.WriteFile(file, big, 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	env := func(name, value string) []corev1.EnvVar { return []corev1.EnvVar{{Name: name, Value: value}} }
+	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "env", Namespace: ns, Labels: map[string]string{"ktest.dev/outcome": "hang"},
+		Annotations: logsAnnotation(map[string]string{"annotated": "from the annotation\n"})},
+		Spec: corev1.PodSpec{Containers: []corev1.Container{
+			{Name: "text", Image: "x", Env: env(cluster.LogEnv, "one\ntwo\n")},
+			{Name: "file", Image: "x", Env: env(cluster.LogFileEnv, file)},
+			{Name: "annotated", Image: "x", Env: env(cluster.LogEnv, "from the env\n")},
+		}}}
+	if _, err := kube.CoreV1().Pods(ns).Create(ctx, pod, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	poll(ctx, t, "pod env to run", func() bool {
+		p, err := kube.CoreV1().Pods(ns).Get(ctx, "env", metav1.GetOptions{})
+		return err == nil && p.Status.Phase == corev1.PodRunning
+	})
+
+	// Whole, limited and tailed.
+	one, two, limit := int64(1), int64(2), int64(1000)
+	for _, tc := range []struct {
+		name string
+		opts corev1.PodLogOptions
+		want []byte
+	}{
+		{"text", corev1.PodLogOptions{Container: "text"}, []byte("one\ntwo\n")},
+		{"text tail 1", corev1.PodLogOptions{Container: "text", TailLines: &one}, []byte("two\n")},
+		{"annotation first", corev1.PodLogOptions{Container: "annotated"}, []byte("from the annotation\n")},
+		{"file", corev1.PodLogOptions{Container: "file"}, big},
+		{"file limit", corev1.PodLogOptions{Container: "file", LimitBytes: &limit}, big[:limit]},
+		{"file tail 2", corev1.PodLogOptions{Container: "file", TailLines: &two}, big[bytes.LastIndexByte(big[:bytes.LastIndexByte(big[:len(big)-1], '\n')], '\n')+1:]},
+	} {
+		rc, err := kube.CoreV1().Pods(ns).GetLogs("env", &tc.opts).Stream(ctx)
+		if err != nil {
+			t.Errorf("%s: %v", tc.name, err)
+			continue
+		}
+		h := sha256.New()
+		n, err := io.Copy(h, rc)
+		rc.Close()
+		if err != nil || n != int64(len(tc.want)) || !bytes.Equal(h.Sum(nil), sha256Sum(tc.want)) {
+			t.Errorf("%s: read %d bytes (%v) sha256 %x, want %d bytes sha256 %x", tc.name, n, err, h.Sum(nil), len(tc.want), sha256Sum(tc.want))
+		}
+	}
+
+	// A follow is counted while it is served, and a client that cancels
+	// ends it upstream.
+	pctx, pcancel := context.WithTimeout(ctx, 10*time.Second)
+	poll(pctx, t, "LogFollows() to be 0 before any follow", func() bool { return c.LogFollows() == 0 })
+	pcancel()
+	fctx, fcancel := context.WithCancel(ctx)
+	r, _ := follow(fctx, t, kube, ns, "env", "text")
+	readLine(t, r, "one\n")
+	readLine(t, r, "two\n")
+	if n := c.LogFollows(); n != 1 {
+		t.Errorf("LogFollows() = %d during a follow, want 1", n)
+	}
+	fcancel()
+	pctx, pcancel = context.WithTimeout(ctx, 10*time.Second)
+	poll(pctx, t, "the cancelled follow to end upstream", func() bool { return c.LogFollows() == 0 })
+	pcancel()
+
+	// Follows of the text and the file end once the pod finishes.
+	r, end := follow(ctx, t, kube, ns, "env", "text")
+	readLine(t, r, "one\n")
+	readLine(t, r, "two\n")
+	rc, err := kube.CoreV1().Pods(ns).GetLogs("env", &corev1.PodLogOptions{Container: "file", Follow: true}).Stream(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	h := sha256.New()
+	if n, err := io.CopyN(h, rc, int64(len(big))); err != nil || !bytes.Equal(h.Sum(nil), sha256Sum(big)) {
+		t.Errorf("follow of the file: read %d bytes (%v) sha256 %x, want %x", n, err, h.Sum(nil), sha256Sum(big))
+	}
+	if n := c.LogFollows(); n != 2 {
+		t.Errorf("LogFollows() = %d during two follows, want 2", n)
+	}
+	patchPod(ctx, t, kube, ns, "env", map[string]any{"labels": map[string]any{"ktest.dev/outcome": nil}})
+	if err := end(); err != nil {
+		t.Errorf("follow of the text of a pod that finished: %v, want its end", err)
+	}
+	if rest, err := io.ReadAll(rc); len(rest) > 0 || err != nil {
+		t.Errorf("follow of the file of a pod that finished: %d more bytes (%v), want its end", len(rest), err)
+	}
+	pctx, pcancel = context.WithTimeout(ctx, 10*time.Second)
+	poll(pctx, t, "LogFollows() to be 0 after the follows ended", func() bool { return c.LogFollows() == 0 })
+	pcancel()
+
+	// A TaskRun's step: Tekton copies the step's env to its container.
+	tr := taskRun(ns, "env", nil, nil)
+	tr.Spec.TaskSpec.Steps[0].Env = env(cluster.LogEnv, "step log\n")
+	if _, err := tekton.TektonV1().TaskRuns(ns).Create(ctx, tr, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	done, cond := waitTaskRun(ctx, t, tekton, ns, "env")
+	if cond.Reason != "Succeeded" {
+		t.Fatalf("TaskRun %s, want Succeeded", cond.Reason)
+	}
+	b, err := kube.CoreV1().Pods(ns).GetLogs(done.Status.PodName, &corev1.PodLogOptions{Container: "step-build"}).DoRaw(ctx)
+	if err != nil || string(b) != "step log\n" {
+		t.Errorf("step log %q (%v), want %q", b, err, "step log\n")
+	}
+}
+
+func sha256Sum(b []byte) []byte {
+	s := sha256.Sum256(b)
+	return s[:]
 }

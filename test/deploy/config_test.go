@@ -100,16 +100,24 @@ func TestRoles(t *testing.T) {
 	for _, tc := range []struct {
 		name string
 		want []rbacv1.PolicyRule
+		// readsPods: the role may get Pods and their logs (pods/log), the
+		// one subresource any function uses; nothing else of Pods.
+		readsPods bool
 	}{
 		{"flow-tekton-handler", []rbacv1.PolicyRule{
 			{APIGroups: []string{"tekton.dev"}, Resources: []string{"taskruns"}, Verbs: []string{"create", "get", "patch"}},
 			{APIGroups: []string{""}, Resources: []string{"configmaps"}, Verbs: []string{"create", "get"}},
 			{APIGroups: []string{""}, Resources: []string{"persistentvolumeclaims"}, Verbs: []string{"create", "get", "list", "delete"}},
-		}},
+		}, false},
 		{"flow-tekton-sink", []rbacv1.PolicyRule{
 			{APIGroups: []string{"tekton.dev"}, Resources: []string{"taskruns"}, Verbs: []string{"get", "list", "patch", "delete"}},
 			{APIGroups: []string{""}, Resources: []string{"configmaps"}, Verbs: []string{"delete"}},
-		}},
+		}, false},
+		{"flow-tekton-logs", []rbacv1.PolicyRule{
+			{APIGroups: []string{"tekton.dev"}, Resources: []string{"taskruns"}, Verbs: []string{"get"}},
+			{APIGroups: []string{""}, Resources: []string{"pods"}, Verbs: []string{"get"}},
+			{APIGroups: []string{""}, Resources: []string{"pods/log"}, Verbs: []string{"get"}},
+		}, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -121,8 +129,17 @@ func TestRoles(t *testing.T) {
 						t.Errorf("rules[%d] has a wildcard: %+v", i, r)
 					}
 				}
-				if slices.ContainsFunc(r.Resources, func(s string) bool { return s == "secrets" || s == "pods" || strings.Contains(s, "/") }) {
-					t.Errorf("rules[%d] grants %v; neither function touches Secrets, Pods or subresources", i, r.Resources)
+				for _, res := range r.Resources {
+					switch {
+					case res == "secrets":
+						t.Errorf("rules[%d] grants secrets; no function touches Secrets", i)
+					case tc.readsPods && (res == "pods" || res == "pods/log"):
+						if !slices.Equal(r.Verbs, []string{"get"}) {
+							t.Errorf("rules[%d] grants %v on %s; the logs role only gets a Pod and its logs by name", i, r.Verbs, res)
+						}
+					case res == "pods" || strings.Contains(res, "/"):
+						t.Errorf("rules[%d] grants %s; only the logs role reads Pods (and pods/log), and no function uses another subresource", i, res)
+					}
 				}
 			}
 			if diff := cmp.Diff(tc.want, role.Rules); diff != "" {
@@ -147,9 +164,15 @@ func TestRoles(t *testing.T) {
 	}
 }
 
+// authDelegated are the ServiceAccounts config/auth binds to
+// system:auth-delegator, for AUTH=token: the handler's and the sink's. Not
+// the logs role's, which gets nothing beyond its Role
+// (config/rbac-logs.yaml).
+var authDelegated = []string{"flow-tekton-handler", "flow-tekton-sink"}
+
 // TestAuthBinding pins config/auth to one ClusterRoleBinding of the
-// built-in system:auth-delegator to exactly the functions' ServiceAccounts,
-// in the namespace config/tekton assumes (default).
+// built-in system:auth-delegator to exactly authDelegated, in the namespace
+// config/tekton assumes (default).
 func TestAuthBinding(t *testing.T) {
 	t.Parallel()
 	docs := loadKustomization(t, filepath.Join(configDir, "auth"))
@@ -160,10 +183,9 @@ func TestAuthBinding(t *testing.T) {
 	decodeOne(t, docs, "ClusterRoleBinding", "flow-tekton-auth-delegator", &crb)
 	want := rbacv1.ClusterRoleBinding{
 		RoleRef: rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: "system:auth-delegator"},
-		Subjects: []rbacv1.Subject{
-			{Kind: rbacv1.ServiceAccountKind, Name: "flow-tekton-handler", Namespace: "default"},
-			{Kind: rbacv1.ServiceAccountKind, Name: "flow-tekton-sink", Namespace: "default"},
-		},
+	}
+	for _, sa := range authDelegated {
+		want.Subjects = append(want.Subjects, rbacv1.Subject{Kind: rbacv1.ServiceAccountKind, Name: sa, Namespace: "default"})
 	}
 	if diff := cmp.Diff(want.RoleRef, crb.RoleRef); diff != "" {
 		t.Errorf("roleRef (-want +got):\n%s", diff)
@@ -191,7 +213,7 @@ func envNames() map[string]bool {
 
 // checkSettings checks the settings ConfigMap's data: only variables the
 // functions read, none of those set elsewhere, and a configuration that
-// loads for both roles.
+// loads for every role.
 func checkSettings(t *testing.T, data map[string]string) error {
 	t.Helper()
 	known := envNames()
@@ -203,7 +225,7 @@ func checkSettings(t *testing.T, data map[string]string) error {
 			return fmt.Errorf("key %s does not belong in the shared ConfigMap", k)
 		}
 	}
-	for _, role := range []string{config.RoleHandler, config.RoleSink} {
+	for _, role := range []string{config.RoleHandler, config.RoleSink, config.RoleLogs} {
 		for k := range known {
 			t.Setenv(k, "")
 			os.Unsetenv(k)
@@ -219,7 +241,7 @@ func checkSettings(t *testing.T, data map[string]string) error {
 	return nil
 }
 
-// TestSettings loads the real ConfigMap as both functions would, and makes
+// TestSettings loads the real ConfigMap as every role would, and makes
 // sure a bad key or value would be caught. It sets env vars: not parallel.
 func TestSettings(t *testing.T) {
 	var cm corev1.ConfigMap
@@ -266,6 +288,7 @@ func TestWiring(t *testing.T) {
 	docs := loadBase(t)
 	handler := mustLoadFunction(t, handlerFuncYAML)
 	sink := mustLoadFunction(t, sinkFuncYAML)
+	logs := mustLoadFunction(t, logsFuncYAML)
 	ksvc := func(name string) reference {
 		return reference{APIVersion: "serving.knative.dev/v1", Kind: "Service", Name: name}
 	}
@@ -325,7 +348,7 @@ func TestWiring(t *testing.T) {
 
 	var cm corev1.ConfigMap
 	decodeOne(t, docs, "ConfigMap", "flow-tekton-handler", &cm)
-	for _, f := range []Function{handler, sink} {
+	for _, f := range []Function{handler, sink, logs} {
 		if !slices.Contains(f.ImportedConfigMaps(), cm.Name) {
 			t.Errorf("%s does not import ConfigMap %s", f.Name, cm.Name)
 		}

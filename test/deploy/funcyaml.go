@@ -1,4 +1,4 @@
-// Package deploy checks what deploys the functions: the two func.yaml files,
+// Package deploy checks what deploys the functions: the func.yaml files,
 // the Knative Services func makes of them, and the kustomize base in config/.
 // The unit tests decode every file strictly against the schemas it is read
 // with; the end-to-end tests (build tag e2e) send the rendered objects to a

@@ -6,6 +6,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/boomerang-io/flow-tekton-handler/internal/config"
 )
 
 // root is the repository root, seen from this package's directory.
@@ -14,6 +16,7 @@ var root = filepath.Join("..", "..")
 var (
 	handlerFuncYAML = filepath.Join(root, "func.yaml")
 	sinkFuncYAML    = filepath.Join(root, "function", "sink", "func.yaml")
+	logsFuncYAML    = filepath.Join(root, "function", "logs", "func.yaml")
 )
 
 func mustLoadFunction(t *testing.T, path string) Function {
@@ -29,18 +32,26 @@ func TestFunctionInvariants(t *testing.T) {
 	t.Parallel()
 	handler := mustLoadFunction(t, handlerFuncYAML)
 	sink := mustLoadFunction(t, sinkFuncYAML)
+	logs := mustLoadFunction(t, logsFuncYAML)
 
 	type want struct {
 		name, function, serviceAccount string
+		// secrets are the Secrets imported whole: the Engine token's for
+		// the roles that call the Engine, none for the logs role, which
+		// must not get ENGINE_TOKEN.
+		secrets []string
 	}
-	for _, tc := range []struct {
+	engineSecret := []string{"flow-tekton-engine"}
+	cases := []struct {
 		file string
 		f    Function
 		want want
 	}{
-		{handlerFuncYAML, handler, want{"flow-tekton-handler", "handler", "flow-tekton-handler"}},
-		{sinkFuncYAML, sink, want{"flow-tekton-sink", "sink", "flow-tekton-sink"}},
-	} {
+		{handlerFuncYAML, handler, want{"flow-tekton-handler", config.RoleHandler, "flow-tekton-handler", engineSecret}},
+		{sinkFuncYAML, sink, want{"flow-tekton-sink", config.RoleSink, "flow-tekton-sink", engineSecret}},
+		{logsFuncYAML, logs, want{"flow-tekton-logs", config.RoleLogs, "flow-tekton-logs", nil}},
+	}
+	for _, tc := range cases {
 		t.Run(tc.want.function, func(t *testing.T) {
 			t.Parallel()
 			f := tc.f
@@ -87,22 +98,46 @@ func TestFunctionInvariants(t *testing.T) {
 			if got := f.ImportedConfigMaps(); !slices.Equal(got, []string{"flow-tekton-handler"}) {
 				t.Errorf("%s: imported ConfigMaps = %q, want the settings ConfigMap", tc.file, got)
 			}
-			if got := f.ImportedSecrets(); !slices.Equal(got, []string{"flow-tekton-engine"}) {
-				t.Errorf("%s: imported Secrets = %q, want flow-tekton-engine", tc.file, got)
+			if got := f.ImportedSecrets(); !slices.Equal(got, tc.want.secrets) {
+				t.Errorf("%s: imported Secrets = %q, want %q", tc.file, got, tc.want.secrets)
+			}
+			// Nor a key of a Secret, one by one or as a volume.
+			if r := f.Run; r != nil {
+				for _, e := range r.Envs {
+					if e.Name != nil && e.Value != nil && keyFromSecret.MatchString(*e.Value) {
+						t.Errorf("%s: %s = %s; Secrets are imported whole, or not at all", tc.file, *e.Name, *e.Value)
+					}
+				}
+				for _, v := range r.Volumes {
+					if v.Secret != nil {
+						t.Errorf("%s: mounts Secret %s", tc.file, *v.Secret)
+					}
+				}
 			}
 		})
 	}
 
-	if handler.Runtime != sink.Runtime || handler.Invoke != sink.Invoke {
-		t.Errorf("runtime/invoke differ: handler %s/%s, sink %s/%s", handler.Runtime, handler.Invoke, sink.Runtime, sink.Invoke)
+	for _, tc := range cases[1:] {
+		f := tc.f
+		if handler.Runtime != f.Runtime || handler.Invoke != f.Invoke {
+			t.Errorf("runtime/invoke differ: handler %s/%s, %s %s/%s", handler.Runtime, handler.Invoke, tc.want.function, f.Runtime, f.Invoke)
+		}
+		// Not a build root: func drops replace lines and needs go.mod next
+		// to func.yaml, so a go.mod here would make a second module.
+		if _, err := os.Stat(filepath.Join(filepath.Dir(tc.file), "go.mod")); err == nil {
+			t.Errorf("%s has a go.mod beside it; the %s must deploy the root's image", tc.file, tc.want.function)
+		}
 	}
-	if handler.Deploy.ServiceAccountName == sink.Deploy.ServiceAccountName {
-		t.Errorf("handler and sink share ServiceAccount %q; each needs its own Role", sink.Deploy.ServiceAccountName)
-	}
-	// The sink is not a build root: func drops replace lines and needs go.mod
-	// next to func.yaml, so a go.mod here would make a second module.
-	if _, err := os.Stat(filepath.Join(filepath.Dir(sinkFuncYAML), "go.mod")); err == nil {
-		t.Errorf("%s has a go.mod beside it; the sink must deploy the root's image", sinkFuncYAML)
+	accounts := map[string]string{} // ServiceAccount -> role
+	for _, tc := range cases {
+		if tc.f.Deploy == nil {
+			continue // its subtest reports it
+		}
+		sa := tc.f.Deploy.ServiceAccountName
+		if other, ok := accounts[sa]; ok {
+			t.Errorf("%s and %s share ServiceAccount %q; each needs its own Role", other, tc.want.function, sa)
+		}
+		accounts[sa] = tc.want.function
 	}
 }
 

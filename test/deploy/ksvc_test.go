@@ -11,8 +11,8 @@ import (
 
 var update = flag.Bool("update", false, "rewrite testdata/*.golden.yaml from the current func.yaml files")
 
-// Image is the image both Services run in the fixtures: the root's build,
-// by digest, as `make deploy` passes it to the sink.
+// Image is the image every Service runs in the fixtures: the root's build,
+// by digest, as `make deploy` passes it to the sink and the logs Service.
 const Image = "registry.example.com/boomerang/flow-tekton-handler@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
 
 // ksvcGoldens maps each func.yaml to the Knative Service func deploy makes
@@ -20,6 +20,7 @@ const Image = "registry.example.com/boomerang/flow-tekton-handler@sha256:0123456
 var ksvcGoldens = []struct{ funcYAML, golden string }{
 	{handlerFuncYAML, filepath.Join("testdata", "ksvc-handler.golden.yaml")},
 	{sinkFuncYAML, filepath.Join("testdata", "ksvc-sink.golden.yaml")},
+	{logsFuncYAML, filepath.Join("testdata", "ksvc-logs.golden.yaml")},
 }
 
 func TestKnativeServiceGolden(t *testing.T) {

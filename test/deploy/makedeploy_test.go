@@ -58,6 +58,7 @@ func TestMakeDeploy(t *testing.T) {
 
 	const registry = "registry.example.com/boomerang"
 	sink := "func deploy --path function/sink --build=false --push=false --image {image}"
+	logs := "func deploy --path function/logs --build=false --push=false --image {image}"
 	tekton := "kubectl apply --server-side --force-conflicts --field-manager=flow-tekton-handler -k config/tekton"
 	for _, tc := range []struct {
 		name string
@@ -71,18 +72,18 @@ func TestMakeDeploy(t *testing.T) {
 					"kubectl create secret generic flow-tekton-engine",
 					"kubectl apply -k config",
 					"func deploy --path . --registry " + registry,
-					sink, tekton,
+					sink, logs, tekton,
 				},
 			},
 			{
 				// The registry is the one func recorded in func.yaml; the
-				// sink gets the new build's digest.
+				// sink and the logs Service get the new build's digest.
 				name: "again",
 				want: []string{
 					"kubectl get secret flow-tekton-engine",
 					"kubectl apply -k config",
 					"func deploy --path .",
-					sink, tekton,
+					sink, logs, tekton,
 				},
 			},
 		}},
@@ -124,8 +125,10 @@ func TestMakeDeploy(t *testing.T) {
 						t.Errorf("%s: func.yaml deploy.image = %q, want a new digest", r.name, image)
 					}
 					images[image] = true
-					if got := funcYAMLImage(t, filepath.Join(work, "function", "sink", "func.yaml")); got != image {
-						t.Errorf("%s: the sink runs %q, want the handler's %q", r.name, got, image)
+					for _, fn := range []string{"sink", "logs"} {
+						if got := funcYAMLImage(t, filepath.Join(work, "function", fn, "func.yaml")); got != image {
+							t.Errorf("%s: function/%s runs %q, want the handler's %q", r.name, fn, got, image)
+						}
 					}
 				}
 				var got []string
@@ -144,8 +147,8 @@ func TestMakeDeploy(t *testing.T) {
 					checkReadmeDeploy(t, log)
 				}
 			}
-			// func found .func ignored in both functions and left .gitignore alone.
-			for _, gi := range []string{".gitignore", filepath.Join("function", "sink", ".gitignore")} {
+			// func found .func ignored in every function and left .gitignore alone.
+			for _, gi := range []string{".gitignore", filepath.Join("function", "sink", ".gitignore"), filepath.Join("function", "logs", ".gitignore")} {
 				before, _ := os.ReadFile(filepath.Join(root, gi))
 				after, _ := os.ReadFile(filepath.Join(work, gi))
 				if !bytes.Equal(before, after) {
@@ -160,7 +163,8 @@ func TestMakeDeploy(t *testing.T) {
 func copyDeployFiles(t *testing.T, dir string) {
 	t.Helper()
 	for _, f := range []string{"Makefile", "go.mod", "func.yaml", ".gitignore",
-		filepath.Join("function", "sink", "func.yaml"), filepath.Join("function", "sink", ".gitignore")} {
+		filepath.Join("function", "sink", "func.yaml"), filepath.Join("function", "sink", ".gitignore"),
+		filepath.Join("function", "logs", "func.yaml"), filepath.Join("function", "logs", ".gitignore")} {
 		b, err := os.ReadFile(filepath.Join(root, f))
 		if err != nil {
 			t.Fatal(err)

@@ -24,7 +24,7 @@ type manifestSet struct {
 
 // renderSets renders every manifest the project deploys: the config/ base,
 // the base with the dead-letter Component, config/tekton, config/auth, and
-// the Knative Services func deploy makes of the two func.yaml files.
+// the Knative Services func deploy makes of the func.yaml files.
 func renderSets(ctx context.Context, t *testing.T, e env) []manifestSet {
 	t.Helper()
 	render := func(dir string) []Document {
@@ -199,6 +199,10 @@ func TestManifestsRejectMistakes(t *testing.T) {
 			"      serviceAccountName:", "      serviceAcountName:", true, true},
 		{"ksvc without image", "knative-services", "Service/flow-tekton-handler",
 			"        image: " + Image + "\n", "", false, true},
+		{"ksvc envFrom source misspelt", "knative-services", "Service/flow-tekton-logs",
+			"        - configMapRef:", "        - configMapReff:", true, true},
+		{"role pods/log verbs misspelt", "config", "Role/flow-tekton-logs",
+			"  - pods/log\n  verbs:", "  - pods/log\n  verbz:", true, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s, ok := sets[tc.set]

@@ -6,6 +6,7 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -14,6 +15,7 @@ import (
 	tektonclient "github.com/tektoncd/pipeline/pkg/client/clientset/versioned"
 	authenticationv1 "k8s.io/api/authentication/v1"
 	authorizationv1 "k8s.io/api/authorization/v1"
+	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -55,12 +57,17 @@ var allowed = map[string][]access{
 		{"delete", "tekton.dev", "taskruns"}, // deletion policy
 		{"delete", "", "configmaps"},         // the params ConfigMap, with its TaskRun
 	},
+	"flow-tekton-logs": {
+		{"get", "tekton.dev", "taskruns"}, // the task's pod and steps
+		{"get", "", "pods"},               // which steps have started
+		{"get", "", "pods/log"},           // the steps' logs
+	},
 }
 
-// allowedWithAuth is what config/auth adds for both functions, everywhere
-// (a ClusterRoleBinding of the built-in system:auth-delegator): reviewing
-// request tokens (AUTH=token), and the access reviews that ClusterRole
-// grants with it.
+// allowedWithAuth is what config/auth adds for the ServiceAccounts it binds
+// (authDelegated), everywhere (a ClusterRoleBinding of the built-in
+// system:auth-delegator): reviewing request tokens (AUTH=token), and the
+// access reviews that ClusterRole grants with it.
 var allowedWithAuth = []access{
 	{"create", "authentication.k8s.io", "tokenreviews"},
 	{"create", "authorization.k8s.io", "subjectaccessreviews"},
@@ -81,6 +88,8 @@ func matrix() []access {
 		{"", "secrets"},
 		{"", "pods"},
 		{"", "pods/log"},
+		{"", "pods/exec"},
+		{"", "pods/attach"},
 		{"", "serviceaccounts"},
 		{"", "serviceaccounts/token"},
 		{"", "events"},
@@ -138,8 +147,8 @@ func applyRBAC(ctx context.Context, t *testing.T, e env, ns string) {
 			rbac = append(rbac, d)
 		}
 	}
-	if len(rbac) != 6 {
-		t.Fatalf("config/ has %d RBAC objects, want 2 ServiceAccounts, 2 Roles, 2 RoleBindings", len(rbac))
+	if len(rbac) != 3*len(allowed) {
+		t.Fatalf("config/ has %d RBAC objects, want %d ServiceAccounts, Roles and RoleBindings", len(rbac), len(allowed))
 	}
 	if _, err := e.run(ctx, JoinDocuments(rbac), "apply", "-n", ns, "-f", "-"); err != nil {
 		t.Fatal(err)
@@ -202,8 +211,8 @@ func applyAuthRBAC(ctx context.Context, t *testing.T, e env, ns string) {
 // TestRBAC applies config/'s RBAC to a namespace and asks the API server,
 // for each ServiceAccount, every verb on every resource of the matrix, in
 // its namespace, in another namespace and cluster-wide; with config/auth,
-// the functions may review tokens (and access) everywhere and nothing else
-// changes.
+// the ServiceAccounts it binds (authDelegated) may review tokens (and
+// access) everywhere and nothing else changes.
 func TestRBAC(t *testing.T) {
 	t.Parallel()
 	for _, withAuth := range []bool{false, true} {
@@ -231,13 +240,13 @@ func testRBAC(t *testing.T, withAuth bool) {
 		t.Fatal(err)
 	}
 
-	for _, sa := range []string{"flow-tekton-handler", "flow-tekton-sink", "default"} {
+	for _, sa := range []string{"flow-tekton-handler", "flow-tekton-sink", "flow-tekton-logs", "default"} {
 		want := map[access]bool{}
 		for _, a := range allowed[sa] {
 			want[a] = true
 		}
 		everywhere := map[access]bool{}
-		if withAuth && sa != "default" {
+		if withAuth && slices.Contains(authDelegated, sa) {
 			for _, a := range allowedWithAuth {
 				everywhere[a] = true
 			}
@@ -303,6 +312,7 @@ func TestRBACWithTokens(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	ns := e.c.Namespace(t)
+	other := e.c.Namespace(t)
 	applyRBAC(ctx, t, e, ns)
 	applyAuthRBAC(ctx, t, e, ns)
 	admin, err := kubernetes.NewForConfig(e.c.RESTConfig())
@@ -310,7 +320,7 @@ func TestRBACWithTokens(t *testing.T) {
 		t.Fatal(err)
 	}
 	clients := map[string]*rest.Config{}
-	for _, sa := range []string{"flow-tekton-handler", "flow-tekton-sink"} {
+	for _, sa := range []string{"flow-tekton-handler", "flow-tekton-sink", "flow-tekton-logs"} {
 		tok, err := admin.CoreV1().ServiceAccounts(ns).CreateToken(ctx, sa, &authenticationv1.TokenRequest{
 			Spec: authenticationv1.TokenRequestSpec{ExpirationSeconds: ptr(int64(600))},
 		}, metav1.CreateOptions{})
@@ -329,6 +339,15 @@ func TestRBACWithTokens(t *testing.T) {
 		}},
 	}
 	dry := []string{metav1.DryRunAll}
+	// The logs role's reads are of objects that do not exist here: the API
+	// server authorizes a request before it looks the object up, so
+	// NotFound means allowed.
+	found := func(err error) error {
+		if apierrors.IsNotFound(err) {
+			return nil
+		}
+		return err
+	}
 	for _, tc := range []struct {
 		sa, name string
 		call     func(context.Context, kubernetes.Interface, tektonclient.Interface) error
@@ -370,6 +389,66 @@ func TestRBACWithTokens(t *testing.T) {
 		{"flow-tekton-sink", "list taskruns cluster-wide", func(ctx context.Context, _ kubernetes.Interface, tk tektonclient.Interface) error {
 			_, err := tk.TektonV1().TaskRuns("").List(ctx, metav1.ListOptions{})
 			return err
+		}, false},
+		{"flow-tekton-logs", "get taskrun", func(ctx context.Context, _ kubernetes.Interface, tk tektonclient.Interface) error {
+			_, err := tk.TektonV1().TaskRuns(ns).Get(ctx, "rbac-probe", metav1.GetOptions{})
+			return found(err)
+		}, true},
+		{"flow-tekton-logs", "get pod", func(ctx context.Context, k kubernetes.Interface, _ tektonclient.Interface) error {
+			_, err := k.CoreV1().Pods(ns).Get(ctx, "rbac-probe-pod", metav1.GetOptions{})
+			return found(err)
+		}, true},
+		{"flow-tekton-logs", "follow a step's log", func(ctx context.Context, k kubernetes.Interface, _ tektonclient.Interface) error {
+			_, err := k.CoreV1().Pods(ns).GetLogs("rbac-probe-pod", &corev1.PodLogOptions{Container: "step-probe", Follow: true}).DoRaw(ctx)
+			return found(err)
+		}, true},
+		{"flow-tekton-logs", "get a step's log in another namespace", func(ctx context.Context, k kubernetes.Interface, _ tektonclient.Interface) error {
+			_, err := k.CoreV1().Pods(other).GetLogs("rbac-probe-pod", &corev1.PodLogOptions{Container: "step-probe"}).DoRaw(ctx)
+			return err
+		}, false},
+		{"flow-tekton-logs", "get taskrun in another namespace", func(ctx context.Context, _ kubernetes.Interface, tk tektonclient.Interface) error {
+			_, err := tk.TektonV1().TaskRuns(other).Get(ctx, "rbac-probe", metav1.GetOptions{})
+			return err
+		}, false},
+		{"flow-tekton-logs", "list taskruns", func(ctx context.Context, _ kubernetes.Interface, tk tektonclient.Interface) error {
+			_, err := tk.TektonV1().TaskRuns(ns).List(ctx, metav1.ListOptions{})
+			return err
+		}, false},
+		{"flow-tekton-logs", "watch taskruns", func(ctx context.Context, _ kubernetes.Interface, tk tektonclient.Interface) error {
+			w, err := tk.TektonV1().TaskRuns(ns).Watch(ctx, metav1.ListOptions{})
+			if err == nil {
+				w.Stop()
+			}
+			return err
+		}, false},
+		{"flow-tekton-logs", "create taskrun", func(ctx context.Context, _ kubernetes.Interface, tk tektonclient.Interface) error {
+			_, err := tk.TektonV1().TaskRuns(ns).Create(ctx, taskRun, metav1.CreateOptions{DryRun: dry})
+			return err
+		}, false},
+		{"flow-tekton-logs", "delete taskrun", func(ctx context.Context, _ kubernetes.Interface, tk tektonclient.Interface) error {
+			return tk.TektonV1().TaskRuns(ns).Delete(ctx, "rbac-probe", metav1.DeleteOptions{DryRun: dry})
+		}, false},
+		{"flow-tekton-logs", "list pods", func(ctx context.Context, k kubernetes.Interface, _ tektonclient.Interface) error {
+			_, err := k.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{})
+			return err
+		}, false},
+		{"flow-tekton-logs", "watch pods", func(ctx context.Context, k kubernetes.Interface, _ tektonclient.Interface) error {
+			w, err := k.CoreV1().Pods(ns).Watch(ctx, metav1.ListOptions{})
+			if err == nil {
+				w.Stop()
+			}
+			return err
+		}, false},
+		{"flow-tekton-logs", "get secret", func(ctx context.Context, k kubernetes.Interface, _ tektonclient.Interface) error {
+			_, err := k.CoreV1().Secrets(ns).Get(ctx, "flow-tekton-engine", metav1.GetOptions{})
+			return err
+		}, false},
+		{"flow-tekton-logs", "get configmap", func(ctx context.Context, k kubernetes.Interface, _ tektonclient.Interface) error {
+			_, err := k.CoreV1().ConfigMaps(ns).Get(ctx, "flow-tekton-handler", metav1.GetOptions{})
+			return err
+		}, false},
+		{"flow-tekton-logs", "review a token", func(ctx context.Context, k kubernetes.Interface, _ tektonclient.Interface) error {
+			return reviewToken(ctx, k, admin, ns)
 		}, false},
 	} {
 		t.Run(tc.sa+" "+tc.name, func(t *testing.T) {

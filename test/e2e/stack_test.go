@@ -36,7 +36,8 @@ import (
 	"github.com/boomerang-io/flow-tekton-handler/test/funcbuild"
 )
 
-// binDir holds bin/handler and bin/sink built for this test binary.
+// binDir holds bin/handler, bin/sink and bin/logs built for this test
+// binary.
 var binDir string
 
 func TestMain(m *testing.M) {
@@ -52,9 +53,11 @@ func TestMain(m *testing.M) {
 			fmt.Fprintln(os.Stderr, err)
 			os.Exit(1)
 		}
-		if err := os.Link(filepath.Join(dir, "handler"), filepath.Join(dir, "sink")); err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			os.Exit(1)
+		for _, role := range []string{"sink", "logs"} {
+			if err := os.Link(filepath.Join(dir, "handler"), filepath.Join(dir, role)); err != nil {
+				fmt.Fprintln(os.Stderr, err)
+				os.Exit(1)
+			}
 		}
 	}
 	ref, stopRegistry, err := startRegistry()
@@ -127,6 +130,7 @@ func newStack(t *testing.T, env map[string]string) *stack {
 const (
 	handlerReplicas = 3
 	sinkReplicas    = 2
+	logsReplicas    = 2
 )
 
 // start runs the replicas of bin/<role> behind one address, with the
@@ -134,10 +138,7 @@ const (
 // (config/rbac-<role>.yaml), not as an admin.
 func (s *stack) start(role string) *fnproc.Service {
 	s.t.Helper()
-	n := handlerReplicas
-	if role == "sink" {
-		n = sinkReplicas
-	}
+	n := map[string]int{"handler": handlerReplicas, "sink": sinkReplicas, "logs": logsReplicas}[role]
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	env := map[string]string{"KUBECONFIG": s.serviceAccountKubeconfig("flow-tekton-" + role)}
@@ -162,7 +163,7 @@ func (s *stack) start(role string) *fnproc.Service {
 func (s *stack) applyRBAC() {
 	s.t.Helper()
 	ctx := context.Background()
-	for _, file := range []string{"rbac-handler.yaml", "rbac-sink.yaml"} {
+	for _, file := range []string{"rbac-handler.yaml", "rbac-sink.yaml", "rbac-logs.yaml"} {
 		b, err := os.ReadFile(filepath.Join("..", "..", "config", file))
 		if err != nil {
 			s.t.Fatal(err)

@@ -128,6 +128,7 @@ func run(ctx context.Context, o options) error {
 		{"steps", "handler and sink steps", b.steps},
 		{"throughput", "event to TaskRun", b.throughput},
 		{"storm", "duplicate storm", b.storms},
+		{"logs", "task log stream", b.logStreams},
 	}
 	b.load = append(b.load, loadAvg())
 	for _, s := range stages {

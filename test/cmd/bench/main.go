@@ -16,6 +16,9 @@
 //  4. TaskRun completion → Engine end call, through Tekton's events
 //     controller and the sink, against the arrival of Tekton's event.
 //  5. Resident memory idle and under load, and binary sizes.
+//  6. A finished task's log through the logs role (FUNCTION=logs): time to
+//     the first byte against client-go's pods/log stream, and throughput of
+//     a 12 MB log against kubectl logs.
 //
 // It also replays the handler's and the sink's steps in-process to show
 // where an event's time goes, and traces package initialisation for the
@@ -76,7 +79,7 @@ func main() {
 	flag.IntVar(&o.steps, "steps", 50, "events of the in-process replay of the handler's and the sink's steps (0: skip)")
 	flag.DurationVar(&o.gap, "completion-gap", 200*time.Millisecond, "time between the completion run's events")
 	flag.IntVar(&o.gobenchCount, "gobench-count", 5, "go test -count for test/bench (0: skip)")
-	flag.StringVar(&stages, "stages", "", "comma-separated stages to run (cold, memory, completion, throughput, steps, storm); empty: all")
+	flag.StringVar(&stages, "stages", "", "comma-separated stages to run (cold, memory, completion, throughput, steps, storm, logs); empty: all")
 	flag.Parse()
 	var err error
 	if o.concurrency, err = parseInts(conc); err != nil {

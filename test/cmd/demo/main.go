@@ -1,12 +1,13 @@
 // Command demo runs the whole system on one machine: the embedded control
 // plane (etcd, kube-apiserver, kube-scheduler, kwok, Tekton controller and
-// events controller), bin/handler and bin/sink as local processes with
-// Tekton's events pointed at the sink, and an Engine stand-in that records
-// and checks every callback. It sends a small workflow as the Engine would
-// (a workflow run with a workspace and three tasks: a script that writes
-// results, a command, and one that fails), shows each event and each
-// TaskRun phase change, and ends with a table of what the Engine received.
-// It exits 0 when everything is as expected, and stops all it started.
+// events controller), bin/handler, bin/sink and bin/logs as local processes
+// with Tekton's events pointed at the sink, and an Engine stand-in that
+// records and checks every callback. It sends a small workflow as the
+// Engine would (a workflow run with a workspace and three tasks: a script
+// that writes results, a command, and one that fails), shows each event and
+// each TaskRun phase change, ends with a table of what the Engine received
+// and prints the script task's log as the Engine reads it from the logs
+// role. It exits 0 when everything is as expected, and stops all it started.
 package main
 
 import (
@@ -18,6 +19,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -32,6 +34,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"knative.dev/pkg/apis"
 
+	flowlogs "github.com/boomerang-io/flow-tekton-handler/function/logs"
 	"github.com/boomerang-io/flow-tekton-handler/internal/contract"
 	"github.com/boomerang-io/flow-tekton-handler/internal/engine"
 	"github.com/boomerang-io/flow-tekton-handler/test/cluster"
@@ -51,7 +54,7 @@ const (
 )
 
 func main() {
-	bin := flag.String("bin", "bin", "directory with handler and sink")
+	bin := flag.String("bin", "bin", "directory with handler, sink and logs")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -116,6 +119,12 @@ func run(ctx context.Context, bin string) error {
 	}
 	defer stopProc("handler", handler)
 	say("handler ready at %s", handler.URL)
+	logs, err := fnproc.Start(ctx, filepath.Join(bin, "logs"), map[string]string{"KUBECONFIG": c.Kubeconfig(), "NAMESPACE": namespace})
+	if err != nil {
+		return err
+	}
+	defer stopProc("logs", logs)
+	say("logs ready at %s (the Engine's flow.handler.logstream.url: %s%s)", logs.URL, logs.URL, flowlogs.Path)
 
 	watchCtx, stopWatch := context.WithCancel(ctx)
 	defer stopWatch()
@@ -133,6 +142,9 @@ func run(ctx context.Context, bin string) error {
 		{scriptTask, "script writing results", task(scriptTask, "script", map[string]any{
 			"image":  "alpine:3.20",
 			"script": "#!/bin/sh\nset -e\nprintf ok > $(results.status.path)\n",
+			// The embedded control plane's kubelet serves this as the
+			// step's log (test/cluster/stages/pod-complete.yaml).
+			"envs": []map[string]string{{"name": cluster.LogEnv, "value": scriptLog}},
 		}, map[string]string{"ktest.dev/result-name": "status", "ktest.dev/result-value": "ok"}, []map[string]any{{"name": "status", "description": "outcome"}})},
 		{commandTask, "command", task(commandTask, "custom", map[string]any{
 			"image": "curlimages/curl:8.9.1", "command": []string{"curl"}, "arguments": []string{"-fsS", "https://example.org/health"},
@@ -173,7 +185,40 @@ func run(ctx context.Context, bin string) error {
 	fmt.Println()
 	fmt.Println("What the Engine received:")
 	fmt.Println(enginestub.Table(calls))
-	return check(calls, eng.Violations())
+	if err := check(calls, eng.Violations()); err != nil {
+		return err
+	}
+	return printLog(ctx, logs.URL, scriptTask)
+}
+
+// scriptLog is what the script task's step writes.
+const scriptLog = "building 1.4.2\nwriting result status=ok\ndone\n"
+
+// printLog prints a task's log as the Engine reads it from the logs role,
+// and checks it is what the task wrote.
+func printLog(ctx context.Context, base, task string) error {
+	target := base + flowlogs.Path + "?" + url.Values{
+		flowlogs.ParamWorkflow: {workflowRef}, flowlogs.ParamWorkflowRun: {runID}, flowlogs.ParamTaskRun: {task},
+	}.Encode()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, target, nil)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Accept", "application/octet-stream, */*") // as the Engine asks
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("\nLog of task %s, GET %s -> %d %s:\n%s", task, strings.TrimPrefix(target, base), resp.StatusCode, resp.Header.Get("Content-Type"), body)
+	if resp.StatusCode != http.StatusOK || string(body) != scriptLog {
+		return fmt.Errorf("the logs role answered %d %q, want 200 and the step's log %q", resp.StatusCode, body, scriptLog)
+	}
+	return nil
 }
 
 func stopProc(name string, p *fnproc.Proc) {

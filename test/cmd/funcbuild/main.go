@@ -1,6 +1,6 @@
-// Command funcbuild builds bin/handler and bin/sink through func's Go host
-// builder path (see package funcbuild). Both are the same program; each runs
-// the role its name says.
+// Command funcbuild builds bin/handler, bin/sink and bin/logs through func's
+// Go host builder path (see package funcbuild). All three are the same
+// program, hard links of one build; each runs the role its name says.
 package main
 
 import (
@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/boomerang-io/flow-tekton-handler/internal/config"
 	"github.com/boomerang-io/flow-tekton-handler/test/funcbuild"
 )
 
@@ -27,16 +28,18 @@ func run(src, bin string) error {
 	if err := os.MkdirAll(bin, 0o755); err != nil {
 		return err
 	}
-	handler := filepath.Join(bin, "handler")
+	handler := filepath.Join(bin, config.RoleHandler)
 	if err := funcbuild.Build(context.Background(), src, handler); err != nil {
 		return err
 	}
-	sink := filepath.Join(bin, "sink")
-	_ = os.Remove(sink)
-	if err := os.Link(handler, sink); err != nil {
-		return fmt.Errorf("link %s: %w", sink, err)
-	}
 	fmt.Println(handler)
-	fmt.Println(sink)
+	for _, role := range []string{config.RoleSink, config.RoleLogs} {
+		p := filepath.Join(bin, role)
+		_ = os.Remove(p)
+		if err := os.Link(handler, p); err != nil {
+			return fmt.Errorf("link %s: %w", p, err)
+		}
+		fmt.Println(p)
+	}
 	return nil
 }

@@ -95,6 +95,9 @@ func (f *Function) Start(ctx context.Context, _ map[string]string) error {
 	limit := BodyLimit(cfg.MaxEventBytes)
 	switch name {
 	case config.RoleLogs:
+		if cfg.Auth == config.AuthToken {
+			log.Warn("AUTH=token does not apply to the logs role: the Engine's log client sends no token")
+		}
 		l := logs.New(kc, logs.Options{Product: opts.Prefix, Wait: cfg.LogsWait}, log)
 		var front http.Handler = l
 		f.front.Store(&front)

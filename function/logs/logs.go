@@ -55,11 +55,16 @@ type Options struct {
 	// Product is PRODUCT_PREFIX: our TaskRuns' name prefix and product label.
 	Product string
 	// Wait bounds each wait for the task's pod, or for a step, to start
-	// (LOGS_WAIT). A stream whose wait runs out ends.
+	// (LOGS_WAIT). A stream whose wait runs out is cut.
 	Wait time.Duration
-	// Poll is how often a wait reads the TaskRun or pod again; 1 s if zero.
-	// The role may not watch (its Role grants get only).
+	// Poll is how often a wait reads the TaskRun or pod again, and how often
+	// a follow checks whether the TaskRun has ended; 1 s if zero. The role
+	// may not watch (its Role grants get only).
 	Poll time.Duration
+	// Grace is how long a step may go on writing after its TaskRun ended
+	// (a cancelled task's pod stops within its termination grace period,
+	// 30 s by default); then its follow is ended. 2 s if zero.
+	Grace time.Duration
 }
 
 // Logs serves the log stream.
@@ -74,6 +79,9 @@ func New(k Kube, o Options, log *slog.Logger) *Logs {
 	if o.Poll <= 0 {
 		o.Poll = time.Second
 	}
+	if o.Grace <= 0 {
+		o.Grace = 2 * time.Second
+	}
 	return &Logs{kube: k, o: o, log: log}
 }
 
@@ -83,10 +91,13 @@ func (l *Logs) Stop(context.Context) error { return nil }
 // refs are the three references of a request.
 type refs struct{ workflow, workflowRun, taskRun string }
 
-// ServeHTTP answers one request: the JSON error of package status for a bad
-// request (400), an unknown task (404) or apiserver trouble (503);
-// otherwise 200 at once and then the log as it is written. The request's
-// context bounds the work: a client that goes away stops it.
+// ServeHTTP answers one request. A bad request (400), an unknown task (404)
+// or apiserver trouble before the first byte (503) gets the JSON error of
+// package status. Otherwise the answer is 200 and the log as it is written,
+// ending when the last step ends. A stream that cannot go on (apiserver
+// trouble, LOGS_WAIT run out, the function shutting down) is aborted, so
+// the client sees a broken transfer, never a log that looks complete. The
+// request's context bounds the work: a client that goes away stops it.
 func (l *Logs) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	began := time.Now()
 	ctx := r.Context()
@@ -100,18 +111,20 @@ func (l *Logs) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		l.done(ctx, r, began, 0, "refused", err)
 		return
 	}
-	// The answer lasts as long as the task: lift the server's write
-	// deadline (func-go sets 30 s) for this request alone. (Its read
-	// deadline is already lifted once a request without a body is read.)
-	rc := http.NewResponseController(w)
-	_ = rc.SetWriteDeadline(time.Time{})
-	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-	w.Header().Set("X-Content-Type-Options", "nosniff")
-	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(http.StatusOK)
-	_ = rc.Flush()
-	n, ended, err := l.stream(ctx, flushWriter{w: w, rc: rc}, tr)
-	l.done(ctx, r, began, n, ended, err, slog.String("taskrun", tr.Name))
+	out := newAnswer(w)
+	s := &stream{Logs: l, ctx: ctx, out: out, tr: tr}
+	ended, err := s.run()
+	attrs := []slog.Attr{slog.String("taskrun", tr.Name)}
+	if !out.sent && err != nil { // nothing sent yet: the error is the answer
+		status.Write(w, err)
+		l.done(ctx, r, began, 0, "refused", err, attrs...)
+		return
+	}
+	out.commit()
+	l.done(ctx, r, began, out.bytes, ended, err, attrs...)
+	if err != nil || ended == endedWait || ended == endedClient {
+		panic(http.ErrAbortHandler) // cut the transfer: the log is not complete
+	}
 }
 
 // parse checks the path, the method and the three references.
@@ -156,63 +169,122 @@ func (l *Logs) find(ctx context.Context, ref refs) (*pipelinev1.TaskRun, error) 
 	return tr, nil
 }
 
-// Why a stream ended, for its log line.
+// Why a stream ended, for its log line. The last two cut it short.
 const (
 	endedSteps  = "steps ended"
 	endedNoPod  = "finished without a pod"
 	endedGone   = "gone"
+	endedDone   = "TaskRun ended, step stopped after the grace"
 	endedWait   = "not started within LOGS_WAIT"
 	endedClient = "client went away"
 )
 
-// stream writes the logs of tr's step containers to w in step order, each
-// followed until it ends, and returns the bytes written and why it ended.
-func (l *Logs) stream(ctx context.Context, w io.Writer, tr *pipelinev1.TaskRun) (int64, string, error) {
-	pod, ended, err := l.awaitPod(ctx, tr)
-	if pod == nil {
-		return 0, ended, err
-	}
-	var n int64
-	for _, c := range steps(pod) {
-		if pod, ended, err = l.awaitStep(ctx, pod, c); pod == nil {
-			return n, ended, err
-		}
-		body, err := l.kube.FollowLog(ctx, pod.Name, c)
-		switch {
-		case errors.Is(err, kube.ErrGone):
-			return n, endedGone, nil
-		case err != nil:
-			ended, err = l.cause(ctx, err)
-			return n, ended, err
-		}
-		m, err := io.Copy(w, body)
-		_ = body.Close()
-		n += m
-		if err != nil {
-			ended, err = l.cause(ctx, err)
-			return n, ended, err
-		}
-	}
-	return n, endedSteps, nil
+// errTaskRunEnded ends the follow of a step that outlived its TaskRun.
+var errTaskRunEnded = errors.New("the TaskRun ended")
+
+// stream is one request's log stream.
+type stream struct {
+	*Logs
+	ctx context.Context
+	out *answer
+	tr  *pipelinev1.TaskRun
 }
 
-// cause tells a client that went away from a failure.
-func (l *Logs) cause(ctx context.Context, err error) (string, error) {
-	if ctx.Err() != nil {
+// run writes the logs of the TaskRun's step containers in step order, each
+// followed until it ends, and returns why it ended.
+func (s *stream) run() (string, error) {
+	pod, ended, err := s.awaitPod()
+	if pod == nil {
+		return ended, err
+	}
+	for i, c := range steps(pod) {
+		if pod, ended, err = s.awaitStep(pod, i > 0, c); pod == nil {
+			return ended, err
+		}
+		if ended, err = s.follow(pod.Name, c); ended != "" || err != nil {
+			return ended, err
+		}
+	}
+	return endedSteps, nil
+}
+
+// follow copies container c's log to the answer until it ends. A step still
+// running Grace after its TaskRun ended (cancelled, timed out) is not
+// waited for any longer.
+func (s *stream) follow(pod, c string) (string, error) {
+	ctx, cancel := context.WithCancelCause(s.ctx)
+	defer cancel(nil)
+	body, err := s.kube.FollowLog(ctx, pod, c)
+	switch {
+	case errors.Is(err, kube.ErrGone):
+		return endedGone, nil
+	case err != nil:
+		return s.cause(err)
+	}
+	defer body.Close()
+	watched := make(chan struct{})
+	go func() {
+		defer close(watched)
+		if s.outlives(ctx, pod, c) {
+			cancel(errTaskRunEnded)
+		}
+	}()
+	_, err = io.Copy(s.out, body)
+	cancel(nil)
+	<-watched
+	switch {
+	case errors.Is(context.Cause(ctx), errTaskRunEnded):
+		return endedDone, nil
+	case err != nil:
+		return s.cause(err)
+	}
+	return "", nil
+}
+
+// outlives reports, once it is so, that container c of pod is still
+// running Grace after the TaskRun ended; false when ctx ends first.
+func (s *stream) outlives(ctx context.Context, pod, c string) bool {
+	var endedAt time.Time
+	for s.sleep(ctx, s.o.Poll) {
+		if endedAt.IsZero() {
+			tr, err := s.kube.GetTaskRun(ctx, s.tr.Name)
+			if err == nil && (tr == nil || tr.UID != s.tr.UID || tr.IsDone()) {
+				endedAt = time.Now()
+			}
+			continue
+		}
+		if time.Since(endedAt) < s.o.Grace {
+			continue
+		}
+		p, err := s.kube.GetPod(ctx, pod)
+		if err == nil && p != nil && !terminated(p, c) {
+			return true
+		}
+	}
+	return false
+}
+
+// cause tells a client that went away, or a shutdown, from a failure.
+func (s *stream) cause(err error) (string, error) {
+	switch {
+	case s.ctx.Err() == nil:
+		return "", err
+	case errors.Is(context.Cause(s.ctx), context.Canceled):
 		return endedClient, nil
 	}
-	return "", err
+	return "", fmt.Errorf("stream cut: %w", context.Cause(s.ctx))
 }
 
-// awaitPod returns tr's pod once Tekton has made it, or nil with why when
-// the TaskRun finished without one, went away, or Wait ran out.
-func (l *Logs) awaitPod(ctx context.Context, tr *pipelinev1.TaskRun) (*corev1.Pod, string, error) {
-	deadline := time.Now().Add(l.o.Wait)
+// awaitPod returns the TaskRun's pod once Tekton has made it, or nil with
+// why when the TaskRun finished without one, went away, or Wait ran out.
+func (s *stream) awaitPod() (*corev1.Pod, string, error) {
+	deadline := time.Now().Add(s.o.Wait)
+	tr := s.tr
 	for {
 		if tr.Status.PodName != "" {
-			pod, err := l.kube.GetPod(ctx, tr.Status.PodName)
+			pod, err := s.kube.GetPod(s.ctx, tr.Status.PodName)
 			if err != nil {
-				ended, err := l.cause(ctx, err)
+				ended, err := s.cause(err)
 				return nil, ended, err
 			}
 			if pod != nil && metav1.IsControlledBy(pod, tr) {
@@ -222,13 +294,13 @@ func (l *Logs) awaitPod(ctx context.Context, tr *pipelinev1.TaskRun) (*corev1.Po
 		if tr.IsDone() {
 			return nil, endedNoPod, nil
 		}
-		if ended, err := l.pause(ctx, deadline); ended != "" {
+		if ended, err := s.pause(deadline); ended != "" || err != nil {
 			return nil, ended, err
 		}
-		next, err := l.kube.GetTaskRun(ctx, tr.Name)
+		next, err := s.kube.GetTaskRun(s.ctx, tr.Name)
 		switch {
 		case err != nil:
-			ended, err := l.cause(ctx, err)
+			ended, err := s.cause(err)
 			return nil, ended, err
 		case next == nil || next.UID != tr.UID:
 			return nil, endedGone, nil
@@ -237,46 +309,60 @@ func (l *Logs) awaitPod(ctx context.Context, tr *pipelinev1.TaskRun) (*corev1.Po
 	}
 }
 
-// awaitStep returns pod as read once container c has started (so pods/log
-// can follow it), or nil with why when the pod went away, finished without
-// running c, or Wait ran out.
-func (l *Logs) awaitStep(ctx context.Context, pod *corev1.Pod, c string) (*corev1.Pod, string, error) {
-	deadline := time.Now().Add(l.o.Wait)
+// awaitStep returns the pod as read once container c has started (so
+// pods/log can follow it), or nil with why when the pod went away or was
+// replaced, finished without running c, or Wait ran out. reread reads the
+// pod first: it may have changed while an earlier step ran.
+func (s *stream) awaitStep(pod *corev1.Pod, reread bool, c string) (*corev1.Pod, string, error) {
+	deadline := time.Now().Add(s.o.Wait)
 	for {
+		if reread {
+			next, err := s.kube.GetPod(s.ctx, pod.Name)
+			switch {
+			case err != nil:
+				ended, err := s.cause(err)
+				return nil, ended, err
+			case next == nil || next.UID != pod.UID:
+				return nil, endedGone, nil
+			}
+			pod = next
+		}
 		if started(pod, c) {
 			return pod, "", nil
 		}
 		if pod.Status.Phase == corev1.PodSucceeded || pod.Status.Phase == corev1.PodFailed {
 			return nil, endedSteps, nil
 		}
-		if ended, err := l.pause(ctx, deadline); ended != "" {
+		if ended, err := s.pause(deadline); ended != "" || err != nil {
 			return nil, ended, err
 		}
-		next, err := l.kube.GetPod(ctx, pod.Name)
-		switch {
-		case err != nil:
-			ended, err := l.cause(ctx, err)
-			return nil, ended, err
-		case next == nil || next.UID != pod.UID:
-			return nil, endedGone, nil
-		}
-		pod = next
+		reread = true
 	}
 }
 
-// pause waits Poll, or returns why it cannot: the deadline has passed or
-// the client went away.
-func (l *Logs) pause(ctx context.Context, deadline time.Time) (string, error) {
+// pause sends the answer's headers, since the wait may be long, and waits
+// Poll; or it returns why it cannot: the deadline has passed, or the
+// client went away.
+func (s *stream) pause(deadline time.Time) (string, error) {
+	s.out.commit()
 	if !time.Now().Before(deadline) {
 		return endedWait, nil
 	}
-	t := time.NewTimer(min(l.o.Poll, time.Until(deadline)))
+	if !s.sleep(s.ctx, min(s.o.Poll, time.Until(deadline))) {
+		return s.cause(s.ctx.Err())
+	}
+	return "", nil
+}
+
+// sleep waits d, or reports false when ctx ends first.
+func (s *stream) sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
 	case <-ctx.Done():
-		return endedClient, nil
+		return false
 	case <-t.C:
-		return "", nil
+		return true
 	}
 }
 
@@ -294,12 +380,24 @@ func steps(pod *corev1.Pod) []string {
 
 // started reports whether container c is running or has run.
 func started(pod *corev1.Pod, c string) bool {
-	for _, s := range pod.Status.ContainerStatuses {
-		if s.Name == c {
-			return s.State.Running != nil || s.State.Terminated != nil
+	st := containerStatus(pod, c)
+	return st != nil && (st.State.Running != nil || st.State.Terminated != nil)
+}
+
+// terminated reports whether container c has run, or its pod is gone.
+func terminated(pod *corev1.Pod, c string) bool {
+	st := containerStatus(pod, c)
+	return pod.Status.Phase == corev1.PodSucceeded || pod.Status.Phase == corev1.PodFailed ||
+		st != nil && st.State.Terminated != nil
+}
+
+func containerStatus(pod *corev1.Pod, c string) *corev1.ContainerStatus {
+	for i := range pod.Status.ContainerStatuses {
+		if pod.Status.ContainerStatuses[i].Name == c {
+			return &pod.Status.ContainerStatuses[i]
 		}
 	}
-	return false
+	return nil
 }
 
 // done logs the one line a request gets.
@@ -318,16 +416,43 @@ func (l *Logs) done(ctx context.Context, r *http.Request, began time.Time, n int
 	l.log.LogAttrs(ctx, level, "log stream", attrs...)
 }
 
-// flushWriter sends each write to the client at once.
-type flushWriter struct {
-	w  io.Writer
-	rc *http.ResponseController
+// answer is the response to a request served: 200 and its headers go out
+// at the first byte or before the stream waits, so trouble found before
+// then is still answered with its status. Each write is sent at once.
+type answer struct {
+	w     http.ResponseWriter
+	rc    *http.ResponseController
+	sent  bool
+	bytes int64
 }
 
-func (f flushWriter) Write(p []byte) (int, error) {
-	n, err := f.w.Write(p)
+func newAnswer(w http.ResponseWriter) *answer {
+	return &answer{w: w, rc: http.NewResponseController(w)}
+}
+
+// commit sends the 200 and its headers, once. The answer lasts as long as
+// the task: the server's write deadline (func-go sets 30 s) is lifted for
+// it. (Its read deadline is lifted once a request without a body is read.)
+func (a *answer) commit() {
+	if a.sent {
+		return
+	}
+	a.sent = true
+	_ = a.rc.SetWriteDeadline(time.Time{})
+	h := a.w.Header()
+	h.Set("Content-Type", "text/plain; charset=utf-8")
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Cache-Control", "no-store")
+	a.w.WriteHeader(http.StatusOK)
+	_ = a.rc.Flush()
+}
+
+func (a *answer) Write(p []byte) (int, error) {
+	a.commit()
+	n, err := a.w.Write(p)
+	a.bytes += int64(n)
 	if err == nil {
-		err = f.rc.Flush()
+		err = a.rc.Flush()
 	}
 	return n, err
 }

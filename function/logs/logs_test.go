@@ -18,11 +18,11 @@ import (
 	pipelinev1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/types"
 	"knative.dev/pkg/apis"
 	duckv1 "knative.dev/pkg/apis/duck/v1"
 
 	"github.com/boomerang-io/flow-tekton-handler/internal/contract"
+	"github.com/boomerang-io/flow-tekton-handler/internal/kube"
 	"github.com/boomerang-io/flow-tekton-handler/internal/status"
 	"github.com/boomerang-io/flow-tekton-handler/internal/tekton"
 )
@@ -110,14 +110,32 @@ func texts(logs map[string]string) func(context.Context, string, string) (io.Rea
 }
 
 func newLogs(k *fakeKube) *Logs {
-	return New(k, Options{Product: product, Wait: time.Second, Poll: 5 * time.Millisecond}, slog.New(slog.DiscardHandler))
+	return New(k, Options{Product: product, Wait: time.Second, Poll: 5 * time.Millisecond, Grace: 20 * time.Millisecond}, slog.New(slog.DiscardHandler))
 }
 
 func serve(t *testing.T, l *Logs, method, target string) *httptest.ResponseRecorder {
 	t.Helper()
-	w := httptest.NewRecorder()
-	l.ServeHTTP(w, httptest.NewRequest(method, target, nil))
+	w, aborted := serveCut(l, httptest.NewRequest(method, target, nil))
+	if aborted {
+		t.Fatalf("the answer was cut after %q", w.Body)
+	}
 	return w
+}
+
+// serveCut serves r and reports whether the role cut the transfer short
+// (http.ErrAbortHandler, which the server turns into a broken connection).
+func serveCut(l *Logs, r *http.Request) (w *httptest.ResponseRecorder, aborted bool) {
+	w = httptest.NewRecorder()
+	defer func() {
+		if v := recover(); v != nil {
+			if v != http.ErrAbortHandler {
+				panic(v)
+			}
+			aborted = true
+		}
+	}()
+	l.ServeHTTP(w, r)
+	return w, false
 }
 
 // A request the role cannot serve gets the JSON error naming what is wrong,
@@ -234,37 +252,94 @@ func TestWaitsForPodAndStep(t *testing.T) {
 	}
 }
 
-// Streams that have nothing to send end, with 200 and an empty body.
-func TestEndsWithoutLog(t *testing.T) {
+// running is tr's pod with its containers running.
+func running(tr *pipelinev1.TaskRun, containers ...string) *corev1.Pod {
+	p := pod(tr, containers...)
+	for i := range p.Status.ContainerStatuses {
+		p.Status.ContainerStatuses[i].State = corev1.ContainerState{Running: &corev1.ContainerStateRunning{}}
+	}
+	return p
+}
+
+// How a stream ends: a complete log ends cleanly, with 200 (empty when
+// there is nothing to send); one that cannot be completed is answered with
+// a status while nothing was sent, else cut, so that it never looks whole.
+func TestStreamEnds(t *testing.T) {
 	t.Parallel()
 	strange := pod(taskRun(withPod), "step-a")
 	strange.OwnerReferences[0].UID = "someone-else"
 	notRun := pod(taskRun(withPod), "step-a")
 	notRun.Status.ContainerStatuses = nil
 	notRun.Status.Phase = corev1.PodFailed
+	replaced := pod(taskRun(withPod), "step-a", "step-b")
+	replaced.UID = "another-pod"
+	waitingB := pod(taskRun(withPod), "step-a", "step-b")
+	waitingB.Status.ContainerStatuses[1].State = corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{}}
+	never := func(string) (*corev1.Pod, error) { return nil, nil }
+	fixed := func(p *corev1.Pod) func(string) (*corev1.Pod, error) {
+		return func(string) (*corev1.Pod, error) { return p, nil }
+	}
+	// sequence answers with each pod in turn, then the last one again.
+	sequence := func(pods ...*corev1.Pod) func(string) (*corev1.Pod, error) {
+		var n atomic.Int32
+		return func(string) (*corev1.Pod, error) {
+			i := min(int(n.Add(1))-1, len(pods)-1)
+			return pods[i], nil
+		}
+	}
+	ab := texts(map[string]string{"step-a": "a\n", "step-b": "b\n"})
 	cases := []struct {
 		name    string
-		taskRun func() *pipelinev1.TaskRun
-		pod     *corev1.Pod
+		taskRun func(reads int32) (*pipelinev1.TaskRun, error)
+		pod     func(string) (*corev1.Pod, error)
+		follow  func(context.Context, string, string) (io.ReadCloser, error)
+		code    int
+		body    string
+		cut     bool
 	}{
-		{"finished without a pod", func() *pipelinev1.TaskRun { return taskRun(finished) }, nil},
-		{"never gets a pod within the wait", func() *pipelinev1.TaskRun { return taskRun() }, nil},
-		{"pod of another owner", func() *pipelinev1.TaskRun { return taskRun(withPod, finished) }, strange},
-		{"pod gone, TaskRun finished", func() *pipelinev1.TaskRun { return taskRun(withPod, finished) }, nil},
-		{"pod failed before its step ran", func() *pipelinev1.TaskRun { return taskRun(withPod, finished) }, notRun},
+		{name: "finished without a pod", taskRun: always(taskRun(finished)), pod: never, code: 200},
+		{name: "never gets a pod within the wait", taskRun: always(taskRun()), pod: never, code: 200, cut: true},
+		{name: "pod of another owner", taskRun: always(taskRun(withPod, finished)), pod: fixed(strange), code: 200},
+		{name: "pod gone, TaskRun finished", taskRun: always(taskRun(withPod, finished)), pod: never, code: 200},
+		{name: "pod failed before its step ran", taskRun: always(taskRun(withPod, finished)), pod: fixed(notRun), code: 200},
+		{name: "TaskRun deleted while waiting", taskRun: firstThen(taskRun(), nil), pod: never, code: 200},
+		{name: "TaskRun recreated while waiting", taskRun: firstThen(taskRun(), taskRun(withPod, func(tr *pipelinev1.TaskRun) { tr.UID = "recreated" })), pod: never, code: 200},
+		{name: "apiserver trouble reading the pod", taskRun: always(taskRun(withPod)), pod: func(string) (*corev1.Pod, error) { return nil, errors.New("connection refused") }, code: 503},
+		{name: "log refused before any byte", taskRun: always(taskRun(withPod)), pod: fixed(pod(taskRun(withPod), "step-a")),
+			follow: func(context.Context, string, string) (io.ReadCloser, error) {
+				return nil, errors.New("pods/log forbidden")
+			}, code: 503},
+		{name: "log refused after a step", taskRun: always(taskRun(withPod)), pod: fixed(pod(taskRun(withPod), "step-a", "step-b")),
+			follow: func(ctx context.Context, p, c string) (io.ReadCloser, error) {
+				if c == "step-b" {
+					return nil, errors.New("pods/log forbidden")
+				}
+				return ab(ctx, p, c)
+			}, code: 200, body: "a\n", cut: true},
+		{name: "pod gone before its second step's log", taskRun: always(taskRun(withPod)), pod: fixed(pod(taskRun(withPod), "step-a", "step-b")),
+			follow: func(ctx context.Context, p, c string) (io.ReadCloser, error) {
+				if c == "step-b" {
+					return nil, kube.ErrGone
+				}
+				return ab(ctx, p, c)
+			}, code: 200, body: "a\n"},
+		{name: "pod replaced during the first step", taskRun: always(taskRun(withPod)), pod: sequence(pod(taskRun(withPod), "step-a", "step-b"), replaced),
+			follow: ab, code: 200, body: "a\n"},
+		{name: "second step never starts", taskRun: always(taskRun(withPod)), pod: fixed(waitingB), follow: ab, code: 200, body: "a\n", cut: true},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			var reads atomic.Int32
 			l := New(&fakeKube{t: t,
-				getTaskRun: func(string) (*pipelinev1.TaskRun, error) { reads.Add(1); return tc.taskRun(), nil },
-				getPod:     func(string) (*corev1.Pod, error) { return tc.pod, nil },
+				getTaskRun: func(string) (*pipelinev1.TaskRun, error) { return tc.taskRun(reads.Add(1)) },
+				getPod:     tc.pod,
+				followLog:  tc.follow,
 			}, Options{Product: product, Wait: 50 * time.Millisecond, Poll: 5 * time.Millisecond}, slog.New(slog.DiscardHandler))
 			began := time.Now()
-			w := serve(t, l, http.MethodGet, query)
-			if w.Code != http.StatusOK || w.Body.Len() != 0 {
-				t.Fatalf("got %d %q, want 200 and nothing", w.Code, w.Body)
+			w, cut := serveCut(l, httptest.NewRequest(http.MethodGet, query, nil))
+			if w.Code != tc.code || cut != tc.cut || (tc.code == 200 && w.Body.String() != tc.body) {
+				t.Fatalf("got %d %q cut=%v, want %d %q cut=%v", w.Code, w.Body, cut, tc.code, tc.body, tc.cut)
 			}
 			if d := time.Since(began); d > 2*time.Second {
 				t.Errorf("took %s: the wait is not bounded", d)
@@ -273,31 +348,68 @@ func TestEndsWithoutLog(t *testing.T) {
 	}
 }
 
-// A TaskRun deleted while the stream waits for its pod ends the stream.
-func TestTaskRunGoneWhileWaiting(t *testing.T) {
+func always(tr *pipelinev1.TaskRun) func(int32) (*pipelinev1.TaskRun, error) {
+	return func(int32) (*pipelinev1.TaskRun, error) { return tr, nil }
+}
+
+// firstThen answers the first read with first, the others with then.
+func firstThen(first, then *pipelinev1.TaskRun) func(int32) (*pipelinev1.TaskRun, error) {
+	return func(n int32) (*pipelinev1.TaskRun, error) {
+		if n == 1 {
+			return first, nil
+		}
+		return then, nil
+	}
+}
+
+// A step still running after its TaskRun ended (a cancelled task's pod
+// stops within its grace period) is followed for Grace, then the stream
+// ends, cleanly: the TaskRun's log is over.
+func TestStepOutlivingItsTaskRun(t *testing.T) {
 	t.Parallel()
 	var reads atomic.Int32
-	l := newLogs(&fakeKube{t: t, getTaskRun: func(string) (*pipelinev1.TaskRun, error) {
-		if reads.Add(1) == 1 {
-			return taskRun(), nil
-		}
-		return nil, nil
-	}})
-	if w := serve(t, l, http.MethodGet, query); w.Code != http.StatusOK || w.Body.Len() != 0 {
-		t.Fatalf("got %d %q", w.Code, w.Body)
+	var closed atomic.Bool
+	tr := taskRun(withPod)
+	l := newLogs(&fakeKube{t: t,
+		getTaskRun: func(string) (*pipelinev1.TaskRun, error) {
+			if reads.Add(1) > 3 {
+				return taskRun(withPod, finished), nil
+			}
+			return tr, nil
+		},
+		getPod: func(string) (*corev1.Pod, error) { return running(tr, "step-a"), nil },
+		followLog: func(ctx context.Context, _, _ string) (io.ReadCloser, error) {
+			return &blockingLog{ctx: ctx, closed: &closed}, nil
+		},
+	})
+	began := time.Now()
+	w := serve(t, l, http.MethodGet, query)
+	if w.Code != http.StatusOK || w.Body.String() != "started\n" || !closed.Load() {
+		t.Fatalf("got %d %q (follow closed %v), want 200 and the step's line", w.Code, w.Body, closed.Load())
 	}
-	// Recreated under the same name: another TaskRun, not ours to follow.
-	reads.Store(0)
-	l = newLogs(&fakeKube{t: t, getTaskRun: func(string) (*pipelinev1.TaskRun, error) {
-		tr := taskRun()
-		if reads.Add(1) > 1 {
-			tr.UID = types.UID("recreated")
-			withPod(tr)
-		}
-		return tr, nil
-	}})
-	if w := serve(t, l, http.MethodGet, query); w.Code != http.StatusOK || w.Body.Len() != 0 {
-		t.Fatalf("got %d %q", w.Code, w.Body)
+	if d := time.Since(began); d > 2*time.Second {
+		t.Errorf("the stream ended %s after it began", d)
+	}
+}
+
+// A stream cut by the function's shutdown is cut, not ended: the client
+// must not take the log for whole.
+func TestShutdownCutsTheStream(t *testing.T) {
+	t.Parallel()
+	tr := taskRun(withPod)
+	var closed atomic.Bool
+	l := newLogs(&fakeKube{t: t,
+		getTaskRun: func(string) (*pipelinev1.TaskRun, error) { return tr, nil },
+		getPod:     func(string) (*corev1.Pod, error) { return running(tr, "step-a"), nil },
+		followLog: func(ctx context.Context, _, _ string) (io.ReadCloser, error) {
+			return &blockingLog{ctx: ctx, closed: &closed}, nil
+		},
+	})
+	ctx, cancel := context.WithCancelCause(context.Background())
+	time.AfterFunc(50*time.Millisecond, func() { cancel(errors.New("the function is shutting down")) })
+	w, cut := serveCut(l, httptest.NewRequest(http.MethodGet, query, nil).WithContext(ctx))
+	if !cut || w.Body.String() != "started\n" {
+		t.Fatalf("got %q cut=%v, want the line and a cut", w.Body, cut)
 	}
 }
 

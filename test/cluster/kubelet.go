@@ -10,7 +10,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
-	"sync/atomic"
+	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -48,18 +48,40 @@ const (
 // for the kwok node (kwok's --node-port points the node's kubeletEndpoint
 // here): the API server sends pods/log requests to it.
 type kubeletLogs struct {
-	kube    kubernetes.Interface
-	follows atomic.Int64 // follow requests being served
+	kube kubernetes.Interface
+
+	mu      sync.Mutex
+	follows map[string]int // follow requests being served, by "namespace/pod"
 }
 
-// LogFollows returns how many pods/log follow requests the node's kubelet
-// endpoint is serving, e.g. to check that a client that went away ended its
-// follow upstream too.
-func (c *Cluster) LogFollows() int {
+// LogFollows returns how many pods/log follow requests of the pod the
+// node's kubelet endpoint is serving, e.g. to check that a client that went
+// away ended its follow upstream too.
+func (c *Cluster) LogFollows(namespace, pod string) int {
 	if c.kubelet == nil {
 		return 0
 	}
-	return int(c.kubelet.follows.Load())
+	c.kubelet.mu.Lock()
+	defer c.kubelet.mu.Unlock()
+	return c.kubelet.follows[namespace+"/"+pod]
+}
+
+// following counts a follow of the pod until the returned func is called.
+func (k *kubeletLogs) following(namespace, pod string) func() {
+	key := namespace + "/" + pod
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.follows == nil {
+		k.follows = map[string]int{}
+	}
+	k.follows[key]++
+	return func() {
+		k.mu.Lock()
+		defer k.mu.Unlock()
+		if k.follows[key]--; k.follows[key] == 0 {
+			delete(k.follows, key)
+		}
+	}
 }
 
 // serveKubeletLogs serves kubelet logs on ln with TLS until ctx ends.
@@ -138,8 +160,7 @@ func (k *kubeletLogs) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	follow := q.Get("follow") == "true"
 	if follow {
-		k.follows.Add(1)
-		defer k.follows.Add(-1)
+		defer k.following(ns, name)()
 	}
 	w.Header().Set("Content-Type", "text/plain")
 	write := func(r io.Reader) bool {
@@ -235,8 +256,11 @@ func containerEnv(pod *corev1.Pod, container, name string) (string, bool) {
 }
 
 // terminated reports whether container has terminated or the pod finished.
+// A pod being deleted still runs, as on a real node, until it is gone
+// (kwok removes it after up to its termination grace period, 30 s by
+// default, or never while it has finalizers).
 func terminated(pod *corev1.Pod, container string) bool {
-	if pod.DeletionTimestamp != nil || pod.Status.Phase == corev1.PodSucceeded || pod.Status.Phase == corev1.PodFailed {
+	if pod.Status.Phase == corev1.PodSucceeded || pod.Status.Phase == corev1.PodFailed {
 		return true
 	}
 	for _, ss := range [][]corev1.ContainerStatus{pod.Status.InitContainerStatuses, pod.Status.ContainerStatuses} {

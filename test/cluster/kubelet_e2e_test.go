@@ -239,18 +239,18 @@ func TestPodLogsFromEnv(t *testing.T) {
 	// A follow is counted while it is served, and a client that cancels
 	// ends it upstream.
 	pctx, pcancel := context.WithTimeout(ctx, 10*time.Second)
-	poll(pctx, t, "LogFollows() to be 0 before any follow", func() bool { return c.LogFollows() == 0 })
+	poll(pctx, t, "LogFollows() to be 0 before any follow", func() bool { return c.LogFollows(ns, "env") == 0 })
 	pcancel()
 	fctx, fcancel := context.WithCancel(ctx)
 	r, _ := follow(fctx, t, kube, ns, "env", "text")
 	readLine(t, r, "one\n")
 	readLine(t, r, "two\n")
-	if n := c.LogFollows(); n != 1 {
+	if n := c.LogFollows(ns, "env"); n != 1 {
 		t.Errorf("LogFollows() = %d during a follow, want 1", n)
 	}
 	fcancel()
 	pctx, pcancel = context.WithTimeout(ctx, 10*time.Second)
-	poll(pctx, t, "the cancelled follow to end upstream", func() bool { return c.LogFollows() == 0 })
+	poll(pctx, t, "the cancelled follow to end upstream", func() bool { return c.LogFollows(ns, "env") == 0 })
 	pcancel()
 
 	// Follows of the text and the file end once the pod finishes.
@@ -266,7 +266,7 @@ func TestPodLogsFromEnv(t *testing.T) {
 	if n, err := io.CopyN(h, rc, int64(len(big))); err != nil || !bytes.Equal(h.Sum(nil), sha256Sum(big)) {
 		t.Errorf("follow of the file: read %d bytes (%v) sha256 %x, want %x", n, err, h.Sum(nil), sha256Sum(big))
 	}
-	if n := c.LogFollows(); n != 2 {
+	if n := c.LogFollows(ns, "env"); n != 2 {
 		t.Errorf("LogFollows() = %d during two follows, want 2", n)
 	}
 	patchPod(ctx, t, kube, ns, "env", map[string]any{"labels": map[string]any{"ktest.dev/outcome": nil}})
@@ -277,7 +277,7 @@ func TestPodLogsFromEnv(t *testing.T) {
 		t.Errorf("follow of the file of a pod that finished: %d more bytes (%v), want its end", len(rest), err)
 	}
 	pctx, pcancel = context.WithTimeout(ctx, 10*time.Second)
-	poll(pctx, t, "LogFollows() to be 0 after the follows ended", func() bool { return c.LogFollows() == 0 })
+	poll(pctx, t, "LogFollows() to be 0 after the follows ended", func() bool { return c.LogFollows(ns, "env") == 0 })
 	pcancel()
 
 	// A TaskRun's step: Tekton copies the step's env to its container.

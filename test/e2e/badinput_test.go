@@ -263,7 +263,7 @@ func TestInvalidContentLeftOut(t *testing.T) {
 		if id == "" {
 			id = taskID(0x900 + i)
 		}
-		edits := []func(map[string]any){func(d map[string]any) { d["id"] = id }}
+		edits := []func(map[string]any){withID(id)}
 		if tc.edit != nil {
 			edits = append(edits, tc.edit)
 		}

@@ -26,7 +26,7 @@ func taskID(i int) string { return fmt.Sprintf("65a1f1a0e4b0a1b2c3d4%04x", i) }
 
 // customTask is the custom fixture with another id.
 func customTask(t *testing.T, id string) []byte {
-	return event(t, "engine-taskrun-custom-ready.json", func(d map[string]any) { d["id"] = id })
+	return event(t, "engine-taskrun-custom-ready.json", withID(id))
 }
 
 // The apiserver stops in the middle of a burst: the handler answers 5xx

@@ -126,7 +126,7 @@ func TestCancelAfterEnd(t *testing.T) {
 	s.startSink()
 	s.mustPost(event(t, "engine-taskrun-custom-ready.json"))
 	s.waitEnd(customID, time.Minute)
-	s.mustPost(event(t, "engine-taskrun-completed-cancelled.json", func(d map[string]any) { d["id"] = customID }))
+	s.mustPost(event(t, "engine-taskrun-completed-cancelled.json", withID(customID)))
 	after, err := s.taskRun(name(customID))
 	if err != nil {
 		t.Fatal(err)
@@ -200,7 +200,7 @@ func TestParamsCanonicalJSON(t *testing.T) {
 	s := newStack(t, nil)
 	id := taskID(0x930)
 	var doc, data map[string]json.RawMessage
-	if err := json.Unmarshal(event(t, "engine-taskrun-custom-ready.json", func(d map[string]any) { d["id"] = id }), &doc); err != nil {
+	if err := json.Unmarshal(event(t, "engine-taskrun-custom-ready.json", withID(id)), &doc); err != nil {
 		t.Fatal(err)
 	}
 	if err := json.Unmarshal(doc["data"], &data); err != nil {

@@ -49,11 +49,6 @@ func withEnv(name, value string) func(map[string]any) {
 	}
 }
 
-// withID gives a task event's data another task id.
-func withID(id string) func(map[string]any) {
-	return func(d map[string]any) { d["id"] = id }
-}
-
 // podLog is what the apiserver serves as the log of the TaskRun's pod:
 // pods/log of each step container, in order.
 func (s *stack) podLog(tr *pipelinev1.TaskRun) string {
@@ -130,13 +125,15 @@ func TestLogsOfFinishedTask(t *testing.T) {
 	}
 }
 
-// A TaskRun of the task in another namespace, or of another product in
-// the role's namespace, is never found.
+// The stream of a task with several steps and a sidecar is its steps' logs
+// in step order, as the apiserver serves them; a TaskRun of the task in
+// another namespace, or of another product in the role's namespace, is
+// never found.
 func TestLogsOnlyOurs(t *testing.T) {
 	s := newStack(t, nil)
 	svc := s.start("logs")
 	ctx := context.Background()
-	create := func(ns, id, product string) {
+	create := func(ns, id, product string, edits ...func(*pipelinev1.TaskSpec)) {
 		tr := &pipelinev1.TaskRun{
 			ObjectMeta: metav1.ObjectMeta{Name: name(id), Namespace: ns, Labels: map[string]string{
 				contract.LabelProduct: product, contract.LabelWorkflowRef: scriptWorkflow,
@@ -147,13 +144,27 @@ func TestLogsOnlyOurs(t *testing.T) {
 				Env: []corev1.EnvVar{{Name: cluster.LogEnv, Value: "secret of " + ns + "\n"}},
 			}}}},
 		}
+		for _, e := range edits {
+			e(tr.Spec.TaskSpec)
+		}
 		if _, err := s.tekton.TektonV1().TaskRuns(ns).Create(ctx, tr, metav1.CreateOptions{}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	elsewhere, other := taskID(1), taskID(2)
+	elsewhere, other, steps := taskID(1), taskID(2), taskID(4)
 	create(s.c.Namespace(t), elsewhere, "bmrg-flow")
 	create(s.ns, other, "another-product")
+	create(s.ns, steps, "bmrg-flow", func(spec *pipelinev1.TaskSpec) {
+		spec.Steps = []pipelinev1.Step{
+			{Name: "build", Image: "alpine", Command: []string{"true"}, Env: []corev1.EnvVar{{Name: cluster.LogEnv, Value: "compiling\n"}}},
+			{Name: "test", Image: "alpine", Command: []string{"true"}, Env: []corev1.EnvVar{{Name: cluster.LogEnv, Value: "ok 12 tests\n"}}},
+		}
+		spec.Sidecars = []pipelinev1.Sidecar{{Name: "db", Image: "postgres", Env: []corev1.EnvVar{{Name: cluster.LogEnv, Value: "ready\n"}}}}
+	})
+	want := s.podLog(s.waitDone(name(steps), time.Minute))
+	if code, _, got := getLog(t, svc, logs.Path+"?"+logQuery(steps)); code != http.StatusOK || got != want || got != "compiling\nok 12 tests\n" {
+		t.Errorf("stream of a two-step task: %d %q, want its steps' logs %q", code, got, want)
+	}
 	for _, id := range []string{elsewhere, other} {
 		code, _, body := getLog(t, svc, logs.Path+"?"+logQuery(id))
 		if code != http.StatusNotFound || strings.Contains(body, "secret") {
@@ -229,7 +240,13 @@ func (s *stack) setPodLog(pod, text string) {
 	s.t.Helper()
 	doc, _ := json.Marshal(map[string]string{"step-task": text})
 	patch, _ := json.Marshal(map[string]any{"metadata": map[string]any{"annotations": map[string]string{cluster.PodLogsAnnotation: string(doc)}}})
-	if _, err := s.kube.CoreV1().Pods(s.ns).Patch(context.Background(), pod, types.MergePatchType, patch, metav1.PatchOptions{}); err != nil {
+	s.patchPod(pod, string(patch))
+}
+
+// patchPod merges patch into the pod.
+func (s *stack) patchPod(pod, patch string) {
+	s.t.Helper()
+	if _, err := s.kube.CoreV1().Pods(s.ns).Patch(context.Background(), pod, types.MergePatchType, []byte(patch), metav1.PatchOptions{}); err != nil {
 		s.t.Fatal(err)
 	}
 }
@@ -272,11 +289,13 @@ func TestLogsFollowRunningTask(t *testing.T) {
 		s.eventually(30*time.Second, "the second line of "+id, func() (bool, error) { return f.text() == want, nil })
 	}
 
-	// One ends (its pod completes), one is cancelled by the Engine.
-	patch := []byte(`{"metadata":{"labels":{"ktest.dev/outcome":"succeed"}}}`)
-	if _, err := s.kube.CoreV1().Pods(s.ns).Patch(ctx, pods[succeeds], types.MergePatchType, patch, metav1.PatchOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	// One ends (its pod completes), one is cancelled by the Engine. The
+	// cancelled one's pod is held while it terminates (a finalizer), as a
+	// step that takes its grace period to stop: its stream must end with
+	// the TaskRun all the same.
+	s.patchPod(pods[succeeds], `{"metadata":{"labels":{"ktest.dev/outcome":"succeed"}}}`)
+	s.patchPod(pods[cancelled], `{"metadata":{"finalizers":["ktest.dev/hold"]}}`)
+	t.Cleanup(func() { s.patchPod(pods[cancelled], `{"metadata":{"finalizers":null}}`) })
 	s.mustPost(event(t, "engine-taskrun-completed-cancelled.json"))
 	for id, f := range streams {
 		tr := s.waitDone(name(id), time.Minute)
@@ -306,17 +325,16 @@ func TestLogsClientGone(t *testing.T) {
 	s.mustPost(event(t, "engine-taskrun-script-ready.json", withLabels(map[string]string{"ktest.dev/outcome": "hang"})))
 	pod := s.waitRunning(name(scriptID)).Status.PodName
 	s.setPodLog(pod, "working\n")
-	before := s.c.LogFollows()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	f := s.follow(ctx, svc, scriptID)
 	s.eventually(30*time.Second, "the first line", func() (bool, error) { return f.text() == "working\n", nil })
-	if n := s.c.LogFollows(); n != before+1 {
-		t.Fatalf("%d follows of pod logs open, want %d", n, before+1)
+	if n := s.c.LogFollows(s.ns, pod); n != 1 {
+		t.Fatalf("%d follows of the pod's log open, want 1", n)
 	}
 	cancel()
 	gone := time.Now()
-	s.eventually(5*time.Second, "the role to close its follow", func() (bool, error) { return s.c.LogFollows() == before, nil })
+	s.eventually(5*time.Second, "the role to close its follow", func() (bool, error) { return s.c.LogFollows(s.ns, pod) == 0, nil })
 	s.eventually(5*time.Second, "the role to log the stream's end", func() (bool, error) {
 		for _, l := range svc.LogLines(name(scriptID)) {
 			if strings.Contains(l, `"ended":"client went away"`) {

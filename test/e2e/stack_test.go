@@ -296,6 +296,11 @@ func event(t *testing.T, name string, edits ...func(data map[string]any)) []byte
 	return known(t, out)
 }
 
+// withID gives an event's data another id.
+func withID(id string) func(map[string]any) {
+	return func(d map[string]any) { d["id"] = id }
+}
+
 // withLabels adds Engine labels to a task event's data.
 func withLabels(labels map[string]string) func(map[string]any) {
 	return func(d map[string]any) {

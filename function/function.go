@@ -25,7 +25,6 @@ import (
 	"github.com/boomerang-io/flow-tekton-handler/internal/kube"
 	"github.com/boomerang-io/flow-tekton-handler/internal/receive"
 	"github.com/boomerang-io/flow-tekton-handler/internal/status"
-	"github.com/boomerang-io/flow-tekton-handler/internal/tekton"
 )
 
 // role is what Start picks: the handler, the sink or the logs role.
@@ -67,20 +66,37 @@ func (f *Function) Start(ctx context.Context, _ map[string]string) error {
 	if err != nil {
 		return err
 	}
-	name := cfg.Function
 	level := slog.LevelInfo
 	if cfg.Debug {
 		level = slog.LevelDebug
 	}
-	log := slog.New(slog.NewJSONHandler(os.Stdout, &slog.HandlerOptions{Level: level})).With("function", name)
-
+	log := slog.New(slog.NewJSONHandler(os.Stdout, &slog.HandlerOptions{Level: level})).With("function", cfg.Function)
 	rc, err := kube.RESTConfig(cfg.Kubeconfig, cfg.KubeQPS, cfg.KubeBurst)
 	if err != nil {
-		return fmt.Errorf("start %s: %w", name, err)
+		return fmt.Errorf("start %s: %w", cfg.Function, err)
 	}
 	kc, err := kube.NewForConfig(rc, cfg.Namespace, cfg.KubeTimeout)
 	if err != nil {
-		return fmt.Errorf("start %s: %w", name, err)
+		return fmt.Errorf("start %s: %w", cfg.Function, err)
+	}
+	r, front := newRole(ctx, cfg, kc, log)
+	f.front.Store(&front)
+	f.role.Store(&r)
+	log.Info("started", "namespace", cfg.Namespace, "engine", redact(cfg.EngineURL), "apiserver", rc.Host,
+		"auth", cfg.Auth, "audience", cfg.AuthAudience)
+	return nil
+}
+
+// newRole builds the role cfg.Function names and what serves its requests:
+// the logs role itself, or the front door of package receive for the roles
+// that take CloudEvents.
+func newRole(ctx context.Context, cfg config.Config, kc *kube.Client, log *slog.Logger) (role, http.Handler) {
+	if cfg.Function == config.RoleLogs {
+		if cfg.Auth == config.AuthToken {
+			log.Warn("AUTH=token does not apply to the logs role: the Engine's log client sends no token")
+		}
+		l := logs.New(kc, logs.Options{Product: cfg.ProductPrefix, Wait: cfg.LogsWait}, log)
+		return l, l
 	}
 	ec := engine.New(engine.Options{
 		BaseURL:     cfg.EngineURL,
@@ -88,48 +104,29 @@ func (f *Function) Start(ctx context.Context, _ map[string]string) error {
 		Timeout:     cfg.EngineTimeout,
 		RetryBudget: cfg.EngineRetryBudget,
 	})
-	opts := tekton.OptionsFrom(cfg)
-
-	var r role
-	var h receive.Handler
+	var r interface {
+		role
+		receive.Handler
+	}
 	limit := BodyLimit(cfg.MaxEventBytes)
-	switch name {
-	case config.RoleLogs:
-		if cfg.Auth == config.AuthToken {
-			log.Warn("AUTH=token does not apply to the logs role: the Engine's log client sends no token")
-		}
-		l := logs.New(kc, logs.Options{Product: opts.Prefix, Wait: cfg.LogsWait}, log)
-		var front http.Handler = l
-		f.front.Store(&front)
-		r = l
-		f.role.Store(&r)
-		log.Info("started", "namespace", cfg.Namespace, "apiserver", rc.Host)
-		return nil
-	case config.RoleSink:
+	if cfg.Function == config.RoleSink {
 		s := sink.New(kc, ec, sink.Options{
-			Product:        opts.Prefix,
+			Product:        cfg.ProductPrefix,
 			DeletionPolicy: cfg.DeletionPolicy,
 			SweepLimit:     cfg.SweepLimit,
 			SweepInterval:  cfg.SweepInterval,
 			ReportStale:    sink.ReportStale(cfg.EngineTimeout, cfg.EngineRetryBudget),
 		}, log)
 		s.Run(ctx)
-		r, h = s, s
-		limit = max(limit, sinkBodyLimit)
-	default:
-		hd := handler.New(kc, ec, opts, cfg.MaxEventBytes, log)
-		r, h = hd, hd
+		r, limit = s, max(limit, sinkBodyLimit)
+	} else {
+		r = handler.New(kc, ec, TektonOptions(cfg), cfg.MaxEventBytes, log)
 	}
 	ro := receive.Options{MaxBodyBytes: limit, Log: log}
 	if cfg.Auth == config.AuthToken {
 		ro.Authorize = auth.New(kc, auth.Options{Audience: cfg.AuthAudience, Allow: cfg.AuthAllow}).Authorize
 	}
-	front := receive.New(h, ro)
-	f.front.Store(&front)
-	f.role.Store(&r)
-	log.Info("started", "namespace", cfg.Namespace, "engine", redact(cfg.EngineURL), "apiserver", rc.Host,
-		"auth", cfg.Auth, "audience", cfg.AuthAudience)
-	return nil
+	return r, receive.New(r, ro)
 }
 
 // redact drops credentials from a URL for logging.

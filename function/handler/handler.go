@@ -110,57 +110,72 @@ func (h *Handler) handle(ctx context.Context, e event.Event) (string, []slog.Att
 	}
 	switch subtype {
 	case contract.SubtypeTaskRun:
-		t, err := contract.DecodeTaskRun(e.Data())
-		if err != nil {
-			return Rejected, nil, err
-		}
-		attrs := []slog.Attr{slog.String("taskrun", t.ID), slog.String("workflowrun", t.WorkflowRunRef)}
-		var outcome string
-		switch t.Action() {
-		case contract.Execute:
-			var dropped []string
-			outcome, dropped, err = h.execute(ctx, t, traceparent(e))
-			if len(dropped) > 0 {
-				// What the TaskRun leaves out (invalid labels, param names, ...).
-				attrs = append(attrs, slog.Any("dropped", dropped))
-			}
-		case contract.Cancel:
-			outcome, err = h.cancel(ctx, t)
-		default:
-			outcome = Skipped
-		}
-		return outcome, attrs, err
+		return decoded(ctx, e, contract.DecodeTaskRun, h.handleTaskRun)
 	case contract.SubtypeWorkflowRun:
-		w, err := contract.DecodeWorkflowRun(e.Data())
-		if err != nil {
-			return Rejected, nil, err
-		}
-		attrs := []slog.Attr{slog.String("workflowrun", w.ID)}
-		switch w.Action() {
-		case contract.StartWorkflowRun:
-			dropped, err := h.startWorkflowRun(ctx, w)
-			if len(dropped) > 0 {
-				// Claim settings it could not read, defaults used instead.
-				attrs = append(attrs, slog.Any("dropped", dropped))
-			}
-			return Created, attrs, err
-		case contract.FinalizeWorkflowRun:
-			return Reported, attrs, h.finalizeWorkflowRun(ctx, w)
-		}
-		return Skipped, attrs, nil
+		return decoded(ctx, e, contract.DecodeWorkflowRun, h.handleWorkflowRun)
 	case contract.SubtypeWorkflow:
-		w, err := contract.DecodeWorkflow(e.Data())
-		if err != nil {
-			return Rejected, nil, err
-		}
-		attrs := []slog.Attr{slog.String("workflow", w.ID)}
-		if w.Action() != contract.DeleteWorkflow {
-			return Skipped, attrs, nil
-		}
-		_, err = h.kube.DeletePVCs(ctx, tekton.WorkspaceSelector(h.opts.Prefix, contract.ScopeWorkflow, w.ID))
-		return Cancelled, attrs, err
+		return decoded(ctx, e, contract.DecodeWorkflow, h.handleWorkflow)
 	}
 	return Skipped, nil, nil
+}
+
+// decoded hands the event and its data, read by decode, to handle; data
+// that decode refuses is rejected.
+func decoded[T any](ctx context.Context, e event.Event, decode func([]byte) (T, error),
+	handle func(context.Context, event.Event, T) (string, []slog.Attr, error)) (string, []slog.Attr, error) {
+	v, err := decode(e.Data())
+	if err != nil {
+		return Rejected, nil, err
+	}
+	return handle(ctx, e, v)
+}
+
+// handleTaskRun executes or cancels the task of a TaskRun event.
+func (h *Handler) handleTaskRun(ctx context.Context, e event.Event, t *contract.TaskRun) (string, []slog.Attr, error) {
+	attrs := []slog.Attr{slog.String("taskrun", t.ID), slog.String("workflowrun", t.WorkflowRunRef)}
+	switch t.Action() {
+	case contract.Execute:
+		// What the TaskRun leaves out (invalid labels, param names, ...).
+		outcome, dropped, err := h.execute(ctx, t, traceparent(e))
+		return outcome, withDropped(attrs, dropped), err
+	case contract.Cancel:
+		outcome, err := h.cancel(ctx, t)
+		return outcome, attrs, err
+	}
+	return Skipped, attrs, nil
+}
+
+// handleWorkflowRun starts or finalizes the run of a WorkflowRun event.
+func (h *Handler) handleWorkflowRun(ctx context.Context, _ event.Event, w *contract.WorkflowRun) (string, []slog.Attr, error) {
+	attrs := []slog.Attr{slog.String("workflowrun", w.ID)}
+	switch w.Action() {
+	case contract.StartWorkflowRun:
+		// Claim settings it could not read, defaults used instead.
+		dropped, err := h.startWorkflowRun(ctx, w)
+		return Created, withDropped(attrs, dropped), err
+	case contract.FinalizeWorkflowRun:
+		return Reported, attrs, h.finalizeWorkflowRun(ctx, w)
+	}
+	return Skipped, attrs, nil
+}
+
+// handleWorkflow deletes the workspace claims of a deleted workflow.
+func (h *Handler) handleWorkflow(ctx context.Context, _ event.Event, w *contract.Workflow) (string, []slog.Attr, error) {
+	attrs := []slog.Attr{slog.String("workflow", w.ID)}
+	if w.Action() != contract.DeleteWorkflow {
+		return Skipped, attrs, nil
+	}
+	_, err := h.kube.DeletePVCs(ctx, tekton.WorkspaceSelector(h.opts.Prefix, contract.ScopeWorkflow, w.ID))
+	return Cancelled, attrs, err
+}
+
+// withDropped adds to attrs what an event asked for that was left out,
+// when anything was.
+func withDropped(attrs []slog.Attr, dropped []string) []slog.Attr {
+	if len(dropped) == 0 {
+		return attrs
+	}
+	return append(attrs, slog.Any("dropped", dropped))
 }
 
 // checkData enforces the size limit and a JSON content type on the data.

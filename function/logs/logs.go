@@ -297,13 +297,9 @@ func (s *stream) awaitPod() (*corev1.Pod, string, error) {
 		if ended, err := s.pause(deadline); ended != "" || err != nil {
 			return nil, ended, err
 		}
-		next, err := s.kube.GetTaskRun(s.ctx, tr.Name)
-		switch {
-		case err != nil:
-			ended, err := s.cause(err)
+		next, ended, err := again(s, tr, s.kube.GetTaskRun)
+		if next == nil {
 			return nil, ended, err
-		case next == nil || next.UID != tr.UID:
-			return nil, endedGone, nil
 		}
 		tr = next
 	}
@@ -317,13 +313,9 @@ func (s *stream) awaitStep(pod *corev1.Pod, reread bool, c string) (*corev1.Pod,
 	deadline := time.Now().Add(s.o.Wait)
 	for {
 		if reread {
-			next, err := s.kube.GetPod(s.ctx, pod.Name)
-			switch {
-			case err != nil:
-				ended, err := s.cause(err)
+			next, ended, err := again(s, pod, s.kube.GetPod)
+			if next == nil {
 				return nil, ended, err
-			case next == nil || next.UID != pod.UID:
-				return nil, endedGone, nil
 			}
 			pod = next
 		}
@@ -338,6 +330,24 @@ func (s *stream) awaitStep(pod *corev1.Pod, reread bool, c string) (*corev1.Pod,
 		}
 		reread = true
 	}
+}
+
+// again reads obj once more with get, or returns the zero T and why when
+// it is gone or was replaced (another UID under its name).
+func again[T interface {
+	comparable
+	metav1.Object
+}](s *stream, obj T, get func(context.Context, string) (T, error)) (T, string, error) {
+	var gone T
+	next, err := get(s.ctx, obj.GetName())
+	switch {
+	case err != nil:
+		ended, err := s.cause(err)
+		return gone, ended, err
+	case next == gone || next.GetUID() != obj.GetUID():
+		return gone, endedGone, nil
+	}
+	return next, "", nil
 }
 
 // pause sends the answer's headers, since the wait may be long, and waits

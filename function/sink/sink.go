@@ -16,7 +16,6 @@ import (
 
 	"github.com/cloudevents/sdk-go/v2/event"
 	pipelinev1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
-	"knative.dev/pkg/apis"
 
 	"github.com/boomerang-io/flow-tekton-handler/internal/contract"
 	"github.com/boomerang-io/flow-tekton-handler/internal/engine"
@@ -174,7 +173,7 @@ func (s *Sink) handle(ctx context.Context, e event.Event) (string, string, error
 	if tr.Namespace != "" && tr.Namespace != s.kube.Namespace() {
 		return Skipped, tr.Name, nil
 	}
-	if !ours(tr, s.opts.Product) || !terminal(tr) {
+	if !outcome.Finished(tr, s.opts.Product) {
 		return Skipped, tr.Name, nil
 	}
 	if tr.UID != "" && s.done.Has(string(tr.UID)) {
@@ -182,15 +181,6 @@ func (s *Sink) handle(ctx context.Context, e event.Event) (string, string, error
 	}
 	result, err := s.report(ctx, tr.Name)
 	return result, tr.Name, err
-}
-
-func ours(tr *pipelinev1.TaskRun, product string) bool {
-	return tr.Labels[contract.LabelTaskRunRef] != "" && tr.Labels[contract.LabelProduct] == product
-}
-
-func terminal(tr *pipelinev1.TaskRun) bool {
-	c := tr.Status.GetCondition(apis.ConditionSucceeded)
-	return c != nil && !c.IsUnknown()
 }
 
 // ReportStale is the age past which a report's claim outlived the replica
@@ -203,10 +193,10 @@ func ReportStale(engineTimeout, retryBudget time.Duration) time.Duration {
 }
 
 // report sends the end call for the named TaskRun unless it was reported or
-// needs none. The TaskRun is read from the apiserver under a per-name lock,
-// so duplicate events in this process cause one call; across replicas, the
-// report is claimed on the TaskRun first (boomerang.io/reporting, with the
-// version read), so one replica sends it.
+// needs none, as outcome.Decide judges. The TaskRun is read from the
+// apiserver under a per-name lock, so duplicate events in this process cause
+// one call; across replicas, the report is claimed on the TaskRun first
+// (boomerang.io/reporting, with the version read), so one replica sends it.
 func (s *Sink) report(ctx context.Context, name string) (string, error) {
 	unlock := s.locks.Lock(name)
 	defer unlock()
@@ -217,69 +207,103 @@ func (s *Sink) report(ctx context.Context, name string) (string, error) {
 	}
 	// Only what the apiserver holds counts: an event names the TaskRun,
 	// nothing more (anyone who reaches the sink could forge one).
-	if tr == nil || !ours(tr, s.opts.Product) || !terminal(tr) && tr.DeletionTimestamp == nil {
-		return Skipped, nil
-	}
-	if tr.Labels[contract.LabelReported] != "" {
-		if tr.Labels[contract.LabelDeleteDue] != "" && tr.DeletionTimestamp == nil {
-			return Skipped, s.delete(ctx, tr) // its deletion failed after the report
-		}
-		s.done.Add(string(tr.UID))
-		return Skipped, nil
-	}
 	decision, rep, _ := outcome.Decide(tr, s.opts.Product)
-	if decision == outcome.ReportEnd && tr.IsPending() {
+	switch {
+	case rep.Left == outcome.Done:
+		return Skipped, s.reported(ctx, tr)
+	case decision == outcome.ReportEnd && tr.IsPending():
 		if decision, err = s.startLanded(ctx, tr, rep.TaskRunRef); err != nil || decision == wait {
 			return Skipped, err
 		}
+		if decision != outcome.ReportEnd {
+			return Skipped, s.release(ctx, name)
+		}
+	case rep.Left == outcome.Release:
+		return Skipped, s.release(ctx, name)
+	case decision != outcome.ReportEnd:
+		return Skipped, nil // not ours, or not finished
 	}
-	if decision != outcome.ReportEnd {
-		// Needs no call (cancelled by us, deleted before it ran): mark it,
-		// which releases it, so the sweep does not list it again.
-		return Skipped, s.kube.MarkReported(ctx, name, markSkipped, false, s.now())
+	return s.send(ctx, tr, rep)
+}
+
+// reported handles a TaskRun that carries the reported mark: its deletion
+// under the policy, when due, failed after the report and is retried;
+// otherwise it is remembered as done.
+func (s *Sink) reported(ctx context.Context, tr *pipelinev1.TaskRun) error {
+	if tr.Labels[contract.LabelDeleteDue] != "" && tr.DeletionTimestamp == nil {
+		return s.delete(ctx, tr)
 	}
+	s.done.Add(string(tr.UID))
+	return nil
+}
+
+// release marks a TaskRun that needs no call (cancelled by us, deleted
+// before it ran, its mark incomplete), which releases it, so the sweep does
+// not list it again.
+func (s *Sink) release(ctx context.Context, name string) error {
+	return s.kube.MarkReported(ctx, name, markSkipped, false, s.now())
+}
+
+// send claims the report of a TaskRun, sends the Engine its end call and
+// marks it reported, unless another replica holds the claim.
+func (s *Sink) send(ctx context.Context, tr *pipelinev1.TaskRun, rep outcome.Report) (string, error) {
 	mine, err := s.claim(ctx, tr)
 	if err != nil || mine == "" {
 		return Skipped, err // another replica is reporting it
 	}
-	err = s.engine.EndTaskRun(ctx, rep.TaskRunRef, rep.End)
+	if err := s.engine.EndTaskRun(ctx, rep.TaskRunRef, rep.End); err != nil {
+		return "", s.unsent(ctx, tr.Name, mine, fmt.Errorf("engine end taskrun %s: %w", rep.TaskRunRef, err))
+	}
+	if err := s.mark(ctx, tr, rep.Succeeded); err != nil {
+		return "", err
+	}
+	return Reported, nil
+}
+
+// unsent handles an end call that failed with err, and returns the error
+// to answer with. A refusal for good is marked; any other answer from the
+// Engine drops the claim so the sender's retry or the next sweep takes the
+// report over at once. After a timeout or a broken connection the end may
+// have landed, so the claim is kept until it is stale.
+func (s *Sink) unsent(ctx context.Context, name, mine string, err error) error {
 	// What follows the Engine's answer runs on when the request's own time
-	// is up: a report the Engine accepted must be marked, or it is sent
-	// again once the claim is stale.
+	// is up.
 	sctx, cancel := status.Settle(ctx)
 	defer cancel()
 	var refused *engine.StatusError
 	switch {
 	case errors.Is(err, engine.ErrRejected):
 		if merr := s.kube.MarkReported(sctx, name, markRejected, false, s.now()); merr != nil {
-			return "", merr
+			return merr
 		}
-		return "", fmt.Errorf("engine end taskrun %s: %w", rep.TaskRunRef, err)
 	case errors.As(err, &refused):
-		// The Engine answered, and not with an end: drop the claim so the
-		// sender's retry or the next sweep takes the report over at once.
-		// After a timeout or a broken connection the end may have landed,
-		// so the claim is kept until it is stale.
 		if derr := s.kube.DropClaim(sctx, name, contract.AnnotationReporting, mine); derr != nil {
 			s.log.WarnContext(ctx, "could not drop the report's claim", "taskrun", name, "error", derr.Error())
 		}
-		return "", fmt.Errorf("engine end taskrun %s: %w", rep.TaskRunRef, err)
-	case err != nil:
-		return "", fmt.Errorf("engine end taskrun %s: %w", rep.TaskRunRef, err)
 	}
-	deleteDue := tr.DeletionTimestamp == nil && outcome.ShouldDelete(outcome.DeletionPolicy(tr, s.opts.DeletionPolicy), rep.Succeeded)
-	if err := s.kube.MarkReported(sctx, name, markReported, deleteDue, s.now()); err != nil {
-		return "", err
+	return err
+}
+
+// mark marks a TaskRun the Engine accepted the end of as reported, with its
+// deletion due under the policy in the same patch, then deletes it if due.
+// The mark runs on when the request's own time is up: a report the Engine
+// accepted must be marked, or it is sent again once the claim is stale.
+func (s *Sink) mark(ctx context.Context, tr *pipelinev1.TaskRun, succeeded bool) error {
+	sctx, cancel := status.Settle(ctx)
+	defer cancel()
+	deleteDue := tr.DeletionTimestamp == nil && outcome.ShouldDelete(outcome.DeletionPolicy(tr, s.opts.DeletionPolicy), succeeded)
+	if err := s.kube.MarkReported(sctx, tr.Name, markReported, deleteDue, s.now()); err != nil {
+		return err
 	}
 	if deleteDue {
 		// A failure here is retried by the sender's retry and by the
 		// sweep, which lists LabelDeleteDue.
 		if err := s.delete(ctx, tr); err != nil {
-			return "", err
+			return err
 		}
 	}
 	s.done.Add(string(tr.UID))
-	return Reported, nil
+	return nil
 }
 
 // wait: not yet decided; a later event or sweep looks again.
@@ -352,7 +376,7 @@ func (s *Sink) claim(ctx context.Context, tr *pipelinev1.TaskRun) (string, error
 		if won {
 			return contract.ClaimValue(at), nil
 		}
-		if tr, err = s.kube.GetTaskRun(ctx, tr.Name); err != nil || tr == nil || tr.Labels[contract.LabelReported] != "" {
+		if tr, err = s.kube.GetTaskRun(ctx, tr.Name); err != nil || tr == nil || outcome.Marked(tr) {
 			return "", err
 		}
 	}
@@ -397,8 +421,8 @@ func (s *Sink) Sweep(ctx context.Context) (int, error) {
 		if n >= s.opts.SweepLimit {
 			break
 		}
-		if !terminal(&trs[i]) && trs[i].DeletionTimestamp == nil {
-			continue
+		if decision, rep, _ := outcome.Decide(&trs[i], s.opts.Product); decision == outcome.Skip && rep.Left == outcome.Nothing {
+			continue // not finished: its event, or a later sweep, reports it
 		}
 		result, err := s.report(ctx, trs[i].Name)
 		if err != nil {

@@ -16,6 +16,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/apimachinery/pkg/util/validation"
+
+	"github.com/boomerang-io/flow-tekton-handler/internal/contract"
 )
 
 // Roles a process can run.
@@ -25,11 +27,12 @@ const (
 	RoleLogs    = "logs"
 )
 
-// Deletion policies for finished TaskRuns.
+// Deletion policies for finished TaskRuns (DELETION_POLICY), as package
+// contract defines them.
 const (
-	DeletionNever     = "Never"
-	DeletionOnSuccess = "OnSuccess"
-	DeletionAlways    = "Always"
+	DeletionNever     = contract.DeletionNever
+	DeletionOnSuccess = contract.DeletionOnSuccess
+	DeletionAlways    = contract.DeletionAlways
 )
 
 // Sender authentication modes (AUTH).
@@ -166,133 +169,178 @@ func podNamespace() string {
 // Validate checks every setting and parses the JSON ones. All problems are
 // reported at once.
 func (c *Config) Validate() error {
-	var errs []error
-	bad := func(name, format string, args ...any) {
-		errs = append(errs, fmt.Errorf("%s: %s", name, fmt.Sprintf(format, args...)))
+	var p problems
+	c.checkIdentity(&p)
+	c.checkLimits(&p)
+	c.checkPodTemplate(&p)
+	c.checkStorage(&p)
+	c.checkHousekeeping(&p)
+	c.checkAuth(&p)
+	return errors.Join(p...)
+}
+
+// problems collects what Validate finds wrong, each naming its variable.
+type problems []error
+
+// add records a problem with the variable name.
+func (p *problems) add(name, format string, args ...any) {
+	*p = append(*p, fmt.Errorf("%s: %s", name, fmt.Sprintf(format, args...)))
+}
+
+// invalid records value of the variable name as invalid when msgs, the
+// answer of a k8s.io validation function, is not empty.
+func (p *problems) invalid(name, value string, msgs []string) {
+	if len(msgs) > 0 {
+		p.add(name, "%q: %s", value, strings.Join(msgs, "; "))
 	}
+}
+
+// optionalSubdomain checks a variable that, when set, names an object.
+func (p *problems) optionalSubdomain(name, value string) {
+	if value != "" {
+		p.invalid(name, value, validation.IsDNS1123Subdomain(value))
+	}
+}
+
+// checkIdentity checks the role, where the objects live, how they are named
+// and where the Engine is.
+func (c *Config) checkIdentity(p *problems) {
 	switch c.Function {
 	case "", RoleHandler, RoleSink, RoleLogs:
 	default:
-		bad("FUNCTION", "%q is not handler, sink or logs", c.Function)
+		p.add("FUNCTION", "%q is not handler, sink or logs", c.Function)
 	}
-	if msgs := validation.IsDNS1123Label(c.Namespace); len(msgs) > 0 {
-		bad("NAMESPACE", "%q: %s", c.Namespace, strings.Join(msgs, "; "))
-	}
+	p.invalid("NAMESPACE", c.Namespace, validation.IsDNS1123Label(c.Namespace))
 	// The prefix makes names like <prefix>-task-<24 hex>; keep room for them.
 	if msgs := validation.IsDNS1123Label(c.ProductPrefix); len(msgs) > 0 || len(c.ProductPrefix) > 20 {
-		bad("PRODUCT_PREFIX", "%q must be a DNS-1123 label of at most 20 characters", c.ProductPrefix)
+		p.add("PRODUCT_PREFIX", "%q must be a DNS-1123 label of at most 20 characters", c.ProductPrefix)
 	}
-	if msgs := validation.IsValidLabelValue(c.Instance); len(msgs) > 0 {
-		bad("INSTANCE", "%q: %s", c.Instance, strings.Join(msgs, "; "))
-	}
+	p.invalid("INSTANCE", c.Instance, validation.IsValidLabelValue(c.Instance))
 	// The logs role never calls the Engine; the others cannot work without it.
 	if u, err := url.Parse(c.EngineURL); c.Function != RoleLogs && (err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "") {
-		bad("ENGINE_URL", "%q is not an http(s) URL", c.EngineURL)
+		p.add("ENGINE_URL", "%q is not an http(s) URL", c.EngineURL)
 	}
+}
+
+// checkLimits checks the rates, timeouts and waits of the calls to the
+// apiserver and the Engine.
+func (c *Config) checkLimits(p *problems) {
 	if c.LogsWait <= 0 {
-		bad("LOGS_WAIT", "must be positive, got %s", c.LogsWait)
+		p.add("LOGS_WAIT", "must be positive, got %s", c.LogsWait)
 	}
 	if c.KubeQPS <= 0 || c.KubeBurst <= 0 {
-		bad("KUBE_QPS/KUBE_BURST", "must be positive")
+		p.add("KUBE_QPS/KUBE_BURST", "must be positive")
 	}
 	for name, d := range map[string]time.Duration{"KUBE_TIMEOUT": c.KubeTimeout, "ENGINE_TIMEOUT": c.EngineTimeout, "DEFAULT_TIMEOUT": c.DefaultTimeout} {
 		if d <= 0 {
-			bad(name, "must be positive, got %s", d)
+			p.add(name, "must be positive, got %s", d)
 		}
 	}
 	if c.EngineRetryBudget < c.EngineTimeout {
-		bad("ENGINE_RETRY_BUDGET", "%s is shorter than ENGINE_TIMEOUT %s", c.EngineRetryBudget, c.EngineTimeout)
+		p.add("ENGINE_RETRY_BUDGET", "%s is shorter than ENGINE_TIMEOUT %s", c.EngineRetryBudget, c.EngineTimeout)
 	}
 	if c.EngineRetryBudget > 25*time.Second {
-		bad("ENGINE_RETRY_BUDGET", "%s exceeds 25s; the function server answers within 30s", c.EngineRetryBudget)
+		p.add("ENGINE_RETRY_BUDGET", "%s exceeds 25s; the function server answers within 30s", c.EngineRetryBudget)
 	}
+}
+
+// checkPodTemplate checks the settings of the task pods and parses the JSON
+// ones.
+func (c *Config) checkPodTemplate(p *problems) {
 	switch corev1.PullPolicy(c.ImagePullPolicy) {
 	case corev1.PullAlways, corev1.PullIfNotPresent, corev1.PullNever:
 	default:
-		bad("IMAGE_PULL_POLICY", "%q is not Always, IfNotPresent or Never", c.ImagePullPolicy)
+		p.add("IMAGE_PULL_POLICY", "%q is not Always, IfNotPresent or Never", c.ImagePullPolicy)
 	}
-	if c.ImagePullSecret != "" {
-		if msgs := validation.IsDNS1123Subdomain(c.ImagePullSecret); len(msgs) > 0 {
-			bad("IMAGE_PULL_SECRET", "%q: %s", c.ImagePullSecret, strings.Join(msgs, "; "))
-		}
+	p.optionalSubdomain("IMAGE_PULL_SECRET", c.ImagePullSecret)
+	p.optionalSubdomain("SERVICE_ACCOUNT", c.ServiceAccount)
+	c.parsePodJSON(p)
+	if c.ProxyHost != "" && c.ProxyPort == "" {
+		p.add("PROXY_PORT", "required when PROXY_HOST is set")
 	}
-	if c.ServiceAccount != "" {
-		if msgs := validation.IsDNS1123Subdomain(c.ServiceAccount); len(msgs) > 0 {
-			bad("SERVICE_ACCOUNT", "%q: %s", c.ServiceAccount, strings.Join(msgs, "; "))
-		}
-	}
+}
+
+// parsePodJSON parses and checks NODE_SELECTOR, TOLERATIONS and
+// HOST_ALIASES.
+func (c *Config) parsePodJSON(p *problems) {
 	if err := decodeJSON(c.NodeSelectorJSON, &c.NodeSelector); err != nil {
-		bad("NODE_SELECTOR", "%v", err)
+		p.add("NODE_SELECTOR", "%v", err)
 	}
 	for k, v := range c.NodeSelector {
 		if len(validation.IsQualifiedName(k)) > 0 || len(validation.IsValidLabelValue(v)) > 0 {
-			bad("NODE_SELECTOR", "invalid label %q=%q", k, v)
+			p.add("NODE_SELECTOR", "invalid label %q=%q", k, v)
 		}
 	}
 	if err := decodeJSON(c.TolerationsJSON, &c.Tolerations); err != nil {
-		bad("TOLERATIONS", "%v", err)
+		p.add("TOLERATIONS", "%v", err)
 	}
 	for i, t := range c.Tolerations {
 		if err := validToleration(t); err != nil {
-			bad("TOLERATIONS", "[%d]: %v", i, err)
+			p.add("TOLERATIONS", "[%d]: %v", i, err)
 		}
 	}
 	if err := decodeJSON(c.HostAliasesJSON, &c.HostAliases); err != nil {
-		bad("HOST_ALIASES", "%v", err)
+		p.add("HOST_ALIASES", "%v", err)
 	}
 	for i, h := range c.HostAliases {
 		if len(validation.IsValidIP(nil, h.IP)) > 0 {
-			bad("HOST_ALIASES", "[%d]: %q is not an IP address", i, h.IP)
+			p.add("HOST_ALIASES", "[%d]: %q is not an IP address", i, h.IP)
 		}
 	}
-	if c.ProxyHost != "" && c.ProxyPort == "" {
-		bad("PROXY_PORT", "required when PROXY_HOST is set")
-	}
-	if c.StorageClass != "" {
-		if msgs := validation.IsDNS1123Subdomain(c.StorageClass); len(msgs) > 0 {
-			bad("STORAGE_CLASS", "%q: %s", c.StorageClass, strings.Join(msgs, "; "))
-		}
-	}
+}
+
+// checkStorage checks the settings of the workspace claims.
+func (c *Config) checkStorage(p *problems) {
+	p.optionalSubdomain("STORAGE_CLASS", c.StorageClass)
 	if q, err := resource.ParseQuantity(c.StorageSize); err != nil || q.Sign() <= 0 {
-		bad("STORAGE_SIZE", "%q is not a positive quantity such as 1Gi", c.StorageSize)
+		p.add("STORAGE_SIZE", "%q is not a positive quantity such as 1Gi", c.StorageSize)
 	}
 	switch corev1.PersistentVolumeAccessMode(c.StorageAccessMode) {
 	case corev1.ReadWriteOnce, corev1.ReadOnlyMany, corev1.ReadWriteMany, corev1.ReadWriteOncePod:
 	default:
-		bad("STORAGE_ACCESS_MODE", "%q is not a PersistentVolume access mode", c.StorageAccessMode)
+		p.add("STORAGE_ACCESS_MODE", "%q is not a PersistentVolume access mode", c.StorageAccessMode)
 	}
+}
+
+// checkHousekeeping checks the event size bound and how finished TaskRuns
+// are deleted and swept.
+func (c *Config) checkHousekeeping(p *problems) {
 	if c.MaxEventBytes <= 0 {
-		bad("MAX_EVENT_BYTES", "must be positive")
+		p.add("MAX_EVENT_BYTES", "must be positive")
 	}
 	switch c.DeletionPolicy {
 	case DeletionNever, DeletionOnSuccess, DeletionAlways:
 	default:
-		bad("DELETION_POLICY", "%q is not Never, OnSuccess or Always", c.DeletionPolicy)
+		p.add("DELETION_POLICY", "%q is not Never, OnSuccess or Always", c.DeletionPolicy)
 	}
 	if c.SweepLimit <= 0 {
-		bad("SWEEP_LIMIT", "must be positive")
+		p.add("SWEEP_LIMIT", "must be positive")
 	}
 	if c.SweepInterval < 0 {
-		bad("SWEEP_INTERVAL", "must not be negative")
+		p.add("SWEEP_INTERVAL", "must not be negative")
 	}
+}
+
+// checkAuth checks the sender authentication settings and parses
+// AUTH_ALLOW.
+func (c *Config) checkAuth(p *problems) {
 	switch c.Auth {
 	case AuthNone:
 		if c.AuthAllowList != "" {
-			bad("AUTH_ALLOW", "is set but AUTH is none: nothing would be checked")
+			p.add("AUTH_ALLOW", "is set but AUTH is none: nothing would be checked")
 		}
 	case AuthToken:
 		if c.AuthAudience == "" {
-			bad("AUTH_AUDIENCE", "required with AUTH=token outside Knative Serving (K_SERVICE is unset)")
+			p.add("AUTH_AUDIENCE", "required with AUTH=token outside Knative Serving (K_SERVICE is unset)")
 		}
 	default:
-		bad("AUTH", "%q is not none or token", c.Auth)
+		p.add("AUTH", "%q is not none or token", c.Auth)
 	}
 	allow, err := parseAllow(c.AuthAllowList)
 	if err != nil {
-		bad("AUTH_ALLOW", "%v", err)
+		p.add("AUTH_ALLOW", "%v", err)
 	}
 	c.AuthAllow = allow
-	return errors.Join(errs...)
 }
 
 // parseAllow splits a comma list of namespace:serviceaccount entries.

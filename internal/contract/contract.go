@@ -73,6 +73,14 @@ const (
 	TierSpace = "workspace"
 )
 
+// Deletion policies for finished TaskRuns: the values of AnnotationDeletion
+// and of the sink's DELETION_POLICY.
+const (
+	DeletionNever     = "Never"
+	DeletionOnSuccess = "OnSuccess"
+	DeletionAlways    = "Always"
+)
+
 // Workspace scopes.
 const (
 	ScopeWorkflow    = "workflow"
@@ -254,45 +262,38 @@ func (w *Workflow) Action() Action {
 // DecodeTaskRun decodes and checks a TaskRun event's data. Unknown fields
 // are ignored; a wrong type or a missing id is an error naming the field.
 // Data without type or phase (the Engine's mislabelled workflow events) is
-// returned as is and decides to Ignore.
+// returned as is and decides to Ignore. A timeout of zero or less means the
+// default (the builder's), as an absent one does.
 func DecodeTaskRun(data []byte) (*TaskRun, error) {
-	var t TaskRun
-	if err := decode(data, &t); err != nil {
-		return nil, err
-	}
-	if t.Type == "" || t.Phase == "" {
-		return &t, nil
-	}
-	if err := CheckID("data.id", t.ID); err != nil {
-		return nil, err
-	}
-	// A timeout of zero or less means the default (the builder's), as an
-	// absent one does.
-	return &t, nil
+	return decodeChecked(data, func(t *TaskRun) error {
+		if t.Type == "" || t.Phase == "" {
+			return nil
+		}
+		return CheckID("data.id", t.ID)
+	})
 }
 
 // DecodeWorkflowRun decodes and checks a WorkflowRun event's data.
 func DecodeWorkflowRun(data []byte) (*WorkflowRun, error) {
-	var w WorkflowRun
-	if err := decode(data, &w); err != nil {
-		return nil, err
-	}
-	if err := CheckID("data.id", w.ID); err != nil {
-		return nil, err
-	}
-	return &w, nil
+	return decodeChecked(data, func(w *WorkflowRun) error { return CheckID("data.id", w.ID) })
 }
 
 // DecodeWorkflow decodes and checks a Workflow event's data.
 func DecodeWorkflow(data []byte) (*Workflow, error) {
-	var w Workflow
-	if err := decode(data, &w); err != nil {
+	return decodeChecked(data, func(w *Workflow) error { return CheckID("data.id", w.ID) })
+}
+
+// decodeChecked decodes event data into a T and returns it when check
+// passes.
+func decodeChecked[T any](data []byte, check func(*T) error) (*T, error) {
+	var v T
+	if err := decode(data, &v); err != nil {
 		return nil, err
 	}
-	if err := CheckID("data.id", w.ID); err != nil {
+	if err := check(&v); err != nil {
 		return nil, err
 	}
-	return &w, nil
+	return &v, nil
 }
 
 // maxIDLen bounds identifiers: the Engine's are 24-character ObjectIds.

@@ -105,40 +105,64 @@ func classify(err error) error {
 
 // GetTaskRun returns the named TaskRun, or nil when it does not exist.
 func (c *Client) GetTaskRun(ctx context.Context, name string) (*pipelinev1.TaskRun, error) {
-	ctx, cancel := c.call(ctx)
-	defer cancel()
-	tr, err := c.tekton.TektonV1().TaskRuns(c.namespace).Get(ctx, name, metav1.GetOptions{})
-	if apierrors.IsNotFound(err) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("get taskrun %s/%s: %w", c.namespace, name, err)
-	}
-	return tr, nil
+	return getOrNil(ctx, c, "taskrun", name, c.tekton.TektonV1().TaskRuns(c.namespace).Get)
 }
 
 // CreateTaskRun creates tr. When a TaskRun of that name exists with the same
 // taskrun-ref label it is returned with created=false; another identity is
 // ErrConflict.
 func (c *Client) CreateTaskRun(ctx context.Context, tr *pipelinev1.TaskRun) (*pipelinev1.TaskRun, bool, error) {
+	taskRuns := c.tekton.TektonV1().TaskRuns(c.namespace)
+	return createOrAdopt(ctx, c, "taskrun", tr, taskRuns.Create, taskRuns.Get)
+}
+
+// getOrNil reads the named object with get, bounded by the per-call
+// timeout; one that does not exist is nil. kind names it in errors.
+func getOrNil[O any](ctx context.Context, c *Client, kind, name string, get func(context.Context, string, metav1.GetOptions) (*O, error)) (*O, error) {
+	ctx, cancel := c.call(ctx)
+	defer cancel()
+	obj, err := get(ctx, name, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("get %s %s/%s: %w", kind, c.namespace, name, err)
+	}
+	return obj, nil
+}
+
+// object is a pointer to a Kubernetes object of struct type O.
+type object[O any] interface {
+	*O
+	metav1.Object
+}
+
+// createOrAdopt creates obj with create and reports created=true. When an
+// object of its name exists it is read with get and returned with
+// created=false if it has obj's identity (SameIdentity); another identity
+// is ErrConflict. kind names the object in errors.
+func createOrAdopt[O any, P object[O]](ctx context.Context, c *Client, kind string, obj P,
+	create func(context.Context, *O, metav1.CreateOptions) (*O, error),
+	get func(context.Context, string, metav1.GetOptions) (*O, error),
+) (*O, bool, error) {
 	cctx, cancel := c.call(ctx)
 	defer cancel()
-	got, err := c.tekton.TektonV1().TaskRuns(c.namespace).Create(cctx, tr, metav1.CreateOptions{FieldManager: FieldManager})
+	got, err := create(cctx, obj, metav1.CreateOptions{FieldManager: FieldManager})
 	if err == nil {
 		return got, true, nil
 	}
 	if !apierrors.IsAlreadyExists(err) {
-		return nil, false, fmt.Errorf("create taskrun %s/%s: %w", c.namespace, tr.Name, classify(err))
+		return nil, false, fmt.Errorf("create %s %s/%s: %w", kind, c.namespace, obj.GetName(), classify(err))
 	}
-	existing, err := c.GetTaskRun(ctx, tr.Name)
+	existing, err := getOrNil(ctx, c, kind, obj.GetName(), get)
 	if err != nil {
 		return nil, false, err
 	}
 	if existing == nil {
-		return nil, false, fmt.Errorf("create taskrun %s/%s: exists but then vanished", c.namespace, tr.Name)
+		return nil, false, fmt.Errorf("create %s %s/%s: exists but then vanished", kind, c.namespace, obj.GetName())
 	}
-	if err := SameIdentity(existing.Labels, tr.Labels); err != nil {
-		return nil, false, fmt.Errorf("create taskrun %s/%s: %w", c.namespace, tr.Name, err)
+	if err := SameIdentity(P(existing).GetLabels(), obj.GetLabels()); err != nil {
+		return nil, false, fmt.Errorf("create %s %s/%s: %w", kind, c.namespace, obj.GetName(), err)
 	}
 	return existing, false, nil
 }
@@ -158,49 +182,17 @@ func SameIdentity(existing, want map[string]string) error {
 // CreateConfigMap creates cm; an existing ConfigMap of the same identity is
 // success.
 func (c *Client) CreateConfigMap(ctx context.Context, cm *corev1.ConfigMap) error {
-	cctx, cancel := c.call(ctx)
-	defer cancel()
-	_, err := c.kube.CoreV1().ConfigMaps(c.namespace).Create(cctx, cm, metav1.CreateOptions{FieldManager: FieldManager})
-	if err == nil {
-		return nil
-	}
-	if !apierrors.IsAlreadyExists(err) {
-		return fmt.Errorf("create configmap %s/%s: %w", c.namespace, cm.Name, classify(err))
-	}
-	gctx, gcancel := c.call(ctx)
-	defer gcancel()
-	existing, err := c.kube.CoreV1().ConfigMaps(c.namespace).Get(gctx, cm.Name, metav1.GetOptions{})
-	if err != nil {
-		return fmt.Errorf("get configmap %s/%s: %w", c.namespace, cm.Name, err)
-	}
-	if err := SameIdentity(existing.Labels, cm.Labels); err != nil {
-		return fmt.Errorf("create configmap %s/%s: %w", c.namespace, cm.Name, err)
-	}
-	return nil
+	configMaps := c.kube.CoreV1().ConfigMaps(c.namespace)
+	_, _, err := createOrAdopt(ctx, c, "configmap", cm, configMaps.Create, configMaps.Get)
+	return err
 }
 
 // CreatePVC creates pvc and reports whether it was new; an existing claim of
 // the same identity is success.
 func (c *Client) CreatePVC(ctx context.Context, pvc *corev1.PersistentVolumeClaim) (bool, error) {
-	cctx, cancel := c.call(ctx)
-	defer cancel()
-	_, err := c.kube.CoreV1().PersistentVolumeClaims(c.namespace).Create(cctx, pvc, metav1.CreateOptions{FieldManager: FieldManager})
-	if err == nil {
-		return true, nil
-	}
-	if !apierrors.IsAlreadyExists(err) {
-		return false, fmt.Errorf("create pvc %s/%s: %w", c.namespace, pvc.Name, classify(err))
-	}
-	gctx, gcancel := c.call(ctx)
-	defer gcancel()
-	existing, err := c.kube.CoreV1().PersistentVolumeClaims(c.namespace).Get(gctx, pvc.Name, metav1.GetOptions{})
-	if err != nil {
-		return false, fmt.Errorf("get pvc %s/%s: %w", c.namespace, pvc.Name, err)
-	}
-	if err := SameIdentity(existing.Labels, pvc.Labels); err != nil {
-		return false, fmt.Errorf("create pvc %s/%s: %w", c.namespace, pvc.Name, err)
-	}
-	return false, nil
+	claims := c.kube.CoreV1().PersistentVolumeClaims(c.namespace)
+	_, created, err := createOrAdopt(ctx, c, "pvc", pvc, claims.Create, claims.Get)
+	return created, err
 }
 
 // ListPVCs returns the claims matching a label selector.
@@ -420,30 +412,12 @@ func (c *Client) DeleteConfigMap(ctx context.Context, name string) error {
 // name goes to etcd directly, unlike a consistent list, which waits for the
 // apiserver's watch cache to catch up.
 func (c *Client) GetPVC(ctx context.Context, name string) (*corev1.PersistentVolumeClaim, error) {
-	ctx, cancel := c.call(ctx)
-	defer cancel()
-	pvc, err := c.kube.CoreV1().PersistentVolumeClaims(c.namespace).Get(ctx, name, metav1.GetOptions{})
-	if apierrors.IsNotFound(err) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("get pvc %s/%s: %w", c.namespace, name, err)
-	}
-	return pvc, nil
+	return getOrNil(ctx, c, "pvc", name, c.kube.CoreV1().PersistentVolumeClaims(c.namespace).Get)
 }
 
 // GetPod returns the named pod, or nil when it does not exist.
 func (c *Client) GetPod(ctx context.Context, name string) (*corev1.Pod, error) {
-	ctx, cancel := c.call(ctx)
-	defer cancel()
-	pod, err := c.kube.CoreV1().Pods(c.namespace).Get(ctx, name, metav1.GetOptions{})
-	if apierrors.IsNotFound(err) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("get pod %s/%s: %w", c.namespace, name, err)
-	}
-	return pod, nil
+	return getOrNil(ctx, c, "pod", name, c.kube.CoreV1().Pods(c.namespace).Get)
 }
 
 // FollowLog opens the log of a container of the named pod (pods/log with

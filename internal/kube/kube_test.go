@@ -4,18 +4,96 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	pipelinev1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
 	tektonfake "github.com/tektoncd/pipeline/pkg/client/clientset/versioned/fake"
 	authenticationv1 "k8s.io/api/authentication/v1"
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	k8sfake "k8s.io/client-go/kubernetes/fake"
 	k8stesting "k8s.io/client-go/testing"
+
+	"github.com/boomerang-io/flow-tekton-handler/internal/contract"
 )
+
+// objectMeta names an object of ref's identity.
+func objectMeta(name, ref string) metav1.ObjectMeta {
+	return metav1.ObjectMeta{Name: name, Namespace: "flow", Labels: map[string]string{contract.LabelTaskRunRef: ref}}
+}
+
+func TestCreateAdoptsSameIdentity(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	c := New(k8sfake.NewClientset(), tektonfake.NewSimpleClientset(), "flow", time.Second)
+	for i, wantCreated := range []bool{true, false} {
+		tr, created, err := c.CreateTaskRun(ctx, &pipelinev1.TaskRun{ObjectMeta: objectMeta("tr", "a")})
+		if err != nil || created != wantCreated || tr == nil || tr.Name != "tr" {
+			t.Errorf("CreateTaskRun #%d = %v, %v, %v; want created %v", i, tr, created, err, wantCreated)
+		}
+		created, err = c.CreatePVC(ctx, &corev1.PersistentVolumeClaim{ObjectMeta: objectMeta("pvc", "a")})
+		if err != nil || created != wantCreated {
+			t.Errorf("CreatePVC #%d = %v, %v; want created %v", i, created, err, wantCreated)
+		}
+		if err := c.CreateConfigMap(ctx, &corev1.ConfigMap{ObjectMeta: objectMeta("cm", "a")}); err != nil {
+			t.Errorf("CreateConfigMap #%d: %v", i, err)
+		}
+	}
+	_, _, err := c.CreateTaskRun(ctx, &pipelinev1.TaskRun{ObjectMeta: objectMeta("tr", "b")})
+	if !errors.Is(err, ErrConflict) || strings.Count(err.Error(), "create taskrun flow/tr") != 1 {
+		t.Errorf("taskrun of another identity: %v, want one create taskrun ErrConflict", err)
+	}
+	if _, err := c.CreatePVC(ctx, &corev1.PersistentVolumeClaim{ObjectMeta: objectMeta("pvc", "b")}); !errors.Is(err, ErrConflict) {
+		t.Errorf("pvc of another identity: %v, want ErrConflict", err)
+	}
+	if err := c.CreateConfigMap(ctx, &corev1.ConfigMap{ObjectMeta: objectMeta("cm", "b")}); !errors.Is(err, ErrConflict) {
+		t.Errorf("configmap of another identity: %v, want ErrConflict", err)
+	}
+}
+
+func TestCreateRejected(t *testing.T) {
+	t.Parallel()
+	k := k8sfake.NewClientset()
+	k.PrependReactor("create", "configmaps", func(k8stesting.Action) (bool, runtime.Object, error) {
+		return true, nil, apierrors.NewInvalid(schema.GroupKind{Kind: "ConfigMap"}, "cm", nil)
+	})
+	c := New(k, tektonfake.NewSimpleClientset(), "flow", time.Second)
+	err := c.CreateConfigMap(context.Background(), &corev1.ConfigMap{ObjectMeta: objectMeta("cm", "a")})
+	if !errors.Is(err, ErrRejected) || !strings.HasPrefix(err.Error(), "create configmap flow/cm: ") {
+		t.Errorf("err = %v, want ErrRejected under create configmap flow/cm", err)
+	}
+}
+
+func TestGetOrNil(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	k := k8sfake.NewClientset(&corev1.PersistentVolumeClaim{ObjectMeta: objectMeta("pvc", "a")})
+	k.PrependReactor("get", "pods", func(a k8stesting.Action) (bool, runtime.Object, error) {
+		if a.(k8stesting.GetAction).GetName() == "broken" {
+			return true, nil, apierrors.NewServiceUnavailable("etcd down")
+		}
+		return false, nil, nil
+	})
+	c := New(k, tektonfake.NewSimpleClientset(), "flow", time.Second)
+	if pvc, err := c.GetPVC(ctx, "pvc"); err != nil || pvc == nil || pvc.Name != "pvc" {
+		t.Errorf("GetPVC = %v, %v", pvc, err)
+	}
+	if tr, err := c.GetTaskRun(ctx, "missing"); err != nil || tr != nil {
+		t.Errorf("GetTaskRun of a missing TaskRun = %v, %v; want nil, nil", tr, err)
+	}
+	if pod, err := c.GetPod(ctx, "missing"); err != nil || pod != nil {
+		t.Errorf("GetPod of a missing pod = %v, %v; want nil, nil", pod, err)
+	}
+	if _, err := c.GetPod(ctx, "broken"); err == nil || !strings.HasPrefix(err.Error(), "get pod flow/broken: ") {
+		t.Errorf("GetPod error = %v, want it under get pod flow/broken", err)
+	}
+}
 
 func TestReviewToken(t *testing.T) {
 	t.Parallel()

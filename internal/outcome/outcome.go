@@ -109,7 +109,8 @@ type Decision int
 // Decisions.
 const (
 	// Skip: not ours, not finished, cancelled on the Engine's behalf,
-	// deleted before it ran, or already reported.
+	// deleted before it ran, or already reported. Report.Left says what the
+	// sink still does.
 	Skip Decision = iota
 	// ReportEnd: send the Engine the end call in Report.End.
 	ReportEnd
@@ -122,7 +123,25 @@ func (d Decision) String() string {
 	return "skip"
 }
 
-// Report is the end call owed for one finished TaskRun.
+// Leftover is what a Skip leaves the sink to do for a TaskRun.
+type Leftover int
+
+// Leftovers.
+const (
+	// Nothing: not ours, or not finished (a later event or sweep looks
+	// again). Also the Left of every ReportEnd.
+	Nothing Leftover = iota
+	// Release: ours, finished or deleted, and owed no end call (cancelled
+	// for the Engine, or reported with the mark incomplete): the sink marks
+	// it skipped, which releases it and keeps the sweep from listing it.
+	Release
+	// Done: it carries the sink's reported mark (see Marked); at most its
+	// deletion under the policy is left.
+	Done
+)
+
+// Report is what Decide found for one TaskRun: with ReportEnd, the end
+// call owed; with a Skip, in Left, what is left for the sink to do.
 type Report struct {
 	// TaskRunRef is the Engine's TaskRun id (label boomerang.io/taskrun-ref).
 	TaskRunRef string
@@ -132,73 +151,125 @@ type Report struct {
 	End engine.EndRequest
 	// Succeeded is true when the TaskRun succeeded.
 	Succeeded bool
+	// Left is what a Skip leaves the sink to do; Nothing for a ReportEnd.
+	Left Leftover
 }
 
 // Decide tells whether tr, a TaskRun of any origin (event or apiserver),
 // needs an end call for product, builds its body, and gives the reason in
-// a few words for the logs. The outcome comes from the Succeeded condition;
-// a Tekton timeout or a cancellation nobody asked for through the Engine is
-// reported as failed, never as cancelled or timedout.
+// a few words for the logs. It is the one judge of what the sink reports:
+// the sink acts on its answer alone. The outcome comes from the Succeeded
+// condition; a Tekton timeout or a cancellation nobody asked for through
+// the Engine is reported as failed, never as cancelled or timedout.
 func Decide(tr *pipelinev1.TaskRun, product string) (Decision, Report, string) {
 	if tr == nil {
 		return Skip, Report{}, "no taskrun"
 	}
-	ref := tr.Labels[contract.LabelTaskRunRef]
-	if ref == "" {
-		return Skip, Report{}, "not ours: no " + contract.LabelTaskRunRef + " label"
+	if why := notOurs(tr, product); why != "" {
+		return Skip, Report{}, why
 	}
-	if p := tr.Labels[contract.LabelProduct]; p != product {
-		return Skip, Report{}, fmt.Sprintf("not ours: product %q", p)
-	}
-	rep := Report{TaskRunRef: ref, Name: tr.Name, Namespace: tr.Namespace}
-	if _, ok := tr.Annotations[contract.AnnotationReported]; ok {
-		return Skip, rep, "already reported"
-	}
-	if _, ok := tr.Labels[contract.LabelReported]; ok {
-		return Skip, rep, "already reported"
-	}
-	_, cancelledByUs := tr.Annotations[contract.AnnotationCancelled]
+	rep := Report{TaskRunRef: tr.Labels[contract.LabelTaskRunRef], Name: tr.Name, Namespace: tr.Namespace}
 	c := tr.Status.GetCondition(apis.ConditionSucceeded)
-	if c == nil || c.IsUnknown() {
-		switch {
-		case tr.DeletionTimestamp == nil:
-			return Skip, rep, "not finished"
-		case cancelledByUs:
-			// Cancelled for the Engine: it has nothing to hear.
-			return Skip, rep, "deleted while cancelled"
-		}
-		// Deleted before it finished: Tekton stops reconciling it, so it
-		// never will; the Engine hears that it failed, and why. One still
-		// pending (never released to Tekton) is owed this only if the
-		// Engine's start landed: the caller asks the Engine.
-		rep.End = engine.EndRequest{
-			Status:        engine.StatusFailed,
-			Results:       []engine.Result{},
-			StatusMessage: failureMessage(ReasonDeleted, "The TaskRun was deleted before it finished."),
-		}
-		if tr.IsPending() {
-			return ReportEnd, rep, "deleted before it ran"
-		}
-		return ReportEnd, rep, "deleted while running"
+	switch {
+	case !final(c) && tr.DeletionTimestamp == nil:
+		return Skip, rep, "not finished"
+	case Marked(tr):
+		rep.Left = Done
+		return Skip, rep, "already reported"
+	case reported(tr):
+		rep.Left = Release
+		return Skip, rep, "already reported"
+	case !final(c):
+		return decideDeleted(tr, rep)
 	}
+	return decideFinished(tr, c, rep)
+}
+
+// decideDeleted decides for a TaskRun of ours deleted before it finished:
+// Tekton stops reconciling it, so it never will; the Engine hears that it
+// failed, and why, unless it was cancelled for the Engine, which has
+// nothing to hear. One still pending (never released to Tekton) is owed
+// this only if the Engine's start landed: the caller asks the Engine.
+func decideDeleted(tr *pipelinev1.TaskRun, rep Report) (Decision, Report, string) {
+	if cancelledForEngine(tr) {
+		rep.Left = Release
+		return Skip, rep, "deleted while cancelled"
+	}
+	rep.End = failedEnd(ReasonDeleted, "The TaskRun was deleted before it finished.")
+	if tr.IsPending() {
+		return ReportEnd, rep, "deleted before it ran"
+	}
+	return ReportEnd, rep, "deleted while running"
+}
+
+// decideFinished decides for a finished TaskRun of ours, whose Succeeded
+// condition c is final.
+func decideFinished(tr *pipelinev1.TaskRun, c *apis.Condition, rep Report) (Decision, Report, string) {
 	if c.IsTrue() {
 		rep.Succeeded = true
 		rep.End = engine.EndRequest{
 			Status:        engine.StatusSucceeded,
 			Results:       results(tr.Status.Results),
-			StatusMessage: fmt.Sprintf("Task (%s) has been executed successfully.", ref),
+			StatusMessage: fmt.Sprintf("Task (%s) has been executed successfully.", rep.TaskRunRef),
 		}
 		return ReportEnd, rep, "succeeded"
 	}
-	if c.Reason == pipelinev1.TaskRunReasonCancelled.String() && cancelledByUs {
+	if c.Reason == pipelinev1.TaskRunReasonCancelled.String() && cancelledForEngine(tr) {
+		rep.Left = Release
 		return Skip, rep, "cancelled for the Engine"
 	}
-	rep.End = engine.EndRequest{
-		Status:        engine.StatusFailed,
-		Results:       []engine.Result{},
-		StatusMessage: failureMessage(c.Reason, c.Message),
-	}
+	rep.End = failedEnd(c.Reason, c.Message)
 	return ReportEnd, rep, "failed: " + rep.End.StatusMessage
+}
+
+// Finished tells whether tr is a TaskRun of product's whose Succeeded
+// condition is final: the only kind a Tekton event is worth reading the
+// TaskRun for. Decide judges the TaskRun read; a deleted one, of which
+// Tekton sends no event, is the sweep's.
+func Finished(tr *pipelinev1.TaskRun, product string) bool {
+	return tr != nil && notOurs(tr, product) == "" && final(tr.Status.GetCondition(apis.ConditionSucceeded))
+}
+
+// notOurs tells, in a few words, why tr is not a TaskRun of product's (it
+// lacks the Engine's id, or is another product's); "" when it is.
+func notOurs(tr *pipelinev1.TaskRun, product string) string {
+	if tr.Labels[contract.LabelTaskRunRef] == "" {
+		return "not ours: no " + contract.LabelTaskRunRef + " label"
+	}
+	if p := tr.Labels[contract.LabelProduct]; p != product {
+		return fmt.Sprintf("not ours: product %q", p)
+	}
+	return ""
+}
+
+// final tells whether a Succeeded condition is set and not Unknown.
+func final(c *apis.Condition) bool {
+	return c != nil && !c.IsUnknown()
+}
+
+// Marked tells whether tr carries the sink's reported mark: the
+// boomerang.io/reported label, set with its annotation in one patch.
+func Marked(tr *pipelinev1.TaskRun) bool {
+	return tr.Labels[contract.LabelReported] != ""
+}
+
+// reported tells whether tr carries any part of a reported mark.
+func reported(tr *pipelinev1.TaskRun) bool {
+	_, annotated := tr.Annotations[contract.AnnotationReported]
+	_, labelled := tr.Labels[contract.LabelReported]
+	return annotated || labelled
+}
+
+// cancelledForEngine tells whether the handler cancelled tr on the
+// Engine's behalf (annotation boomerang.io/cancelled).
+func cancelledForEngine(tr *pipelinev1.TaskRun) bool {
+	_, ok := tr.Annotations[contract.AnnotationCancelled]
+	return ok
+}
+
+// failedEnd is the end call of a failed TaskRun.
+func failedEnd(reason, message string) engine.EndRequest {
+	return engine.EndRequest{Status: engine.StatusFailed, Results: []engine.Result{}, StatusMessage: failureMessage(reason, message)}
 }
 
 // failureMessage is "<reason>: <message>", or whichever of the two is set.

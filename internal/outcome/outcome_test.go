@@ -138,6 +138,11 @@ func TestDecide(t *testing.T) {
 			want: Skip, reason: "not finished",
 		},
 		{
+			name: "reported but still running is not finished",
+			data: edited(t, "tekton-taskrun-started.json", annotate(contract.AnnotationReported, "2025-03-04T02:41:32Z")),
+			want: Skip, reason: "not finished",
+		},
+		{
 			name: "deleted while running is reported failed",
 			data: edited(t, "tekton-taskrun-started.json", deleting),
 			want: ReportEnd, report: failedWith(ReasonDeleted + ": The TaskRun was deleted before it finished."), reason: "deleted while running",
@@ -447,6 +452,121 @@ func TestDecodeIgnoresUnknownFields(t *testing.T) {
 	}
 	if tr.Name != "n" {
 		t.Errorf("name %q", tr.Name)
+	}
+}
+
+// mustDecode decodes event data that must decode.
+func mustDecode(t *testing.T, data []byte) *pipelinev1.TaskRun {
+	t.Helper()
+	tr, err := Decode(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tr
+}
+
+func label(key, value string) func(map[string]any) {
+	return func(tr map[string]any) { obj(obj(tr, "metadata"), "labels")[key] = value }
+}
+
+// TestDecideLeftover covers what a Skip leaves the sink to do: the
+// judgments the sink once made beside Decide (ours, finished or deleted,
+// marked reported).
+func TestDecideLeftover(t *testing.T) {
+	t.Parallel()
+	cancelled := all(
+		setCondition("False", "TaskRunCancelled", `TaskRun "x" was cancelled. Engine: cancelled`),
+		annotate(contract.AnnotationCancelled, "2025-03-04T02:41:20Z"))
+	tests := []struct {
+		name    string
+		data    []byte
+		product string
+		want    Decision
+		left    Leftover
+	}{
+		{"not ours: other product", eventData(t, "tekton-taskrun-failed.json"), "other-flow", Skip, Nothing},
+		{"not ours: marked, still nothing to do", edited(t, "tekton-taskrun-failed.json", label(contract.LabelReported, "true")), "other-flow", Skip, Nothing},
+		{"not finished", eventData(t, "tekton-taskrun-started.json"), product, Skip, Nothing},
+		{"marked but not finished nor deleted", edited(t, "tekton-taskrun-started.json", label(contract.LabelReported, "true")), product, Skip, Nothing},
+		{"marked reported", edited(t, "tekton-taskrun-failed.json", label(contract.LabelReported, "true")), product, Skip, Done},
+		{"marked rejected", edited(t, "tekton-taskrun-successful-two-results.json", label(contract.LabelReported, "rejected")), product, Skip, Done},
+		{"marked skipped while deleted", edited(t, "tekton-taskrun-started.json", all(deleting, label(contract.LabelReported, "skipped"))), product, Skip, Done},
+		{"reported annotation without the label", edited(t, "tekton-taskrun-successful-two-results.json", annotate(contract.AnnotationReported, "2025-03-04T02:41:32Z")), product, Skip, Release},
+		{"empty reported label", edited(t, "tekton-taskrun-failed.json", label(contract.LabelReported, "")), product, Skip, Release},
+		{"reported annotation, deleted while running", edited(t, "tekton-taskrun-started.json", all(deleting, annotate(contract.AnnotationReported, "2025-03-04T02:41:32Z"))), product, Skip, Release},
+		{"cancelled for the Engine", edited(t, "tekton-taskrun-failed.json", cancelled), product, Skip, Release},
+		{"deleted while cancelled", edited(t, "tekton-taskrun-started.json", all(deleting, annotate(contract.AnnotationCancelled, "true"))), product, Skip, Release},
+		{"failed", eventData(t, "tekton-taskrun-failed.json"), product, ReportEnd, Nothing},
+		{"succeeded", eventData(t, "tekton-taskrun-successful-two-results.json"), product, ReportEnd, Nothing},
+		{"deleted while running", edited(t, "tekton-taskrun-started.json", deleting), product, ReportEnd, Nothing},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			got, rep, reason := Decide(mustDecode(t, tt.data), tt.product)
+			if got != tt.want || rep.Left != tt.left {
+				t.Errorf("decision %s, left %d (%s), want %s, left %d", got, rep.Left, reason, tt.want, tt.left)
+			}
+		})
+	}
+}
+
+// TestFinished covers the sink's look at a Tekton event before it reads
+// the TaskRun: only a finished TaskRun of ours is worth the read.
+func TestFinished(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name    string
+		data    []byte
+		product string
+		want    bool
+	}{
+		{"successful", eventData(t, "tekton-taskrun-successful-two-results.json"), product, true},
+		{"failed", eventData(t, "tekton-taskrun-failed.json"), product, true},
+		{"cancelled for the Engine: read, Decide judges", edited(t, "tekton-taskrun-failed.json", all(
+			setCondition("False", "TaskRunCancelled", "cancelled"), annotate(contract.AnnotationCancelled, "true"))), product, true},
+		{"marked reported: read, Decide judges", edited(t, "tekton-taskrun-failed.json", label(contract.LabelReported, "true")), product, true},
+		{"started", eventData(t, "tekton-taskrun-started.json"), product, false},
+		{"running", edited(t, "tekton-taskrun-failed.json", setCondition("Unknown", "Running", "")), product, false},
+		{"deleted while running: the sweep's", edited(t, "tekton-taskrun-started.json", deleting), product, false},
+		{"other product", eventData(t, "tekton-taskrun-failed.json"), "other-flow", false},
+		{"no taskrun-ref label", edited(t, "tekton-taskrun-failed.json", func(tr map[string]any) {
+			delete(obj(obj(tr, "metadata"), "labels"), contract.LabelTaskRunRef)
+		}), product, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			if got := Finished(mustDecode(t, tt.data), tt.product); got != tt.want {
+				t.Errorf("Finished %v, want %v", got, tt.want)
+			}
+		})
+	}
+	if Finished(nil, product) {
+		t.Error("Finished(nil)")
+	}
+}
+
+func TestMarked(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name string
+		edit func(map[string]any)
+		want bool
+	}{
+		{"reported", label(contract.LabelReported, "true"), true},
+		{"skipped", label(contract.LabelReported, "skipped"), true},
+		{"empty label", label(contract.LabelReported, ""), false},
+		{"annotation only", annotate(contract.AnnotationReported, "2025-03-04T02:41:32Z"), false},
+		{"unmarked", func(map[string]any) {}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			if got := Marked(mustDecode(t, edited(t, "tekton-taskrun-failed.json", tt.edit))); got != tt.want {
+				t.Errorf("Marked %v, want %v", got, tt.want)
+			}
+		})
 	}
 }
 

@@ -24,11 +24,11 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/validation"
 
-	"github.com/boomerang-io/flow-tekton-handler/internal/config"
 	"github.com/boomerang-io/flow-tekton-handler/internal/contract"
 )
 
-// Options is everything the builders take from configuration.
+// Options is everything the builders take from configuration (package
+// function fills it from the loaded settings).
 type Options struct {
 	Prefix, Instance, Namespace string
 	DefaultTimeout              time.Duration
@@ -45,23 +45,6 @@ type Options struct {
 	StorageClass                      string
 	StorageSize                       resource.Quantity
 	StorageAccessMode                 corev1.PersistentVolumeAccessMode
-}
-
-// OptionsFrom takes the builders' options from a validated Config.
-func OptionsFrom(c config.Config) Options {
-	size, err := resource.ParseQuantity(c.StorageSize)
-	if err != nil {
-		size = resource.MustParse("1Gi")
-	}
-	return Options{
-		Prefix: c.ProductPrefix, Instance: c.Instance, Namespace: c.Namespace,
-		DefaultTimeout: c.DefaultTimeout, ImagePullPolicy: corev1.PullPolicy(c.ImagePullPolicy),
-		ImagePullSecret: c.ImagePullSecret, ServiceAccount: c.ServiceAccount,
-		NodeSelector: c.NodeSelector, Tolerations: c.Tolerations, HostAliases: c.HostAliases,
-		DataMemory: c.DataMemory, ProxyHost: c.ProxyHost, ProxyPort: c.ProxyPort, ProxyIgnore: c.ProxyIgnore,
-		StorageClass: c.StorageClass, StorageSize: size,
-		StorageAccessMode: corev1.PersistentVolumeAccessMode(c.StorageAccessMode),
-	}
 }
 
 // hashLen is how many hex characters of sha256 a shortened name keeps.
@@ -242,7 +225,7 @@ func taskMeta(t *contract.TaskRun, o Options) (map[string]string, map[string]str
 // DeletionPolicy returns the task's own valid policy, or "" when it names
 // none: then the sink's DELETION_POLICY applies when the TaskRun ends.
 func DeletionPolicy(t *contract.TaskRun) string {
-	for _, p := range []string{config.DeletionNever, config.DeletionOnSuccess, config.DeletionAlways} {
+	for _, p := range []string{contract.DeletionNever, contract.DeletionOnSuccess, contract.DeletionAlways} {
 		if strings.EqualFold(t.Spec.Deletion, p) {
 			return p
 		}
@@ -277,49 +260,118 @@ func BuildTask(t *contract.TaskRun, claims []Claim, traceparent string, o Option
 		return nil, &BuildError{Code: "NO_TASK_IMAGE", Message: "spec.image is required"}
 	}
 	labels, annotations, dropped := taskMeta(t, o)
-
-	// Params: one string param and one ConfigMap key each; the last of a
-	// repeated name wins.
-	values := map[string]string{}
-	var order []string
-	for _, p := range t.Params {
-		switch {
-		case !paramName.MatchString(p.Name):
-			dropped = append(dropped, fmt.Sprintf("param %q: invalid name", p.Name))
-			continue
-		case len(validation.IsConfigMapKey(p.Name)) > 0:
-			dropped = append(dropped, fmt.Sprintf("param %q: invalid ConfigMap key", p.Name))
-			continue
-		}
-		if _, seen := values[p.Name]; !seen {
-			order = append(order, p.Name)
-		}
-		values[p.Name] = contract.ParamString(p.Value)
-	}
-	if size := dataSize(values); size > corev1.MaxSecretSize {
+	params, notes := readParams(t.Params)
+	dropped = append(dropped, notes...)
+	if size := dataSize(params.values); size > corev1.MaxSecretSize {
 		return nil, &BuildError{Code: "PARAMS_TOO_LARGE",
 			Message: fmt.Sprintf("params take %d bytes; a ConfigMap holds at most %d", size, corev1.MaxSecretSize)}
 	}
-	var specParams []pipelinev1.ParamSpec
-	var runParams pipelinev1.Params
-	for _, n := range order {
-		specParams = append(specParams, pipelinev1.ParamSpec{Name: n, Type: pipelinev1.ParamTypeString})
-		runParams = append(runParams, pipelinev1.Param{Name: n, Value: *pipelinev1.NewStructuredValues(values[n])})
-	}
+	spec, notes := taskRunSpec(t, claims, params, o)
+	dropped = append(dropped, notes...)
+	trAnnotations, notes := taskRunAnnotations(t, annotations, traceparent)
+	dropped = append(dropped, notes...)
+	timeout, notes := taskTimeout(t.Timeout, o.DefaultTimeout)
+	dropped = append(dropped, notes...)
+	spec.Timeout = &metav1.Duration{Duration: timeout}
 
+	tr := newTaskRun(TaskRunName(o.Prefix, t.ID), o.Namespace, labels, trAnnotations, spec)
+	if err := tr.Validate(context.Background()); err != nil {
+		return nil, &BuildError{Code: "INVALID_TASK", Message: err.Error()}
+	}
+	cm := newConfigMap(ConfigMapName(o.Prefix, t.ID), o.Namespace, maps.Clone(labels), annotations, params.values)
+	return &Task{TaskRun: tr, ConfigMap: cm, Dropped: dropped}, nil
+}
+
+// taskParams are a task's valid params: their values by name, and the
+// names in the order first given.
+type taskParams struct {
+	names  []string
+	values map[string]string
+}
+
+// readParams keeps the params whose names are valid for Tekton and as
+// ConfigMap keys; of a repeated name the last value wins.
+func readParams(in []contract.Param) (taskParams, []string) {
+	p := taskParams{values: map[string]string{}}
+	var dropped []string
+	for _, q := range in {
+		switch {
+		case !paramName.MatchString(q.Name):
+			dropped = append(dropped, fmt.Sprintf("param %q: invalid name", q.Name))
+			continue
+		case len(validation.IsConfigMapKey(q.Name)) > 0:
+			dropped = append(dropped, fmt.Sprintf("param %q: invalid ConfigMap key", q.Name))
+			continue
+		}
+		if _, seen := p.values[q.Name]; !seen {
+			p.names = append(p.names, q.Name)
+		}
+		p.values[q.Name] = contract.ParamString(q.Value)
+	}
+	return p, dropped
+}
+
+// declare returns the task's string params and the TaskRun's values for
+// them.
+func (p taskParams) declare() ([]pipelinev1.ParamSpec, pipelinev1.Params) {
+	var specs []pipelinev1.ParamSpec
+	var values pipelinev1.Params
+	for _, n := range p.names {
+		specs = append(specs, pipelinev1.ParamSpec{Name: n, Type: pipelinev1.ParamTypeString})
+		values = append(values, pipelinev1.Param{Name: n, Value: *pipelinev1.NewStructuredValues(p.values[n])})
+	}
+	return specs, values
+}
+
+// taskRunSpec returns the TaskRun's spec but its timeout: the task with
+// one step, the claims as its workspaces, and the pod settings.
+func taskRunSpec(t *contract.TaskRun, claims []Claim, p taskParams, o Options) (pipelinev1.TaskRunSpec, []string) {
+	specParams, runParams := p.declare()
+	results, dropped := taskResults(t.Results)
+	env, notes := stepEnv(t, o)
+	dropped = append(dropped, notes...)
+	memory := o.DataMemory && p.values[dataMemoryParam] == "true"
+	spec := &pipelinev1.TaskSpec{
+		Params:  specParams,
+		Results: results,
+		Steps:   []pipelinev1.Step{taskStep(t, env, o)},
+		Volumes: taskVolumes(ConfigMapName(o.Prefix, t.ID), memory, o),
+	}
+	var bindings []pipelinev1.WorkspaceBinding
+	spec.Workspaces, bindings, notes = taskWorkspaces(t, claims, o)
+	dropped = append(dropped, notes...)
+	return pipelinev1.TaskRunSpec{
+		Params:             runParams,
+		TaskSpec:           spec,
+		Workspaces:         bindings,
+		ServiceAccountName: o.ServiceAccount,
+		PodTemplate:        podTemplate(o),
+	}, dropped
+}
+
+// taskResults declares the event's results, leaving out invalid and
+// repeated names.
+func taskResults(in []contract.Result) ([]pipelinev1.TaskResult, []string) {
 	var results []pipelinev1.TaskResult
-	seenResult := map[string]bool{}
-	for _, r := range t.Results {
-		if !resultName.MatchString(r.Name) || seenResult[r.Name] {
+	var dropped []string
+	seen := map[string]bool{}
+	for _, r := range in {
+		if !resultName.MatchString(r.Name) || seen[r.Name] {
 			dropped = append(dropped, fmt.Sprintf("result %q: invalid or repeated name", r.Name))
 			continue
 		}
-		seenResult[r.Name] = true
+		seen[r.Name] = true
 		results = append(results, pipelinev1.TaskResult{Name: r.Name, Type: pipelinev1.ResultsTypeString, Description: r.Description})
 	}
+	return results, dropped
+}
 
+// stepEnv is the proxy variables, DEBUG and CI, then the event's variables
+// whose names are valid and not reserved.
+func stepEnv(t *contract.TaskRun, o Options) ([]corev1.EnvVar, []string) {
 	env := proxyEnv(o)
 	env = append(env, corev1.EnvVar{Name: "DEBUG", Value: fmt.Sprint(t.Spec.Debug)}, corev1.EnvVar{Name: "CI", Value: "true"})
+	var dropped []string
 	for _, e := range t.Spec.Envs {
 		switch {
 		case len(validation.IsEnvVarName(e.Name)) > 0:
@@ -330,12 +382,12 @@ func BuildTask(t *contract.TaskRun, claims []Claim, traceparent string, o Option
 			env = append(env, corev1.EnvVar{Name: e.Name, Value: e.Value})
 		}
 	}
+	return env, dropped
+}
 
-	data := corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}
-	if o.DataMemory && (values[dataMemoryParam] == "true") {
-		data.EmptyDir.Medium = corev1.StorageMediumMemory
-	}
-	cmName := ConfigMapName(o.Prefix, t.ID)
+// taskStep is the task's one step: its script, else its command, run in
+// its image with /data and /params mounted.
+func taskStep(t *contract.TaskRun, env []corev1.EnvVar, o Options) pipelinev1.Step {
 	step := pipelinev1.Step{
 		Name:            "task",
 		Image:           strings.TrimSpace(t.Spec.Image),
@@ -353,104 +405,132 @@ func BuildTask(t *contract.TaskRun, claims []Claim, traceparent string, o Option
 	} else if len(t.Spec.Command) > 0 {
 		step.Command = t.Spec.Command
 	}
-	spec := &pipelinev1.TaskSpec{
-		Params:  specParams,
-		Results: results,
-		Steps:   []pipelinev1.Step{step},
-		Volumes: []corev1.Volume{
-			{Name: o.dataVolume(), VolumeSource: data},
-			{Name: o.paramsVolume(), VolumeSource: corev1.VolumeSource{Projected: &corev1.ProjectedVolumeSource{
-				Sources: []corev1.VolumeProjection{{ConfigMap: &corev1.ConfigMapProjection{LocalObjectReference: corev1.LocalObjectReference{Name: cmName}}}},
-			}}},
-		},
-	}
+	return step
+}
 
+// taskVolumes are /data, an empty dir (in memory when memory is set), and
+// /params, the params ConfigMap cmName projected.
+func taskVolumes(cmName string, memory bool, o Options) []corev1.Volume {
+	data := corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}
+	if memory {
+		data.EmptyDir.Medium = corev1.StorageMediumMemory
+	}
+	return []corev1.Volume{
+		{Name: o.dataVolume(), VolumeSource: data},
+		{Name: o.paramsVolume(), VolumeSource: corev1.VolumeSource{Projected: &corev1.ProjectedVolumeSource{
+			Sources: []corev1.VolumeProjection{{ConfigMap: &corev1.ConfigMapProjection{LocalObjectReference: corev1.LocalObjectReference{Name: cmName}}}},
+		}}},
+	}
+}
+
+// taskWorkspaces declares and binds the claims, the first of each scope
+// workflow and workflowrun, at the mount path mountPath picks.
+func taskWorkspaces(t *contract.TaskRun, claims []Claim, o Options) ([]pipelinev1.WorkspaceDeclaration, []pipelinev1.WorkspaceBinding, []string) {
+	var decls []pipelinev1.WorkspaceDeclaration
 	var bindings []pipelinev1.WorkspaceBinding
-	seenScope := map[string]bool{}
+	var dropped []string
+	seen := map[string]bool{}
 	used := map[string]bool{"/data": true, "/params": true}
 	for _, c := range claims {
 		scope := strings.ToLower(c.Scope)
-		if c.ClaimName == "" || seenScope[scope] || (scope != contract.ScopeWorkflow && scope != contract.ScopeWorkflowRun) {
+		if c.ClaimName == "" || seen[scope] || (scope != contract.ScopeWorkflow && scope != contract.ScopeWorkflowRun) {
 			continue
 		}
-		seenScope[scope] = true
-		mount := c.MountPath
-		for _, w := range t.Workspaces {
-			if strings.EqualFold(w.Type, scope) && w.MountPath != "" {
-				mount = w.MountPath
-			}
-		}
-		if mount != "" && !usableMount(mount, used) {
-			dropped = append(dropped, fmt.Sprintf("workspace %s: mount path %q is not absolute or is taken, using the default", scope, mount))
-			mount = ""
-		}
+		seen[scope] = true
+		mount, notes := mountPath(scope, requestedMount(t, scope, c.MountPath), used)
+		dropped = append(dropped, notes...)
 		if mount == "" {
-			mount = "/workspace/" + scope
-		}
-		if !usableMount(mount, used) {
-			dropped = append(dropped, fmt.Sprintf("workspace %s: mount path %q is taken, not attached", scope, mount))
 			continue
 		}
 		used[path.Clean(mount)] = true
 		name := o.workspace(scope)
-		spec.Workspaces = append(spec.Workspaces, pipelinev1.WorkspaceDeclaration{Name: name, MountPath: mount})
+		decls = append(decls, pipelinev1.WorkspaceDeclaration{Name: name, MountPath: mount})
 		bindings = append(bindings, pipelinev1.WorkspaceBinding{Name: name,
 			PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: c.ClaimName}})
 	}
+	return decls, bindings, dropped
+}
 
-	trAnnotations := map[string]string{}
+// requestedMount is where the task asks to mount its workspace of scope
+// (the last it names), else def, the claim's.
+func requestedMount(t *contract.TaskRun, scope, def string) string {
+	mount := def
+	for _, w := range t.Workspaces {
+		if strings.EqualFold(w.Type, scope) && w.MountPath != "" {
+			mount = w.MountPath
+		}
+	}
+	return mount
+}
+
+// mountPath returns where a workspace of scope is mounted: at want when it
+// is usable, else at /workspace/<scope>, else nowhere ("").
+func mountPath(scope, want string, used map[string]bool) (string, []string) {
+	var dropped []string
+	if want != "" && !usableMount(want, used) {
+		dropped = append(dropped, fmt.Sprintf("workspace %s: mount path %q is not absolute or is taken, using the default", scope, want))
+		want = ""
+	}
+	if want == "" {
+		want = "/workspace/" + scope
+	}
+	if !usableMount(want, used) {
+		return "", append(dropped, fmt.Sprintf("workspace %s: mount path %q is taken, not attached", scope, want))
+	}
+	return want, dropped
+}
+
+// taskRunAnnotations are the task's annotations and the TaskRun's own: its
+// deletion policy and the trace context Tekton continues.
+func taskRunAnnotations(t *contract.TaskRun, annotations map[string]string, traceparent string) (map[string]string, []string) {
+	out := maps.Clone(annotations)
+	var dropped []string
 	if policy := DeletionPolicy(t); policy != "" {
-		trAnnotations[contract.AnnotationDeletion] = policy
+		out[contract.AnnotationDeletion] = policy
 	} else if t.Spec.Deletion != "" {
 		dropped = append(dropped, fmt.Sprintf("deletion %q: not Never, OnSuccess or Always, the sink's DELETION_POLICY applies", t.Spec.Deletion))
 	}
-	for k, v := range annotations {
-		trAnnotations[k] = v
-	}
 	if wellFormedTraceparent(traceparent) {
-		trAnnotations[contract.AnnotationSpanContext] = `{"traceparent":"` + traceparent + `"}`
+		out[contract.AnnotationSpanContext] = `{"traceparent":"` + traceparent + `"}`
 	} else if traceparent != "" {
 		dropped = append(dropped, "traceparent: malformed")
 	}
-	timeout := o.DefaultTimeout
-	if minutes := t.Timeout; minutes > 0 {
-		if minutes > maxTimeoutMinutes {
-			dropped = append(dropped, fmt.Sprintf("timeout %d minutes: above the maximum, using %d", minutes, maxTimeoutMinutes))
-			minutes = maxTimeoutMinutes
-		}
-		timeout = time.Duration(minutes) * time.Minute
-	}
+	return out, dropped
+}
 
-	tr := &pipelinev1.TaskRun{
+// taskTimeout is the task's timeout in minutes, at most maxTimeoutMinutes,
+// or def when it has none.
+func taskTimeout(minutes int64, def time.Duration) (time.Duration, []string) {
+	if minutes <= 0 {
+		return def, nil
+	}
+	if minutes > maxTimeoutMinutes {
+		return time.Duration(maxTimeoutMinutes) * time.Minute,
+			[]string{fmt.Sprintf("timeout %d minutes: above the maximum, using %d", minutes, maxTimeoutMinutes)}
+	}
+	return time.Duration(minutes) * time.Minute, nil
+}
+
+// newTaskRun returns the TaskRun named name running spec.
+func newTaskRun(name, namespace string, labels, annotations map[string]string, spec pipelinev1.TaskRunSpec) *pipelinev1.TaskRun {
+	return &pipelinev1.TaskRun{
 		TypeMeta: metav1.TypeMeta{APIVersion: pipelinev1.SchemeGroupVersion.String(), Kind: "TaskRun"},
 		ObjectMeta: metav1.ObjectMeta{
-			Name: TaskRunName(o.Prefix, t.ID), Namespace: o.Namespace,
-			Labels: labels, Annotations: trAnnotations,
+			Name: name, Namespace: namespace, Labels: labels, Annotations: annotations,
 			// Kept until the sink has reported it, even when deleted.
 			Finalizers: []string{contract.FinalizerReport},
 		},
-		Spec: pipelinev1.TaskRunSpec{
-			Params:             runParams,
-			TaskSpec:           spec,
-			Workspaces:         bindings,
-			Timeout:            &metav1.Duration{Duration: timeout},
-			ServiceAccountName: o.ServiceAccount,
-			PodTemplate:        podTemplate(o),
-		},
+		Spec: spec,
 	}
-	if err := tr.Validate(context.Background()); err != nil {
-		return nil, &BuildError{Code: "INVALID_TASK", Message: err.Error()}
-	}
-	cmLabels := make(map[string]string, len(labels))
-	for k, v := range labels {
-		cmLabels[k] = v
-	}
-	cm := &corev1.ConfigMap{
+}
+
+// newConfigMap returns the params ConfigMap named name holding data.
+func newConfigMap(name, namespace string, labels, annotations, data map[string]string) *corev1.ConfigMap {
+	return &corev1.ConfigMap{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "ConfigMap"},
-		ObjectMeta: metav1.ObjectMeta{Name: cmName, Namespace: o.Namespace, Labels: cmLabels, Annotations: annotations},
-		Data:       values,
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: namespace, Labels: labels, Annotations: annotations},
+		Data:       data,
 	}
-	return &Task{TaskRun: tr, ConfigMap: cm, Dropped: dropped}, nil
 }
 
 // dataSize is the size the apiserver counts against a ConfigMap's limit.

@@ -49,62 +49,88 @@ func PVCs(w *contract.WorkflowRun, o Options) ([]*corev1.PersistentVolumeClaim, 
 			continue
 		}
 		seen[scope] = true
-		spec, notes := readSpec(ws.Spec, fmt.Sprintf("workspaces[%d].spec", i), o)
+		pvc, notes := buildPVC(w, i, scope, ref, o)
 		dropped = append(dropped, notes...)
-
-		labels := o.baseLabels(contract.TierSpace)
-		addRef(labels, contract.LabelWorkflowRef, w.WorkflowRef)
-		labels[contract.LabelWorkspaceRef] = LabelValue(ref)
-		labels[contract.LabelWorkspaceTyp] = scope
-		dropped = append(dropped, mergeLabels(labels, w.Labels)...)
-		annotations := map[string]string{
-			contract.AnnotationWorkspaceRf: ref,
-			contract.AnnotationWorkspaceTy: scope,
-			contract.AnnotationSelector:    selector(labels, contract.LabelProduct, contract.LabelTier, contract.LabelWorkspaceRef, contract.LabelWorkspaceTyp),
-		}
-		if w.WorkflowRef != "" {
-			annotations[contract.AnnotationWorkflowRef] = w.WorkflowRef
-		}
-		if mp := spec.MountPath; strings.HasPrefix(mp, "/") {
-			annotations[AnnotationMountPath] = mp
-		}
-
-		mode := o.StorageAccessMode
-		if spec.AccessMode != "" {
-			switch m := corev1.PersistentVolumeAccessMode(spec.AccessMode); m {
-			case corev1.ReadWriteOnce, corev1.ReadOnlyMany, corev1.ReadWriteMany, corev1.ReadWriteOncePod:
-				mode = m
-			default:
-				dropped = append(dropped, fmt.Sprintf("workspace %q: access mode %q invalid, using %s", ws.Name, spec.AccessMode, o.StorageAccessMode))
-			}
-		}
-		size, note := storageSize(spec.Size, o.StorageSize)
-		if note != "" {
-			dropped = append(dropped, fmt.Sprintf("workspace %q: %s", ws.Name, note))
-		}
-		pvc := &corev1.PersistentVolumeClaim{
-			TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "PersistentVolumeClaim"},
-			ObjectMeta: metav1.ObjectMeta{Name: PVCName(o.Prefix, scope, ref), Namespace: o.Namespace, Labels: labels, Annotations: annotations},
-			Spec: corev1.PersistentVolumeClaimSpec{
-				AccessModes: []corev1.PersistentVolumeAccessMode{mode},
-				Resources:   corev1.VolumeResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceStorage: size}},
-			},
-		}
-		class := spec.ClassName
-		if class == "" {
-			class = o.StorageClass
-		}
-		if class != "" {
-			if len(validation.IsDNS1123Subdomain(class)) > 0 {
-				dropped = append(dropped, fmt.Sprintf("workspace %q: storage class %q invalid, using the cluster default", ws.Name, class))
-			} else {
-				pvc.Spec.StorageClassName = &class
-			}
-		}
 		out = append(out, pvc)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out, dropped
+}
+
+// buildPVC builds the claim of w's workspace i, of scope and keyed by ref.
+func buildPVC(w *contract.WorkflowRun, i int, scope, ref string, o Options) (*corev1.PersistentVolumeClaim, []string) {
+	ws := w.Workspaces[i]
+	spec, dropped := readSpec(ws.Spec, fmt.Sprintf("workspaces[%d].spec", i), o)
+	labels, annotations, notes := pvcMeta(w, scope, ref, spec.MountPath, o)
+	dropped = append(dropped, notes...)
+	mode, modeNote := accessMode(spec.AccessMode, o.StorageAccessMode)
+	size, sizeNote := storageSize(spec.Size, o.StorageSize)
+	class, classNote := storageClass(spec.ClassName, o.StorageClass)
+	for _, note := range []string{modeNote, sizeNote, classNote} {
+		if note != "" {
+			dropped = append(dropped, fmt.Sprintf("workspace %q: %s", ws.Name, note))
+		}
+	}
+	return &corev1.PersistentVolumeClaim{
+		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "PersistentVolumeClaim"},
+		ObjectMeta: metav1.ObjectMeta{Name: PVCName(o.Prefix, scope, ref), Namespace: o.Namespace, Labels: labels, Annotations: annotations},
+		Spec: corev1.PersistentVolumeClaimSpec{
+			AccessModes:      []corev1.PersistentVolumeAccessMode{mode},
+			Resources:        corev1.VolumeResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceStorage: size}},
+			StorageClassName: class,
+		},
+	}, dropped
+}
+
+// pvcMeta returns the labels and annotations of the claim of scope keyed
+// by ref, and notes on the run's labels it left out.
+func pvcMeta(w *contract.WorkflowRun, scope, ref, mountPath string, o Options) (map[string]string, map[string]string, []string) {
+	labels := o.baseLabels(contract.TierSpace)
+	addRef(labels, contract.LabelWorkflowRef, w.WorkflowRef)
+	labels[contract.LabelWorkspaceRef] = LabelValue(ref)
+	labels[contract.LabelWorkspaceTyp] = scope
+	dropped := mergeLabels(labels, w.Labels)
+	annotations := map[string]string{
+		contract.AnnotationWorkspaceRf: ref,
+		contract.AnnotationWorkspaceTy: scope,
+		contract.AnnotationSelector:    selector(labels, contract.LabelProduct, contract.LabelTier, contract.LabelWorkspaceRef, contract.LabelWorkspaceTyp),
+	}
+	if w.WorkflowRef != "" {
+		annotations[contract.AnnotationWorkflowRef] = w.WorkflowRef
+	}
+	if strings.HasPrefix(mountPath, "/") {
+		annotations[AnnotationMountPath] = mountPath
+	}
+	return labels, annotations, dropped
+}
+
+// accessMode returns the access mode a workspace asks for when valid, else
+// def, with a note when it asked for an invalid one.
+func accessMode(want string, def corev1.PersistentVolumeAccessMode) (corev1.PersistentVolumeAccessMode, string) {
+	switch m := corev1.PersistentVolumeAccessMode(want); m {
+	case "":
+		return def, ""
+	case corev1.ReadWriteOnce, corev1.ReadOnlyMany, corev1.ReadWriteMany, corev1.ReadWriteOncePod:
+		return m, ""
+	}
+	return def, fmt.Sprintf("access mode %q invalid, using %s", want, def)
+}
+
+// storageClass returns the storage class a workspace asks for, else def;
+// nil (the cluster default) when neither is set or the one picked is
+// invalid, then with a note.
+func storageClass(want, def string) (*string, string) {
+	class := want
+	if class == "" {
+		class = def
+	}
+	if class == "" {
+		return nil, ""
+	}
+	if len(validation.IsDNS1123Subdomain(class)) > 0 {
+		return nil, fmt.Sprintf("storage class %q invalid, using the cluster default", class)
+	}
+	return &class, ""
 }
 
 // workspaceSpec is the storage a workflow workspace asks for, as readSpec

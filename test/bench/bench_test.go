@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/boomerang-io/flow-tekton-handler/function"
 	"github.com/boomerang-io/flow-tekton-handler/internal/config"
 	"github.com/boomerang-io/flow-tekton-handler/internal/contract"
 	"github.com/boomerang-io/flow-tekton-handler/internal/outcome"
@@ -39,7 +40,7 @@ func options(tb testing.TB) tekton.Options {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	return tekton.OptionsFrom(cfg)
+	return function.TektonOptions(cfg)
 }
 
 // BenchmarkDecodeBuild is the handler's pure work per task event: decode

@@ -272,7 +272,7 @@ func (b *bench) completionRun(ctx context.Context, t *tee) (ours, floor []time.D
 	if err != nil {
 		return nil, nil, err
 	}
-	prefix := tekton.OptionsFrom(cfg).Prefix
+	prefix := cfg.ProductPrefix
 	tasks := b.ids.newTasks(b.o.completions)
 	ids := make([]string, len(tasks))
 	for i, tk := range tasks {

@@ -16,6 +16,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 
+	"github.com/boomerang-io/flow-tekton-handler/function"
 	"github.com/boomerang-io/flow-tekton-handler/internal/contract"
 	"github.com/boomerang-io/flow-tekton-handler/internal/kube"
 	"github.com/boomerang-io/flow-tekton-handler/internal/tekton"
@@ -209,7 +210,7 @@ func (b *bench) newFloor(ctx context.Context, prefix string, qps float64, burst 
 	if err != nil {
 		return nil, err
 	}
-	return &floor{kube: k, tekton: t, ns: ns, opts: tekton.OptionsFrom(cfg)}, nil
+	return &floor{kube: k, tekton: t, ns: ns, opts: function.TektonOptions(cfg)}, nil
 }
 
 // build builds the objects of each task with the pure builders, as the

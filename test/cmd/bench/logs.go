@@ -144,7 +144,7 @@ func (b *bench) logStreams(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	prefix := tekton.OptionsFrom(cfg).Prefix
+	prefix := cfg.ProductPrefix
 	small := logText(smallLogBytes, 1)
 	big := logText(bigLogBytes, 2)
 	bigPath := filepath.Join(b.tmp, logsBigFile)

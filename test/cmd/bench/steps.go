@@ -9,6 +9,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"knative.dev/pkg/apis"
 
+	"github.com/boomerang-io/flow-tekton-handler/function"
 	"github.com/boomerang-io/flow-tekton-handler/internal/contract"
 	"github.com/boomerang-io/flow-tekton-handler/internal/engine"
 	"github.com/boomerang-io/flow-tekton-handler/internal/kube"
@@ -39,7 +40,7 @@ func (b *bench) steps(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	opts := tekton.OptionsFrom(cfg)
+	opts := function.TektonOptions(cfg)
 	rc, err := kube.RESTConfig(cfg.Kubeconfig, cfg.KubeQPS, cfg.KubeBurst)
 	if err != nil {
 		return err

@@ -128,7 +128,7 @@ func (b *bench) oursStorm(ctx context.Context, m, k int) (storm, error) {
 	if err != nil {
 		return s, err
 	}
-	prefix := tekton.OptionsFrom(cfg).Prefix
+	prefix := cfg.ProductPrefix
 	for _, t := range tasks {
 		if names[tekton.TaskRunName(prefix, t.id)] {
 			s.created++

@@ -1,7 +1,7 @@
-// Package function wires the two roles to func-go's http middleware: New
+// Package function wires the three roles to func-go's http middleware: New
 // makes an instance that cannot fail, Start loads the configuration, builds
-// the clients and picks the handler or the sink, and Handle serves it through
-// the front door of package receive.
+// the clients and picks the handler, the sink or the logs role, and Handle
+// serves it (the first two through the front door of package receive).
 package function
 
 import (
@@ -82,8 +82,11 @@ func (f *Function) Start(ctx context.Context, _ map[string]string) error {
 	r, front := newRole(ctx, cfg, kc, log)
 	f.front.Store(&front)
 	f.role.Store(&r)
-	log.Info("started", "namespace", cfg.Namespace, "engine", redact(cfg.EngineURL), "apiserver", rc.Host,
-		"auth", cfg.Auth, "audience", cfg.AuthAudience)
+	attrs := []any{"namespace", cfg.Namespace, "apiserver", rc.Host}
+	if cfg.Function != config.RoleLogs {
+		attrs = append(attrs, "engine", redact(cfg.EngineURL), "auth", cfg.Auth, "audience", cfg.AuthAudience)
+	}
+	log.Info("started", attrs...)
 	return nil
 }
 

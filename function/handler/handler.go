@@ -22,6 +22,7 @@ import (
 	"github.com/boomerang-io/flow-tekton-handler/internal/engine"
 	"github.com/boomerang-io/flow-tekton-handler/internal/keylock"
 	"github.com/boomerang-io/flow-tekton-handler/internal/kube"
+	"github.com/boomerang-io/flow-tekton-handler/internal/memo"
 	"github.com/boomerang-io/flow-tekton-handler/internal/status"
 	"github.com/boomerang-io/flow-tekton-handler/internal/tekton"
 )
@@ -70,7 +71,7 @@ type Handler struct {
 	locks    keylock.Map
 	// done remembers the tasks this process has created (or found), so
 	// repeated deliveries cost no apiserver call.
-	done *keylock.Set
+	done *memo.Set
 	now  func() time.Time
 }
 
@@ -80,7 +81,7 @@ const doneSize = 4096
 // New returns a Handler building objects with opts and rejecting event data
 // larger than maxBytes.
 func New(k Kube, e Engine, opts tekton.Options, maxBytes int64, log *slog.Logger) *Handler {
-	return &Handler{kube: k, engine: e, opts: opts, maxBytes: maxBytes, log: log, done: keylock.NewSet(doneSize), now: time.Now}
+	return &Handler{kube: k, engine: e, opts: opts, maxBytes: maxBytes, log: log, done: memo.NewSet(doneSize), now: time.Now}
 }
 
 // Handle processes one event. Its error decides the answer (package status);
@@ -101,19 +102,19 @@ func (h *Handler) Handle(ctx context.Context, e event.Event) error {
 }
 
 func (h *Handler) handle(ctx context.Context, e event.Event) (string, []slog.Attr, error) {
-	subtype, ok := contract.Subtype(e.Type())
+	typ, ok := contract.ParseType(e.Type())
 	if !ok {
 		return Rejected, nil, status.New(http.StatusUnprocessableEntity, "type", fmt.Sprintf("%q is not an %s* event", e.Type(), contract.TypePrefix))
 	}
 	if err := h.checkData(e); err != nil {
 		return Rejected, nil, err
 	}
-	switch subtype {
-	case contract.SubtypeTaskRun:
+	switch typ {
+	case contract.TypeTaskRun:
 		return decoded(ctx, e, contract.DecodeTaskRun, h.handleTaskRun)
-	case contract.SubtypeWorkflowRun:
+	case contract.TypeWorkflowRun:
 		return decoded(ctx, e, contract.DecodeWorkflowRun, h.handleWorkflowRun)
-	case contract.SubtypeWorkflow:
+	case contract.TypeWorkflow:
 		return decoded(ctx, e, contract.DecodeWorkflow, h.handleWorkflow)
 	}
 	return Skipped, nil, nil
@@ -132,7 +133,8 @@ func decoded[T any](ctx context.Context, e event.Event, decode func([]byte) (T, 
 
 // handleTaskRun executes or cancels the task of a TaskRun event.
 func (h *Handler) handleTaskRun(ctx context.Context, e event.Event, t *contract.TaskRun) (string, []slog.Attr, error) {
-	attrs := []slog.Attr{slog.String("taskrun", t.ID), slog.String("workflowrun", t.WorkflowRunRef)}
+	attrs := []slog.Attr{slog.String("taskrun", tekton.TaskRunName(h.opts.Prefix, t.ID)),
+		slog.String("taskrunref", t.ID), slog.String("workflowrunref", t.WorkflowRunRef)}
 	switch t.Action() {
 	case contract.Execute:
 		// What the TaskRun leaves out (invalid labels, param names, ...).
@@ -147,7 +149,7 @@ func (h *Handler) handleTaskRun(ctx context.Context, e event.Event, t *contract.
 
 // handleWorkflowRun starts or finalizes the run of a WorkflowRun event.
 func (h *Handler) handleWorkflowRun(ctx context.Context, _ event.Event, w *contract.WorkflowRun) (string, []slog.Attr, error) {
-	attrs := []slog.Attr{slog.String("workflowrun", w.ID)}
+	attrs := []slog.Attr{slog.String("workflowrunref", w.ID)}
 	switch w.Action() {
 	case contract.StartWorkflowRun:
 		// Claim settings it could not read, defaults used instead.
@@ -161,7 +163,7 @@ func (h *Handler) handleWorkflowRun(ctx context.Context, _ event.Event, w *contr
 
 // handleWorkflow deletes the workspace claims of a deleted workflow.
 func (h *Handler) handleWorkflow(ctx context.Context, _ event.Event, w *contract.Workflow) (string, []slog.Attr, error) {
-	attrs := []slog.Attr{slog.String("workflow", w.ID)}
+	attrs := []slog.Attr{slog.String("workflowref", w.ID)}
 	if w.Action() != contract.DeleteWorkflow {
 		return Skipped, attrs, nil
 	}
@@ -311,18 +313,18 @@ func (h *Handler) start(ctx context.Context, t *contract.TaskRun, task *tekton.T
 		// The Engine refused the task for good (unknown, say): the pending
 		// TaskRun must never run.
 		if _, cerr := h.kube.CancelTaskRun(sctx, tr.Name, "The Workflow Engine refused to start the task."); cerr != nil {
-			h.log.WarnContext(ctx, "could not cancel the TaskRun the Engine refused", "taskrun", t.ID, "error", cerr.Error())
+			h.log.WarnContext(ctx, "could not cancel the TaskRun the Engine refused", "taskrun", tr.Name, "error", cerr.Error())
 		}
-		return "", fmt.Errorf("engine start taskrun %s: %w", t.ID, err)
+		return "", err
 	case errors.As(err, &refused):
 		// The Engine answered, and not with a start: the retry may take
 		// over at once. After a timeout or a broken connection the start
 		// may have landed, so the claim is kept until it is stale and a
 		// second start could only be a late one, which the Engine ignores.
 		h.dropClaim(ctx, tr)
-		return "", fmt.Errorf("engine start taskrun %s: %w", t.ID, err)
+		return "", err
 	case err != nil:
-		return "", fmt.Errorf("engine start taskrun %s: %w", t.ID, err)
+		return "", err
 	}
 	if answer != nil && answer.Done() {
 		msg := fmt.Sprintf("The Workflow Engine no longer runs the task: it is %s.", answer.Status)
@@ -421,7 +423,7 @@ func (h *Handler) reportUnbuildable(ctx context.Context, t *contract.TaskRun, as
 	if asked.Pending() {
 		answer, err := h.engine.StartTaskRun(ctx, t.ID)
 		if err != nil {
-			return "", fmt.Errorf("engine start taskrun %s: %w", t.ID, err)
+			return "", err
 		}
 		if answer != nil && answer.Done() {
 			return Skipped, nil // the Engine is done with it: nothing to end
@@ -452,7 +454,7 @@ func (h *Handler) awaitStarted(ctx context.Context, id string) {
 			return
 		}
 		if sleep(ctx, claimPoll/2) != nil {
-			h.log.WarnContext(ctx, "the Engine did not show the task started; ending it anyway", "taskrun", id)
+			h.log.WarnContext(ctx, "the Engine did not show the task started; ending it anyway", "taskrunref", id)
 			return
 		}
 	}
@@ -462,7 +464,7 @@ func (h *Handler) awaitStarted(ctx context.Context, id string) {
 func (h *Handler) endFailed(ctx context.Context, t *contract.TaskRun, reason error) (string, error) {
 	end := engine.EndRequest{Status: engine.StatusFailed, Results: []engine.Result{}, StatusMessage: reason.Error()}
 	if err := h.engine.EndTaskRun(ctx, t.ID, end); err != nil {
-		return "", fmt.Errorf("engine end taskrun %s: %w", t.ID, err)
+		return "", err
 	}
 	return Reported, nil
 }
@@ -535,7 +537,7 @@ func (h *Handler) startWorkflowRun(ctx context.Context, w *contract.WorkflowRun)
 	for _, pvc := range pvcs {
 		_, err := h.kube.CreatePVC(ctx, pvc)
 		if errors.Is(err, kube.ErrRejected) {
-			h.log.WarnContext(ctx, "workspace claim refused; starting the run without it", "workflowrun", w.ID, "claim", pvc.Name, "error", err.Error())
+			h.log.WarnContext(ctx, "workspace claim refused; starting the run without it", "workflowrunref", w.ID, "claim", pvc.Name, "error", err.Error())
 			continue
 		}
 		if err != nil {
@@ -546,11 +548,11 @@ func (h *Handler) startWorkflowRun(ctx context.Context, w *contract.WorkflowRun)
 	if engine.HasCode(err, engine.CodeWorkflowRunInvalidPhase) {
 		// Not pending any more: started by an earlier delivery of this
 		// event. Nothing is left to do.
-		h.log.InfoContext(ctx, "workflow run already started", "workflowrun", w.ID)
+		h.log.InfoContext(ctx, "workflow run already started", "workflowrunref", w.ID)
 		return dropped, nil
 	}
 	if err != nil {
-		return dropped, fmt.Errorf("engine start workflowrun %s: %w", w.ID, err)
+		return dropped, err
 	}
 	return dropped, nil
 }
@@ -561,7 +563,7 @@ func (h *Handler) finalizeWorkflowRun(ctx context.Context, w *contract.WorkflowR
 		return err
 	}
 	if err := h.engine.FinalizeWorkflowRun(ctx, w.ID); err != nil {
-		return fmt.Errorf("engine finalize workflowrun %s: %w", w.ID, err)
+		return err
 	}
 	return nil
 }

@@ -8,8 +8,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -33,12 +31,11 @@ import (
 	"github.com/boomerang-io/flow-tekton-handler/internal/kube"
 	"github.com/boomerang-io/flow-tekton-handler/internal/tekton"
 	"github.com/boomerang-io/flow-tekton-handler/test/enginestub"
+	"github.com/boomerang-io/flow-tekton-handler/test/fixtures"
 	"github.com/boomerang-io/flow-tekton-handler/test/fnserve"
 )
 
 const ns = "flow"
-
-var fixtures = filepath.Join("..", "..", "test", "fixtures")
 
 // client bounds each request as a Broker's delivery timeout does.
 var client = &http.Client{Timeout: 10 * time.Second}
@@ -126,15 +123,6 @@ func (a afterAsk) GetTaskRun(ctx context.Context, id string) (*engine.TaskRun, e
 	tr, err := a.Engine.GetTaskRun(ctx, id)
 	a.then()
 	return tr, err
-}
-
-func fixture(t *testing.T, name string) []byte {
-	t.Helper()
-	b, err := os.ReadFile(filepath.Join(fixtures, name))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
 }
 
 // structured POSTs a structured-mode CloudEvent.
@@ -275,7 +263,7 @@ func TestExecuteCreatesTaskRunAndConfigMap(t *testing.T) {
 			t.Run(fx+"/"+mode, func(t *testing.T) {
 				t.Parallel()
 				e := newEnv(t)
-				body := fixture(t, fx)
+				body := fixtures.Read(t, fx)
 				var code int
 				var msg string
 				if mode == "structured" {
@@ -313,7 +301,7 @@ func TestNonPositiveTimeoutIsTheDefault(t *testing.T) {
 	for _, minutes := range []int{0, -30} {
 		e := newEnv(t)
 		var doc map[string]any
-		if err := json.Unmarshal(fixture(t, "engine-taskrun-script-ready.json"), &doc); err != nil {
+		if err := json.Unmarshal(fixtures.Read(t, "engine-taskrun-script-ready.json"), &doc); err != nil {
 			t.Fatal(err)
 		}
 		doc["data"].(map[string]any)["timeout"] = minutes
@@ -331,7 +319,7 @@ func TestNonPositiveTimeoutIsTheDefault(t *testing.T) {
 func TestRedeliveryIsIdempotent(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	body := fixture(t, "engine-taskrun-template-ready.json")
+	body := fixtures.Read(t, "engine-taskrun-template-ready.json")
 	for i := range 3 {
 		if code, msg := e.structured(t, body); code != http.StatusOK {
 			t.Fatalf("delivery %d: %d %s", i, code, msg)
@@ -348,7 +336,7 @@ func TestRedeliveryIsIdempotent(t *testing.T) {
 func TestConcurrentCopiesMakeOneTaskRun(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	body := fixture(t, "engine-taskrun-script-ready.json")
+	body := fixtures.Read(t, "engine-taskrun-script-ready.json")
 	var wg sync.WaitGroup
 	codes := make(chan int, 20)
 	for range 20 {
@@ -391,7 +379,7 @@ func TestReplicasMakeOneStart(t *testing.T) {
 		e.serve(t)
 		urls = append(urls, e.url)
 	}
-	body := fixture(t, "engine-taskrun-script-ready.json")
+	body := fixtures.Read(t, "engine-taskrun-script-ready.json")
 	e.engine.KnowEvent(body)
 	var wg sync.WaitGroup
 	codes := make(chan int, 30)
@@ -424,7 +412,7 @@ func TestReplicasMakeOneStart(t *testing.T) {
 func TestLiveClaimIsWaitedFor(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	body := fixture(t, "engine-taskrun-script-ready.json")
+	body := fixtures.Read(t, "engine-taskrun-script-ready.json")
 	name := tekton.TaskRunName("bmrg-flow", "65a1f1a0e4b0a1b2c3d4e611")
 	owner := pendingTaskRun(name, "65a1f1a0e4b0a1b2c3d4e611", time.Now())
 	if _, err := e.tekton.TektonV1().TaskRuns(ns).Create(context.Background(), owner, metav1.CreateOptions{}); err != nil {
@@ -465,7 +453,7 @@ func TestStaleClaimIsTakenOver(t *testing.T) {
 	if _, err := e.tekton.TektonV1().TaskRuns(ns).Create(context.Background(), stale, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	if code, msg := e.structured(t, fixture(t, "engine-taskrun-script-ready.json")); code != http.StatusOK {
+	if code, msg := e.structured(t, fixtures.Read(t, "engine-taskrun-script-ready.json")); code != http.StatusOK {
 		t.Fatalf("status %d %s", code, msg)
 	}
 	trs := e.taskRuns(t)
@@ -493,7 +481,7 @@ func pendingTaskRun(name, id string, at time.Time) *pipelinev1.TaskRun {
 func TestTaskTheEngineCancelledCreatesNothing(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	body := fixture(t, "engine-taskrun-script-ready.json")
+	body := fixtures.Read(t, "engine-taskrun-script-ready.json")
 	e.engine.KnowEvent(body)
 	e.engine.Cancel("65a1f1a0e4b0a1b2c3d4e611")
 	if code, msg := e.structured(t, body); code != http.StatusOK {
@@ -515,7 +503,7 @@ func TestTaskTheEngineCancelledMeanwhileNeverRuns(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	e.serveAsking(t, func() { e.engine.Cancel("65a1f1a0e4b0a1b2c3d4e611") })
-	body := fixture(t, "engine-taskrun-script-ready.json")
+	body := fixtures.Read(t, "engine-taskrun-script-ready.json")
 	if code, msg := e.structured(t, body); code != http.StatusOK {
 		t.Fatalf("status %d %s", code, msg)
 	}
@@ -534,7 +522,7 @@ func TestUnknownTaskCreatesNothing(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	// Posted without telling the stand-in: the Engine does not know it.
-	code, msg := e.post(t, "/", "application/cloudevents+json", nil, fixture(t, "engine-taskrun-script-ready.json"))
+	code, msg := e.post(t, "/", "application/cloudevents+json", nil, fixtures.Read(t, "engine-taskrun-script-ready.json"))
 	if code != http.StatusUnprocessableEntity {
 		t.Fatalf("status %d %s, want 422", code, msg)
 	}
@@ -552,7 +540,7 @@ func TestRefusedStartCancelsTheTaskRun(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	e.serveAsking(t, func() { e.engine.FailNext(1, http.StatusBadRequest) })
-	code, msg := e.structured(t, fixture(t, "engine-taskrun-script-ready.json"))
+	code, msg := e.structured(t, fixtures.Read(t, "engine-taskrun-script-ready.json"))
 	if code != http.StatusUnprocessableEntity {
 		t.Fatalf("status %d %s, want 422", code, msg)
 	}
@@ -567,7 +555,7 @@ func TestRefusedStartCancelsTheTaskRun(t *testing.T) {
 func TestRedeliveryRestoresMissingConfigMap(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	body := fixture(t, "engine-taskrun-template-ready.json")
+	body := fixtures.Read(t, "engine-taskrun-template-ready.json")
 	if code, msg := e.structured(t, body); code != http.StatusOK {
 		t.Fatal(code, msg)
 	}
@@ -603,7 +591,7 @@ var binaryHeaders = map[string]string{
 
 func TestRejections(t *testing.T) {
 	t.Parallel()
-	good := fixture(t, "engine-taskrun-template-ready.json")
+	good := fixtures.Read(t, "engine-taskrun-template-ready.json")
 	with := func(mutate func(doc map[string]any)) []byte {
 		var doc map[string]any
 		if err := json.Unmarshal(good, &doc); err != nil {
@@ -687,7 +675,7 @@ func TestUnbuildableTaskIsReportedFailed(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	var doc map[string]any
-	if err := json.Unmarshal(fixture(t, "engine-taskrun-custom-ready.json"), &doc); err != nil {
+	if err := json.Unmarshal(fixtures.Read(t, "engine-taskrun-custom-ready.json"), &doc); err != nil {
 		t.Fatal(err)
 	}
 	delete(doc["data"].(map[string]any)["spec"].(map[string]any), "image")
@@ -719,7 +707,7 @@ func TestUnbuildableEndRetried(t *testing.T) {
 	fail.Store(true)
 	e.serveWith(t, func(ec handler.Engine) handler.Engine { return failEnd{ec, &fail} })
 	var doc map[string]any
-	if err := json.Unmarshal(fixture(t, "engine-taskrun-custom-ready.json"), &doc); err != nil {
+	if err := json.Unmarshal(fixtures.Read(t, "engine-taskrun-custom-ready.json"), &doc); err != nil {
 		t.Fatal(err)
 	}
 	delete(doc["data"].(map[string]any)["spec"].(map[string]any), "image")
@@ -743,7 +731,7 @@ func TestUnbuildableEndRetried(t *testing.T) {
 
 func TestTransientFailuresAnswer5xx(t *testing.T) {
 	t.Parallel()
-	body := fixture(t, "engine-taskrun-template-ready.json")
+	body := fixtures.Read(t, "engine-taskrun-template-ready.json")
 	t.Run("apiserver create fails", func(t *testing.T) {
 		t.Parallel()
 		e := newEnv(t)
@@ -811,16 +799,14 @@ func TestCancel(t *testing.T) {
 		t.Run(fx, func(t *testing.T) {
 			t.Parallel()
 			e := newEnv(t)
-			var doc struct {
-				Data struct {
-					ID string `json:"id"`
-				} `json:"data"`
+			var data struct {
+				ID string `json:"id"`
 			}
-			body := fixture(t, fx)
-			if err := json.Unmarshal(body, &doc); err != nil {
+			body := fixtures.Read(t, fx)
+			if err := json.Unmarshal(fixtures.Data(t, fx), &data); err != nil {
 				t.Fatal(err)
 			}
-			name := tekton.TaskRunName("bmrg-flow", doc.Data.ID)
+			name := tekton.TaskRunName("bmrg-flow", data.ID)
 			// Missing TaskRun: a no-op.
 			if code, msg := e.structured(t, body); code != http.StatusOK {
 				t.Fatalf("missing TaskRun: %d %s", code, msg)
@@ -852,14 +838,15 @@ func TestCancel(t *testing.T) {
 func TestCancelFinishedTaskRunIsANoOp(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	body := fixture(t, "engine-taskrun-completed-cancelled.json")
-	var doc struct {
-		Data struct{ ID string } `json:"data"`
+	const fx = "engine-taskrun-completed-cancelled.json"
+	body := fixtures.Read(t, fx)
+	var data struct {
+		ID string `json:"id"`
 	}
-	if err := json.Unmarshal(body, &doc); err != nil {
+	if err := json.Unmarshal(fixtures.Data(t, fx), &data); err != nil {
 		t.Fatal(err)
 	}
-	tr := &pipelinev1.TaskRun{ObjectMeta: metav1.ObjectMeta{Name: tekton.TaskRunName("bmrg-flow", doc.Data.ID), Namespace: ns}}
+	tr := &pipelinev1.TaskRun{ObjectMeta: metav1.ObjectMeta{Name: tekton.TaskRunName("bmrg-flow", data.ID), Namespace: ns}}
 	tr.Status.SetCondition(&apis.Condition{Type: apis.ConditionSucceeded, Status: corev1.ConditionTrue, Reason: "Succeeded"})
 	if _, err := e.tekton.TektonV1().TaskRuns(ns).Create(context.Background(), tr, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
@@ -875,7 +862,7 @@ func TestCancelFinishedTaskRunIsANoOp(t *testing.T) {
 func TestWorkflowRunLifecycle(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	if code, msg := e.structured(t, fixture(t, "engine-workflowrun-ready-with-workspace.json")); code != http.StatusOK {
+	if code, msg := e.structured(t, fixtures.Read(t, "engine-workflowrun-ready-with-workspace.json")); code != http.StatusOK {
 		t.Fatal(code, msg)
 	}
 	pvcs := e.pvcs(t)
@@ -886,7 +873,7 @@ func TestWorkflowRunLifecycle(t *testing.T) {
 		t.Errorf("size %s", q.String())
 	}
 	// A task of that run mounts the claim.
-	if code, msg := e.structured(t, fixture(t, "engine-taskrun-template-ready.json")); code != http.StatusOK {
+	if code, msg := e.structured(t, fixtures.Read(t, "engine-taskrun-template-ready.json")); code != http.StatusOK {
 		t.Fatal(code, msg)
 	}
 	tr := e.taskRuns(t)[0]
@@ -895,7 +882,7 @@ func TestWorkflowRunLifecycle(t *testing.T) {
 	}
 	// Redelivery of the ready event: still one claim; the Engine refuses
 	// the second start (1304, not pending), which means it is done: 200.
-	if code, msg := e.structured(t, fixture(t, "engine-workflowrun-ready-with-workspace.json")); code != http.StatusOK {
+	if code, msg := e.structured(t, fixtures.Read(t, "engine-workflowrun-ready-with-workspace.json")); code != http.StatusOK {
 		t.Fatal(code, msg)
 	}
 	if got := e.engine.CallsFor("65a1f0d9e4b0a1b2c3d4e601"); len(got) != 2 || got[1].Status != http.StatusBadRequest {
@@ -904,7 +891,7 @@ func TestWorkflowRunLifecycle(t *testing.T) {
 	if n := len(e.pvcs(t)); n != 1 {
 		t.Fatalf("%d PVCs after redelivery", n)
 	}
-	if code, msg := e.structured(t, fixture(t, "engine-workflowrun-completed.json")); code != http.StatusOK {
+	if code, msg := e.structured(t, fixtures.Read(t, "engine-workflowrun-completed.json")); code != http.StatusOK {
 		t.Fatal(code, msg)
 	}
 	if n := len(e.pvcs(t)); n != 0 {
@@ -927,7 +914,7 @@ func TestRefusedClaimStillStartsTheRun(t *testing.T) {
 	e.kube.PrependReactor("create", "persistentvolumeclaims", func(k8stesting.Action) (bool, runtime.Object, error) {
 		return true, nil, apierrors.NewInvalid(schema.GroupKind{Kind: "PersistentVolumeClaim"}, "x", nil)
 	})
-	if code, msg := e.structured(t, fixture(t, "engine-workflowrun-ready-with-workspace.json")); code != http.StatusOK {
+	if code, msg := e.structured(t, fixtures.Read(t, "engine-workflowrun-ready-with-workspace.json")); code != http.StatusOK {
 		t.Fatalf("status %d %s, want 200", code, msg)
 	}
 	if got := e.kinds(); len(got) != 1 || got[0] != "workflowrun-start 65a1f0d9e4b0a1b2c3d4e601" {
@@ -975,7 +962,7 @@ func TestRejectedTaskRunIsReportedFailed(t *testing.T) {
 	e.tekton.PrependReactor("create", "taskruns", func(k8stesting.Action) (bool, runtime.Object, error) {
 		return true, nil, apierrors.NewInvalid(schema.GroupKind{Group: "tekton.dev", Kind: "TaskRun"}, "x", nil)
 	})
-	if code, msg := e.structured(t, fixture(t, "engine-taskrun-custom-ready.json")); code != http.StatusOK {
+	if code, msg := e.structured(t, fixtures.Read(t, "engine-taskrun-custom-ready.json")); code != http.StatusOK {
 		t.Fatalf("status %d %s", code, msg)
 	}
 	calls := e.callbacks()

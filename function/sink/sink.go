@@ -20,6 +20,7 @@ import (
 	"github.com/boomerang-io/flow-tekton-handler/internal/contract"
 	"github.com/boomerang-io/flow-tekton-handler/internal/engine"
 	"github.com/boomerang-io/flow-tekton-handler/internal/keylock"
+	"github.com/boomerang-io/flow-tekton-handler/internal/memo"
 	"github.com/boomerang-io/flow-tekton-handler/internal/outcome"
 	"github.com/boomerang-io/flow-tekton-handler/internal/status"
 )
@@ -83,7 +84,7 @@ type Sink struct {
 	locks  keylock.Map
 	// done remembers the TaskRuns (by UID) this process has seen reported,
 	// so repeated events cost no apiserver call.
-	done *keylock.Set
+	done *memo.Set
 	now  func() time.Time
 
 	stop context.CancelFunc
@@ -95,7 +96,7 @@ func New(k Kube, e Engine, o Options, log *slog.Logger) *Sink {
 	if o.ReportStale <= 0 {
 		o.ReportStale = ReportStale(5*time.Second, 20*time.Second)
 	}
-	return &Sink{kube: k, engine: e, opts: o, log: log, done: keylock.NewSet(4096), now: time.Now, stop: func() {}}
+	return &Sink{kube: k, engine: e, opts: o, log: log, done: memo.NewSet(4096), now: time.Now, stop: func() {}}
 }
 
 // Run starts the background sweeps: one now, then one every SweepInterval
@@ -252,7 +253,7 @@ func (s *Sink) send(ctx context.Context, tr *pipelinev1.TaskRun, rep outcome.Rep
 		return Skipped, err // another replica is reporting it
 	}
 	if err := s.engine.EndTaskRun(ctx, rep.TaskRunRef, rep.End); err != nil {
-		return "", s.unsent(ctx, tr.Name, mine, fmt.Errorf("engine end taskrun %s: %w", rep.TaskRunRef, err))
+		return "", s.unsent(ctx, tr.Name, mine, err)
 	}
 	if err := s.mark(ctx, tr, rep.Succeeded); err != nil {
 		return "", err
@@ -422,7 +423,7 @@ func (s *Sink) Sweep(ctx context.Context) (int, error) {
 			break
 		}
 		if decision, rep, _ := outcome.Decide(&trs[i], s.opts.Product); decision == outcome.Skip && rep.Left == outcome.Nothing {
-			continue // not finished: its event, or a later sweep, reports it
+			continue // not ours or not finished: its event, or a later sweep, reports it
 		}
 		result, err := s.report(ctx, trs[i].Name)
 		if err != nil {

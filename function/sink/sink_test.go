@@ -7,8 +7,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -32,12 +30,11 @@ import (
 	"github.com/boomerang-io/flow-tekton-handler/internal/outcome"
 	"github.com/boomerang-io/flow-tekton-handler/internal/status"
 	"github.com/boomerang-io/flow-tekton-handler/test/enginestub"
+	"github.com/boomerang-io/flow-tekton-handler/test/fixtures"
 	"github.com/boomerang-io/flow-tekton-handler/test/fnserve"
 )
 
 const ns = "bmrg-flow"
-
-var fixtures = filepath.Join("..", "..", "test", "fixtures")
 
 // client bounds each request as a sender's timeout does.
 var client = &http.Client{Timeout: 10 * time.Second}
@@ -71,23 +68,6 @@ func (e *env) serve(t *testing.T, policy string) {
 	ec := engine.New(engine.Options{BaseURL: e.engine.URL(), Timeout: time.Second, RetryBudget: 2 * time.Second})
 	e.sink = sink.New(kc, ec, sink.Options{Product: "bmrg-flow", DeletionPolicy: policy, SweepLimit: 10}, slog.New(slog.NewJSONHandler(io.Discard, nil)))
 	e.url = fnserve.Serve(t, e.sink, 4<<20)
-}
-
-// tektonEvent reads a Tekton fixture and returns its type and data.
-func tektonEvent(t *testing.T, name string) (string, []byte) {
-	t.Helper()
-	b, err := os.ReadFile(filepath.Join(fixtures, name))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var doc struct {
-		Type string          `json:"type"`
-		Data json.RawMessage `json:"data"`
-	}
-	if err := json.Unmarshal(b, &doc); err != nil {
-		t.Fatal(err)
-	}
-	return doc.Type, doc.Data
 }
 
 // seed stores the event's TaskRun in the fake apiserver, as Tekton would
@@ -209,9 +189,9 @@ func withoutDeletion(t *testing.T, data []byte) []byte {
 
 func TestTektonEvents(t *testing.T) {
 	t.Parallel()
-	_, successful := tektonEvent(t, "tekton-taskrun-successful-two-results.json")
-	_, failed := tektonEvent(t, "tekton-taskrun-failed.json")
-	startedType, started := tektonEvent(t, "tekton-taskrun-started.json")
+	successful := fixtures.Data(t, "tekton-taskrun-successful-two-results.json")
+	failed := fixtures.Data(t, "tekton-taskrun-failed.json")
+	started := fixtures.Event(t, "tekton-taskrun-started.json")
 	cases := []struct {
 		name        string
 		ceType      string
@@ -222,7 +202,7 @@ func TestTektonEvents(t *testing.T) {
 		wantResults map[string]string
 		wantMark    string // reported label after the event
 	}{
-		{name: "started", ceType: startedType, data: started},
+		{name: "started", ceType: started.Type, data: started.Data},
 		{name: "successful with results", ceType: "dev.tekton.event.taskrun.successful.v1", data: successful, wantEnd: true,
 			wantStatus: "succeeded", wantResults: map[string]string{"ts": "1741056090.123456", "permalink": ""}, wantMark: "true"},
 		{name: "failed with message", ceType: "dev.tekton.event.taskrun.failed.v1", data: failed, wantEnd: true,
@@ -284,7 +264,7 @@ func TestTektonEvents(t *testing.T) {
 func TestNotOursIgnored(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, "Never")
-	_, data := tektonEvent(t, "tekton-taskrun-failed.json")
+	data := fixtures.Data(t, "tekton-taskrun-failed.json")
 	var doc map[string]map[string]any
 	_ = json.Unmarshal(data, &doc)
 	md := doc["taskRun"]["metadata"].(map[string]any)
@@ -306,7 +286,7 @@ func TestNotOursIgnored(t *testing.T) {
 func TestForgedEventChangesNothing(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, "Never")
-	_, data := tektonEvent(t, "tekton-taskrun-failed.json")
+	data := fixtures.Data(t, "tekton-taskrun-failed.json")
 	tr := e.store(t, data, func(tr *pipelinev1.TaskRun) { tr.Labels[contract.LabelProduct] = "someone-else" })
 	e.tekton.ClearActions()
 	if code := e.send(t, "dev.tekton.event.taskrun.failed.v1", tr.Name, data); code != http.StatusOK {
@@ -328,7 +308,7 @@ func TestForgedEventChangesNothing(t *testing.T) {
 func TestDeletedWhileRunningReportedFailed(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, "Never")
-	_, data := tektonEvent(t, "tekton-taskrun-started.json")
+	data := fixtures.Data(t, "tekton-taskrun-started.json")
 	tr := e.store(t, data, func(tr *pipelinev1.TaskRun) {
 		e.engine.Know(enginestub.Task{ID: tr.Labels[contract.LabelTaskRunRef], Status: enginestub.StatusRunning, Phase: enginestub.PhaseRunning})
 		now := metav1.Now()
@@ -388,7 +368,7 @@ func TestDeletedWhilePending(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			e := newEnv(t, "Never")
-			_, data := tektonEvent(t, "tekton-taskrun-started.json")
+			data := fixtures.Data(t, "tekton-taskrun-started.json")
 			tr := e.store(t, data, func(tr *pipelinev1.TaskRun) {
 				tr.Status.Conditions = nil
 				tr.Spec.Status = pipelinev1.TaskRunSpecStatusPending
@@ -442,7 +422,7 @@ func TestFailedDeletionRetried(t *testing.T) {
 		t.Run(by, func(t *testing.T) {
 			t.Parallel()
 			e := newEnv(t, "Always")
-			_, data := tektonEvent(t, "tekton-taskrun-successful-two-results.json")
+			data := fixtures.Data(t, "tekton-taskrun-successful-two-results.json")
 			tr := e.seed(t, data)
 			fail := true
 			e.tekton.PrependReactor("delete", "taskruns", func(k8stesting.Action) (bool, runtime.Object, error) {
@@ -478,7 +458,7 @@ func TestFailedDeletionRetried(t *testing.T) {
 func TestDuplicatesReportOnce(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, "Never")
-	_, data := tektonEvent(t, "tekton-taskrun-successful-two-results.json")
+	data := fixtures.Data(t, "tekton-taskrun-successful-two-results.json")
 	tr := e.seed(t, data)
 	var wg sync.WaitGroup
 	for range 30 {
@@ -506,7 +486,7 @@ func TestReplicasReportOnce(t *testing.T) {
 		e.serve(t, "Never")
 		urls = append(urls, e.url)
 	}
-	_, data := tektonEvent(t, "tekton-taskrun-successful-two-results.json")
+	data := fixtures.Data(t, "tekton-taskrun-successful-two-results.json")
 	data = withoutDeletion(t, data)
 	tr := e.seed(t, data)
 	var wg sync.WaitGroup
@@ -544,7 +524,7 @@ func TestReportClaims(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			e := newEnv(t, "Never")
-			_, data := tektonEvent(t, "tekton-taskrun-successful-two-results.json")
+			data := fixtures.Data(t, "tekton-taskrun-successful-two-results.json")
 			tr := e.seed(t, data)
 			tr.Annotations["boomerang.io/reporting"] = time.Now().Add(-tc.age).UTC().Format(time.RFC3339Nano)
 			if _, err := e.tekton.TektonV1().TaskRuns(ns).Update(context.Background(), tr, metav1.UpdateOptions{}); err != nil {
@@ -563,7 +543,7 @@ func TestReportClaims(t *testing.T) {
 func TestEngineDownThenSweep(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, "Never")
-	_, data := tektonEvent(t, "tekton-taskrun-successful-two-results.json")
+	data := fixtures.Data(t, "tekton-taskrun-successful-two-results.json")
 	tr := e.seed(t, data)
 	e.engine.FailFor(time.Hour, http.StatusServiceUnavailable)
 	if code := e.send(t, "dev.tekton.event.taskrun.successful.v1", tr.Name, data); code != http.StatusServiceUnavailable {
@@ -605,7 +585,7 @@ func TestOnlyTheEnginesRefusalIsFinal(t *testing.T) {
 		t.Run(http.StatusText(tc.code), func(t *testing.T) {
 			t.Parallel()
 			e := newEnv(t, "Never")
-			_, data := tektonEvent(t, "tekton-taskrun-successful-two-results.json")
+			data := fixtures.Data(t, "tekton-taskrun-successful-two-results.json")
 			tr := e.seed(t, data)
 			e.engine.FailFor(time.Hour, tc.code)
 			if code := e.send(t, "dev.tekton.event.taskrun.successful.v1", tr.Name, data); code != tc.wantHTTP {
@@ -626,7 +606,7 @@ func TestOnlyTheEnginesRefusalIsFinal(t *testing.T) {
 func TestSweepEvent(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, "Never")
-	_, data := tektonEvent(t, "tekton-taskrun-failed.json")
+	data := fixtures.Data(t, "tekton-taskrun-failed.json")
 	e.seed(t, data)
 	req, _ := http.NewRequest(http.MethodPost, e.url, strings.NewReader(`{}`))
 	req.Header.Set("Content-Type", "application/json")
@@ -649,8 +629,8 @@ func TestSweepEvent(t *testing.T) {
 
 func TestDeletionPolicy(t *testing.T) {
 	t.Parallel()
-	_, ok := tektonEvent(t, "tekton-taskrun-successful-two-results.json")
-	_, bad := tektonEvent(t, "tekton-taskrun-failed.json")
+	ok := fixtures.Data(t, "tekton-taskrun-successful-two-results.json")
+	bad := fixtures.Data(t, "tekton-taskrun-failed.json")
 	cases := []struct {
 		name, policy, annotation string
 		data                     []byte

@@ -19,17 +19,17 @@ import (
 // EventType is a CloudEvent type sent by the Engine.
 type EventType string
 
-// The Engine's event types, their common prefix, and the subtypes Subtype
-// returns for them.
+// The Engine's event types and their common prefix.
 const (
-	TypePrefix                   = "io.boomerang.event.status."
-	TypeTaskRun        EventType = TypePrefix + "taskrun"
-	TypeWorkflowRun    EventType = TypePrefix + "workflowrun"
-	TypeWorkflow       EventType = TypePrefix + "workflow"
-	SubtypeTaskRun               = "taskrun"
-	SubtypeWorkflowRun           = "workflowrun"
-	SubtypeWorkflow              = "workflow"
+	TypePrefix                = "io.boomerang.event.status."
+	TypeTaskRun     EventType = TypePrefix + "taskrun"
+	TypeWorkflowRun EventType = TypePrefix + "workflowrun"
+	TypeWorkflow    EventType = TypePrefix + "workflow"
 )
+
+// EventTypes are the event types the handler acts on; config/ has one
+// Trigger for each.
+var EventTypes = []EventType{TypeTaskRun, TypeWorkflowRun, TypeWorkflow}
 
 // Label and annotation keys written on the objects the handler creates and
 // read by the sink.
@@ -81,6 +81,17 @@ const (
 	DeletionAlways    = "Always"
 )
 
+// DeletionPolicy returns the deletion policy s names, compared
+// case-insensitively and spelt as above, or "" when it names none.
+func DeletionPolicy(s string) string {
+	for _, p := range []string{DeletionNever, DeletionOnSuccess, DeletionAlways} {
+		if strings.EqualFold(s, p) {
+			return p
+		}
+	}
+	return ""
+}
+
 // Workspace scopes.
 const (
 	ScopeWorkflow    = "workflow"
@@ -107,15 +118,17 @@ func invalid(field, format string, args ...any) error {
 	return &FieldError{Field: field, Reason: fmt.Sprintf(format, args...)}
 }
 
-// Subtype returns the lower-cased subtype of an Engine event type
-// ("taskrun", "workflowrun", "workflow", ...) and whether the type carries the
-// Engine's prefix at all.
-func Subtype(ceType string) (string, bool) {
+// ParseType returns the Engine event type a CloudEvent type names, its
+// part after TypePrefix lower-cased (the Engine's enums are lower-case; a
+// type sent otherwise is read the same), and whether it carries the
+// Engine's prefix at all. A type of the Engine's that the handler does not
+// act on comes back too: it is none of EventTypes.
+func ParseType(ceType string) (EventType, bool) {
 	rest, ok := strings.CutPrefix(ceType, TypePrefix)
 	if !ok {
 		return "", false
 	}
-	return strings.ToLower(rest), true
+	return EventType(TypePrefix + strings.ToLower(rest)), true
 }
 
 // Action is what an event asks the handler to do.

@@ -5,59 +5,46 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
-	"os"
-	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
 	"unicode/utf8"
-)
 
-var fixtures = filepath.Join("..", "..", "test", "fixtures")
+	"github.com/boomerang-io/flow-tekton-handler/test/fixtures"
+)
 
 // fixtureData returns the data of every Engine event fixture.
 func fixtureData(t testing.TB) map[string][]byte {
 	t.Helper()
-	files, err := filepath.Glob(filepath.Join(fixtures, "engine-*.json"))
-	if err != nil || len(files) == 0 {
-		t.Fatalf("no fixtures in %s: %v", fixtures, err)
-	}
 	out := map[string][]byte{}
-	for _, f := range files {
-		b, err := os.ReadFile(f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var doc struct {
-			Data json.RawMessage `json:"data"`
-		}
-		if err := json.Unmarshal(b, &doc); err != nil {
-			t.Fatal(err)
-		}
-		if len(doc.Data) > 0 {
-			out[filepath.Base(f)] = doc.Data
+	for _, name := range fixtures.Glob(t, "engine-*.json") {
+		if data := fixtures.Data(t, name); len(data) > 0 {
+			out[name] = data
 		}
 	}
 	return out
 }
 
-func TestSubtype(t *testing.T) {
+func TestParseType(t *testing.T) {
 	t.Parallel()
 	cases := []struct {
-		in, want string
-		ok       bool
+		in   string
+		want EventType
+		ok   bool
 	}{
-		{"io.boomerang.event.status.taskrun", "taskrun", true},
-		{"io.boomerang.event.status.TaskRun", "taskrun", true},
-		{"io.boomerang.event.status.workflowrun", "workflowrun", true},
-		{"io.boomerang.event.status.", "", true},
+		{"io.boomerang.event.status.taskrun", TypeTaskRun, true},
+		{"io.boomerang.event.status.TaskRun", TypeTaskRun, true},
+		{"io.boomerang.event.status.workflowrun", TypeWorkflowRun, true},
+		{"io.boomerang.event.status.workflow", TypeWorkflow, true},
+		{"io.boomerang.event.status.approval", TypePrefix + "approval", true},
+		{"io.boomerang.event.status.", TypePrefix, true},
 		{"io.boomerang.event.taskrun", "", false},
 		{"dev.tekton.event.taskrun.successful.v1", "", false},
 	}
 	for _, tc := range cases {
-		got, ok := Subtype(tc.in)
+		got, ok := ParseType(tc.in)
 		if got != tc.want || ok != tc.ok {
-			t.Errorf("Subtype(%q) = %q, %v; want %q, %v", tc.in, got, ok, tc.want, tc.ok)
+			t.Errorf("ParseType(%q) = %q, %v; want %q, %v", tc.in, got, ok, tc.want, tc.ok)
 		}
 	}
 }

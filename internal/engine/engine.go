@@ -253,7 +253,7 @@ func (c *Client) GetTaskRun(ctx context.Context, id string) (*TaskRun, error) {
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base+path, nil)
 	if err != nil {
-		return nil, fmt.Errorf("GET %s: %w: %w", path, ErrRejected, err)
+		return nil, fmt.Errorf("engine GET %s: %w: %w", path, ErrRejected, err)
 	}
 	req.Header.Set("Accept", "application/json")
 	if c.token != "" {
@@ -261,16 +261,16 @@ func (c *Client) GetTaskRun(ctx context.Context, id string) (*TaskRun, error) {
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("GET %s: %w: %w", path, ErrUnavailable, err)
+		return nil, fmt.Errorf("engine GET %s: %w: %w", path, ErrUnavailable, err)
 	}
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, maxDrain))
 	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("GET %s: %w", path, &StatusError{Code: resp.StatusCode, EngineCode: engineCode(body), Body: clean(body[:min(len(body), maxErrorBody)])})
+		return nil, fmt.Errorf("engine GET %s: %w", path, &StatusError{Code: resp.StatusCode, EngineCode: engineCode(body), Body: clean(body[:min(len(body), maxErrorBody)])})
 	}
 	var t TaskRun
 	if err := json.Unmarshal(body, &t); err != nil {
-		return nil, fmt.Errorf("GET %s: %w: %w", path, ErrUnavailable, err)
+		return nil, fmt.Errorf("engine GET %s: %w: %w", path, ErrUnavailable, err)
 	}
 	return &t, nil
 }
@@ -280,7 +280,7 @@ func (c *Client) GetTaskRun(ctx context.Context, id string) (*TaskRun, error) {
 func (c *Client) put(ctx context.Context, kind, id, verb string, body []byte) ([]byte, error) {
 	path := "/api/v1/" + kind + "/" + url.PathEscape(id) + "/" + verb
 	if id == "" {
-		return nil, fmt.Errorf("PUT %s: empty %s id: %w", path, kind, ErrRejected)
+		return nil, fmt.Errorf("engine PUT %s: empty %s id: %w", path, kind, ErrRejected)
 	}
 	deadline := c.now().Add(c.budget)
 	var last error
@@ -288,7 +288,7 @@ func (c *Client) put(ctx context.Context, kind, id, verb string, body []byte) ([
 		// Each attempt gets its whole timeout: one cut short by the budget
 		// could be cut after it landed, and could not be sent again.
 		if c.budget > 0 && attempt > 1 && deadline.Sub(c.now()) <= 0 {
-			return nil, fmt.Errorf("PUT %s: retry budget %s spent after %d attempts: %w", path, c.budget, attempt-1, last)
+			return nil, fmt.Errorf("engine PUT %s: retry budget %s spent after %d attempts: %w", path, c.budget, attempt-1, last)
 		}
 		wait, answer, err := c.attempt(ctx, path, body, c.timeout)
 		if err == nil {
@@ -297,31 +297,31 @@ func (c *Client) put(ctx context.Context, kind, id, verb string, body []byte) ([
 		last = err
 		var serr *StatusError
 		if errors.As(err, &serr) && !retryable(serr.Code) || errors.Is(err, ErrRejected) {
-			return nil, fmt.Errorf("PUT %s: %w", path, err)
+			return nil, fmt.Errorf("engine PUT %s: %w", path, err)
 		}
 		if serr == nil && !unsent(err) {
 			// A timeout or a broken connection: the request may have
 			// landed. Sending it again could start the task twice, so the
 			// caller decides (its claim stays until it is stale).
-			return nil, fmt.Errorf("PUT %s: attempt %d may have reached the Engine: %w", path, attempt, err)
+			return nil, fmt.Errorf("engine PUT %s: attempt %d may have reached the Engine: %w", path, attempt, err)
 		}
 		if serr != nil && (serr.Code == http.StatusBadGateway || serr.Code == http.StatusGatewayTimeout) {
 			// A proxy's answer, not the Engine's: it may have forwarded
 			// the request. As above, and not a StatusError, which callers
 			// take for the Engine's own answer.
-			return nil, fmt.Errorf("PUT %s: attempt %d answered %d by a proxy, may have reached the Engine: %w", path, attempt, serr.Code, ErrUnavailable)
+			return nil, fmt.Errorf("engine PUT %s: attempt %d answered %d by a proxy, may have reached the Engine: %w", path, attempt, serr.Code, ErrUnavailable)
 		}
 		if ctx.Err() != nil {
-			return nil, fmt.Errorf("PUT %s: %w (attempt %d: %w)", path, ctx.Err(), attempt, err)
+			return nil, fmt.Errorf("engine PUT %s: %w (attempt %d: %w)", path, ctx.Err(), attempt, err)
 		}
 		if wait < 0 {
 			wait = c.jitter(backoff(attempt))
 		}
 		if rem := deadline.Sub(c.now()); wait >= rem {
-			return nil, fmt.Errorf("PUT %s: gave up after %d attempts in retry budget %s: %w", path, attempt, c.budget, err)
+			return nil, fmt.Errorf("engine PUT %s: gave up after %d attempts in retry budget %s: %w", path, attempt, c.budget, err)
 		}
 		if serr := c.sleep(ctx, wait); serr != nil {
-			return nil, fmt.Errorf("PUT %s: %w (attempt %d: %w)", path, serr, attempt, err)
+			return nil, fmt.Errorf("engine PUT %s: %w (attempt %d: %w)", path, serr, attempt, err)
 		}
 	}
 }

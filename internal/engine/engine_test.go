@@ -7,17 +7,15 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
-)
 
-var fixtures = filepath.Join("..", "..", "test", "fixtures")
+	"github.com/boomerang-io/flow-tekton-handler/test/fixtures"
+)
 
 // request is what the test server saw.
 type request struct {
@@ -521,18 +519,7 @@ func TestEndBodiesMatchFixtures(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			raw, err := os.ReadFile(filepath.Join(fixtures, tt.fixture))
-			if err != nil {
-				t.Fatal(err)
-			}
-			var fx struct {
-				Method string          `json:"_method"`
-				Path   string          `json:"_path"`
-				Body   json.RawMessage `json:"body"`
-			}
-			if err := json.Unmarshal(raw, &fx); err != nil {
-				t.Fatal(err)
-			}
+			fx := fixtures.Callback(t, tt.fixture)
 			s := newServer(t)
 			c, _ := newClient(s.srv.URL, Options{})
 			if err := c.EndTaskRun(t.Context(), "65a1f1a0e4b0a1b2c3d4e610", tt.req); err != nil {

@@ -15,7 +15,6 @@ import (
 	pipelinev1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
 	"knative.dev/pkg/apis"
 
-	"github.com/boomerang-io/flow-tekton-handler/internal/config"
 	"github.com/boomerang-io/flow-tekton-handler/internal/contract"
 	"github.com/boomerang-io/flow-tekton-handler/internal/engine"
 )
@@ -108,9 +107,8 @@ type Decision int
 
 // Decisions.
 const (
-	// Skip: not ours, not finished, cancelled on the Engine's behalf,
-	// deleted before it ran, or already reported. Report.Left says what the
-	// sink still does.
+	// Skip: not ours, not finished, cancelled on the Engine's behalf, or
+	// already reported. Report.Left says what the sink still does.
 	Skip Decision = iota
 	// ReportEnd: send the Engine the end call in Report.End.
 	ReportEnd
@@ -157,10 +155,12 @@ type Report struct {
 
 // Decide tells whether tr, a TaskRun of any origin (event or apiserver),
 // needs an end call for product, builds its body, and gives the reason in
-// a few words for the logs. It is the one judge of what the sink reports:
-// the sink acts on its answer alone. The outcome comes from the Succeeded
-// condition; a Tekton timeout or a cancellation nobody asked for through
-// the Engine is reported as failed, never as cancelled or timedout.
+// a few words for the logs. It is the one judge of what the sink reports;
+// the sink only asks the Engine, for a TaskRun deleted while pending,
+// whether the start its end is owed for ever landed. The outcome comes from
+// the Succeeded condition; a Tekton timeout or a cancellation nobody asked
+// for through the Engine is reported as failed, never as cancelled or
+// timedout.
 func Decide(tr *pipelinev1.TaskRun, product string) (Decision, Report, string) {
 	if tr == nil {
 		return Skip, Report{}, "no taskrun"
@@ -330,23 +330,15 @@ func DeletionPolicy(tr *pipelinev1.TaskRun, def string) string {
 	return def
 }
 
-func canonicalPolicy(s string) string {
-	s = strings.TrimSpace(s)
-	for _, p := range []string{config.DeletionNever, config.DeletionOnSuccess, config.DeletionAlways} {
-		if strings.EqualFold(s, p) {
-			return p
-		}
-	}
-	return ""
-}
+func canonicalPolicy(s string) string { return contract.DeletionPolicy(strings.TrimSpace(s)) }
 
 // ShouldDelete tells whether a reported TaskRun is deleted under policy:
 // Always deletes, OnSuccess deletes successes only, anything else keeps it.
 func ShouldDelete(policy string, succeeded bool) bool {
 	switch canonicalPolicy(policy) {
-	case config.DeletionAlways:
+	case contract.DeletionAlways:
 		return true
-	case config.DeletionOnSuccess:
+	case contract.DeletionOnSuccess:
 		return succeeded
 	}
 	return false

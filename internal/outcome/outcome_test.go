@@ -3,8 +3,6 @@ package outcome
 import (
 	"encoding/json"
 	"errors"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -14,9 +12,8 @@ import (
 
 	"github.com/boomerang-io/flow-tekton-handler/internal/contract"
 	"github.com/boomerang-io/flow-tekton-handler/internal/engine"
+	"github.com/boomerang-io/flow-tekton-handler/test/fixtures"
 )
-
-var fixtures = filepath.Join("..", "..", "test", "fixtures")
 
 const (
 	product = "bmrg-flow"
@@ -24,32 +21,11 @@ const (
 	trName  = "bmrg-flow-task-65a1f1a0e4b0a1b2c3d4e610"
 )
 
-func readFixture(t testing.TB, name string) []byte {
-	t.Helper()
-	b, err := os.ReadFile(filepath.Join(fixtures, name))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
-
-// eventData returns the data of a Tekton event fixture.
-func eventData(t testing.TB, name string) []byte {
-	t.Helper()
-	var ev struct {
-		Data json.RawMessage `json:"data"`
-	}
-	if err := json.Unmarshal(readFixture(t, name), &ev); err != nil {
-		t.Fatal(err)
-	}
-	return ev.Data
-}
-
 // edited returns the data of fixture name after edit changed its taskRun.
 func edited(t *testing.T, name string, edit func(tr map[string]any)) []byte {
 	t.Helper()
 	var data map[string]any
-	if err := json.Unmarshal(eventData(t, name), &data); err != nil {
+	if err := json.Unmarshal(fixtures.Data(t, name), &data); err != nil {
 		t.Fatal(err)
 	}
 	edit(data["taskRun"].(map[string]any))
@@ -92,13 +68,11 @@ func annotate(key, value string) func(map[string]any) {
 // endBody reads the body of an Engine callback fixture.
 func endBody(t *testing.T, name string) engine.EndRequest {
 	t.Helper()
-	var fx struct {
-		Body engine.EndRequest `json:"body"`
-	}
-	if err := json.Unmarshal(readFixture(t, name), &fx); err != nil {
+	var body engine.EndRequest
+	if err := json.Unmarshal(fixtures.Callback(t, name).Body, &body); err != nil {
 		t.Fatal(err)
 	}
-	return fx.Body
+	return body
 }
 
 func TestDecide(t *testing.T) {
@@ -129,7 +103,7 @@ func TestDecide(t *testing.T) {
 	}{
 		{
 			name: "started is not finished",
-			data: eventData(t, "tekton-taskrun-started.json"),
+			data: fixtures.Data(t, "tekton-taskrun-started.json"),
 			want: Skip, reason: "not finished",
 		},
 		{
@@ -172,12 +146,12 @@ func TestDecide(t *testing.T) {
 		},
 		{
 			name: "successful with two results",
-			data: eventData(t, "tekton-taskrun-successful-two-results.json"),
+			data: fixtures.Data(t, "tekton-taskrun-successful-two-results.json"),
 			want: ReportEnd, report: report(succeeded, true), reason: "succeeded",
 		},
 		{
 			name: "failed",
-			data: eventData(t, "tekton-taskrun-failed.json"),
+			data: fixtures.Data(t, "tekton-taskrun-failed.json"),
 			want: ReportEnd, report: report(failed, false), reason: "failed",
 		},
 		{
@@ -226,7 +200,7 @@ func TestDecide(t *testing.T) {
 		},
 		{
 			name:    "not ours: other product",
-			data:    eventData(t, "tekton-taskrun-successful-two-results.json"),
+			data:    fixtures.Data(t, "tekton-taskrun-successful-two-results.json"),
 			product: "other-flow",
 			want:    Skip, reason: "not ours",
 		},
@@ -350,7 +324,7 @@ func TestEndBodiesMatchFixtures(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			tr, err := Decode(eventData(t, tt.event))
+			tr, err := Decode(fixtures.Data(t, tt.event))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -362,10 +336,8 @@ func TestEndBodiesMatchFixtures(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			var fx struct {
-				Body map[string]any `json:"body"`
-			}
-			if err := json.Unmarshal(readFixture(t, tt.callback), &fx); err != nil {
+			var want map[string]any
+			if err := json.Unmarshal(fixtures.Callback(t, tt.callback).Body, &want); err != nil {
 				t.Fatal(err)
 			}
 			var gotDoc map[string]any
@@ -376,9 +348,9 @@ func TestEndBodiesMatchFixtures(t *testing.T) {
 				if s, _ := gotDoc["statusMessage"].(string); s == "" {
 					t.Errorf("statusMessage %v, want non-empty text", gotDoc["statusMessage"])
 				}
-				gotDoc["statusMessage"] = fx.Body["statusMessage"]
+				gotDoc["statusMessage"] = want["statusMessage"]
 			}
-			if diff := cmp.Diff(fx.Body, gotDoc); diff != "" {
+			if diff := cmp.Diff(want, gotDoc); diff != "" {
 				t.Errorf("body (-want +got):\n%s", diff)
 			}
 		})
@@ -387,7 +359,7 @@ func TestEndBodiesMatchFixtures(t *testing.T) {
 
 func TestDecodeKeepsIdentity(t *testing.T) {
 	t.Parallel()
-	tr, err := Decode(eventData(t, "tekton-taskrun-failed.json"))
+	tr, err := Decode(fixtures.Data(t, "tekton-taskrun-failed.json"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -484,9 +456,9 @@ func TestDecideLeftover(t *testing.T) {
 		want    Decision
 		left    Leftover
 	}{
-		{"not ours: other product", eventData(t, "tekton-taskrun-failed.json"), "other-flow", Skip, Nothing},
+		{"not ours: other product", fixtures.Data(t, "tekton-taskrun-failed.json"), "other-flow", Skip, Nothing},
 		{"not ours: marked, still nothing to do", edited(t, "tekton-taskrun-failed.json", label(contract.LabelReported, "true")), "other-flow", Skip, Nothing},
-		{"not finished", eventData(t, "tekton-taskrun-started.json"), product, Skip, Nothing},
+		{"not finished", fixtures.Data(t, "tekton-taskrun-started.json"), product, Skip, Nothing},
 		{"marked but not finished nor deleted", edited(t, "tekton-taskrun-started.json", label(contract.LabelReported, "true")), product, Skip, Nothing},
 		{"marked reported", edited(t, "tekton-taskrun-failed.json", label(contract.LabelReported, "true")), product, Skip, Done},
 		{"marked rejected", edited(t, "tekton-taskrun-successful-two-results.json", label(contract.LabelReported, "rejected")), product, Skip, Done},
@@ -496,8 +468,8 @@ func TestDecideLeftover(t *testing.T) {
 		{"reported annotation, deleted while running", edited(t, "tekton-taskrun-started.json", all(deleting, annotate(contract.AnnotationReported, "2025-03-04T02:41:32Z"))), product, Skip, Release},
 		{"cancelled for the Engine", edited(t, "tekton-taskrun-failed.json", cancelled), product, Skip, Release},
 		{"deleted while cancelled", edited(t, "tekton-taskrun-started.json", all(deleting, annotate(contract.AnnotationCancelled, "true"))), product, Skip, Release},
-		{"failed", eventData(t, "tekton-taskrun-failed.json"), product, ReportEnd, Nothing},
-		{"succeeded", eventData(t, "tekton-taskrun-successful-two-results.json"), product, ReportEnd, Nothing},
+		{"failed", fixtures.Data(t, "tekton-taskrun-failed.json"), product, ReportEnd, Nothing},
+		{"succeeded", fixtures.Data(t, "tekton-taskrun-successful-two-results.json"), product, ReportEnd, Nothing},
 		{"deleted while running", edited(t, "tekton-taskrun-started.json", deleting), product, ReportEnd, Nothing},
 	}
 	for _, tt := range tests {
@@ -521,15 +493,15 @@ func TestFinished(t *testing.T) {
 		product string
 		want    bool
 	}{
-		{"successful", eventData(t, "tekton-taskrun-successful-two-results.json"), product, true},
-		{"failed", eventData(t, "tekton-taskrun-failed.json"), product, true},
+		{"successful", fixtures.Data(t, "tekton-taskrun-successful-two-results.json"), product, true},
+		{"failed", fixtures.Data(t, "tekton-taskrun-failed.json"), product, true},
 		{"cancelled for the Engine: read, Decide judges", edited(t, "tekton-taskrun-failed.json", all(
 			setCondition("False", "TaskRunCancelled", "cancelled"), annotate(contract.AnnotationCancelled, "true"))), product, true},
 		{"marked reported: read, Decide judges", edited(t, "tekton-taskrun-failed.json", label(contract.LabelReported, "true")), product, true},
-		{"started", eventData(t, "tekton-taskrun-started.json"), product, false},
+		{"started", fixtures.Data(t, "tekton-taskrun-started.json"), product, false},
 		{"running", edited(t, "tekton-taskrun-failed.json", setCondition("Unknown", "Running", "")), product, false},
 		{"deleted while running: the sweep's", edited(t, "tekton-taskrun-started.json", deleting), product, false},
-		{"other product", eventData(t, "tekton-taskrun-failed.json"), "other-flow", false},
+		{"other product", fixtures.Data(t, "tekton-taskrun-failed.json"), "other-flow", false},
 		{"no taskrun-ref label", edited(t, "tekton-taskrun-failed.json", func(tr map[string]any) {
 			delete(obj(obj(tr, "metadata"), "labels"), contract.LabelTaskRunRef)
 		}), product, false},
@@ -634,7 +606,7 @@ func TestShouldDelete(t *testing.T) {
 
 func FuzzDecode(f *testing.F) {
 	for _, name := range []string{"tekton-taskrun-started.json", "tekton-taskrun-successful-two-results.json", "tekton-taskrun-failed.json"} {
-		f.Add(eventData(f, name))
+		f.Add(fixtures.Data(f, name))
 	}
 	f.Add([]byte(`{"taskRun":{"metadata":{"name":"n","labels":{"boomerang.io/taskrun-ref":"r","boomerang.io/product":"bmrg-flow"}},` +
 		`"status":{"conditions":[{"type":"Succeeded","status":"True"}],"results":[{"name":"a","value":["x"]},{"name":"o","value":{"k":"v"}},{"name":"n","value":1}]}}}`))

@@ -15,6 +15,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 
 	"github.com/boomerang-io/flow-tekton-handler/internal/contract"
+	"github.com/boomerang-io/flow-tekton-handler/test/fixtures"
 )
 
 // minimalTask is the smallest executable taskrun data; tests add to it.
@@ -857,7 +858,7 @@ func TestSetOwner(t *testing.T) {
 // TestBuildTaskDeterministic builds every fixture twice.
 func TestBuildTaskDeterministic(t *testing.T) {
 	t.Parallel()
-	for _, name := range fixtures(t, "engine-taskrun-*-ready.json") {
+	for _, name := range fixtures.Glob(t, "engine-taskrun-*-ready.json") {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
 			a := build(t, fixtureTaskRun(t, name), nil, validTraceparent, testOptions())

@@ -2,7 +2,6 @@ package tekton
 
 import (
 	"errors"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -10,6 +9,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/boomerang-io/flow-tekton-handler/internal/contract"
+	"github.com/boomerang-io/flow-tekton-handler/test/fixtures"
 )
 
 // fuzzOptions are testOptions, or with mode bit 1 every optional setting:
@@ -45,12 +45,8 @@ func fuzzClaims(mode uint8) []Claim {
 // admits and objects whose names, labels, annotations and ConfigMap keys
 // the apiserver admits, within the input policy.
 func FuzzBuildTask(f *testing.F) {
-	paths, err := filepath.Glob(filepath.Join(fixtureDir, "engine-taskrun-*.json"))
-	if err != nil || len(paths) == 0 {
-		f.Fatalf("no taskrun fixtures (err %v)", err)
-	}
-	for i, p := range paths {
-		data := fixtureData(f, filepath.Base(p))
+	for i, name := range fixtures.Glob(f, "engine-taskrun-*.json") {
+		data := fixtures.Data(f, name)
 		f.Add(data, "", uint8(i%4))
 		f.Add(data, validTraceparent, uint8(3))
 	}
@@ -105,12 +101,8 @@ func FuzzBuildTask(f *testing.F) {
 // admits, whatever the types in the workspaces' specs: a spec never keeps
 // the run from starting.
 func FuzzPVCs(f *testing.F) {
-	paths, err := filepath.Glob(filepath.Join(fixtureDir, "engine-workflowrun-*.json"))
-	if err != nil || len(paths) == 0 {
-		f.Fatalf("no workflowrun fixtures (err %v)", err)
-	}
-	for i, p := range paths {
-		f.Add(fixtureData(f, filepath.Base(p)), uint8(i%4))
+	for i, name := range fixtures.Glob(f, "engine-workflowrun-*.json") {
+		f.Add(fixtures.Data(f, name), uint8(i%4))
 	}
 	f.Add([]byte(`{"id":"65a1f0d9e4b0a1b2c3d4e601","workflowRef":"65a1f0c2e4b0a1b2c3d4e5f6","labels":{"team":"x"},"workspaces":[
 		{"name":"a","type":"Workflow","spec":{"accessMode":5,"className":true,"mountPath":["/a"],"size":{"gi":2}}},

@@ -7,6 +7,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/boomerang-io/flow-tekton-handler/internal/contract"
+	"github.com/boomerang-io/flow-tekton-handler/test/fixtures"
 )
 
 // validTraceparent is a W3C trace context header.
@@ -16,7 +17,7 @@ const validTraceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-0
 // ready taskrun fixture with testOptions.
 func TestGoldenFixtureTasks(t *testing.T) {
 	t.Parallel()
-	for _, name := range fixtures(t, "engine-taskrun-*-ready.json") {
+	for _, name := range fixtures.Glob(t, "engine-taskrun-*-ready.json") {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
 			o := testOptions()
@@ -29,7 +30,7 @@ func TestGoldenFixtureTasks(t *testing.T) {
 // TestGoldenFixturePVCs renders the claims of every workflowrun fixture.
 func TestGoldenFixturePVCs(t *testing.T) {
 	t.Parallel()
-	for _, name := range fixtures(t, "engine-workflowrun-*.json") {
+	for _, name := range fixtures.Glob(t, "engine-workflowrun-*.json") {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
 			o := testOptions()

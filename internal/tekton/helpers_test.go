@@ -23,12 +23,10 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/boomerang-io/flow-tekton-handler/internal/contract"
+	"github.com/boomerang-io/flow-tekton-handler/test/fixtures"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files under testdata/")
-
-// fixtureDir holds the contract's Engine and Tekton fixtures (test/fixtures).
-const fixtureDir = "../../test/fixtures"
 
 // ownerUID is the fake UID of the TaskRun that owns a rendered ConfigMap.
 const ownerUID = "00000000-0000-0000-0000-000000000001"
@@ -47,30 +45,10 @@ func testOptions() Options {
 	}
 }
 
-// envelope is a structured-mode CloudEvent; only its data is read.
-type envelope struct {
-	Type string          `json:"type"`
-	Data json.RawMessage `json:"data"`
-}
-
-// fixtureData returns the data of a fixture CloudEvent.
-func fixtureData(t testing.TB, name string) []byte {
-	t.Helper()
-	raw, err := os.ReadFile(filepath.Join(fixtureDir, name))
-	if err != nil {
-		t.Fatalf("read fixture: %v", err)
-	}
-	var e envelope
-	if err := json.Unmarshal(raw, &e); err != nil {
-		t.Fatalf("decode fixture %s: %v", name, err)
-	}
-	return e.Data
-}
-
 // fixtureTaskRun decodes a taskrun fixture's data.
 func fixtureTaskRun(t testing.TB, name string) *contract.TaskRun {
 	t.Helper()
-	tr, err := contract.DecodeTaskRun(fixtureData(t, name))
+	tr, err := contract.DecodeTaskRun(fixtures.Data(t, name))
 	if err != nil {
 		t.Fatalf("decode %s: %v", name, err)
 	}
@@ -80,25 +58,11 @@ func fixtureTaskRun(t testing.TB, name string) *contract.TaskRun {
 // fixtureWorkflowRun decodes a workflowrun fixture's data.
 func fixtureWorkflowRun(t testing.TB, name string) *contract.WorkflowRun {
 	t.Helper()
-	w, err := contract.DecodeWorkflowRun(fixtureData(t, name))
+	w, err := contract.DecodeWorkflowRun(fixtures.Data(t, name))
 	if err != nil {
 		t.Fatalf("decode %s: %v", name, err)
 	}
 	return w
-}
-
-// fixtures lists the fixture files matching pattern.
-func fixtures(t testing.TB, pattern string) []string {
-	t.Helper()
-	paths, err := filepath.Glob(filepath.Join(fixtureDir, pattern))
-	if err != nil || len(paths) == 0 {
-		t.Fatalf("no fixtures match %s (err %v)", pattern, err)
-	}
-	names := make([]string, len(paths))
-	for i, p := range paths {
-		names[i] = filepath.Base(p)
-	}
-	return names
 }
 
 // taskRunFromJSON decodes Engine taskrun data written inline in a test.

@@ -224,14 +224,7 @@ func taskMeta(t *contract.TaskRun, o Options) (map[string]string, map[string]str
 
 // DeletionPolicy returns the task's own valid policy, or "" when it names
 // none: then the sink's DELETION_POLICY applies when the TaskRun ends.
-func DeletionPolicy(t *contract.TaskRun) string {
-	for _, p := range []string{contract.DeletionNever, contract.DeletionOnSuccess, contract.DeletionAlways} {
-		if strings.EqualFold(t.Spec.Deletion, p) {
-			return p
-		}
-	}
-	return ""
-}
+func DeletionPolicy(t *contract.TaskRun) string { return contract.DeletionPolicy(t.Spec.Deletion) }
 
 var (
 	// paramName is Tekton's rule for parameter names.

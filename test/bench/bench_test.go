@@ -1,9 +1,6 @@
 package bench
 
 import (
-	"encoding/json"
-	"os"
-	"path/filepath"
 	"testing"
 
 	"github.com/boomerang-io/flow-tekton-handler/function"
@@ -11,25 +8,8 @@ import (
 	"github.com/boomerang-io/flow-tekton-handler/internal/contract"
 	"github.com/boomerang-io/flow-tekton-handler/internal/outcome"
 	"github.com/boomerang-io/flow-tekton-handler/internal/tekton"
+	"github.com/boomerang-io/flow-tekton-handler/test/fixtures"
 )
-
-var fixtures = filepath.Join("..", "..", "test", "fixtures")
-
-// eventData returns the data of a structured-mode fixture event.
-func eventData(tb testing.TB, name string) []byte {
-	tb.Helper()
-	b, err := os.ReadFile(filepath.Join(fixtures, name))
-	if err != nil {
-		tb.Fatal(err)
-	}
-	var e struct {
-		Data json.RawMessage `json:"data"`
-	}
-	if err := json.Unmarshal(b, &e); err != nil {
-		tb.Fatalf("%s: %v", name, err)
-	}
-	return e.Data
-}
 
 // options are the builders' options with every default, as a handler in
 // namespace flow loads them.
@@ -48,7 +28,7 @@ func options(tb testing.TB) tekton.Options {
 func BenchmarkDecodeBuild(b *testing.B) {
 	opts := options(b)
 	for _, fx := range []string{"engine-taskrun-custom-ready.json", "engine-taskrun-template-ready.json", "engine-taskrun-script-ready.json"} {
-		data := eventData(b, fx)
+		data := fixtures.Data(b, fx)
 		b.Run(fx[len("engine-taskrun-"):len(fx)-len("-ready.json")], func(b *testing.B) {
 			b.ReportAllocs()
 			b.SetBytes(int64(len(data)))
@@ -69,7 +49,7 @@ func BenchmarkDecodeBuild(b *testing.B) {
 // BenchmarkOutcomeDecode is the sink's pure work per Tekton event: decode
 // the TaskRun it carries, and decide the end call.
 func BenchmarkOutcomeDecode(b *testing.B) {
-	data := eventData(b, "tekton-taskrun-successful-two-results.json")
+	data := fixtures.Data(b, "tekton-taskrun-successful-two-results.json")
 	b.Run("decode", func(b *testing.B) {
 		b.ReportAllocs()
 		b.SetBytes(int64(len(data)))

@@ -322,7 +322,10 @@ func TestWiring(t *testing.T) {
 	}
 	slices.Sort(types)
 	// One Trigger for each event type the handler acts on.
-	want := []string{string(contract.TypeTaskRun), string(contract.TypeWorkflow), string(contract.TypeWorkflowRun)}
+	var want []string
+	for _, typ := range contract.EventTypes {
+		want = append(want, string(typ))
+	}
 	slices.Sort(want)
 	if diff := cmp.Diff(want, types); diff != "" {
 		t.Errorf("Trigger filter types (-want +got):\n%s", diff)

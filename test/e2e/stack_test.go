@@ -32,6 +32,7 @@ import (
 
 	"github.com/boomerang-io/flow-tekton-handler/test/cluster"
 	"github.com/boomerang-io/flow-tekton-handler/test/enginestub"
+	"github.com/boomerang-io/flow-tekton-handler/test/fixtures"
 	"github.com/boomerang-io/flow-tekton-handler/test/fnproc"
 	"github.com/boomerang-io/flow-tekton-handler/test/funcbuild"
 )
@@ -70,8 +71,6 @@ func TestMain(m *testing.M) {
 	defer os.RemoveAll(dir)
 	cluster.Main(m, cluster.Options{})
 }
-
-var fixtures = filepath.Join("..", "..", "test", "fixtures")
 
 // stack is one test's namespace with its Engine stand-in and functions.
 type stack struct {
@@ -272,10 +271,7 @@ func (s *stack) waitEventsSink(p *fnproc.Service) {
 // Tekton looks up.
 func event(t *testing.T, name string, edits ...func(data map[string]any)) []byte {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join(fixtures, name))
-	if err != nil {
-		t.Fatal(err)
-	}
+	b := fixtures.Read(t, name)
 	if strings.Contains(name, "template") {
 		edits = append([]func(map[string]any){withImage(workerImage)}, edits...)
 	}

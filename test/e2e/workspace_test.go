@@ -6,8 +6,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -20,6 +18,7 @@ import (
 	"github.com/boomerang-io/flow-tekton-handler/internal/contract"
 	"github.com/boomerang-io/flow-tekton-handler/internal/tekton"
 	"github.com/boomerang-io/flow-tekton-handler/test/enginestub"
+	"github.com/boomerang-io/flow-tekton-handler/test/fixtures"
 )
 
 // workflowRunFixture is the workflowrun ready event the workspace tests
@@ -121,12 +120,8 @@ func TestWorkspaceSpecWrongTypes(t *testing.T) {
 // workflow id with status, in the envelope of the workflowrun fixture.
 func workflowEvent(t *testing.T, id, status string) []byte {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join(fixtures, workflowRunFixture))
-	if err != nil {
-		t.Fatal(err)
-	}
 	var doc map[string]any
-	if err := json.Unmarshal(b, &doc); err != nil {
+	if err := json.Unmarshal(fixtures.Read(t, workflowRunFixture), &doc); err != nil {
 		t.Fatal(err)
 	}
 	doc["id"] = fmt.Sprintf("workflow-%s-%s-%d", id, status, time.Now().UnixNano())

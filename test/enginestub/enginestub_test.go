@@ -7,8 +7,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -17,9 +15,8 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/boomerang-io/flow-tekton-handler/internal/engine"
+	"github.com/boomerang-io/flow-tekton-handler/test/fixtures"
 )
-
-var fixtures = filepath.Join("..", "..", "test", "fixtures")
 
 // start serves a stand-in that knows the tasks ids, pending, and the
 // workflow run w1, pending.
@@ -157,24 +154,9 @@ func TestFixtureBodiesAreValid(t *testing.T) {
 	for _, name := range []string{"engine-callback-end-succeeded.json", "engine-callback-end-failed.json"} {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
-			raw, err := os.ReadFile(filepath.Join(fixtures, name))
-			if err != nil {
-				t.Fatal(err)
-			}
-			var fx struct {
-				Method string          `json:"_method"`
-				Path   string          `json:"_path"`
-				Body   json.RawMessage `json:"body"`
-			}
-			if err := json.Unmarshal(raw, &fx); err != nil {
-				t.Fatal(err)
-			}
+			fx := fixtures.Callback(t, name)
 			s := start(t)
-			ready, err := os.ReadFile(filepath.Join(fixtures, "engine-taskrun-template-ready.json"))
-			if err != nil {
-				t.Fatal(err)
-			}
-			if !s.KnowEvent(ready) {
+			if !s.KnowEvent(fixtures.Read(t, "engine-taskrun-template-ready.json")) {
 				t.Fatal("the fixture's task is not known")
 			}
 			send(t, s, http.MethodPut, "/api/v1/taskrun/65a1f1a0e4b0a1b2c3d4e610/start", "application/json", "{}")
@@ -869,13 +851,6 @@ func TestEffectsLandLater(t *testing.T) {
 
 func TestKnowEvent(t *testing.T) {
 	t.Parallel()
-	fixture := func(name string) []byte {
-		b, err := os.ReadFile(filepath.Join(fixtures, name))
-		if err != nil {
-			t.Fatal(err)
-		}
-		return b
-	}
 	tests := []struct {
 		name    string
 		events  [][]byte
@@ -886,7 +861,7 @@ func TestKnowEvent(t *testing.T) {
 	}{
 		{
 			name:    "a task's ready event",
-			events:  [][]byte{fixture("engine-taskrun-custom-ready.json")},
+			events:  [][]byte{fixtures.Read(t, "engine-taskrun-custom-ready.json")},
 			wantOK:  []bool{true},
 			id:      "65a1f1a0e4b0a1b2c3d4e612",
 			want:    Task{ID: "65a1f1a0e4b0a1b2c3d4e612", Type: "custom", WorkflowRunRef: "65a1f0d9e4b0a1b2c3d4e601", Status: "ready", Phase: "pending"},
@@ -894,7 +869,7 @@ func TestKnowEvent(t *testing.T) {
 		},
 		{
 			name:    "the answer has the event's other fields",
-			events:  [][]byte{fixture("engine-taskrun-custom-ready.json")},
+			events:  [][]byte{fixtures.Read(t, "engine-taskrun-custom-ready.json")},
 			wantOK:  []bool{true},
 			id:      "65a1f1a0e4b0a1b2c3d4e612",
 			want:    Task{ID: "65a1f1a0e4b0a1b2c3d4e612", Type: "custom", WorkflowRunRef: "65a1f0d9e4b0a1b2c3d4e601", Status: "ready", Phase: "pending"},
@@ -902,7 +877,7 @@ func TestKnowEvent(t *testing.T) {
 		},
 		{
 			name:   "a cancel event completes a known task",
-			events: [][]byte{fixture("engine-taskrun-script-ready.json"), fixture("engine-taskrun-completed-cancelled.json")},
+			events: [][]byte{fixtures.Read(t, "engine-taskrun-script-ready.json"), fixtures.Read(t, "engine-taskrun-completed-cancelled.json")},
 			wantOK: []bool{true, true},
 			id:     "65a1f1a0e4b0a1b2c3d4e611",
 			want:   Task{ID: "65a1f1a0e4b0a1b2c3d4e611", Type: "script", WorkflowRunRef: "65a1f0d9e4b0a1b2c3d4e601", Status: "cancelled", Phase: "completed"},
@@ -916,7 +891,7 @@ func TestKnowEvent(t *testing.T) {
 		},
 		{
 			name:   "a workflow run event is not a task",
-			events: [][]byte{fixture("engine-workflowrun-completed.json")},
+			events: [][]byte{fixtures.Read(t, "engine-workflowrun-completed.json")},
 			wantOK: []bool{true},
 			id:     "65a1f0d9e4b0a1b2c3d4e601",
 		},
@@ -973,14 +948,8 @@ func TestKnowEvent(t *testing.T) {
 func TestKnowEventWorkflowRun(t *testing.T) {
 	t.Parallel()
 	s := start(t)
-	ready, err := os.ReadFile(filepath.Join(fixtures, "engine-workflowrun-ready-with-workspace.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	done, err := os.ReadFile(filepath.Join(fixtures, "engine-workflowrun-completed.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	ready := fixtures.Read(t, "engine-workflowrun-ready-with-workspace.json")
+	done := fixtures.Read(t, "engine-workflowrun-completed.json")
 	ec := client(s)
 	const id = "65a1f0d9e4b0a1b2c3d4e601"
 	if err := ec.StartWorkflowRun(t.Context(), id); !engine.HasCode(err, 1301) {

@@ -20,6 +20,7 @@ import (
 
 	"github.com/boomerang-io/flow-tekton-handler/internal/contract"
 	"github.com/boomerang-io/flow-tekton-handler/internal/engine"
+	"github.com/boomerang-io/flow-tekton-handler/internal/eventlog"
 	"github.com/boomerang-io/flow-tekton-handler/internal/keylock"
 	"github.com/boomerang-io/flow-tekton-handler/internal/kube"
 	"github.com/boomerang-io/flow-tekton-handler/internal/memo"
@@ -36,6 +37,8 @@ type Engine interface {
 	GetTaskRun(ctx context.Context, id string) (*engine.TaskRun, error)
 }
 
+var _ Engine = (*engine.Client)(nil)
+
 // Kube is the part of the cluster the handler changes.
 type Kube interface {
 	GetTaskRun(ctx context.Context, name string) (*pipelinev1.TaskRun, error)
@@ -50,16 +53,7 @@ type Kube interface {
 	DropClaim(ctx context.Context, name, key, mine string) error
 }
 
-// Outcomes logged once per event.
-const (
-	Created   = "created"
-	Exists    = "exists"
-	Cancelled = "cancelled"
-	Reported  = "reported"
-	Skipped   = "skipped"
-	Rejected  = "rejected"
-	Failed    = "failed"
-)
+var _ Kube = (*kube.Client)(nil)
 
 // Handler handles Engine events.
 type Handler struct {
@@ -93,21 +87,18 @@ func (h *Handler) Handle(ctx context.Context, e event.Event) error {
 	defer cancel()
 	outcome, attrs, err := h.handle(hctx, e)
 	if err != nil {
-		outcome = Failed
-		if status.Code(err) < 500 {
-			outcome = Rejected
-		}
+		outcome = eventlog.Failure(err)
 	}
-	return status.Log(ctx, l, outcome, outcome == Skipped, began, err, attrs...)
+	return eventlog.Event(ctx, l, outcome, began, err, attrs...)
 }
 
-func (h *Handler) handle(ctx context.Context, e event.Event) (string, []slog.Attr, error) {
+func (h *Handler) handle(ctx context.Context, e event.Event) (eventlog.Outcome, []slog.Attr, error) {
 	typ, ok := contract.ParseType(e.Type())
 	if !ok {
-		return Rejected, nil, status.New(http.StatusUnprocessableEntity, "type", fmt.Sprintf("%q is not an %s* event", e.Type(), contract.TypePrefix))
+		return eventlog.Rejected, nil, status.New(http.StatusUnprocessableEntity, "type", fmt.Sprintf("%q is not an %s* event", e.Type(), contract.TypePrefix))
 	}
 	if err := h.checkData(e); err != nil {
-		return Rejected, nil, err
+		return eventlog.Rejected, nil, err
 	}
 	switch typ {
 	case contract.TypeTaskRun:
@@ -117,22 +108,22 @@ func (h *Handler) handle(ctx context.Context, e event.Event) (string, []slog.Att
 	case contract.TypeWorkflow:
 		return decoded(ctx, e, contract.DecodeWorkflow, h.handleWorkflow)
 	}
-	return Skipped, nil, nil
+	return eventlog.Skipped, nil, nil
 }
 
 // decoded hands the event and its data, read by decode, to handle; data
 // that decode refuses is rejected.
 func decoded[T any](ctx context.Context, e event.Event, decode func([]byte) (T, error),
-	handle func(context.Context, event.Event, T) (string, []slog.Attr, error)) (string, []slog.Attr, error) {
+	handle func(context.Context, event.Event, T) (eventlog.Outcome, []slog.Attr, error)) (eventlog.Outcome, []slog.Attr, error) {
 	v, err := decode(e.Data())
 	if err != nil {
-		return Rejected, nil, err
+		return eventlog.Rejected, nil, err
 	}
 	return handle(ctx, e, v)
 }
 
 // handleTaskRun executes or cancels the task of a TaskRun event.
-func (h *Handler) handleTaskRun(ctx context.Context, e event.Event, t *contract.TaskRun) (string, []slog.Attr, error) {
+func (h *Handler) handleTaskRun(ctx context.Context, e event.Event, t *contract.TaskRun) (eventlog.Outcome, []slog.Attr, error) {
 	attrs := []slog.Attr{slog.String("taskrun", tekton.TaskRunName(h.opts.Prefix, t.ID)),
 		slog.String("taskrunref", t.ID), slog.String("workflowrunref", t.WorkflowRunRef)}
 	switch t.Action() {
@@ -144,31 +135,31 @@ func (h *Handler) handleTaskRun(ctx context.Context, e event.Event, t *contract.
 		outcome, err := h.cancel(ctx, t)
 		return outcome, attrs, err
 	}
-	return Skipped, attrs, nil
+	return eventlog.Skipped, attrs, nil
 }
 
 // handleWorkflowRun starts or finalizes the run of a WorkflowRun event.
-func (h *Handler) handleWorkflowRun(ctx context.Context, _ event.Event, w *contract.WorkflowRun) (string, []slog.Attr, error) {
+func (h *Handler) handleWorkflowRun(ctx context.Context, _ event.Event, w *contract.WorkflowRun) (eventlog.Outcome, []slog.Attr, error) {
 	attrs := []slog.Attr{slog.String("workflowrunref", w.ID)}
 	switch w.Action() {
 	case contract.StartWorkflowRun:
 		// Claim settings it could not read, defaults used instead.
 		dropped, err := h.startWorkflowRun(ctx, w)
-		return Created, withDropped(attrs, dropped), err
+		return eventlog.Created, withDropped(attrs, dropped), err
 	case contract.FinalizeWorkflowRun:
-		return Reported, attrs, h.finalizeWorkflowRun(ctx, w)
+		return eventlog.Reported, attrs, h.finalizeWorkflowRun(ctx, w)
 	}
-	return Skipped, attrs, nil
+	return eventlog.Skipped, attrs, nil
 }
 
 // handleWorkflow deletes the workspace claims of a deleted workflow.
-func (h *Handler) handleWorkflow(ctx context.Context, _ event.Event, w *contract.Workflow) (string, []slog.Attr, error) {
+func (h *Handler) handleWorkflow(ctx context.Context, _ event.Event, w *contract.Workflow) (eventlog.Outcome, []slog.Attr, error) {
 	attrs := []slog.Attr{slog.String("workflowref", w.ID)}
 	if w.Action() != contract.DeleteWorkflow {
-		return Skipped, attrs, nil
+		return eventlog.Skipped, attrs, nil
 	}
 	_, err := h.kube.DeletePVCs(ctx, tekton.WorkspaceSelector(h.opts.Prefix, contract.ScopeWorkflow, w.ID))
-	return Cancelled, attrs, err
+	return eventlog.Cancelled, attrs, err
 }
 
 // withDropped adds to attrs what an event asked for that was left out,
@@ -209,14 +200,14 @@ func traceparent(e event.Event) string {
 // execute starts the Engine's task and creates its TaskRun and ConfigMap.
 // Concurrent copies of one task wait for the first; a TaskRun that already
 // exists means a redelivery, which only makes sure the ConfigMap exists.
-func (h *Handler) execute(ctx context.Context, t *contract.TaskRun, tp string) (string, []string, error) {
+func (h *Handler) execute(ctx context.Context, t *contract.TaskRun, tp string) (eventlog.Outcome, []string, error) {
 	unlock := h.locks.Lock(t.ID)
 	defer unlock()
 	if h.done.Has(t.ID) {
-		return Exists, nil, nil
+		return eventlog.Exists, nil, nil
 	}
 	outcome, dropped, err := h.create(ctx, t, tp)
-	if err == nil && (outcome == Created || outcome == Exists) {
+	if err == nil && (outcome == eventlog.Created || outcome == eventlog.Exists) {
 		h.done.Add(t.ID)
 	}
 	return outcome, dropped, err
@@ -237,7 +228,7 @@ const (
 
 // create does the work of execute for a task this process has not seen
 // finished.
-func (h *Handler) create(ctx context.Context, t *contract.TaskRun, tp string) (string, []string, error) {
+func (h *Handler) create(ctx context.Context, t *contract.TaskRun, tp string) (eventlog.Outcome, []string, error) {
 	name := tekton.TaskRunName(h.opts.Prefix, t.ID)
 	existing, asked, claims, err := h.read(ctx, t, name)
 	if err != nil {
@@ -252,7 +243,7 @@ func (h *Handler) create(ctx context.Context, t *contract.TaskRun, tp string) (s
 		// The Engine is done with the task (cancelled, completed, and its
 		// TaskRun reported and deleted): this is a late copy of its ready
 		// event, and nothing may run.
-		return Skipped, nil, nil
+		return eventlog.Skipped, nil, nil
 	case errors.Is(err, tekton.ErrUnbuildable):
 		outcome, err := h.reportUnbuildable(ctx, t, asked, err)
 		return outcome, nil, err
@@ -261,7 +252,7 @@ func (h *Handler) create(ctx context.Context, t *contract.TaskRun, tp string) (s
 	case !asked.Pending():
 		// Running without a TaskRun: its TaskRun was reported failed and
 		// is gone, or another delivery is reporting it unbuildable.
-		return Skipped, nil, nil
+		return eventlog.Skipped, nil, nil
 	}
 	task.TaskRun.Spec.Status = pipelinev1.TaskRunSpecStatusPending
 	metav1.SetMetaDataAnnotation(&task.TaskRun.ObjectMeta, contract.AnnotationClaimed, contract.ClaimValue(h.now()))
@@ -284,10 +275,10 @@ func (h *Handler) create(ctx context.Context, t *contract.TaskRun, tp string) (s
 	if err != nil {
 		return "", nil, err
 	}
-	if outcome != Created {
+	if outcome != eventlog.Created {
 		return outcome, nil, nil
 	}
-	return Created, task.Dropped, nil
+	return eventlog.Created, task.Dropped, nil
 }
 
 // start does the owner's part: the params ConfigMap, the Engine's start,
@@ -296,7 +287,7 @@ func (h *Handler) create(ctx context.Context, t *contract.TaskRun, tp string) (s
 // When the Engine answers that it is done with the task (cancelled, say,
 // before this event arrived), the TaskRun is cancelled instead: it never
 // runs.
-func (h *Handler) start(ctx context.Context, t *contract.TaskRun, task *tekton.Task, tr *pipelinev1.TaskRun) (string, error) {
+func (h *Handler) start(ctx context.Context, t *contract.TaskRun, task *tekton.Task, tr *pipelinev1.TaskRun) (eventlog.Outcome, error) {
 	if task != nil {
 		tekton.SetOwner(task.ConfigMap, tr)
 		if err := h.kube.CreateConfigMap(ctx, task.ConfigMap); err != nil {
@@ -331,11 +322,11 @@ func (h *Handler) start(ctx context.Context, t *contract.TaskRun, task *tekton.T
 		if _, err := h.kube.CancelTaskRun(sctx, tr.Name, msg); err != nil {
 			return "", err
 		}
-		return Cancelled, nil
+		return eventlog.Cancelled, nil
 	}
 	// The Engine has started the task: release it even when the request's
 	// time has run out, or it would wait pending until its claim is stale.
-	return Created, h.kube.ReleaseTaskRun(sctx, tr.Name)
+	return eventlog.Created, h.kube.ReleaseTaskRun(sctx, tr.Name)
 }
 
 // dropClaim makes this delivery's claim stale, best effort: if it fails,
@@ -352,13 +343,13 @@ func (h *Handler) dropClaim(ctx context.Context, tr *pipelinev1.TaskRun) {
 // ConfigMap exists; pending under a live claim, it waits for the owner to
 // release it; pending under a stale claim, it takes the claim over and
 // does the owner's part.
-func (h *Handler) resume(ctx context.Context, t *contract.TaskRun, task *tekton.Task, tr *pipelinev1.TaskRun) (string, error) {
+func (h *Handler) resume(ctx context.Context, t *contract.TaskRun, task *tekton.Task, tr *pipelinev1.TaskRun) (eventlog.Outcome, error) {
 	if err := kubeIdentity(tr, t); err != nil {
 		return "", err
 	}
 	for tr.IsPending() {
 		if tr.DeletionTimestamp != nil {
-			return Skipped, nil // being deleted: not ours to start
+			return eventlog.Skipped, nil // being deleted: not ours to start
 		}
 		if h.now().Sub(claimedAt(tr)) >= ClaimStale {
 			at := h.now()
@@ -378,7 +369,7 @@ func (h *Handler) resume(ctx context.Context, t *contract.TaskRun, task *tekton.
 			return "", err
 		}
 		if cur == nil {
-			return Skipped, nil // deleted meanwhile: not ours to recreate
+			return eventlog.Skipped, nil // deleted meanwhile: not ours to recreate
 		}
 		tr = cur
 	}
@@ -388,7 +379,7 @@ func (h *Handler) resume(ctx context.Context, t *contract.TaskRun, task *tekton.
 			return "", err
 		}
 	}
-	return Exists, nil
+	return eventlog.Exists, nil
 }
 
 // claimedAt is the time of a pending TaskRun's claim; zero (stale) when it
@@ -419,14 +410,14 @@ func kubeIdentity(tr *pipelinev1.TaskRun, t *contract.TaskRun) error {
 // reportUnbuildable tells the Engine that a task it can identify cannot run:
 // start (unless an earlier delivery's start made it running), then end
 // failed with the reason. Nothing is created.
-func (h *Handler) reportUnbuildable(ctx context.Context, t *contract.TaskRun, asked *engine.TaskRun, buildErr error) (string, error) {
+func (h *Handler) reportUnbuildable(ctx context.Context, t *contract.TaskRun, asked *engine.TaskRun, buildErr error) (eventlog.Outcome, error) {
 	if asked.Pending() {
 		answer, err := h.engine.StartTaskRun(ctx, t.ID)
 		if err != nil {
 			return "", err
 		}
 		if answer != nil && answer.Done() {
-			return Skipped, nil // the Engine is done with it: nothing to end
+			return eventlog.Skipped, nil // the Engine is done with it: nothing to end
 		}
 	}
 	h.awaitStarted(ctx, t.ID)
@@ -461,12 +452,12 @@ func (h *Handler) awaitStarted(ctx context.Context, id string) {
 }
 
 // endFailed ends a started task as failed with the reason.
-func (h *Handler) endFailed(ctx context.Context, t *contract.TaskRun, reason error) (string, error) {
+func (h *Handler) endFailed(ctx context.Context, t *contract.TaskRun, reason error) (eventlog.Outcome, error) {
 	end := engine.EndRequest{Status: engine.StatusFailed, Results: []engine.Result{}, StatusMessage: reason.Error()}
 	if err := h.engine.EndTaskRun(ctx, t.ID, end); err != nil {
 		return "", err
 	}
-	return Reported, nil
+	return eventlog.Reported, nil
 }
 
 // read reads, in parallel, what create needs: the task's TaskRun, the
@@ -517,16 +508,16 @@ func (h *Handler) claims(ctx context.Context, t *contract.TaskRun) ([]tekton.Cla
 }
 
 // cancel asks Tekton to cancel the task's TaskRun; a missing one is a no-op.
-func (h *Handler) cancel(ctx context.Context, t *contract.TaskRun) (string, error) {
+func (h *Handler) cancel(ctx context.Context, t *contract.TaskRun) (eventlog.Outcome, error) {
 	name := tekton.TaskRunName(h.opts.Prefix, t.ID)
 	found, err := h.kube.CancelTaskRun(ctx, name, fmt.Sprintf("The Workflow Engine marked the task %s.", t.Status))
 	if err != nil {
 		return "", err
 	}
 	if !found {
-		return Skipped, nil
+		return eventlog.Skipped, nil
 	}
-	return Cancelled, nil
+	return eventlog.Cancelled, nil
 }
 
 // startWorkflowRun creates the run's workspace claims, then tells the Engine.

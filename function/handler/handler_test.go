@@ -33,6 +33,7 @@ import (
 	"github.com/boomerang-io/flow-tekton-handler/test/enginestub"
 	"github.com/boomerang-io/flow-tekton-handler/test/fixtures"
 	"github.com/boomerang-io/flow-tekton-handler/test/fnserve"
+	"github.com/boomerang-io/flow-tekton-handler/test/wait"
 )
 
 const ns = "flow"
@@ -424,13 +425,14 @@ func TestLiveClaimIsWaitedFor(t *testing.T) {
 		done <- code
 	}()
 	// Release once the delivery has looked twice (it is waiting).
-	for countActions(e.tekton.Actions(), "get", "taskruns") < 2 {
+	wait.Eventually(t, 10*time.Second, "the delivery to wait for the release", func() (bool, error) {
 		select {
 		case code := <-done:
 			t.Fatalf("answered %d before the owner released the TaskRun", code)
-		case <-time.After(5 * time.Millisecond):
+		default:
 		}
-	}
+		return countActions(e.tekton.Actions(), "get", "taskruns") >= 2, nil
+	})
 	kc := kube.New(e.kube, e.tekton, ns, 5*time.Second)
 	if err := kc.ReleaseTaskRun(context.Background(), name); err != nil {
 		t.Fatal(err)

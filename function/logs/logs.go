@@ -21,6 +21,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/boomerang-io/flow-tekton-handler/internal/contract"
+	"github.com/boomerang-io/flow-tekton-handler/internal/eventlog"
 	"github.com/boomerang-io/flow-tekton-handler/internal/kube"
 	"github.com/boomerang-io/flow-tekton-handler/internal/status"
 	"github.com/boomerang-io/flow-tekton-handler/internal/tekton"
@@ -410,20 +411,15 @@ func containerStatus(pod *corev1.Pod, c string) *corev1.ContainerStatus {
 	return nil
 }
 
-// done logs the one line a request gets.
+// done logs the one line a request gets, at the level of an event's line
+// (package eventlog) with the same error; "ended" says how it ended.
 func (l *Logs) done(ctx context.Context, r *http.Request, began time.Time, n int64, ended string, err error, attrs ...slog.Attr) {
 	attrs = append(attrs, slog.String("query", r.URL.RawQuery), slog.Int64("bytes", n),
 		slog.String("ended", ended), slog.Duration("duration", time.Since(began)))
-	level := slog.LevelInfo
 	if err != nil {
-		code := status.Code(err)
-		attrs = append(attrs, slog.Int("code", code), slog.String("error", err.Error()))
-		level = slog.LevelWarn
-		if code >= 500 {
-			level = slog.LevelError
-		}
+		attrs = append(attrs, slog.Int("code", status.Code(err)), slog.String("error", err.Error()))
 	}
-	l.log.LogAttrs(ctx, level, "log stream", attrs...)
+	l.log.LogAttrs(ctx, eventlog.Level(err), "log stream", attrs...)
 }
 
 // answer is the response to a request served: 200 and its headers go out

@@ -19,7 +19,9 @@ import (
 
 	"github.com/boomerang-io/flow-tekton-handler/internal/contract"
 	"github.com/boomerang-io/flow-tekton-handler/internal/engine"
+	"github.com/boomerang-io/flow-tekton-handler/internal/eventlog"
 	"github.com/boomerang-io/flow-tekton-handler/internal/keylock"
+	"github.com/boomerang-io/flow-tekton-handler/internal/kube"
 	"github.com/boomerang-io/flow-tekton-handler/internal/memo"
 	"github.com/boomerang-io/flow-tekton-handler/internal/outcome"
 	"github.com/boomerang-io/flow-tekton-handler/internal/status"
@@ -39,15 +41,6 @@ const (
 	markRejected = "rejected"
 )
 
-// Outcomes logged once per event.
-const (
-	Reported = "reported"
-	Skipped  = "skipped"
-	Rejected = "rejected"
-	Failed   = "failed"
-	Swept    = "swept"
-)
-
 // Kube is the part of the cluster the sink reads and changes.
 type Kube interface {
 	Namespace() string
@@ -60,11 +53,15 @@ type Kube interface {
 	ListTaskRuns(ctx context.Context, selector string, pageSize int64) ([]pipelinev1.TaskRun, error)
 }
 
+var _ Kube = (*kube.Client)(nil)
+
 // Engine is the part of the Engine's REST API the sink calls.
 type Engine interface {
 	EndTaskRun(ctx context.Context, id string, req engine.EndRequest) error
 	GetTaskRun(ctx context.Context, id string) (*engine.TaskRun, error)
 }
+
+var _ Engine = (*engine.Client)(nil)
 
 // Options tune the sink.
 type Options struct {
@@ -133,15 +130,7 @@ func (s *Sink) Stop(context.Context) error {
 func (s *Sink) logSweep(ctx context.Context, trigger string) {
 	began := time.Now()
 	n, err := s.Sweep(ctx)
-	attrs := []slog.Attr{slog.String("outcome", Swept), slog.String("trigger", trigger), slog.Int("reported", n), slog.Duration("duration", time.Since(began))}
-	level := slog.LevelInfo
-	if err != nil {
-		level = slog.LevelError
-		attrs = append(attrs, slog.String("error", err.Error()))
-	} else if n == 0 {
-		level = slog.LevelDebug
-	}
-	s.log.LogAttrs(ctx, level, "sweep", attrs...)
+	eventlog.Sweep(ctx, s.log, began, err, slog.String("trigger", trigger), slog.Int("reported", n))
 }
 
 // Handle processes one Tekton event or sweep request. Its error decides the
@@ -153,32 +142,35 @@ func (s *Sink) Handle(ctx context.Context, e event.Event) error {
 		sctx, cancel := context.WithTimeout(ctx, status.Budget)
 		defer cancel()
 		n, err := s.Sweep(sctx)
-		return status.Log(ctx, s.log, Swept, false, began, err,
+		return eventlog.Event(ctx, s.log, eventlog.Swept, began, err,
 			slog.String("ce.id", e.ID()), slog.String("ce.type", e.Type()), slog.Int("reported", n))
 	}
 	hctx, cancel := context.WithTimeout(ctx, status.Budget)
 	defer cancel()
 	result, name, err := s.handle(hctx, e)
-	return status.Log(ctx, s.log, result, result == Skipped, began, err,
+	if err != nil { // an error is the outcome, whatever else was decided
+		result = eventlog.Failure(err)
+	}
+	return eventlog.Event(ctx, s.log, result, began, err,
 		slog.String("ce.id", e.ID()), slog.String("ce.type", e.Type()), slog.String("ce.subject", e.Subject()), slog.String("taskrun", name))
 }
 
-func (s *Sink) handle(ctx context.Context, e event.Event) (string, string, error) {
+func (s *Sink) handle(ctx context.Context, e event.Event) (eventlog.Outcome, string, error) {
 	if !strings.HasPrefix(e.Type(), tektonTaskRunPrefix) {
-		return Skipped, "", nil
+		return eventlog.Skipped, "", nil
 	}
 	tr, err := outcome.Decode(e.Data())
 	if err != nil {
-		return Rejected, "", err
+		return eventlog.Rejected, "", err
 	}
 	if tr.Namespace != "" && tr.Namespace != s.kube.Namespace() {
-		return Skipped, tr.Name, nil
+		return eventlog.Skipped, tr.Name, nil
 	}
 	if !outcome.Finished(tr, s.opts.Product) {
-		return Skipped, tr.Name, nil
+		return eventlog.Skipped, tr.Name, nil
 	}
 	if tr.UID != "" && s.done.Has(string(tr.UID)) {
-		return Skipped, tr.Name, nil
+		return eventlog.Skipped, tr.Name, nil
 	}
 	result, err := s.report(ctx, tr.Name)
 	return result, tr.Name, err
@@ -198,7 +190,7 @@ func ReportStale(engineTimeout, retryBudget time.Duration) time.Duration {
 // apiserver under a per-name lock, so duplicate events in this process cause
 // one call; across replicas, the report is claimed on the TaskRun first
 // (boomerang.io/reporting, with the version read), so one replica sends it.
-func (s *Sink) report(ctx context.Context, name string) (string, error) {
+func (s *Sink) report(ctx context.Context, name string) (eventlog.Outcome, error) {
 	unlock := s.locks.Lock(name)
 	defer unlock()
 
@@ -211,18 +203,18 @@ func (s *Sink) report(ctx context.Context, name string) (string, error) {
 	decision, rep, _ := outcome.Decide(tr, s.opts.Product)
 	switch {
 	case rep.Left == outcome.Done:
-		return Skipped, s.reported(ctx, tr)
+		return eventlog.Skipped, s.reported(ctx, tr)
 	case decision == outcome.ReportEnd && tr.IsPending():
 		if decision, err = s.startLanded(ctx, tr, rep.TaskRunRef); err != nil || decision == wait {
-			return Skipped, err
+			return eventlog.Skipped, err
 		}
 		if decision != outcome.ReportEnd {
-			return Skipped, s.release(ctx, name)
+			return eventlog.Skipped, s.release(ctx, name)
 		}
 	case rep.Left == outcome.Release:
-		return Skipped, s.release(ctx, name)
+		return eventlog.Skipped, s.release(ctx, name)
 	case decision != outcome.ReportEnd:
-		return Skipped, nil // not ours, or not finished
+		return eventlog.Skipped, nil // not ours, or not finished
 	}
 	return s.send(ctx, tr, rep)
 }
@@ -247,10 +239,10 @@ func (s *Sink) release(ctx context.Context, name string) error {
 
 // send claims the report of a TaskRun, sends the Engine its end call and
 // marks it reported, unless another replica holds the claim.
-func (s *Sink) send(ctx context.Context, tr *pipelinev1.TaskRun, rep outcome.Report) (string, error) {
+func (s *Sink) send(ctx context.Context, tr *pipelinev1.TaskRun, rep outcome.Report) (eventlog.Outcome, error) {
 	mine, err := s.claim(ctx, tr)
 	if err != nil || mine == "" {
-		return Skipped, err // another replica is reporting it
+		return eventlog.Skipped, err // another replica is reporting it
 	}
 	if err := s.engine.EndTaskRun(ctx, rep.TaskRunRef, rep.End); err != nil {
 		return "", s.unsent(ctx, tr.Name, mine, err)
@@ -258,7 +250,7 @@ func (s *Sink) send(ctx context.Context, tr *pipelinev1.TaskRun, rep outcome.Rep
 	if err := s.mark(ctx, tr, rep.Succeeded); err != nil {
 		return "", err
 	}
-	return Reported, nil
+	return eventlog.Reported, nil
 }
 
 // unsent handles an end call that failed with err, and returns the error
@@ -430,7 +422,7 @@ func (s *Sink) Sweep(ctx context.Context) (int, error) {
 			errs = append(errs, err)
 			continue
 		}
-		if result == Reported {
+		if result == eventlog.Reported {
 			n++
 		}
 	}

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"io"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -45,11 +44,45 @@ type env struct {
 	tekton *tektonfake.Clientset
 	engine *enginestub.Server
 	sink   *sink.Sink
+	log    *logBuffer // the lines of every sink served
+}
+
+// logBuffer collects log lines written from several goroutines.
+type logBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *logBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+// lines returns the lines logged with msg, decoded.
+func (b *logBuffer) lines(t *testing.T, msg string) []map[string]any {
+	t.Helper()
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	var out []map[string]any
+	for _, l := range bytes.Split(bytes.TrimSpace(b.buf.Bytes()), []byte("\n")) {
+		if len(l) == 0 {
+			continue
+		}
+		var m map[string]any
+		if err := json.Unmarshal(l, &m); err != nil {
+			t.Fatalf("log line %q: %v", l, err)
+		}
+		if m["msg"] == msg {
+			out = append(out, m)
+		}
+	}
+	return out
 }
 
 func newEnv(t *testing.T, policy string) *env {
 	t.Helper()
-	e := &env{kube: k8sfake.NewClientset(), tekton: tektonfake.NewSimpleClientset()}
+	e := &env{kube: k8sfake.NewClientset(), tekton: tektonfake.NewSimpleClientset(), log: &logBuffer{}}
 	stub, err := enginestub.Start("127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -66,7 +99,7 @@ func (e *env) serve(t *testing.T, policy string) {
 	t.Helper()
 	kc := kube.New(e.kube, e.tekton, ns, 5*time.Second)
 	ec := engine.New(engine.Options{BaseURL: e.engine.URL(), Timeout: time.Second, RetryBudget: 2 * time.Second})
-	e.sink = sink.New(kc, ec, sink.Options{Product: "bmrg-flow", DeletionPolicy: policy, SweepLimit: 10}, slog.New(slog.NewJSONHandler(io.Discard, nil)))
+	e.sink = sink.New(kc, ec, sink.Options{Product: "bmrg-flow", DeletionPolicy: policy, SweepLimit: 10}, slog.New(slog.NewJSONHandler(e.log, &slog.HandlerOptions{Level: slog.LevelDebug})))
 	e.url = fnserve.Serve(t, e.sink, 4<<20)
 }
 
@@ -549,6 +582,9 @@ func TestEngineDownThenSweep(t *testing.T) {
 	if code := e.send(t, "dev.tekton.event.taskrun.successful.v1", tr.Name, data); code != http.StatusServiceUnavailable {
 		t.Fatalf("status %d, want 503 so Tekton retries", code)
 	}
+	if l := e.log.lines(t, "event"); len(l) != 1 || l[0]["outcome"] != "failed" || l[0]["code"] != 503.0 || l[0]["level"] != "ERROR" {
+		t.Fatalf("event lines %v, want one failed with 503 at error", l)
+	}
 	if mark := e.get(t, tr.Name).Labels["boomerang.io/reported"]; mark != "" {
 		t.Fatalf("marked %q although the Engine never accepted", mark)
 	}
@@ -591,6 +627,10 @@ func TestOnlyTheEnginesRefusalIsFinal(t *testing.T) {
 			if code := e.send(t, "dev.tekton.event.taskrun.successful.v1", tr.Name, data); code != tc.wantHTTP {
 				t.Fatalf("status %d, want %d", code, tc.wantHTTP)
 			}
+			want := map[bool]string{true: "rejected", false: "failed"}[tc.wantMark != ""]
+			if l := e.log.lines(t, "event"); len(l) != 1 || l[0]["outcome"] != want || l[0]["code"] != float64(tc.wantHTTP) {
+				t.Fatalf("event lines %v, want one %s with %d", l, want, tc.wantHTTP)
+			}
 			if mark := e.get(t, tr.Name).Labels["boomerang.io/reported"]; mark != tc.wantMark {
 				t.Fatalf("marked %q, want %q", mark, tc.wantMark)
 			}
@@ -624,6 +664,27 @@ func TestSweepEvent(t *testing.T) {
 	}
 	if n := len(ends(e.engine.Calls())); n != 1 {
 		t.Fatalf("%d end calls after a sweep", n)
+	}
+	if l := e.log.lines(t, "event"); len(l) != 1 || l[0]["outcome"] != "swept" || l[0]["reported"] != 1.0 || l[0]["ce.id"] != "ping-1" || l[0]["level"] != "INFO" {
+		t.Fatalf("event lines %v, want one swept with 1 reported", l)
+	}
+}
+
+// The sink's own sweep, at start, logs a sweep line by an event's rules.
+func TestBackgroundSweepLogged(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, "Never")
+	e.seed(t, fixtures.Data(t, "tekton-taskrun-failed.json"))
+	e.sink.Run(context.Background())
+	var l []map[string]any
+	for deadline := time.Now().Add(10 * time.Second); len(l) == 0 && time.Now().Before(deadline); l = e.log.lines(t, "sweep") {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if err := e.sink.Stop(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if len(l) != 1 || l[0]["outcome"] != "swept" || l[0]["trigger"] != "background" || l[0]["reported"] != 1.0 || l[0]["code"] != 200.0 || l[0]["level"] != "INFO" {
+		t.Fatalf("sweep lines %v, want one swept with 1 reported at info", l)
 	}
 }
 

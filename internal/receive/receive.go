@@ -20,6 +20,7 @@ import (
 	"github.com/cloudevents/sdk-go/v2/event"
 	cehttp "github.com/cloudevents/sdk-go/v2/protocol/http"
 
+	"github.com/boomerang-io/flow-tekton-handler/internal/eventlog"
 	"github.com/boomerang-io/flow-tekton-handler/internal/status"
 )
 
@@ -64,7 +65,7 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	e, err := s.accept(w, r)
 	if err != nil {
 		if s.o.Log != nil {
-			status.Log(r.Context(), s.o.Log, "refused", false, began, err,
+			eventlog.Event(r.Context(), s.o.Log, eventlog.Refused, began, err,
 				slog.String("method", r.Method), slog.String("content-type", r.Header.Get("Content-Type")))
 		}
 		status.Write(w, err)

@@ -7,7 +7,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"log/slog"
 	"net/http"
 	"time"
 	"unicode/utf8"
@@ -130,27 +129,4 @@ func truncate(s string, n int) string {
 		s = s[:len(s)-1]
 	}
 	return s + "…"
-}
-
-// Log writes the one line an event gets: its attributes, the outcome, the
-// status code, the duration and the error if any, at a level that follows
-// the code (error for 5xx, warning for 4xx, debug for a skipped event), and
-// returns err for the caller to return.
-func Log(ctx context.Context, log *slog.Logger, outcome string, skipped bool, began time.Time, err error, attrs ...slog.Attr) error {
-	code := Code(err)
-	attrs = append(attrs, slog.String("outcome", outcome), slog.Int("code", code), slog.Duration("duration", time.Since(began)))
-	level := slog.LevelInfo
-	switch {
-	case code >= 500:
-		level = slog.LevelError
-	case err != nil:
-		level = slog.LevelWarn
-	case skipped:
-		level = slog.LevelDebug
-	}
-	if err != nil {
-		attrs = append(attrs, slog.String("error", err.Error()))
-	}
-	log.LogAttrs(ctx, level, "event", attrs...)
-	return err
 }

@@ -141,191 +141,295 @@ func Start(ctx context.Context, opts Options) (*Cluster, error) {
 	return c, nil
 }
 
-// start starts every process in order and waits for each to be ready.
+// start starts every component in order and waits for each to be ready.
+// The scheduler, kwok and Tekton's webhook start while Tekton's objects are
+// applied, and are waited for after; Tekton's controllers start last.
 func (c *Cluster) start(ctx context.Context, opts Options, progress io.Writer) error {
 	t0 := time.Now()
 	step := func(what string) { fmt.Fprintf(progress, "cluster: %s (+%s)\n", what, since(t0)) }
 
-	if err := os.RemoveAll(filepath.Join(c.runDir, runEtcdData)); err != nil {
+	l, err := c.prepare(opts.Users)
+	if err != nil {
 		return err
+	}
+	if err := c.startEtcd(ctx, l); err != nil {
+		return err
+	}
+	step("etcd ready")
+	if err := c.startAPIServer(ctx, l); err != nil {
+		return err
+	}
+	step("kube-apiserver ready")
+	schedReady, err := c.startScheduler(ctx, l)
+	if err != nil {
+		return err
+	}
+	kwokReady, err := c.startKwok(ctx, l)
+	if err != nil {
+		return err
+	}
+	crdsReady, err := c.applyTekton(ctx, l, opts.EventsSink)
+	if err != nil {
+		return err
+	}
+	step("tekton CRDs and ConfigMaps applied")
+	webhookReady, err := c.startTektonWebhook(ctx, l)
+	if err != nil {
+		return err
+	}
+	for _, ready := range []ready{schedReady, kwokReady, crdsReady} {
+		if err := ready(); err != nil {
+			return err
+		}
+	}
+	step("kube-scheduler, kwok node and CRDs ready")
+	if err := c.startTektonControllers(ctx, l); err != nil {
+		return err
+	}
+	if err := webhookReady(); err != nil {
+		return err
+	}
+	step("tekton controller, events controller and webhook ready")
+	return nil
+}
+
+// ready waits until a component that was started is ready.
+type ready func() error
+
+// layout is what start settles before it runs anything and the components
+// share: ports, paths and the admin's clients.
+type layout struct {
+	etcdURL, peerURL                string
+	apiPort, schedPort, kwokPort    int
+	pkiDir, kubeconfig, webhookAddr string
+	wh                              webhookServer
+	cfg                             *rest.Config
+	dyn                             dynamic.Interface
+}
+
+// prepare resets the run directory (etcd data, logs, pids file), picks the
+// ports, writes the PKI and the admin kubeconfig, and makes the admin's
+// clients.
+func (c *Cluster) prepare(users map[string][]string) (*layout, error) {
+	if err := os.RemoveAll(filepath.Join(c.runDir, runEtcdData)); err != nil {
+		return nil, err
 	}
 	if err := os.MkdirAll(filepath.Join(c.runDir, runLogs), 0o755); err != nil {
-		return err
+		return nil, err
 	}
 	if err := os.WriteFile(filepath.Join(c.runDir, pidsFile), nil, 0o644); err != nil {
-		return err
+		return nil, err
 	}
 	ports, err := freePorts(6)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	etcdPort, peerPort, apiPort, schedPort, kwokPort, webhookPort := ports[0], ports[1], ports[2], ports[3], ports[4], ports[5]
-	pkiDir := filepath.Join(c.runDir, runPKI)
-	keys, err := writePKI(pkiDir, opts.Users, time.Now())
+	l := &layout{
+		etcdURL:     "http://127.0.0.1:" + strconv.Itoa(etcdPort),
+		peerURL:     "http://127.0.0.1:" + strconv.Itoa(peerPort),
+		apiPort:     apiPort,
+		schedPort:   schedPort,
+		kwokPort:    kwokPort,
+		pkiDir:      filepath.Join(c.runDir, runPKI),
+		kubeconfig:  c.Kubeconfig(),
+		webhookAddr: "127.0.0.1:" + strconv.Itoa(webhookPort),
+	}
+	keys, err := writePKI(l.pkiDir, users, time.Now())
 	if err != nil {
-		return fmt.Errorf("write pki: %w", err)
+		return nil, fmt.Errorf("write pki: %w", err)
 	}
 	c.host = "https://127.0.0.1:" + strconv.Itoa(apiPort)
 	c.caPEM, c.tokens = keys.caPEM, keys.tokens
-	webhookAddr := "127.0.0.1:" + strconv.Itoa(webhookPort)
-	wh := webhookServer{url: "https://" + webhookAddr, caPEM: keys.caPEM}
-	kubeconfig := c.Kubeconfig()
-	if err := writeKubeconfig(kubeconfig, c.host, c.caPEM, c.tokens[adminUser]); err != nil {
-		return err
+	l.wh = webhookServer{url: "https://" + l.webhookAddr, caPEM: keys.caPEM}
+	if err := writeKubeconfig(l.kubeconfig, c.host, c.caPEM, c.tokens[adminUser]); err != nil {
+		return nil, err
 	}
-	cfg := c.RESTConfig()
-	if c.kube, err = kubernetes.NewForConfig(cfg); err != nil {
-		return err
+	l.cfg = c.RESTConfig()
+	if c.kube, err = kubernetes.NewForConfig(l.cfg); err != nil {
+		return nil, err
 	}
-	dyn, err := dynamic.NewForConfig(cfg)
-	if err != nil {
-		return err
+	if l.dyn, err = dynamic.NewForConfig(l.cfg); err != nil {
+		return nil, err
 	}
+	return l, nil
+}
 
-	// etcd
-	etcdURL := "http://127.0.0.1:" + strconv.Itoa(etcdPort)
-	peerURL := "http://127.0.0.1:" + strconv.Itoa(peerPort)
+// startEtcd starts etcd, with its data in the run directory, and waits
+// until it is healthy.
+func (c *Cluster) startEtcd(ctx context.Context, l *layout) error {
 	etcd, err := c.run(binEtcd, nil,
 		"--data-dir="+filepath.Join(c.runDir, runEtcdData), "--unsafe-no-fsync",
-		"--listen-client-urls="+etcdURL, "--advertise-client-urls="+etcdURL,
-		"--listen-peer-urls="+peerURL, "--initial-advertise-peer-urls="+peerURL,
-		"--initial-cluster=default="+peerURL)
+		"--listen-client-urls="+l.etcdURL, "--advertise-client-urls="+l.etcdURL,
+		"--listen-peer-urls="+l.peerURL, "--initial-advertise-peer-urls="+l.peerURL,
+		"--initial-cluster=default="+l.peerURL)
 	if err != nil {
 		return err
 	}
 	plain := &http.Client{Timeout: 2 * time.Second}
-	if err := waitFor(ctx, "etcd", etcd, time.Minute, func(ctx context.Context) (bool, error) {
-		return httpOK(ctx, plain, etcdURL+"/health", "")
-	}); err != nil {
-		return err
-	}
-	step("etcd ready")
+	return waitFor(ctx, "etcd", etcd, time.Minute, func(ctx context.Context) (bool, error) {
+		return httpOK(ctx, plain, l.etcdURL+"/health", "")
+	})
+}
 
-	// kube-apiserver
+// startAPIServer starts kube-apiserver and waits until it is ready and
+// serves the default namespace.
+func (c *Cluster) startAPIServer(ctx context.Context, l *layout) error {
+	pki := func(name string) string { return filepath.Join(l.pkiDir, name) }
 	api, err := c.run(binAPIServer, nil,
-		"--etcd-servers="+etcdURL,
-		"--bind-address=127.0.0.1", "--advertise-address=127.0.0.1", "--secure-port="+strconv.Itoa(apiPort),
-		"--tls-cert-file="+filepath.Join(pkiDir, pkiServerCert), "--tls-private-key-file="+filepath.Join(pkiDir, pkiServerKey),
-		"--client-ca-file="+filepath.Join(pkiDir, pkiCACert),
-		"--kubelet-certificate-authority="+filepath.Join(pkiDir, pkiCACert),
-		"--token-auth-file="+filepath.Join(pkiDir, pkiTokens), "--authorization-mode=Node,RBAC",
+		"--etcd-servers="+l.etcdURL,
+		"--bind-address=127.0.0.1", "--advertise-address=127.0.0.1", "--secure-port="+strconv.Itoa(l.apiPort),
+		"--tls-cert-file="+pki(pkiServerCert), "--tls-private-key-file="+pki(pkiServerKey),
+		"--client-ca-file="+pki(pkiCACert),
+		"--kubelet-certificate-authority="+pki(pkiCACert),
+		"--token-auth-file="+pki(pkiTokens), "--authorization-mode=Node,RBAC",
 		"--service-account-issuer="+Issuer,
-		"--service-account-key-file="+filepath.Join(pkiDir, pkiSAPub),
-		"--service-account-signing-key-file="+filepath.Join(pkiDir, pkiSAKey),
+		"--service-account-key-file="+pki(pkiSAPub),
+		"--service-account-signing-key-file="+pki(pkiSAKey),
 		"--service-cluster-ip-range=10.96.0.0/16", "--endpoint-reconciler-type=none",
 		"--disable-admission-plugins=ServiceAccount,TaintNodesByCondition",
 		"--allow-privileged=true", "--profiling=false")
 	if err != nil {
 		return err
 	}
-	tlsClient, err := rest.HTTPClientFor(cfg)
+	tlsClient, err := rest.HTTPClientFor(l.cfg)
 	if err != nil {
 		return err
 	}
-	if err := waitFor(ctx, "kube-apiserver", api, time.Minute, func(ctx context.Context) (bool, error) {
+	return waitFor(ctx, "kube-apiserver", api, time.Minute, func(ctx context.Context) (bool, error) {
 		if ok, err := httpOK(ctx, tlsClient, c.host+"/readyz", ""); !ok {
 			return false, err
 		}
 		_, err := c.kube.CoreV1().Namespaces().Get(ctx, "default", metav1.GetOptions{})
 		return err == nil, err
-	}); err != nil {
-		return err
-	}
-	step("kube-apiserver ready")
+	})
+}
 
-	// kube-scheduler and kwok; Tekton's objects meanwhile.
+// startScheduler starts kube-scheduler; its ready waits for its readyz.
+func (c *Cluster) startScheduler(ctx context.Context, l *layout) (ready, error) {
 	sched, err := c.run(binScheduler, nil,
-		"--kubeconfig="+kubeconfig, "--authentication-kubeconfig="+kubeconfig, "--authorization-kubeconfig="+kubeconfig,
-		"--leader-elect=false", "--bind-address=127.0.0.1", "--secure-port="+strconv.Itoa(schedPort))
+		"--kubeconfig="+l.kubeconfig, "--authentication-kubeconfig="+l.kubeconfig, "--authorization-kubeconfig="+l.kubeconfig,
+		"--leader-elect=false", "--bind-address=127.0.0.1", "--secure-port="+strconv.Itoa(l.schedPort))
 	if err != nil {
-		return err
+		return nil, err
 	}
+	return func() error {
+		insecure := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{
+			TLSClientConfig: &tls.Config{InsecureSkipVerify: true}, // the scheduler's self-signed loopback cert
+		}}
+		return waitFor(ctx, "kube-scheduler", sched, time.Minute, func(ctx context.Context) (bool, error) {
+			return httpOK(ctx, insecure, "https://127.0.0.1:"+strconv.Itoa(l.schedPort)+"/readyz", "")
+		})
+	}, nil
+}
+
+// startKwok starts kwok with the pod stages and the node's stand-ins
+// (serveNode); its ready waits for the node to be Ready.
+//
+// The node's kubelet endpoint (InternalIP 127.0.0.1, daemonEndpoints port,
+// set by kwok's node-initialize stage from --node-ip and --node-port) is
+// our kubeletLogs server, where the API server sends pods/log; kwok's own
+// server stays on --server-address.
+func (c *Cluster) startKwok(ctx context.Context, l *layout) (ready, error) {
 	stages := filepath.Join(c.runDir, runStages)
 	if err := writeStages(stages, filepath.Join(c.binDir, shareKwok)); err != nil {
-		return err
+		return nil, err
 	}
-	// The node's kubelet endpoint (InternalIP 127.0.0.1, daemonEndpoints
-	// port, set by kwok's node-initialize stage from --node-ip and
-	// --node-port) is our kubeletLogs server, where the API server sends
-	// pods/log; kwok's own server stays on --server-address.
-	kubeletCert, err := tls.LoadX509KeyPair(filepath.Join(pkiDir, pkiKubeletCert), filepath.Join(pkiDir, pkiKubeletKey))
+	kubeletCert, err := tls.LoadX509KeyPair(filepath.Join(l.pkiDir, pkiKubeletCert), filepath.Join(l.pkiDir, pkiKubeletKey))
 	if err != nil {
-		return err
+		return nil, err
 	}
 	kubeletLn, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		return err
+		return nil, err
 	}
 	kwok, err := c.run(binKwok, nil,
-		"--kubeconfig="+kubeconfig, "--config="+stages, "--manage-all-nodes=false",
+		"--kubeconfig="+l.kubeconfig, "--config="+stages, "--manage-all-nodes=false",
 		"--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",
-		"--server-address=127.0.0.1:"+strconv.Itoa(kwokPort),
+		"--server-address=127.0.0.1:"+strconv.Itoa(l.kwokPort),
 		"--node-ip=127.0.0.1", "--node-port="+strconv.Itoa(kubeletLn.Addr().(*net.TCPAddr).Port))
 	if err != nil {
 		kubeletLn.Close()
-		return err
+		return nil, err
 	}
+	if err := c.serveNode(ctx, kubeletLn, kubeletCert); err != nil {
+		return nil, err
+	}
+	return func() error {
+		return waitFor(ctx, "node "+NodeName, kwok, time.Minute, func(ctx context.Context) (bool, error) {
+			return nodeReady(ctx, c.kube)
+		})
+	}, nil
+}
+
+// serveNode starts what stands in for the node beside kwok, until Stop:
+// the kubelet log server on ln, the Node object and the volume binder.
+func (c *Cluster) serveNode(ctx context.Context, ln net.Listener, cert tls.Certificate) error {
 	binderCtx, stopBinder := context.WithCancel(context.WithoutCancel(ctx))
 	c.stopBinder = stopBinder
-	c.kubelet = serveKubeletLogs(binderCtx, kubeletLn, kubeletCert, c.kube)
+	c.kubelet = serveKubeletLogs(binderCtx, ln, cert, c.kube)
 	if err := createNode(ctx, c.kube); err != nil {
 		return err
 	}
 	go bindVolumes(binderCtx, c.kube)
+	return nil
+}
+
+// applyTekton applies Tekton's CRDs and ConfigMaps, with the events sink
+// and webhook l.wh; its ready waits for the CRDs to be established.
+func (c *Cluster) applyTekton(ctx context.Context, l *layout, eventsSink string) (ready, error) {
 	files, err := tektonFiles(c.binDir)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	objs, err := readTektonObjects(files, opts.EventsSink, wh)
+	objs, err := readTektonObjects(files, eventsSink, l.wh)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	if err := applyObjects(ctx, dyn, objs); err != nil {
-		return err
+	if err := applyObjects(ctx, l.dyn, objs); err != nil {
+		return nil, err
 	}
-	step("tekton CRDs and ConfigMaps applied")
-	// Tekton's webhook reads the ConfigMaps just applied when it starts;
-	// it is in the API server's path once webhookServing says so (below).
-	webhook, err := c.run(binTektonWebhook, append(tektonEnv(), "CONFIG_LEADERELECTION_NAME=config-leader-election-webhook"),
-		"-kubeconfig="+kubeconfig, "-addr="+webhookAddr,
-		"-tls-cert-file="+filepath.Join(pkiDir, pkiWebhookCert), "-tls-private-key-file="+filepath.Join(pkiDir, pkiWebhookKey))
-	if err != nil {
-		return err
-	}
-	if err := registerWebhooks(ctx, c.kube, wh); err != nil {
-		return err
-	}
-	insecure := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{
-		TLSClientConfig: &tls.Config{InsecureSkipVerify: true}, // the scheduler's self-signed loopback cert
-	}}
-	if err := waitFor(ctx, "kube-scheduler", sched, time.Minute, func(ctx context.Context) (bool, error) {
-		return httpOK(ctx, insecure, "https://127.0.0.1:"+strconv.Itoa(schedPort)+"/readyz", "")
-	}); err != nil {
-		return err
-	}
-	if err := waitFor(ctx, "node "+NodeName, kwok, time.Minute, func(ctx context.Context) (bool, error) {
-		return nodeReady(ctx, c.kube)
-	}); err != nil {
-		return err
-	}
-	if err := waitFor(ctx, "tekton CRDs", nil, time.Minute, func(ctx context.Context) (bool, error) {
-		return crdsEstablished(ctx, dyn, objs)
-	}); err != nil {
-		return err
-	}
-	step("kube-scheduler, kwok node and CRDs ready")
+	return func() error {
+		return waitFor(ctx, "tekton CRDs", nil, time.Minute, func(ctx context.Context) (bool, error) {
+			return crdsEstablished(ctx, l.dyn, objs)
+		})
+	}, nil
+}
 
-	// Tekton
+// startTektonWebhook starts Tekton's webhook, which reads the ConfigMaps
+// applied before when it starts, and registers it with the API server; its
+// ready waits until the API server sends Tekton's objects through it
+// (webhookServing).
+func (c *Cluster) startTektonWebhook(ctx context.Context, l *layout) (ready, error) {
+	webhook, err := c.run(binTektonWebhook, append(tektonEnv(), "CONFIG_LEADERELECTION_NAME=config-leader-election-webhook"),
+		"-kubeconfig="+l.kubeconfig, "-addr="+l.webhookAddr,
+		"-tls-cert-file="+filepath.Join(l.pkiDir, pkiWebhookCert), "-tls-private-key-file="+filepath.Join(l.pkiDir, pkiWebhookKey))
+	if err != nil {
+		return nil, err
+	}
+	if err := registerWebhooks(ctx, c.kube, l.wh); err != nil {
+		return nil, err
+	}
+	return func() error {
+		return waitFor(ctx, binTektonWebhook, webhook, time.Minute, func(ctx context.Context) (bool, error) {
+			return webhookServing(ctx, l.dyn)
+		})
+	}, nil
+}
+
+// startTektonControllers starts Tekton's controller and events controller
+// and waits until every controller of theirs has started its workers.
+func (c *Cluster) startTektonControllers(ctx context.Context, l *layout) error {
 	img := "tekton.invalid/" // never pulled: no container runs
 	ctrl, err := c.run(binTektonController, tektonEnv(),
-		"-kubeconfig="+kubeconfig,
+		"-kubeconfig="+l.kubeconfig,
 		"-entrypoint-image="+img+"entrypoint", "-nop-image="+img+"nop",
 		"-sidecarlogresults-image="+img+"sidecarlogresults", "-workingdirinit-image="+img+"workingdirinit",
 		"-shell-image="+img+"busybox", "-shell-image-win="+img+"powershell")
 	if err != nil {
 		return err
 	}
-	events, err := c.run(binTektonEvents, tektonEnv(), "-kubeconfig="+kubeconfig)
+	events, err := c.run(binTektonEvents, tektonEnv(), "-kubeconfig="+l.kubeconfig)
 	if err != nil {
 		return err
 	}
@@ -342,12 +446,6 @@ func (c *Cluster) start(ctx context.Context, opts Options, progress io.Writer) e
 			return err
 		}
 	}
-	if err := waitFor(ctx, binTektonWebhook, webhook, time.Minute, func(ctx context.Context) (bool, error) {
-		return webhookServing(ctx, dyn)
-	}); err != nil {
-		return err
-	}
-	step("tekton controller, events controller and webhook ready")
 	return nil
 }
 

@@ -36,6 +36,7 @@ import (
 	"knative.dev/pkg/apis"
 
 	"github.com/boomerang-io/flow-tekton-handler/test/cluster"
+	"github.com/boomerang-io/flow-tekton-handler/test/wait"
 )
 
 // helperEnv makes the test binary a harness that starts a cluster in the
@@ -166,14 +167,14 @@ func TestEvents(t *testing.T) {
 		}
 		return types
 	}
-	poll(ctx, t, "terminal CloudEvents", func() bool {
+	wait.Until(ctx, t, "terminal CloudEvents", func() (bool, error) {
 		s := seen()
 		for name, typ := range want {
 			if !contains(s[name], typ) {
-				return false
+				return false, nil
 			}
 		}
-		return true
+		return true, nil
 	})
 	for name, types := range seen() {
 		t.Logf("%s: %v", name, types)
@@ -199,16 +200,16 @@ func TestVolumes(t *testing.T) {
 	if _, err := kube.CoreV1().PersistentVolumeClaims(ns).Create(ctx, pvc, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	poll(ctx, t, "claim bound", func() bool {
+	wait.Until(ctx, t, "claim bound", func() (bool, error) {
 		got, err := kube.CoreV1().PersistentVolumeClaims(ns).Get(ctx, "ws", metav1.GetOptions{})
-		return err == nil && got.Status.Phase == corev1.ClaimBound && got.Spec.VolumeName != ""
+		return err == nil && got.Status.Phase == corev1.ClaimBound && got.Spec.VolumeName != "", err
 	})
 	if err := kube.CoreV1().PersistentVolumeClaims(ns).Delete(ctx, "ws", metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	poll(ctx, t, "claim deleted", func() bool {
+	wait.Until(ctx, t, "claim deleted", func() (bool, error) {
 		_, err := kube.CoreV1().PersistentVolumeClaims(ns).Get(ctx, "ws", metav1.GetOptions{})
-		return apierrors.IsNotFound(err)
+		return apierrors.IsNotFound(err), nil
 	})
 }
 
@@ -243,9 +244,9 @@ func TestRBAC(t *testing.T) {
 	if _, err := admin.RbacV1().RoleBindings(ns).Create(ctx, binding, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	poll(ctx, t, "viewer allowed to list configmaps", func() bool {
+	wait.Until(ctx, t, "viewer allowed to list configmaps", func() (bool, error) {
 		_, err := viewer.CoreV1().ConfigMaps(ns).List(ctx, metav1.ListOptions{})
-		return err == nil
+		return err == nil, err
 	})
 	if _, err := viewer.CoreV1().Secrets(ns).List(ctx, metav1.ListOptions{}); !apierrors.IsForbidden(err) {
 		t.Errorf("viewer lists secrets: %v, want Forbidden", err)
@@ -318,14 +319,14 @@ func TestInterrupt(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 			defer cancel()
 			start := time.Now()
-			poll(ctx, t, "helper cluster ready", func() bool {
+			wait.Until(ctx, t, "helper cluster ready", func() (bool, error) {
 				select {
 				case err := <-exited:
 					t.Fatalf("helper exited early (%v):\n%s", err, out.String())
 				default:
 				}
 				_, err := os.Stat(filepath.Join(dir, "ready"))
-				return err == nil
+				return err == nil, err
 			})
 			t.Logf("helper cluster ready in %s", time.Since(start).Round(time.Millisecond))
 			procs := running(t, dir, 7)
@@ -404,16 +405,14 @@ func running(t *testing.T, dir string, n int) []cluster.Process {
 // waitGone fails t unless every process in procs is gone within 30s.
 func waitGone(t *testing.T, procs []cluster.Process) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
 	start := time.Now()
-	poll(ctx, t, "processes gone", func() bool {
+	wait.Eventually(t, 30*time.Second, "processes gone", func() (bool, error) {
 		for _, p := range procs {
 			if p.Running() {
-				return false
+				return false, fmt.Errorf("%s (pid %d) still runs", p.Name, p.PID)
 			}
 		}
-		return true
+		return true, nil
 	})
 	t.Logf("%d processes gone %s after the signal", len(procs), time.Since(start).Round(time.Millisecond))
 }
@@ -452,34 +451,20 @@ func waitTaskRun(ctx context.Context, t *testing.T, tekton versioned.Interface, 
 	t.Helper()
 	var tr *v1.TaskRun
 	var cond apis.Condition
-	poll(ctx, t, "taskrun "+ns+"/"+name+" done", func() bool {
+	wait.Until(ctx, t, "taskrun "+ns+"/"+name+" done", func() (bool, error) {
 		var err error
 		tr, err = tekton.TektonV1().TaskRuns(ns).Get(ctx, name, metav1.GetOptions{})
 		if err != nil {
-			return false
+			return false, err
 		}
 		c := tr.Status.GetCondition(apis.ConditionSucceeded)
 		if c == nil || c.IsUnknown() {
-			return false
+			return false, nil
 		}
 		cond = *c
-		return true
+		return true, nil
 	})
 	return tr, cond
-}
-
-// poll calls cond every 50ms until it is true, failing t when ctx ends.
-func poll(ctx context.Context, t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	tick := time.NewTicker(50 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		select {
-		case <-ctx.Done():
-			t.Fatalf("waiting for %s: %v", what, ctx.Err())
-		case <-tick.C:
-		}
-	}
 }
 
 func contains(list []string, s string) bool {

@@ -25,6 +25,8 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"golang.org/x/mod/modfile"
 	"sigs.k8s.io/yaml"
+
+	"github.com/boomerang-io/flow-tekton-handler/test/wait"
 )
 
 func TestWritePKI(t *testing.T) {
@@ -720,9 +722,9 @@ func TestChildrenDieWithHarness(t *testing.T) {
 			}
 			exited := make(chan error, 1)
 			go func() { exited <- cmd.Wait() }()
-			poll(t, 30*time.Second, "helper ready", func() bool {
+			wait.Eventually(t, 30*time.Second, "helper ready", func() (bool, error) {
 				_, err := os.Stat(filepath.Join(dir, "ready"))
-				return err == nil
+				return err == nil, err
 			})
 			procs, err := Processes(dir)
 			if err != nil || len(procs) != 1 || !procs[0].Running() {
@@ -741,22 +743,8 @@ func TestChildrenDieWithHarness(t *testing.T) {
 				_ = cmd.Process.Kill()
 				t.Fatal("helper did not exit")
 			}
-			poll(t, 10*time.Second, "child gone", func() bool { return !procs[0].Running() })
+			wait.Eventually(t, 10*time.Second, "child gone", func() (bool, error) { return !procs[0].Running(), nil })
 		})
-	}
-}
-
-// poll calls cond every 50ms until it is true, failing t after timeout.
-func poll(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	tick := time.NewTicker(50 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", timeout, what)
-		}
-		<-tick.C
 	}
 }
 

@@ -23,6 +23,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/boomerang-io/flow-tekton-handler/test/cluster"
+	"github.com/boomerang-io/flow-tekton-handler/test/wait"
 )
 
 // logsAnnotation is the PodLogsAnnotation value for the given container
@@ -91,9 +92,9 @@ func TestPodLogs(t *testing.T) {
 	if _, err := kube.CoreV1().Pods(ns).Create(ctx, done, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	poll(ctx, t, "pod done to succeed", func() bool {
+	wait.Until(ctx, t, "pod done to succeed", func() (bool, error) {
 		p, err := kube.CoreV1().Pods(ns).Get(ctx, "done", metav1.GetOptions{})
-		return err == nil && p.Status.Phase == corev1.PodSucceeded
+		return err == nil && p.Status.Phase == corev1.PodSucceeded, err
 	})
 	one := int64(1)
 	for _, tc := range []struct {
@@ -129,9 +130,9 @@ func TestPodLogs(t *testing.T) {
 	if _, err := kube.CoreV1().Pods(ns).Create(ctx, running, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	poll(ctx, t, "pod running to run", func() bool {
+	wait.Until(ctx, t, "pod running to run", func() (bool, error) {
 		p, err := kube.CoreV1().Pods(ns).Get(ctx, "running", metav1.GetOptions{})
-		return err == nil && p.Status.Phase == corev1.PodRunning
+		return err == nil && p.Status.Phase == corev1.PodRunning, err
 	})
 	r, end = follow(ctx, t, kube, ns, "running", "main")
 	readLine(t, r, "first\n")
@@ -148,14 +149,14 @@ func TestPodLogs(t *testing.T) {
 		t.Fatal(err)
 	}
 	var pod string
-	poll(ctx, t, "the TaskRun's pod to run", func() bool {
+	wait.Until(ctx, t, "the TaskRun's pod to run", func() (bool, error) {
 		tr, err := tekton.TektonV1().TaskRuns(ns).Get(ctx, "logs", metav1.GetOptions{})
 		if err != nil || tr.Status.PodName == "" {
-			return false
+			return false, err
 		}
 		pod = tr.Status.PodName
 		p, err := kube.CoreV1().Pods(ns).Get(ctx, pod, metav1.GetOptions{})
-		return err == nil && p.Status.Phase == corev1.PodRunning
+		return err == nil && p.Status.Phase == corev1.PodRunning, err
 	})
 	r, end = follow(ctx, t, kube, ns, pod, "step-build")
 	readLine(t, r, "building\n")
@@ -204,9 +205,9 @@ func TestPodLogsFromEnv(t *testing.T) {
 	if _, err := kube.CoreV1().Pods(ns).Create(ctx, pod, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	poll(ctx, t, "pod env to run", func() bool {
+	wait.Until(ctx, t, "pod env to run", func() (bool, error) {
 		p, err := kube.CoreV1().Pods(ns).Get(ctx, "env", metav1.GetOptions{})
-		return err == nil && p.Status.Phase == corev1.PodRunning
+		return err == nil && p.Status.Phase == corev1.PodRunning, err
 	})
 
 	// Whole, limited and tailed.
@@ -239,7 +240,7 @@ func TestPodLogsFromEnv(t *testing.T) {
 	// A follow is counted while it is served, and a client that cancels
 	// ends it upstream.
 	pctx, pcancel := context.WithTimeout(ctx, 10*time.Second)
-	poll(pctx, t, "LogFollows() to be 0 before any follow", func() bool { return c.LogFollows(ns, "env") == 0 })
+	wait.Until(pctx, t, "LogFollows() to be 0 before any follow", func() (bool, error) { return c.LogFollows(ns, "env") == 0, nil })
 	pcancel()
 	fctx, fcancel := context.WithCancel(ctx)
 	r, _ := follow(fctx, t, kube, ns, "env", "text")
@@ -250,7 +251,7 @@ func TestPodLogsFromEnv(t *testing.T) {
 	}
 	fcancel()
 	pctx, pcancel = context.WithTimeout(ctx, 10*time.Second)
-	poll(pctx, t, "the cancelled follow to end upstream", func() bool { return c.LogFollows(ns, "env") == 0 })
+	wait.Until(pctx, t, "the cancelled follow to end upstream", func() (bool, error) { return c.LogFollows(ns, "env") == 0, nil })
 	pcancel()
 
 	// Follows of the text and the file end once the pod finishes.
@@ -277,7 +278,7 @@ func TestPodLogsFromEnv(t *testing.T) {
 		t.Errorf("follow of the file of a pod that finished: %d more bytes (%v), want its end", len(rest), err)
 	}
 	pctx, pcancel = context.WithTimeout(ctx, 10*time.Second)
-	poll(pctx, t, "LogFollows() to be 0 after the follows ended", func() bool { return c.LogFollows(ns, "env") == 0 })
+	wait.Until(pctx, t, "LogFollows() to be 0 after the follows ended", func() (bool, error) { return c.LogFollows(ns, "env") == 0, nil })
 	pcancel()
 
 	// A TaskRun's step: Tekton copies the step's env to its container.

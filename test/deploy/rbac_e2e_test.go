@@ -22,6 +22,8 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/yaml"
+
+	"github.com/boomerang-io/flow-tekton-handler/test/wait"
 )
 
 // access is one (verb, group, resource) a ServiceAccount may use.
@@ -191,20 +193,13 @@ func applyAuthRBAC(ctx context.Context, t *testing.T, e env, ns string) {
 	})
 	// The authorizer sees new bindings through a watch: wait for it.
 	for _, s := range crb.Subjects {
-		for {
+		wait.Until(ctx, t, s.Name+"'s auth-delegator binding to take effect", func() (bool, error) {
 			ok, err := sar(ctx, admin, ns, s.Name, "", allowedWithAuth[0])
 			if err != nil {
 				t.Fatal(err)
 			}
-			if ok {
-				break
-			}
-			select {
-			case <-ctx.Done():
-				t.Fatalf("%s: the auth-delegator binding never took effect", s.Name)
-			case <-time.After(50 * time.Millisecond):
-			}
-		}
+			return ok, nil
+		})
 	}
 }
 

@@ -26,6 +26,7 @@ import (
 	"github.com/boomerang-io/flow-tekton-handler/internal/tekton"
 	"github.com/boomerang-io/flow-tekton-handler/test/cluster"
 	"github.com/boomerang-io/flow-tekton-handler/test/enginestub"
+	"github.com/boomerang-io/flow-tekton-handler/test/wait"
 )
 
 // handlerService is the handler's Knative Service name (func.yaml), which
@@ -80,7 +81,7 @@ func (s *stack) bindAuthDelegator() {
 		s.t.Fatal(err)
 	}
 	s.t.Cleanup(func() { _ = s.kube.RbacV1().ClusterRoleBindings().Delete(ctx, crb.Name, metav1.DeleteOptions{}) })
-	s.eventually(30*time.Second, "the auth-delegator binding to take effect", func() (bool, error) {
+	wait.Eventually(s.t, 30*time.Second, "the auth-delegator binding to take effect", func() (bool, error) {
 		return s.may("flow-tekton-handler", authorizationv1.ResourceAttributes{Verb: "create", Group: "authentication.k8s.io", Resource: "tokenreviews"})
 	})
 }
@@ -195,7 +196,7 @@ func TestAuthToken(t *testing.T) {
 	}
 	// The apiserver reads ServiceAccounts through a cache: wait until it
 	// knows, so the handler's answer cannot depend on the race.
-	s.eventually(30*time.Second, "the deleted ServiceAccount's token to be refused", func() (bool, error) {
+	wait.Eventually(s.t, 30*time.Second, "the deleted ServiceAccount's token to be refused", func() (bool, error) {
 		r, err := s.kube.AuthenticationV1().TokenReviews().Create(context.Background(), &authv1.TokenReview{
 			Spec: authv1.TokenReviewSpec{Token: goneToken, Audiences: []string{aud}},
 		}, metav1.CreateOptions{})

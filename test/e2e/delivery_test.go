@@ -53,6 +53,7 @@ import (
 
 	"github.com/boomerang-io/flow-tekton-handler/internal/contract"
 	"github.com/boomerang-io/flow-tekton-handler/internal/status"
+	"github.com/boomerang-io/flow-tekton-handler/test/wait"
 
 	// The dispatcher reads the system namespace (knative.dev/pkg/system)
 	// when it dead-letters an event, and panics when SYSTEM_NAMESPACE is
@@ -314,7 +315,7 @@ func TestDeadLetters(t *testing.T) {
 		if err := json.Unmarshal([]byte(letters[0].Body), &b); err != nil || b.Field != tc.field {
 			t.Errorf("%s: the letter carries the answer %q, want the handler's JSON naming %q", tc.name, letters[0].Body, tc.field)
 		}
-		s.eventually(10*time.Second, tc.name+": the handler's log of every attempt", func() (bool, error) {
+		wait.Eventually(s.t, 10*time.Second, tc.name+": the handler's log of every attempt", func() (bool, error) {
 			return attempts()-before >= tc.attempts, nil
 		})
 		if n := attempts() - before; n != tc.attempts {

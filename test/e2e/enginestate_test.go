@@ -19,6 +19,7 @@ import (
 	"github.com/boomerang-io/flow-tekton-handler/internal/outcome"
 	"github.com/boomerang-io/flow-tekton-handler/internal/status"
 	"github.com/boomerang-io/flow-tekton-handler/test/enginestub"
+	"github.com/boomerang-io/flow-tekton-handler/test/wait"
 )
 
 // The Engine's state, not ours, says whether a task may run: a copy of a
@@ -78,7 +79,7 @@ func TestCancelDuringStart(t *testing.T) {
 	s.engine.Delay(3 * time.Second) // the owner waits on the Engine's start
 	done := make(chan delivery, 1)
 	go func() { done <- s.deliver(event(t, "engine-taskrun-script-ready.json")) }()
-	s.eventually(30*time.Second, "the pending TaskRun and the start in flight", func() (bool, error) {
+	wait.Eventually(s.t, 30*time.Second, "the pending TaskRun and the start in flight", func() (bool, error) {
 		tr, err := s.taskRun(name(scriptID))
 		return err == nil && tr.IsPending() && s.engine.Held() > 0, nil
 	})
@@ -94,7 +95,7 @@ func TestCancelDuringStart(t *testing.T) {
 	if len(tr.Status.PodName) != 0 {
 		t.Fatalf("the cancelled TaskRun ran a pod %s", tr.Status.PodName)
 	}
-	s.eventually(30*time.Second, "the sink to mark the cancelled TaskRun", func() (bool, error) {
+	wait.Eventually(s.t, 30*time.Second, "the sink to mark the cancelled TaskRun", func() (bool, error) {
 		tr, err := s.taskRun(name(scriptID))
 		return err == nil && tr.Labels[contract.LabelReported] == "skipped" && len(tr.Finalizers) == 0, err
 	})
@@ -253,7 +254,7 @@ func (s *stack) refuseClaims() {
 		Spec: corev1.PersistentVolumeClaimSpec{AccessModes: []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce},
 			Resources: corev1.VolumeResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceStorage: resource.MustParse("1Gi")}}},
 	}
-	s.eventually(30*time.Second, "the policy to refuse claims", func() (bool, error) {
+	wait.Eventually(s.t, 30*time.Second, "the policy to refuse claims", func() (bool, error) {
 		_, err := s.kube.CoreV1().PersistentVolumeClaims(s.ns).Create(ctx, probe, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
 		return apierrors.IsInvalid(err), nil
 	})

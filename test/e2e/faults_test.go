@@ -20,6 +20,7 @@ import (
 	"github.com/boomerang-io/flow-tekton-handler/function/handler"
 	"github.com/boomerang-io/flow-tekton-handler/internal/contract"
 	"github.com/boomerang-io/flow-tekton-handler/test/enginestub"
+	"github.com/boomerang-io/flow-tekton-handler/test/wait"
 )
 
 func taskID(i int) string { return fmt.Sprintf("65a1f1a0e4b0a1b2c3d4%04x", i) }
@@ -65,7 +66,7 @@ func TestAPIServerDownDuringBurst(t *testing.T) {
 	// The Broker redelivers what failed; an at-least-once sender may also
 	// redeliver what succeeded.
 	for i := range n {
-		s.eventually(30*time.Second, "redelivery to succeed", func() (bool, error) {
+		wait.Eventually(s.t, 30*time.Second, "redelivery to succeed", func() (bool, error) {
 			return send(i) == http.StatusOK, nil
 		})
 	}
@@ -178,7 +179,7 @@ func TestSIGTERMDrainsInFlight(t *testing.T) {
 	// SIGTERM only once every event's start waits on the slow Engine: its
 	// pending TaskRun exists, so the handler's question to the Engine is
 	// answered, and what is left fits in the drain's grace.
-	s.eventually(30*time.Second, "every event's start call to wait on the Engine", func() (bool, error) {
+	wait.Eventually(s.t, 30*time.Second, "every event's start call to wait on the Engine", func() (bool, error) {
 		return len(s.taskRuns()) == n && s.engine.Held() == n, nil
 	})
 	if err := s.handler.Stop(20 * time.Second); err != nil {
@@ -204,7 +205,7 @@ func TestSinkSIGTERMFinishesEnd(t *testing.T) {
 	s.mustPost(customTask(t, id)) // the start is answered at once
 	s.engine.Delay(2 * time.Second)
 	s.waitDone(name(id), time.Minute)
-	s.eventually(30*time.Second, "the sink's end call to wait on the Engine", func() (bool, error) {
+	wait.Eventually(s.t, 30*time.Second, "the sink's end call to wait on the Engine", func() (bool, error) {
 		return s.engine.Held() > 0, nil
 	})
 	if err := sink.Stop(20 * time.Second); err != nil {
@@ -235,11 +236,11 @@ func TestSinkKilledMidFlight(t *testing.T) {
 	s.mustPost(customTask(t, id))
 	s.engine.Delay(5 * time.Second)
 	s.waitDone(name(id), time.Minute)
-	s.eventually(30*time.Second, "the sink's end call to wait on the Engine", func() (bool, error) {
+	wait.Eventually(s.t, 30*time.Second, "the sink's end call to wait on the Engine", func() (bool, error) {
 		return s.engine.Held() > 0, nil
 	})
 	sink.Kill()
-	s.eventually(10*time.Second, "the killed call to be dropped", func() (bool, error) {
+	wait.Eventually(s.t, 10*time.Second, "the killed call to be dropped", func() (bool, error) {
 		return s.engine.Held() == 0, nil
 	})
 	if n := len(s.calls(enginestub.KindTaskRunEnd, id)); n != 0 {

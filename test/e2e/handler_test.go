@@ -17,6 +17,7 @@ import (
 
 	"github.com/boomerang-io/flow-tekton-handler/internal/tekton"
 	"github.com/boomerang-io/flow-tekton-handler/test/enginestub"
+	"github.com/boomerang-io/flow-tekton-handler/test/wait"
 )
 
 const (
@@ -91,7 +92,7 @@ func TestCancelledTaskRun(t *testing.T) {
 	s := newStack(t, nil)
 	s.startSink()
 	s.mustPost(event(t, "engine-taskrun-script-ready.json", withLabels(map[string]string{"ktest.dev/outcome": "hang"})))
-	s.eventually(time.Minute, "the TaskRun to run", func() (bool, error) {
+	wait.Eventually(s.t, time.Minute, "the TaskRun to run", func() (bool, error) {
 		tr, err := s.taskRun(name(scriptID))
 		if err != nil {
 			return false, err
@@ -105,7 +106,7 @@ func TestCancelledTaskRun(t *testing.T) {
 		t.Fatalf("condition %s %s, want False TaskRunCancelled", st, reason)
 	}
 	// The sink has seen the terminal state once it marks the TaskRun.
-	s.eventually(30*time.Second, "the sink to mark the cancelled TaskRun", func() (bool, error) {
+	wait.Eventually(s.t, 30*time.Second, "the sink to mark the cancelled TaskRun", func() (bool, error) {
 		tr, err := s.taskRun(name(scriptID))
 		return err == nil && tr.Labels["boomerang.io/reported"] == "skipped", err
 	})
@@ -163,7 +164,7 @@ func TestWorkflowRunWorkspace(t *testing.T) {
 		t.Fatalf("TaskRun workspaces %+v, want claim %s", tr.Spec.Workspaces, claim)
 	}
 	// Tekton's pod mounts the claim.
-	s.eventually(time.Minute, "the TaskRun's pod to mount the claim", func() (bool, error) {
+	wait.Eventually(s.t, time.Minute, "the TaskRun's pod to mount the claim", func() (bool, error) {
 		pods, err := s.kube.CoreV1().Pods(s.ns).List(context.Background(), metav1.ListOptions{LabelSelector: "tekton.dev/taskRun=" + tr.Name})
 		if err != nil || len(pods.Items) == 0 {
 			return false, err
@@ -182,7 +183,7 @@ func TestWorkflowRunWorkspace(t *testing.T) {
 	}
 
 	s.mustPost(event(t, "engine-workflowrun-completed.json"))
-	s.eventually(30*time.Second, "the run's claim to be deleted", func() (bool, error) {
+	wait.Eventually(s.t, 30*time.Second, "the run's claim to be deleted", func() (bool, error) {
 		_, err := s.kube.CoreV1().PersistentVolumeClaims(s.ns).Get(context.Background(), claim, metav1.GetOptions{})
 		return apierrors.IsNotFound(err), err
 	})

@@ -25,6 +25,7 @@ import (
 	"github.com/boomerang-io/flow-tekton-handler/internal/status"
 	"github.com/boomerang-io/flow-tekton-handler/test/cluster"
 	"github.com/boomerang-io/flow-tekton-handler/test/fnproc"
+	"github.com/boomerang-io/flow-tekton-handler/test/wait"
 )
 
 // The script fixture's workflow and workflow run.
@@ -274,7 +275,7 @@ func TestLogsFollowRunningTask(t *testing.T) {
 		streams[id] = s.follow(ctx, svc, id)
 	}
 	for id, f := range streams {
-		s.eventually(30*time.Second, "the first line of "+id, func() (bool, error) { return f.text() == "first of "+id+"\n", nil })
+		wait.Eventually(s.t, 30*time.Second, "the first line of "+id, func() (bool, error) { return f.text() == "first of "+id+"\n", nil })
 	}
 	// The stream is still open, and live, past 35 s.
 	time.Sleep(time.Until(opened.Add(36 * time.Second)))
@@ -286,7 +287,7 @@ func TestLogsFollowRunningTask(t *testing.T) {
 	}
 	for id, f := range streams {
 		want := "first of " + id + "\nsecond of " + id + "\n"
-		s.eventually(30*time.Second, "the second line of "+id, func() (bool, error) { return f.text() == want, nil })
+		wait.Eventually(s.t, 30*time.Second, "the second line of "+id, func() (bool, error) { return f.text() == want, nil })
 	}
 
 	// One ends (its pod completes), one is cancelled by the Engine. The
@@ -328,14 +329,14 @@ func TestLogsClientGone(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	f := s.follow(ctx, svc, scriptID)
-	s.eventually(30*time.Second, "the first line", func() (bool, error) { return f.text() == "working\n", nil })
+	wait.Eventually(s.t, 30*time.Second, "the first line", func() (bool, error) { return f.text() == "working\n", nil })
 	if n := s.c.LogFollows(s.ns, pod); n != 1 {
 		t.Fatalf("%d follows of the pod's log open, want 1", n)
 	}
 	cancel()
 	gone := time.Now()
-	s.eventually(5*time.Second, "the role to close its follow", func() (bool, error) { return s.c.LogFollows(s.ns, pod) == 0, nil })
-	s.eventually(5*time.Second, "the role to log the stream's end", func() (bool, error) {
+	wait.Eventually(s.t, 5*time.Second, "the role to close its follow", func() (bool, error) { return s.c.LogFollows(s.ns, pod) == 0, nil })
+	wait.Eventually(s.t, 5*time.Second, "the role to log the stream's end", func() (bool, error) {
 		for _, l := range svc.LogLines(name(scriptID)) {
 			if strings.Contains(l, `"ended":"client went away"`) {
 				return true, nil

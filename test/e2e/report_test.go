@@ -18,6 +18,7 @@ import (
 
 	"github.com/boomerang-io/flow-tekton-handler/internal/contract"
 	"github.com/boomerang-io/flow-tekton-handler/test/enginestub"
+	"github.com/boomerang-io/flow-tekton-handler/test/wait"
 )
 
 // The sink acts on what the apiserver holds, never on an event's content:
@@ -83,7 +84,7 @@ func TestSinkEndRefusalsRetried(t *testing.T) {
 			s.mustPost(customTask(t, id)) // its start is accepted before the fault
 			s.engine.FailFor(time.Hour, code)
 			s.waitDone(name(id), time.Minute)
-			s.eventually(30*time.Second, fmt.Sprintf("two end attempts answered %d", code), func() (bool, error) {
+			wait.Eventually(s.t, 30*time.Second, fmt.Sprintf("two end attempts answered %d", code), func() (bool, error) {
 				return len(s.attempts(id, code)) >= 2, nil
 			})
 			tr, err := s.taskRun(name(id))
@@ -95,7 +96,7 @@ func TestSinkEndRefusalsRetried(t *testing.T) {
 			}
 			s.engine.FailFor(0, 0)
 			s.waitEnd(id, time.Minute)
-			s.eventually(30*time.Second, "the report to be marked", func() (bool, error) {
+			wait.Eventually(s.t, 30*time.Second, "the report to be marked", func() (bool, error) {
 				tr, err := s.taskRun(name(id))
 				return err == nil && tr.Labels[contract.LabelReported] == "true", err
 			})
@@ -131,7 +132,7 @@ func TestDeletionRetriedUntilItSucceeds(t *testing.T) {
 	id := taskID(0xa10)
 	s.mustPost(customTask(t, id))
 	s.waitEnd(id, time.Minute)
-	s.eventually(30*time.Second, "the report marked, the deletion due", func() (bool, error) {
+	wait.Eventually(s.t, 30*time.Second, "the report marked, the deletion due", func() (bool, error) {
 		tr, err := s.taskRun(name(id))
 		return err == nil && tr.Labels[contract.LabelReported] == "true" && tr.Labels[contract.LabelDeleteDue] == "true", err
 	})

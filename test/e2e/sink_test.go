@@ -16,13 +16,14 @@ import (
 	"github.com/boomerang-io/flow-tekton-handler/internal/engine"
 	"github.com/boomerang-io/flow-tekton-handler/internal/tekton"
 	"github.com/boomerang-io/flow-tekton-handler/test/enginestub"
+	"github.com/boomerang-io/flow-tekton-handler/test/wait"
 )
 
 // waitEnd waits for the Engine to accept one end call for id and returns
 // it.
 func (s *stack) waitEnd(id string, timeout time.Duration) *engine.EndRequest {
 	s.t.Helper()
-	s.eventually(timeout, "the end call for "+id, func() (bool, error) {
+	wait.Eventually(s.t, timeout, "the end call for "+id, func() (bool, error) {
 		return len(s.calls(enginestub.KindTaskRunEnd, id)) > 0, nil
 	})
 	return s.calls(enginestub.KindTaskRunEnd, id)[0].End
@@ -117,7 +118,7 @@ func TestEngineTimeoutsAndErrorsRecover(t *testing.T) {
 	s.engine.Delay(3 * time.Second)
 	s.waitDone(name(customID), time.Minute)
 	// Wait until the sink has given up on at least two slow attempts.
-	s.eventually(30*time.Second, "abandoned end attempts", func() (bool, error) {
+	wait.Eventually(s.t, 30*time.Second, "abandoned end attempts", func() (bool, error) {
 		return len(s.attempts(customID, 0)) >= 2, nil
 	})
 	if n := len(s.calls(enginestub.KindTaskRunEnd, customID)); n != 0 {
@@ -184,7 +185,7 @@ func TestDeletionOnSuccess(t *testing.T) {
 	s.startSink()
 	s.mustPost(event(t, "engine-taskrun-custom-ready.json")) // no spec.deletion: config decides
 	s.waitEnd(customID, time.Minute)
-	s.eventually(30*time.Second, "the TaskRun and ConfigMap to be deleted", func() (bool, error) {
+	wait.Eventually(s.t, 30*time.Second, "the TaskRun and ConfigMap to be deleted", func() (bool, error) {
 		_, err := s.taskRun(name(customID))
 		if !apierrors.IsNotFound(err) {
 			return false, err

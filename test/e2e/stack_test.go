@@ -35,6 +35,7 @@ import (
 	"github.com/boomerang-io/flow-tekton-handler/test/fixtures"
 	"github.com/boomerang-io/flow-tekton-handler/test/fnproc"
 	"github.com/boomerang-io/flow-tekton-handler/test/funcbuild"
+	"github.com/boomerang-io/flow-tekton-handler/test/wait"
 )
 
 // binDir holds bin/handler, bin/sink and bin/logs built for this test
@@ -248,7 +249,7 @@ func (s *stack) waitEventsSink(p *fnproc.Service) {
 	}
 	var probes []string
 	last := time.Time{}
-	s.eventually(2*time.Minute, "Tekton's events to reach the new sink", func() (bool, error) {
+	wait.Eventually(s.t, 2*time.Minute, "Tekton's events to reach the new sink", func() (bool, error) {
 		for _, name := range probes {
 			if len(p.LogLines(name)) > 0 {
 				return true, nil
@@ -357,22 +358,6 @@ func (s *stack) postDirect(body []byte) (int, string) {
 	return resp.StatusCode, string(b)
 }
 
-// eventually polls check until it returns true, failing after timeout.
-func (s *stack) eventually(timeout time.Duration, what string, check func() (bool, error)) {
-	s.t.Helper()
-	deadline := time.Now().Add(timeout)
-	var lastErr error
-	for time.Now().Before(deadline) {
-		ok, err := check()
-		if ok {
-			return
-		}
-		lastErr = err
-		time.Sleep(50 * time.Millisecond)
-	}
-	s.t.Fatalf("timed out after %s waiting for %s (last error: %v)", timeout, what, lastErr)
-}
-
 func (s *stack) taskRun(name string) (*pipelinev1.TaskRun, error) {
 	return s.tekton.TektonV1().TaskRuns(s.ns).Get(context.Background(), name, metav1.GetOptions{})
 }
@@ -391,7 +376,7 @@ func (s *stack) taskRuns() []pipelinev1.TaskRun {
 func (s *stack) waitDone(name string, timeout time.Duration) *pipelinev1.TaskRun {
 	s.t.Helper()
 	var tr *pipelinev1.TaskRun
-	s.eventually(timeout, "taskrun "+name+" to finish", func() (bool, error) {
+	wait.Eventually(s.t, timeout, "taskrun "+name+" to finish", func() (bool, error) {
 		var err error
 		tr, err = s.taskRun(name)
 		if err != nil {
@@ -406,7 +391,7 @@ func (s *stack) waitDone(name string, timeout time.Duration) *pipelinev1.TaskRun
 // waitGone waits until the TaskRun of the task id no longer exists.
 func (s *stack) waitGone(id, what string, timeout time.Duration) {
 	s.t.Helper()
-	s.eventually(timeout, what, func() (bool, error) {
+	wait.Eventually(s.t, timeout, what, func() (bool, error) {
 		_, err := s.taskRun(name(id))
 		return apierrors.IsNotFound(err), nil
 	})
@@ -417,7 +402,7 @@ func (s *stack) waitGone(id, what string, timeout time.Duration) {
 func (s *stack) waitRunning(name string) *pipelinev1.TaskRun {
 	s.t.Helper()
 	var tr *pipelinev1.TaskRun
-	s.eventually(time.Minute, "taskrun "+name+" to run", func() (bool, error) {
+	wait.Eventually(s.t, time.Minute, "taskrun "+name+" to run", func() (bool, error) {
 		var err error
 		if tr, err = s.taskRun(name); err != nil {
 			return false, err

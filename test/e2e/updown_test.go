@@ -5,6 +5,7 @@ package e2e
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"os"
@@ -18,6 +19,7 @@ import (
 	"github.com/boomerang-io/flow-tekton-handler/internal/tekton"
 	"github.com/boomerang-io/flow-tekton-handler/test/cluster"
 	"github.com/boomerang-io/flow-tekton-handler/test/readme"
+	"github.com/boomerang-io/flow-tekton-handler/test/wait"
 )
 
 // The developer loop of the README's "Trying the handler by hand", run as
@@ -131,14 +133,9 @@ func TestUpHandlerDown(t *testing.T) {
 			t.Errorf("%s (pid %d) still running after make down", p.Name, p.PID)
 		}
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for syscall.Kill(-cmd.Process.Pid, 0) == nil {
-		if time.Now().After(deadline) {
-			t.Errorf("processes the block started in the background still run (process group %d)", cmd.Process.Pid)
-			break
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	wait.Eventually(t, 10*time.Second, fmt.Sprintf("the processes the block started in the background (process group %d) to end", cmd.Process.Pid), func() (bool, error) {
+		return syscall.Kill(-cmd.Process.Pid, 0) != nil, nil
+	})
 }
 
 // freshCopy copies the files a clone of repo's work tree would have (git's

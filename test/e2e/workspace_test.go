@@ -19,6 +19,7 @@ import (
 	"github.com/boomerang-io/flow-tekton-handler/internal/tekton"
 	"github.com/boomerang-io/flow-tekton-handler/test/enginestub"
 	"github.com/boomerang-io/flow-tekton-handler/test/fixtures"
+	"github.com/boomerang-io/flow-tekton-handler/test/wait"
 )
 
 // workflowRunFixture is the workflowrun ready event the workspace tests
@@ -104,7 +105,7 @@ func TestWorkspaceSpecWrongTypes(t *testing.T) {
 		if n := len(s.calls(enginestub.KindWorkflowRunStart, id)); n != 1 {
 			t.Errorf("%s: %d accepted workflowrun starts, want 1", tc.name, n)
 		}
-		s.eventually(10*time.Second, tc.name+": the handler's event line naming "+tc.dropped, func() (bool, error) {
+		wait.Eventually(s.t, 10*time.Second, tc.name+": the handler's event line naming "+tc.dropped, func() (bool, error) {
 			for _, l := range s.handler.LogLines(tc.dropped) {
 				if strings.Contains(l, id) && strings.Contains(l, `"msg":"event"`) && strings.Contains(l, `"dropped"`) {
 					return true, nil
@@ -194,7 +195,7 @@ func TestWorkflowDeletedDeletesClaims(t *testing.T) {
 
 	s.deliverCase("workflow event with status deleted", workflowEvent(t, workflowID, "deleted"))
 	// The claim may wait for the kubernetes.io/pvc-protection finalizer.
-	s.eventually(30*time.Second, "status deleted: the workflow's claim "+gone+" to be deleted", func() (bool, error) {
+	wait.Eventually(s.t, 30*time.Second, "status deleted: the workflow's claim "+gone+" to be deleted", func() (bool, error) {
 		p, err := s.pvc(gone)
 		return err == nil && (p == nil || p.DeletionTimestamp != nil), err
 	})

@@ -15,6 +15,7 @@ import (
 
 	"github.com/boomerang-io/flow-tekton-handler/function"
 	"github.com/boomerang-io/flow-tekton-handler/internal/status"
+	"github.com/boomerang-io/flow-tekton-handler/test/wait"
 )
 
 // hangingAPIServer answers no request until the test ends and records the
@@ -89,17 +90,15 @@ func TestSIGTERMCutsStuckWorkAfterGrace(t *testing.T) {
 			answers[i] = answer{code: resp.StatusCode, body: string(b)}
 		}()
 	}
-	deadline := time.Now().Add(30 * time.Second)
-	for api.held() < n {
-		if time.Now().After(deadline) {
-			t.Fatalf("only %d of %d events reached the apiserver", api.held(), n)
-		}
+	wait.Eventually(t, 30*time.Second, fmt.Sprintf("the %d events to reach the apiserver", n), func() (bool, error) {
 		select {
 		case <-p.Done():
 			t.Fatalf("the function exited:\n%s", p.Logs())
-		case <-time.After(5 * time.Millisecond):
+		default:
 		}
-	}
+		held := api.held()
+		return held >= n, fmt.Errorf("only %d of %d did", held, n)
+	})
 	began := time.Now()
 	if err := p.Stop(function.DrainGrace + 10*time.Second); err != nil {
 		t.Fatalf("stop: %v\n%s", err, p.Logs())

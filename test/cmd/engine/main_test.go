@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/boomerang-io/flow-tekton-handler/internal/engine"
 	"github.com/boomerang-io/flow-tekton-handler/test/enginestub"
+	"github.com/boomerang-io/flow-tekton-handler/test/wait"
 )
 
 func TestLine(t *testing.T) {
@@ -85,13 +87,10 @@ func TestRun(t *testing.T) {
 		t.Errorf("printed %q for the start", line)
 	}
 	// The start takes effect a moment later.
-	deadline := time.Now().Add(10 * time.Second)
-	for answer := ""; !strings.Contains(answer, `"phase":"running"`); {
-		if time.Now().After(deadline) {
-			t.Fatalf("t1 not running: %s", answer)
-		}
-		answer, _ = do(http.MethodGet, "/api/v1/taskrun/t1", "")
-	}
+	wait.Eventually(t, 10*time.Second, "t1 to run", func() (bool, error) {
+		answer, _ := do(http.MethodGet, "/api/v1/taskrun/t1", "")
+		return strings.Contains(answer, `"phase":"running"`), fmt.Errorf("t1 not running: %s", answer)
+	})
 	for _, tc := range []struct {
 		method, path, body string
 		want               string

@@ -344,8 +344,8 @@ func (h *Handler) dropClaim(ctx context.Context, tr *pipelinev1.TaskRun) {
 // release it; pending under a stale claim, it takes the claim over and
 // does the owner's part.
 func (h *Handler) resume(ctx context.Context, t *contract.TaskRun, task *tekton.Task, tr *pipelinev1.TaskRun) (eventlog.Outcome, error) {
-	if err := kubeIdentity(tr, t); err != nil {
-		return "", err
+	if err := kube.SameIdentity(tr.Labels, map[string]string{contract.LabelTaskRunRef: tekton.LabelValue(t.ID)}); err != nil {
+		return "", fmt.Errorf("taskrun %s: %w", tr.Name, err)
 	}
 	for tr.IsPending() {
 		if tr.DeletionTimestamp != nil {
@@ -398,13 +398,6 @@ func sleep(ctx context.Context, d time.Duration) error {
 	case <-t.C:
 		return nil
 	}
-}
-
-func kubeIdentity(tr *pipelinev1.TaskRun, t *contract.TaskRun) error {
-	if got := tr.Labels[contract.LabelTaskRunRef]; got != tekton.LabelValue(t.ID) {
-		return status.New(http.StatusUnprocessableEntity, "data.id", fmt.Sprintf("taskrun %s exists for another task (%s=%q)", tr.Name, contract.LabelTaskRunRef, got))
-	}
-	return nil
 }
 
 // reportUnbuildable tells the Engine that a task it can identify cannot run:

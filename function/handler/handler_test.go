@@ -973,3 +973,21 @@ func TestRejectedTaskRunIsReportedFailed(t *testing.T) {
 	}
 	e.settled(t)
 }
+
+// A TaskRun of the task's name that carries another task's reference is
+// never taken for this task's: 422, and nothing is started.
+func TestTaskRunOfAnotherTaskRefused(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	name := tekton.TaskRunName("bmrg-flow", "65a1f1a0e4b0a1b2c3d4e611")
+	if _, err := e.tekton.TektonV1().TaskRuns(ns).Create(context.Background(), pendingTaskRun(name, "another-task", time.Now()), metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	code, msg := e.structured(t, fixtures.Read(t, "engine-taskrun-script-ready.json"))
+	if code != http.StatusUnprocessableEntity || !strings.Contains(msg, "boomerang.io/taskrun-ref") {
+		t.Fatalf("%d %s, want 422 naming the label", code, msg)
+	}
+	if e.acceptedStarts() != 0 {
+		t.Fatalf("Engine calls %v, want no start", e.kinds())
+	}
+}

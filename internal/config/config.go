@@ -18,6 +18,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation"
 
 	"github.com/boomerang-io/flow-tekton-handler/internal/contract"
+	"github.com/boomerang-io/flow-tekton-handler/internal/tekton"
 )
 
 // Roles a process can run.
@@ -295,9 +296,7 @@ func (c *Config) checkStorage(p *problems) {
 	if q, err := resource.ParseQuantity(c.StorageSize); err != nil || q.Sign() <= 0 {
 		p.add("STORAGE_SIZE", "%q is not a positive quantity such as 1Gi", c.StorageSize)
 	}
-	switch corev1.PersistentVolumeAccessMode(c.StorageAccessMode) {
-	case corev1.ReadWriteOnce, corev1.ReadOnlyMany, corev1.ReadWriteMany, corev1.ReadWriteOncePod:
-	default:
+	if !tekton.ValidAccessMode(corev1.PersistentVolumeAccessMode(c.StorageAccessMode)) {
 		p.add("STORAGE_ACCESS_MODE", "%q is not a PersistentVolume access mode", c.StorageAccessMode)
 	}
 }

@@ -104,13 +104,24 @@ func pvcMeta(w *contract.WorkflowRun, scope, ref, mountPath string, o Options) (
 	return labels, annotations, dropped
 }
 
+// ValidAccessMode reports whether m is a PersistentVolume access mode a
+// workspace claim may have: the one rule for STORAGE_ACCESS_MODE and for a
+// workspace's own accessMode.
+func ValidAccessMode(m corev1.PersistentVolumeAccessMode) bool {
+	switch m {
+	case corev1.ReadWriteOnce, corev1.ReadOnlyMany, corev1.ReadWriteMany, corev1.ReadWriteOncePod:
+		return true
+	}
+	return false
+}
+
 // accessMode returns the access mode a workspace asks for when valid, else
 // def, with a note when it asked for an invalid one.
 func accessMode(want string, def corev1.PersistentVolumeAccessMode) (corev1.PersistentVolumeAccessMode, string) {
-	switch m := corev1.PersistentVolumeAccessMode(want); m {
-	case "":
+	switch m := corev1.PersistentVolumeAccessMode(want); {
+	case m == "":
 		return def, ""
-	case corev1.ReadWriteOnce, corev1.ReadOnlyMany, corev1.ReadWriteMany, corev1.ReadWriteOncePod:
+	case ValidAccessMode(m):
 		return m, ""
 	}
 	return def, fmt.Sprintf("access mode %q invalid, using %s", want, def)

@@ -345,7 +345,7 @@ func (h *Handler) dropClaim(ctx context.Context, tr *pipelinev1.TaskRun) {
 // does the owner's part.
 func (h *Handler) resume(ctx context.Context, t *contract.TaskRun, task *tekton.Task, tr *pipelinev1.TaskRun) (eventlog.Outcome, error) {
 	if err := kube.SameIdentity(tr.Labels, map[string]string{contract.LabelTaskRunRef: tekton.LabelValue(t.ID)}); err != nil {
-		return "", fmt.Errorf("taskrun %s: %w", tr.Name, err)
+		return "", status.New(http.StatusUnprocessableEntity, "data.id", fmt.Sprintf("taskrun %s: %v", tr.Name, err))
 	}
 	for tr.IsPending() {
 		if tr.DeletionTimestamp != nil {

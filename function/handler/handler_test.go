@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cloudevents/sdk-go/v2/event"
 	pipelinev1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
 	tektonfake "github.com/tektoncd/pipeline/pkg/client/clientset/versioned/fake"
 	corev1 "k8s.io/api/core/v1"
@@ -27,8 +28,10 @@ import (
 	"knative.dev/pkg/apis"
 
 	"github.com/boomerang-io/flow-tekton-handler/function/handler"
+	"github.com/boomerang-io/flow-tekton-handler/internal/contract"
 	"github.com/boomerang-io/flow-tekton-handler/internal/engine"
 	"github.com/boomerang-io/flow-tekton-handler/internal/kube"
+	"github.com/boomerang-io/flow-tekton-handler/internal/status"
 	"github.com/boomerang-io/flow-tekton-handler/internal/tekton"
 	"github.com/boomerang-io/flow-tekton-handler/test/enginestub"
 	"github.com/boomerang-io/flow-tekton-handler/test/fixtures"
@@ -44,10 +47,11 @@ var client = &http.Client{Timeout: 10 * time.Second}
 // env is one handler served by func-go's real receiver, with fake
 // clientsets and a recording Engine.
 type env struct {
-	url    string
-	kube   *k8sfake.Clientset
-	tekton *tektonfake.Clientset
-	engine *enginestub.Server
+	url     string
+	handler *handler.Handler // the handler served last, for direct calls
+	kube    *k8sfake.Clientset
+	tekton  *tektonfake.Clientset
+	engine  *enginestub.Server
 }
 
 func opts() tekton.Options {
@@ -96,8 +100,8 @@ func (e *env) serveWith(t *testing.T, wrap func(handler.Engine) handler.Engine) 
 	t.Helper()
 	kc := kube.New(e.kube, e.tekton, ns, 5*time.Second)
 	ec := wrap(engine.New(engine.Options{BaseURL: e.engine.URL(), Timeout: time.Second, RetryBudget: 2 * time.Second}))
-	h := handler.New(kc, ec, opts(), 1<<20, slog.New(slog.NewJSONHandler(io.Discard, nil)))
-	e.url = fnserve.Serve(t, h, 1<<20)
+	e.handler = handler.New(kc, ec, opts(), 1<<20, slog.New(slog.NewJSONHandler(io.Discard, nil)))
+	e.url = fnserve.Serve(t, e.handler, 1<<20)
 }
 
 // failEnd is an Engine client whose end calls fail, unsent, while fail
@@ -947,7 +951,7 @@ func TestIgnoredEvents(t *testing.T) {
 	}
 }
 
-func TestOtherSubtypeIgnored(t *testing.T) {
+func TestOtherEngineTypeIgnored(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	body := []byte(`{"specversion":"1.0","id":"x","source":"/s","type":"io.boomerang.event.status.approval","data":{"id":"a"}}`)
@@ -984,10 +988,73 @@ func TestTaskRunOfAnotherTaskRefused(t *testing.T) {
 		t.Fatal(err)
 	}
 	code, msg := e.structured(t, fixtures.Read(t, "engine-taskrun-script-ready.json"))
-	if code != http.StatusUnprocessableEntity || !strings.Contains(msg, "boomerang.io/taskrun-ref") {
-		t.Fatalf("%d %s, want 422 naming the label", code, msg)
+	if code != http.StatusUnprocessableEntity || !strings.Contains(msg, `"field":"data.id"`) || !strings.Contains(msg, "boomerang.io/taskrun-ref") {
+		t.Fatalf("%d %s, want 422 naming data.id and the label", code, msg)
 	}
 	if e.acceptedStarts() != 0 {
 		t.Fatalf("Engine calls %v, want no start", e.kinds())
+	}
+}
+
+// Handle, called directly as the front door calls it, returns the error
+// whose status the front door writes: the same decisions as over HTTP.
+func TestHandleDirect(t *testing.T) {
+	t.Parallel()
+	ready := fixtures.Event(t, "engine-taskrun-script-ready.json")
+	cases := []struct {
+		name, typ string
+		data      []byte
+		code      int
+		taskRuns  int
+	}{
+		{"task ready", ready.Type, ready.Data, http.StatusOK, 1},
+		{"prefix in capitals", strings.ToUpper(ready.Type[:3]) + ready.Type[3:], ready.Data, http.StatusUnprocessableEntity, 0},
+		{"task type in capitals", contract.TypePrefix + "TASKRUN", ready.Data, http.StatusOK, 1},
+		{"another Engine type", contract.TypePrefix + "approval", []byte(`{"id":"a"}`), http.StatusOK, 0},
+		{"not the Engine's", "com.example.thing", []byte(`{}`), http.StatusUnprocessableEntity, 0},
+		{"undecodable task", string(contract.TypeTaskRun), []byte(`{"id":7}`), http.StatusBadRequest, 0},
+		{"workflow deleted", string(contract.TypeWorkflow), []byte(`{"id":"65a1f0c2e4b0a1b2c3d4e5f6","status":"deleted"}`), http.StatusOK, 0},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t)
+			e.engine.KnowEvent(fixtures.Read(t, "engine-taskrun-script-ready.json"))
+			ev := event.New()
+			ev.SetID("direct-1")
+			ev.SetSource("/apis/v1/events")
+			ev.SetType(tc.typ)
+			if err := ev.SetData(event.ApplicationJSON, tc.data); err != nil {
+				t.Fatal(err)
+			}
+			err := e.handler.Handle(context.Background(), ev)
+			if got := status.Code(err); got != tc.code {
+				t.Fatalf("Handle: %v (%d), want %d", err, got, tc.code)
+			}
+			trs, lerr := e.tekton.TektonV1().TaskRuns(ns).List(context.Background(), metav1.ListOptions{})
+			if lerr != nil || len(trs.Items) != tc.taskRuns {
+				t.Fatalf("%d TaskRuns (%v), want %d", len(trs.Items), lerr, tc.taskRuns)
+			}
+		})
+	}
+}
+
+// Every type of contract.EventTypes (each has a Trigger) reaches its
+// decoder: data it cannot decode is refused, where a type the handler does
+// not act on is skipped whatever its data.
+func TestEveryEventTypeDispatched(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	for _, typ := range contract.EventTypes {
+		ev := event.New()
+		ev.SetID("dispatch-1")
+		ev.SetSource("/apis/v1/events")
+		ev.SetType(string(typ))
+		if err := ev.SetData(event.ApplicationJSON, []byte(`{"id":7}`)); err != nil {
+			t.Fatal(err)
+		}
+		if code := status.Code(e.handler.Handle(context.Background(), ev)); code != http.StatusBadRequest {
+			t.Errorf("%s with undecodable data: %d, want 400 from its decoder", typ, code)
+		}
 	}
 }

@@ -130,7 +130,7 @@ func (s *Sink) Stop(context.Context) error {
 func (s *Sink) logSweep(ctx context.Context, trigger string) {
 	began := time.Now()
 	n, err := s.Sweep(ctx)
-	eventlog.Sweep(ctx, s.log, began, err, slog.String("trigger", trigger), slog.Int("reported", n))
+	eventlog.Sweep(ctx, s.log, began, n, err, slog.String("trigger", trigger))
 }
 
 // Handle processes one Tekton event or sweep request. Its error decides the

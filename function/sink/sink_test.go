@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cloudevents/sdk-go/v2/event"
 	pipelinev1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
 	tektonfake "github.com/tektoncd/pipeline/pkg/client/clientset/versioned/fake"
 	corev1 "k8s.io/api/core/v1"
@@ -25,12 +26,14 @@ import (
 	"github.com/boomerang-io/flow-tekton-handler/function/sink"
 	"github.com/boomerang-io/flow-tekton-handler/internal/contract"
 	"github.com/boomerang-io/flow-tekton-handler/internal/engine"
+	"github.com/boomerang-io/flow-tekton-handler/internal/eventlog"
 	"github.com/boomerang-io/flow-tekton-handler/internal/kube"
 	"github.com/boomerang-io/flow-tekton-handler/internal/outcome"
 	"github.com/boomerang-io/flow-tekton-handler/internal/status"
 	"github.com/boomerang-io/flow-tekton-handler/test/enginestub"
 	"github.com/boomerang-io/flow-tekton-handler/test/fixtures"
 	"github.com/boomerang-io/flow-tekton-handler/test/fnserve"
+	"github.com/boomerang-io/flow-tekton-handler/test/wait"
 )
 
 const ns = "bmrg-flow"
@@ -677,9 +680,10 @@ func TestBackgroundSweepLogged(t *testing.T) {
 	e.seed(t, fixtures.Data(t, "tekton-taskrun-failed.json"))
 	e.sink.Run(context.Background())
 	var l []map[string]any
-	for deadline := time.Now().Add(10 * time.Second); len(l) == 0 && time.Now().Before(deadline); l = e.log.lines(t, "sweep") {
-		time.Sleep(10 * time.Millisecond)
-	}
+	wait.Eventually(t, 10*time.Second, "the background sweep's line", func() (bool, error) {
+		l = e.log.lines(t, eventlog.MsgSweep)
+		return len(l) > 0, nil
+	})
 	if err := e.sink.Stop(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -741,3 +745,45 @@ var (
 	_ = apis.ConditionSucceeded
 	_ duckv1.Status
 )
+
+// Handle, called directly as the front door calls it, returns the error
+// whose status the front door writes, and reports as over HTTP.
+func TestHandleDirect(t *testing.T) {
+	t.Parallel()
+	successful := fixtures.Data(t, "tekton-taskrun-successful-two-results.json")
+	cases := []struct {
+		name, ceType string
+		ends         int
+	}{
+		{"successful", "dev.tekton.event.taskrun.successful.v1", 1},
+		{"running", "dev.tekton.event.taskrun.running.v1", 0},
+		{"sweep", sink.SweepType, 1},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t, "Never")
+			tr := e.seed(t, successful)
+			if tc.ceType == "dev.tekton.event.taskrun.running.v1" {
+				tr.Status.Conditions[0].Status = corev1.ConditionUnknown
+				if _, err := e.tekton.TektonV1().TaskRuns(ns).UpdateStatus(context.Background(), tr, metav1.UpdateOptions{}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			ev := event.New()
+			ev.SetID("direct-1")
+			ev.SetSource("/apis///namespaces/" + ns + "//" + tr.Name)
+			ev.SetType(tc.ceType)
+			ev.SetSubject(tr.Name)
+			if err := ev.SetData(event.ApplicationJSON, successful); err != nil {
+				t.Fatal(err)
+			}
+			if err := e.sink.Handle(context.Background(), ev); err != nil {
+				t.Fatalf("Handle: %v (%d)", err, status.Code(err))
+			}
+			if n := len(e.engine.CallsFor(tr.Labels[contract.LabelTaskRunRef])); n != tc.ends {
+				t.Fatalf("%d Engine calls, want %d end", n, tc.ends)
+			}
+		})
+	}
+}

@@ -204,7 +204,7 @@ func (c *Client) StartTaskRun(ctx context.Context, id string) (*TaskRun, error) 
 func (c *Client) EndTaskRun(ctx context.Context, id string, req EndRequest) error {
 	body, err := json.Marshal(req)
 	if err != nil {
-		return fmt.Errorf("end taskrun %s: %w", id, err)
+		return fmt.Errorf("engine end of taskrun %s: encode: %w", id, err)
 	}
 	_, err = c.put(ctx, "taskrun", id, "end", body)
 	return err

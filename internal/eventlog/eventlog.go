@@ -70,22 +70,28 @@ const (
 // Event writes the line of an event with outcome o that began at began,
 // and returns err for the caller to return.
 func Event(ctx context.Context, log *slog.Logger, o Outcome, began time.Time, err error, attrs ...slog.Attr) error {
-	write(ctx, log, MsgEvent, o, began, err, attrs)
+	write(ctx, log, o.Level(err), MsgEvent, o, began, err, attrs)
 	return err
 }
 
 // Sweep writes the line of a sweep the sink began at began on its own
-// (not for an event): outcome Swept, at the level of an event's line.
-func Sweep(ctx context.Context, log *slog.Logger, began time.Time, err error, attrs ...slog.Attr) {
-	write(ctx, log, MsgSweep, Swept, began, err, attrs)
+// (not for an event) that reported n TaskRuns: outcome Swept, at the level
+// of an event's line, but debug for a sweep that found nothing to do (with
+// SWEEP_INTERVAL set, most ticks).
+func Sweep(ctx context.Context, log *slog.Logger, began time.Time, n int, err error, attrs ...slog.Attr) {
+	level := Swept.Level(err)
+	if n == 0 && err == nil {
+		level = slog.LevelDebug
+	}
+	write(ctx, log, level, MsgSweep, Swept, began, err, append(attrs, slog.Int("reported", n)))
 }
 
 // write logs msg with attrs, then "outcome", "code", "duration" and, when
 // err is set, "error".
-func write(ctx context.Context, log *slog.Logger, msg string, o Outcome, began time.Time, err error, attrs []slog.Attr) {
+func write(ctx context.Context, log *slog.Logger, level slog.Level, msg string, o Outcome, began time.Time, err error, attrs []slog.Attr) {
 	attrs = append(attrs, slog.String("outcome", string(o)), slog.Int("code", status.Code(err)), slog.Duration("duration", time.Since(began)))
 	if err != nil {
 		attrs = append(attrs, slog.String("error", err.Error()))
 	}
-	log.LogAttrs(ctx, o.Level(err), msg, attrs...)
+	log.LogAttrs(ctx, level, msg, attrs...)
 }

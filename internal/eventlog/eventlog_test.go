@@ -69,13 +69,14 @@ func TestEvent(t *testing.T) {
 // A sweep's line has its own message and an event's level rules.
 func TestSweep(t *testing.T) {
 	for _, tc := range []struct {
+		n     int
 		err   error
 		level string
-	}{{nil, "INFO"}, {errors.New("list: timeout"), "ERROR"}} {
+	}{{0, nil, "DEBUG"}, {2, nil, "INFO"}, {0, errors.New("list: timeout"), "ERROR"}, {1, errors.New("list: timeout"), "ERROR"}} {
 		m := line(t, func(l *slog.Logger) {
-			Sweep(context.Background(), l, time.Now(), tc.err, slog.String("trigger", "background"), slog.Int("reported", 0))
+			Sweep(context.Background(), l, time.Now(), tc.n, tc.err, slog.String("trigger", "background"))
 		})
-		if m["msg"] != "sweep" || m["outcome"] != "swept" || m["level"] != tc.level || m["trigger"] != "background" || m["reported"] != 0.0 {
+		if m["msg"] != "sweep" || m["outcome"] != "swept" || m["level"] != tc.level || m["trigger"] != "background" || m["reported"] != float64(tc.n) {
 			t.Errorf("err %v: line %v, want msg sweep, outcome swept, level %s", tc.err, m, tc.level)
 		}
 	}

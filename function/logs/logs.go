@@ -123,7 +123,7 @@ func (l *Logs) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	out.commit()
 	l.done(ctx, r, began, out.bytes, ended, err, attrs...)
-	if err != nil || ended == endedWait || ended == endedClient {
+	if err != nil || ended == endedWait {
 		panic(http.ErrAbortHandler) // cut the transfer: the log is not complete
 	}
 }
@@ -170,7 +170,8 @@ func (l *Logs) find(ctx context.Context, ref refs) (*pipelinev1.TaskRun, error) 
 	return tr, nil
 }
 
-// Why a stream ended, for its log line. The last two cut it short.
+// Why a stream ended, for its log line. endedWait cuts the transfer; after
+// endedClient there is no one left to tell.
 const (
 	endedSteps  = "steps ended"
 	endedNoPod  = "finished without a pod"

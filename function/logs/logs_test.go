@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -25,6 +26,7 @@ import (
 	"github.com/boomerang-io/flow-tekton-handler/internal/kube"
 	"github.com/boomerang-io/flow-tekton-handler/internal/status"
 	"github.com/boomerang-io/flow-tekton-handler/internal/tekton"
+	"github.com/boomerang-io/flow-tekton-handler/test/wait"
 )
 
 const (
@@ -472,9 +474,11 @@ func TestClientGoneStopsWork(t *testing.T) {
 	if !closed.Load() {
 		t.Error("the follow was not closed")
 	}
-	if stacks := streamGoroutines(); stacks != "" {
-		t.Errorf("goroutines left:\n%s", stacks)
-	}
+	var stacks string
+	wait.Eventually(t, 5*time.Second, "no goroutine of the stream to be left", func() (bool, error) {
+		stacks = streamGoroutines()
+		return stacks == "", fmt.Errorf("goroutines left:\n%s", stacks)
+	})
 }
 
 // streamGoroutines returns the stacks of goroutines running this package's

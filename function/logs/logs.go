@@ -13,6 +13,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 
@@ -37,6 +38,14 @@ const (
 	ParamWorkflowRun = "workflowRunRef"
 	ParamTaskRun     = "taskRunRef"
 )
+
+// Target is the request target of the stream of a task, as the Engine's
+// log client builds it from the three references.
+func Target(workflowRef, workflowRunRef, taskRunRef string) string {
+	return Path + "?" + url.Values{
+		ParamWorkflow: {workflowRef}, ParamWorkflowRun: {workflowRunRef}, ParamTaskRun: {taskRunRef},
+	}.Encode()
+}
 
 // stepPrefix starts the name of every step container Tekton makes.
 const stepPrefix = "step-"

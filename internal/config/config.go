@@ -28,14 +28,6 @@ const (
 	RoleLogs    = "logs"
 )
 
-// Deletion policies for finished TaskRuns (DELETION_POLICY), as package
-// contract defines them.
-const (
-	DeletionNever     = contract.DeletionNever
-	DeletionOnSuccess = contract.DeletionOnSuccess
-	DeletionAlways    = contract.DeletionAlways
-)
-
 // Sender authentication modes (AUTH).
 const (
 	AuthNone  = "none"
@@ -307,9 +299,7 @@ func (c *Config) checkHousekeeping(p *problems) {
 	if c.MaxEventBytes <= 0 {
 		p.add("MAX_EVENT_BYTES", "must be positive")
 	}
-	switch c.DeletionPolicy {
-	case DeletionNever, DeletionOnSuccess, DeletionAlways:
-	default:
+	if contract.DeletionPolicy(c.DeletionPolicy) != c.DeletionPolicy { // spelt exactly
 		p.add("DELETION_POLICY", "%q is not Never, OnSuccess or Always", c.DeletionPolicy)
 	}
 	if c.SweepLimit <= 0 {

@@ -9,7 +9,6 @@ import (
 	"errors"
 	"io"
 	"net/http"
-	"net/url"
 	"strings"
 	"sync"
 	"testing"
@@ -34,12 +33,8 @@ const (
 	scriptWorkflowRun = "65a1f0d9e4b0a1b2c3d4e601"
 )
 
-// logQuery is the Engine's query for a task of the script fixture's run.
-func logQuery(task string) string {
-	return url.Values{
-		logs.ParamWorkflow: {scriptWorkflow}, logs.ParamWorkflowRun: {scriptWorkflowRun}, logs.ParamTaskRun: {task},
-	}.Encode()
-}
+// logTarget is the Engine's request for a task of the script fixture's run.
+func logTarget(task string) string { return logs.Target(scriptWorkflow, scriptWorkflowRun, task) }
 
 // withEnv adds a step environment variable to a task event's data.
 func withEnv(name, value string) func(map[string]any) {
@@ -100,7 +95,7 @@ func TestLogsOfFinishedTask(t *testing.T) {
 	if want != text {
 		t.Fatalf("the apiserver serves %q for the step, want the task's text", want)
 	}
-	code, h, got := getLog(t, svc, logs.Path+"?"+logQuery(scriptID))
+	code, h, got := getLog(t, svc, logTarget(scriptID))
 	if code != http.StatusOK || got != want {
 		t.Fatalf("stream %d %q, want 200 and the pod's log %q", code, got, want)
 	}
@@ -113,10 +108,10 @@ func TestLogsOfFinishedTask(t *testing.T) {
 		code       int
 		field      string
 	}{
-		{"unknown task", logs.Path + "?" + logQuery(taskID(99)), http.StatusNotFound, logs.ParamTaskRun},
-		{"another workflow run", logs.Path + "?" + strings.Replace(logQuery(scriptID), scriptWorkflowRun, taskID(98), 1), http.StatusNotFound, logs.ParamTaskRun},
+		{"unknown task", logTarget(taskID(99)), http.StatusNotFound, logs.ParamTaskRun},
+		{"another workflow run", logs.Target(scriptWorkflow, taskID(98), scriptID), http.StatusNotFound, logs.ParamTaskRun},
 		{"no taskRunRef", logs.Path + "?workflowRef=" + scriptWorkflow + "&workflowRunRef=" + scriptWorkflowRun, http.StatusBadRequest, logs.ParamTaskRun},
-		{"other path", "/api/v1/logs?" + logQuery(scriptID), http.StatusNotFound, ""},
+		{"other path", strings.Replace(logTarget(scriptID), logs.Path, "/api/v1/logs", 1), http.StatusNotFound, ""},
 	} {
 		code, h, body := getLog(t, svc, tc.path)
 		var b status.Body
@@ -163,11 +158,11 @@ func TestLogsOnlyOurs(t *testing.T) {
 		spec.Sidecars = []pipelinev1.Sidecar{{Name: "db", Image: "postgres", Env: []corev1.EnvVar{{Name: cluster.LogEnv, Value: "ready\n"}}}}
 	})
 	want := s.podLog(s.waitDone(name(steps), time.Minute))
-	if code, _, got := getLog(t, svc, logs.Path+"?"+logQuery(steps)); code != http.StatusOK || got != want || got != "compiling\nok 12 tests\n" {
+	if code, _, got := getLog(t, svc, logTarget(steps)); code != http.StatusOK || got != want || got != "compiling\nok 12 tests\n" {
 		t.Errorf("stream of a two-step task: %d %q, want its steps' logs %q", code, got, want)
 	}
 	for _, id := range []string{elsewhere, other} {
-		code, _, body := getLog(t, svc, logs.Path+"?"+logQuery(id))
+		code, _, body := getLog(t, svc, logTarget(id))
 		if code != http.StatusNotFound || strings.Contains(body, "secret") {
 			t.Errorf("task %s: %d %q, want 404", id, code, body)
 		}
@@ -185,7 +180,7 @@ type follow struct {
 
 func (s *stack) follow(ctx context.Context, svc *fnproc.Service, task string) *follow {
 	s.t.Helper()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, svc.URL+logs.Path+"?"+logQuery(task), nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, svc.URL+logTarget(task), nil)
 	if err != nil {
 		s.t.Fatal(err)
 	}

@@ -10,7 +10,6 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
-	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -56,11 +55,7 @@ type logTask struct {
 
 // query is the logs role's request for t's log.
 func (t logTask) query() string {
-	return logs.Path + "?" + url.Values{
-		logs.ParamWorkflow:    {t.workflow},
-		logs.ParamWorkflowRun: {t.workflowRun},
-		logs.ParamTaskRun:     {t.task},
-	}.Encode()
+	return logs.Target(t.workflow, t.workflowRun, t.task)
 }
 
 // logText returns n bytes of varied printable ASCII lines ending in a

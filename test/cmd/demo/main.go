@@ -19,7 +19,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/url"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -197,9 +196,7 @@ const scriptLog = "building 1.4.2\nwriting result status=ok\ndone\n"
 // printLog prints a task's log as the Engine reads it from the logs role,
 // and checks it is what the task wrote.
 func printLog(ctx context.Context, base, task string) error {
-	target := base + flowlogs.Path + "?" + url.Values{
-		flowlogs.ParamWorkflow: {workflowRef}, flowlogs.ParamWorkflowRun: {runID}, flowlogs.ParamTaskRun: {task},
-	}.Encode()
+	target := base + flowlogs.Target(workflowRef, runID, task)
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, target, nil)
 	if err != nil {
 		return err

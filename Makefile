@@ -9,6 +9,11 @@ E2E_TIMEOUT   ?= 30m
 FUZZTIME      ?= 2000x
 FUZZTIME_LONG ?= 2m
 FUNC_REGISTRY ?=
+# What func's build gets (test/funcbuild.GOFLAGS says why each): its Go host
+# builder runs a bare `go build` with the caller's environment and takes no
+# build flags from func.yaml, so `make deploy` passes them in GOFLAGS, as
+# `make build` does.
+FUNC_GOFLAGS  := -mod=mod -trimpath -ldflags=-s
 VULNDB        ?=
 
 # Every target builds and tests with the Go toolchain named by go.mod's
@@ -23,7 +28,7 @@ endif
 export PATH := $(GO_TOOLCHAIN_ROOT)/bin:$(PATH)
 unexport GOROOT
 
-.PHONY: all build engine test unit e2e lint vet staticcheck vulncheck fuzz fuzz-short bench demo up down controlplane manifestcheck go-version deploy clean
+.PHONY: all build engine test unit e2e lint vet staticcheck vulncheck fuzz fuzz-short bench bench-smoke demo up down controlplane manifestcheck go-version deploy clean
 
 all: build
 
@@ -53,6 +58,11 @@ test: lint build controlplane
 	$(GO) build -o bin/testfmt ./test/cmd/testfmt
 	$(GO) test -count=1 -tags e2e -timeout $(E2E_TIMEOUT) -json ./... | bin/testfmt
 	$(MAKE) fuzz-short
+	$(MAKE) bench-smoke
+
+## bench-smoke: every micro-benchmark once, so that none rots (make test runs it)
+bench-smoke:
+	$(GO) test -count=1 -run '^$$' -bench . -benchtime 1x ./...
 
 ## unit: fast tests only (no control plane)
 unit:
@@ -110,7 +120,7 @@ bench: build controlplane
 deploy:
 	kubectl get secret flow-tekton-engine >/dev/null 2>&1 || kubectl create secret generic flow-tekton-engine
 	kubectl apply -k config
-	func deploy --path . $(if $(FUNC_REGISTRY),--registry $(FUNC_REGISTRY))
+	GOFLAGS='$(FUNC_GOFLAGS)' func deploy --path . $(if $(FUNC_REGISTRY),--registry $(FUNC_REGISTRY))
 	image=$$(sed -n 's/^ *image: *\([^ ]*@sha256:[0-9a-f]\{64\}\)$$/\1/p' func.yaml | tail -1); \
 	test -n "$$image" || { echo "make deploy: func.yaml has no image digest (deploy.image) after func deploy" >&2; exit 1; }; \
 	func deploy --path function/sink --build=false --push=false --image "$$image"; \

@@ -66,16 +66,23 @@ type Handler struct {
 	// done remembers the tasks this process has created (or found), so
 	// repeated deliveries cost no apiserver call.
 	done *memo.Set
-	now  func() time.Time
+	// runClaims remembers the claims found for a workflow run's tasks.
+	runClaims *memo.Map[[]tekton.Claim]
+	now       func() time.Time
 }
 
-// doneSize is how many finished task ids a handler remembers.
-const doneSize = 4096
+// doneSize is how many finished task ids a handler remembers, and runsSize
+// how many workflow runs' claims.
+const (
+	doneSize = 4096
+	runsSize = 1024
+)
 
 // New returns a Handler building objects with opts and rejecting event data
 // larger than maxBytes.
 func New(k Kube, e Engine, opts tekton.Options, maxBytes int64, log *slog.Logger) *Handler {
-	return &Handler{kube: k, engine: e, opts: opts, maxBytes: maxBytes, log: log, done: memo.NewSet(doneSize), now: time.Now}
+	return &Handler{kube: k, engine: e, opts: opts, maxBytes: maxBytes, log: log, done: memo.NewSet(doneSize),
+		runClaims: memo.NewMap[[]tekton.Claim](runsSize), now: time.Now}
 }
 
 // Handle processes one event. Its error decides the answer (package status);
@@ -227,46 +234,33 @@ const (
 )
 
 // create does the work of execute for a task this process has not seen
-// finished.
+// finished. A task the Engine has pending is created at once (a TaskRun
+// that exists is found by the create); only a task it has not, or that
+// cannot be built, is looked up first.
 func (h *Handler) create(ctx context.Context, t *contract.TaskRun, tp string) (eventlog.Outcome, []string, error) {
-	name := tekton.TaskRunName(h.opts.Prefix, t.ID)
-	existing, asked, claims, err := h.read(ctx, t, name)
+	asked, claims, err := h.read(ctx, t)
 	if err != nil {
 		return "", nil, err
 	}
 	task, err := tekton.BuildTask(t, claims, tp, h.opts)
-	switch {
-	case existing != nil:
-		outcome, err := h.resume(ctx, t, task, existing)
+	if !asked.pending() || err != nil {
+		outcome, err := h.notPending(ctx, t, task, asked, err)
 		return outcome, nil, err
-	case asked.Done():
-		// The Engine is done with the task (cancelled, completed, and its
-		// TaskRun reported and deleted): this is a late copy of its ready
-		// event, and nothing may run.
-		return eventlog.Skipped, nil, nil
-	case errors.Is(err, tekton.ErrUnbuildable):
-		outcome, err := h.reportUnbuildable(ctx, t, asked, err)
-		return outcome, nil, err
-	case err != nil:
-		return "", nil, err
-	case !asked.Pending():
-		// Running without a TaskRun: its TaskRun was reported failed and
-		// is gone, or another delivery is reporting it unbuildable.
-		return eventlog.Skipped, nil, nil
 	}
 	task.TaskRun.Spec.Status = pipelinev1.TaskRunSpecStatusPending
 	metav1.SetMetaDataAnnotation(&task.TaskRun.ObjectMeta, contract.AnnotationClaimed, contract.ClaimValue(h.now()))
 	tr, created, err := h.kube.CreateTaskRun(ctx, task.TaskRun)
-	if errors.Is(err, kube.ErrRejected) {
+	switch {
+	case errors.Is(err, kube.ErrRejected):
 		// Nothing was created, and the cluster will not take it: tell the
 		// Engine, rather than leave the task waiting for ever.
-		outcome, err := h.reportUnbuildable(ctx, t, asked, fmt.Errorf("TASKRUN_REJECTED: %w", err))
+		outcome, err := h.reportUnbuildable(ctx, t, asked.task, fmt.Errorf("TASKRUN_REJECTED: %w", err))
 		return outcome, nil, err
-	}
-	if err != nil {
+	case errors.Is(err, kube.ErrConflict):
+		return "", nil, status.New(http.StatusUnprocessableEntity, "data.id", err.Error())
+	case err != nil:
 		return "", nil, err
-	}
-	if !created {
+	case !created:
 		// Another delivery's create won.
 		outcome, err := h.resume(ctx, t, task, tr)
 		return outcome, nil, err
@@ -279,6 +273,34 @@ func (h *Handler) create(ctx context.Context, t *contract.TaskRun, tp string) (e
 		return outcome, nil, nil
 	}
 	return eventlog.Created, task.Dropped, nil
+}
+
+// notPending handles a task that is not simply to be created: the Engine
+// could not be asked, has it other than pending, or it cannot be built. A
+// TaskRun that exists wins over all three (a redelivery); without one, the
+// Engine's answer decides.
+func (h *Handler) notPending(ctx context.Context, t *contract.TaskRun, task *tekton.Task, asked answer, buildErr error) (eventlog.Outcome, error) {
+	existing, err := h.kube.GetTaskRun(ctx, tekton.TaskRunName(h.opts.Prefix, t.ID))
+	switch {
+	case err != nil:
+		return "", err
+	case existing != nil:
+		return h.resume(ctx, t, task, existing)
+	case asked.err != nil:
+		return "", asked.err
+	case asked.task.Done():
+		// The Engine is done with the task (cancelled, completed, and its
+		// TaskRun reported and deleted): this is a late copy of its ready
+		// event, and nothing may run.
+		return eventlog.Skipped, nil
+	case errors.Is(buildErr, tekton.ErrUnbuildable):
+		return h.reportUnbuildable(ctx, t, asked.task, buildErr)
+	case buildErr != nil:
+		return "", buildErr
+	}
+	// Running without a TaskRun: its TaskRun was reported failed and is
+	// gone, or another delivery is reporting it unbuildable.
+	return eventlog.Skipped, nil
 }
 
 // start does the owner's part: the params ConfigMap, the Engine's start,
@@ -453,37 +475,48 @@ func (h *Handler) endFailed(ctx context.Context, t *contract.TaskRun, reason err
 	return eventlog.Reported, nil
 }
 
-// read reads, in parallel, what create needs: the task's TaskRun, the
-// Engine's task (the Engine's state, not ours, says whether a task may
-// run; its answer counts only when there is no TaskRun), and the workspace
-// claims.
-func (h *Handler) read(ctx context.Context, t *contract.TaskRun, name string) (*pipelinev1.TaskRun, *engine.TaskRun, []tekton.Claim, error) {
-	var existing *pipelinev1.TaskRun
-	var asked *engine.TaskRun
-	var getErr, askErr error
+// answer is the Engine's answer about a task: its state, or why it could
+// not be asked.
+type answer struct {
+	task *engine.TaskRun
+	err  error
+}
+
+// pending reports whether the Engine answered that the task is pending.
+func (a answer) pending() bool { return a.err == nil && a.task.Pending() }
+
+// read reads, in parallel, what create needs: the Engine's task (the
+// Engine's state, not ours, says whether a task may run; its answer counts
+// only when there is no TaskRun, so an error asking is not the read's) and
+// the workspace claims.
+func (h *Handler) read(ctx context.Context, t *contract.TaskRun) (answer, []tekton.Claim, error) {
+	var a answer
 	var wg sync.WaitGroup
-	wg.Go(func() { existing, getErr = h.kube.GetTaskRun(ctx, name) })
-	wg.Go(func() { asked, askErr = h.engine.GetTaskRun(ctx, t.ID) })
+	wg.Go(func() { a.task, a.err = h.engine.GetTaskRun(ctx, t.ID) })
 	claims, err := h.claims(ctx, t)
 	wg.Wait()
-	if err := errors.Join(getErr, err); err != nil {
-		return nil, nil, nil, err
+	if err != nil {
+		return answer{}, nil, err
 	}
-	if existing != nil {
-		return existing, nil, claims, nil
+	if a.err == nil && a.task.Phase == "" {
+		a.err = status.New(status.Transient, "", fmt.Sprintf("the Engine's answer for task %s has no phase", t.ID))
 	}
-	if askErr == nil && asked.Phase == "" {
-		askErr = status.New(status.Transient, "", fmt.Sprintf("the Engine's answer for task %s has no phase", t.ID))
+	if a.err != nil {
+		a.err = fmt.Errorf("ask the Engine about task %s: %w", t.ID, a.err)
 	}
-	if askErr != nil {
-		return nil, nil, nil, fmt.Errorf("ask the Engine about task %s: %w", t.ID, askErr)
-	}
-	return nil, asked, claims, nil
+	return a, claims, nil
 }
 
 // claims finds the workspace claims that exist for the task's workflow and
-// workflow run, reading each by its deterministic name.
+// workflow run, reading each by its deterministic name. They are read once
+// per workflow run: the handler creates a run's claims before it starts
+// the run, and deletes them only when it finalizes the run, so while its
+// tasks run they do not change.
 func (h *Handler) claims(ctx context.Context, t *contract.TaskRun) ([]tekton.Claim, error) {
+	key := runKey(t.WorkflowRef, t.WorkflowRunRef)
+	if found, ok := h.runClaims.Get(key); ok && t.WorkflowRunRef != "" {
+		return found, nil
+	}
 	var pvcs []corev1.PersistentVolumeClaim
 	for scope, ref := range map[string]string{contract.ScopeWorkflow: t.WorkflowRef, contract.ScopeWorkflowRun: t.WorkflowRunRef} {
 		if ref == "" {
@@ -497,8 +530,15 @@ func (h *Handler) claims(ctx context.Context, t *contract.TaskRun) ([]tekton.Cla
 			pvcs = append(pvcs, *pvc)
 		}
 	}
-	return tekton.Claims(pvcs, t.WorkflowRef, t.WorkflowRunRef), nil
+	found := tekton.Claims(pvcs, t.WorkflowRef, t.WorkflowRunRef)
+	if t.WorkflowRunRef != "" {
+		h.runClaims.Put(key, found)
+	}
+	return found, nil
 }
+
+// runKey keys a workflow run's claims.
+func runKey(workflowRef, workflowRunRef string) string { return workflowRef + "/" + workflowRunRef }
 
 // cancel asks Tekton to cancel the task's TaskRun; a missing one is a no-op.
 func (h *Handler) cancel(ctx context.Context, t *contract.TaskRun) (eventlog.Outcome, error) {
@@ -543,6 +583,7 @@ func (h *Handler) startWorkflowRun(ctx context.Context, w *contract.WorkflowRun)
 
 // finalizeWorkflowRun deletes the run-scoped claims, then tells the Engine.
 func (h *Handler) finalizeWorkflowRun(ctx context.Context, w *contract.WorkflowRun) error {
+	h.runClaims.Forget(runKey(w.WorkflowRef, w.ID))
 	if _, err := h.kube.DeletePVCs(ctx, tekton.WorkspaceSelector(h.opts.Prefix, contract.ScopeWorkflowRun, w.ID)); err != nil {
 		return err
 	}

@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -30,7 +31,7 @@ import (
 	"github.com/boomerang-io/flow-tekton-handler/function/handler"
 	"github.com/boomerang-io/flow-tekton-handler/internal/contract"
 	"github.com/boomerang-io/flow-tekton-handler/internal/engine"
-	"github.com/boomerang-io/flow-tekton-handler/internal/kube"
+	"github.com/boomerang-io/flow-tekton-handler/internal/kube/kubetest"
 	"github.com/boomerang-io/flow-tekton-handler/internal/status"
 	"github.com/boomerang-io/flow-tekton-handler/internal/tekton"
 	"github.com/boomerang-io/flow-tekton-handler/test/enginestub"
@@ -98,7 +99,7 @@ func (e *env) serveAsking(t *testing.T, then func()) {
 // serveWith serves a handler whose Engine client is wrap's.
 func (e *env) serveWith(t *testing.T, wrap func(handler.Engine) handler.Engine) {
 	t.Helper()
-	kc := kube.New(e.kube, e.tekton, ns, 5*time.Second)
+	kc := kubetest.New(e.kube, e.tekton, ns, 5*time.Second)
 	ec := wrap(engine.New(engine.Options{BaseURL: e.engine.URL(), Timeout: time.Second, RetryBudget: 2 * time.Second}))
 	e.handler = handler.New(kc, ec, opts(), 1<<20, slog.New(slog.NewJSONHandler(io.Discard, nil)))
 	e.url = fnserve.Serve(t, e.handler, 1<<20)
@@ -437,7 +438,7 @@ func TestLiveClaimIsWaitedFor(t *testing.T) {
 		}
 		return countActions(e.tekton.Actions(), "get", "taskruns") >= 2, nil
 	})
-	kc := kube.New(e.kube, e.tekton, ns, 5*time.Second)
+	kc := kubetest.New(e.kube, e.tekton, ns, 5*time.Second)
 	if err := kc.ReleaseTaskRun(context.Background(), name); err != nil {
 		t.Fatal(err)
 	}
@@ -748,10 +749,11 @@ func TestTransientFailuresAnswer5xx(t *testing.T) {
 			t.Fatalf("status %d, want 5xx", code)
 		}
 	})
-	t.Run("apiserver get fails", func(t *testing.T) {
+	t.Run("apiserver read fails", func(t *testing.T) {
 		t.Parallel()
 		e := newEnv(t)
-		e.tekton.PrependReactor("get", "taskruns", func(k8stesting.Action) (bool, runtime.Object, error) {
+		// The workspace claims are the one read before anything is sent.
+		e.kube.PrependReactor("get", "persistentvolumeclaims", func(k8stesting.Action) (bool, runtime.Object, error) {
 			return true, nil, apierrors.NewTimeoutError("slow", 1)
 		})
 		if code, _ := e.structured(t, body); code < 500 {
@@ -909,6 +911,62 @@ func TestWorkflowRunLifecycle(t *testing.T) {
 	}
 	if strings.Index(kinds, "workflowrun-finalize") < strings.LastIndex(kinds, "workflowrun-start") {
 		t.Fatalf("finalize before start: %s", kinds)
+	}
+}
+
+// A workflow run's claims are read once: its later tasks mount them
+// without reading them again, and a new task costs the apiserver its three
+// writes only (create the pending TaskRun, create its ConfigMap, release
+// it). Finalizing the run forgets them.
+func TestClaimsReadOncePerRun(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	if code, msg := e.structured(t, fixtures.Read(t, "engine-workflowrun-ready-with-workspace.json")); code != http.StatusOK {
+		t.Fatal(code, msg)
+	}
+	task := func(id string) []byte {
+		var doc map[string]any
+		if err := json.Unmarshal(fixtures.Read(t, "engine-taskrun-template-ready.json"), &doc); err != nil {
+			t.Fatal(err)
+		}
+		doc["id"], doc["data"].(map[string]any)["id"] = "event-"+id, id
+		body, _ := json.Marshal(doc)
+		return body
+	}
+	if code, msg := e.structured(t, task("65a1f1a0e4b0a1b2c3d4e610")); code != http.StatusOK {
+		t.Fatal(code, msg)
+	}
+	reads := countActions(e.kube.Actions(), "get", "persistentvolumeclaims")
+	if reads != 2 {
+		t.Fatalf("%d claim reads for the run's first task, want 2 (workflow and workflow run)", reads)
+	}
+	e.kube.ClearActions()
+	e.tekton.ClearActions()
+	if code, msg := e.structured(t, task("65a1f1a0e4b0a1b2c3d4e6aa")); code != http.StatusOK {
+		t.Fatal(code, msg)
+	}
+	var calls []string
+	for _, a := range append(e.kube.Actions(), e.tekton.Actions()...) {
+		calls = append(calls, a.GetVerb()+" "+a.GetResource().Resource)
+	}
+	slices.Sort(calls)
+	if want := []string{"create configmaps", "create taskruns", "patch taskruns"}; !slices.Equal(calls, want) {
+		t.Fatalf("apiserver calls for the run's second task %v, want %v", calls, want)
+	}
+	for _, tr := range e.taskRuns(t) {
+		if len(tr.Spec.Workspaces) != 1 || tr.Spec.Workspaces[0].PersistentVolumeClaim == nil {
+			t.Errorf("TaskRun %s workspaces %+v, want the run's claim", tr.Name, tr.Spec.Workspaces)
+		}
+	}
+	if code, msg := e.structured(t, fixtures.Read(t, "engine-workflowrun-completed.json")); code != http.StatusOK {
+		t.Fatal(code, msg)
+	}
+	e.kube.ClearActions()
+	if code, msg := e.structured(t, task("65a1f1a0e4b0a1b2c3d4e6ab")); code != http.StatusOK {
+		t.Fatal(code, msg)
+	}
+	if n := countActions(e.kube.Actions(), "get", "persistentvolumeclaims"); n != 2 {
+		t.Fatalf("%d claim reads after the run was finalized, want 2", n)
 	}
 }
 

@@ -27,7 +27,7 @@ import (
 	"github.com/boomerang-io/flow-tekton-handler/internal/contract"
 	"github.com/boomerang-io/flow-tekton-handler/internal/engine"
 	"github.com/boomerang-io/flow-tekton-handler/internal/eventlog"
-	"github.com/boomerang-io/flow-tekton-handler/internal/kube"
+	"github.com/boomerang-io/flow-tekton-handler/internal/kube/kubetest"
 	"github.com/boomerang-io/flow-tekton-handler/internal/outcome"
 	"github.com/boomerang-io/flow-tekton-handler/internal/status"
 	"github.com/boomerang-io/flow-tekton-handler/test/enginestub"
@@ -100,7 +100,7 @@ func newEnv(t *testing.T, policy string) *env {
 // the env's fakes and Engine.
 func (e *env) serve(t *testing.T, policy string) {
 	t.Helper()
-	kc := kube.New(e.kube, e.tekton, ns, 5*time.Second)
+	kc := kubetest.New(e.kube, e.tekton, ns, 5*time.Second)
 	ec := engine.New(engine.Options{BaseURL: e.engine.URL(), Timeout: time.Second, RetryBudget: 2 * time.Second})
 	e.sink = sink.New(kc, ec, sink.Options{Product: "bmrg-flow", DeletionPolicy: policy, SweepLimit: 10}, slog.New(slog.NewJSONHandler(e.log, &slog.HandlerOptions{Level: slog.LevelDebug})))
 	e.url = fnserve.Serve(t, e.sink, 4<<20)

@@ -48,7 +48,7 @@ type Config struct {
 	ProductPrefix string        `envconfig:"PRODUCT_PREFIX" default:"bmrg-flow"`
 	Instance      string        `envconfig:"INSTANCE" default:"bmrg-flow"`
 	Kubeconfig    string        `envconfig:"KUBECONFIG"`
-	KubeQPS       float32       `envconfig:"KUBE_QPS" default:"50"`
+	KubeQPS       float32       `envconfig:"KUBE_QPS" default:"-1"`
 	KubeBurst     int           `envconfig:"KUBE_BURST" default:"100"`
 	KubeTimeout   time.Duration `envconfig:"KUBE_TIMEOUT" default:"10s"`
 
@@ -221,8 +221,13 @@ func (c *Config) checkLimits(p *problems) {
 	if c.LogsWait <= 0 {
 		p.add("LOGS_WAIT", "must be positive, got %s", c.LogsWait)
 	}
-	if c.KubeQPS <= 0 || c.KubeBurst <= 0 {
-		p.add("KUBE_QPS/KUBE_BURST", "must be positive")
+	// A negative KUBE_QPS turns client-go's own limiter off; zero would
+	// mean client-go's default of 5, which no one asks for on purpose.
+	if c.KubeQPS == 0 {
+		p.add("KUBE_QPS", "must be positive (a limit) or negative (no client-side limit), got 0")
+	}
+	if c.KubeQPS > 0 && c.KubeBurst <= 0 {
+		p.add("KUBE_BURST", "must be positive with a positive KUBE_QPS, got %d", c.KubeBurst)
 	}
 	for name, d := range map[string]time.Duration{"KUBE_TIMEOUT": c.KubeTimeout, "ENGINE_TIMEOUT": c.EngineTimeout, "DEFAULT_TIMEOUT": c.DefaultTimeout} {
 		if d <= 0 {

@@ -10,16 +10,18 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"strings"
 	"time"
 
 	pipelinev1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
-	"github.com/tektoncd/pipeline/pkg/client/clientset/versioned"
 	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/runtime/serializer"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 
@@ -47,15 +49,124 @@ var ErrUnavailable = errors.New("apiserver unavailable")
 
 // Client creates, patches and deletes our objects in one namespace.
 type Client struct {
-	kube      kubernetes.Interface
-	tekton    versioned.Interface
+	taskRuns  TaskRuns
+	configs   ConfigMaps
+	claims    PVCs
+	pods      Pods
+	reviews   TokenReviews
 	namespace string
 	timeout   time.Duration
 }
 
+// The calls the Client makes, with the method sets of client-go's typed
+// clients, so that tests can pass fake clientsets' typed clients.
+type (
+	TaskRuns interface {
+		Get(ctx context.Context, name string, opts metav1.GetOptions) (*pipelinev1.TaskRun, error)
+		Create(ctx context.Context, tr *pipelinev1.TaskRun, opts metav1.CreateOptions) (*pipelinev1.TaskRun, error)
+		Patch(ctx context.Context, name string, pt types.PatchType, data []byte, opts metav1.PatchOptions, subresources ...string) (*pipelinev1.TaskRun, error)
+		Delete(ctx context.Context, name string, opts metav1.DeleteOptions) error
+		List(ctx context.Context, opts metav1.ListOptions) (*pipelinev1.TaskRunList, error)
+	}
+	ConfigMaps interface {
+		Get(ctx context.Context, name string, opts metav1.GetOptions) (*corev1.ConfigMap, error)
+		Create(ctx context.Context, cm *corev1.ConfigMap, opts metav1.CreateOptions) (*corev1.ConfigMap, error)
+		Delete(ctx context.Context, name string, opts metav1.DeleteOptions) error
+	}
+	PVCs interface {
+		Get(ctx context.Context, name string, opts metav1.GetOptions) (*corev1.PersistentVolumeClaim, error)
+		Create(ctx context.Context, pvc *corev1.PersistentVolumeClaim, opts metav1.CreateOptions) (*corev1.PersistentVolumeClaim, error)
+		Delete(ctx context.Context, name string, opts metav1.DeleteOptions) error
+		List(ctx context.Context, opts metav1.ListOptions) (*corev1.PersistentVolumeClaimList, error)
+	}
+	Pods interface {
+		Get(ctx context.Context, name string, opts metav1.GetOptions) (*corev1.Pod, error)
+		GetLogs(name string, opts *corev1.PodLogOptions) *rest.Request
+	}
+	TokenReviews interface {
+		Create(ctx context.Context, tr *authenticationv1.TokenReview, opts metav1.CreateOptions) (*authenticationv1.TokenReview, error)
+	}
+)
+
 // New returns a Client acting in namespace, bounding each call by timeout.
-func New(k kubernetes.Interface, t versioned.Interface, namespace string, timeout time.Duration) *Client {
-	return &Client{kube: k, tekton: t, namespace: namespace, timeout: timeout}
+func New(trs TaskRuns, cms ConfigMaps, pvcs PVCs, pods Pods, reviews TokenReviews, namespace string, timeout time.Duration) *Client {
+	return &Client{taskRuns: trs, configs: cms, claims: pvcs, pods: pods, reviews: reviews, namespace: namespace, timeout: timeout}
+}
+
+// scheme holds only the kinds the Client reads and writes.
+var (
+	scheme = runtime.NewScheme()
+	codecs = serializer.NewCodecFactory(scheme)
+	params = runtime.NewParameterCodec(scheme)
+)
+
+func init() {
+	for _, add := range []func(*runtime.Scheme) error{corev1.AddToScheme, authenticationv1.AddToScheme, pipelinev1.AddToScheme} {
+		if err := add(scheme); err != nil {
+			panic(err)
+		}
+	}
+}
+
+// resource is a typed client for one resource over a RESTClient.
+type resource[O any, P interface {
+	*O
+	runtime.Object
+}, L any, PL interface {
+	*L
+	runtime.Object
+}] struct {
+	c        rest.Interface
+	ns, name string
+}
+
+func (r resource[O, P, L, PL]) Get(ctx context.Context, name string, opts metav1.GetOptions) (*O, error) {
+	o := new(O)
+	return o, r.c.Get().Namespace(r.ns).Resource(r.name).Name(name).VersionedParams(&opts, params).Do(ctx).Into(P(o))
+}
+
+func (r resource[O, P, L, PL]) Create(ctx context.Context, obj *O, opts metav1.CreateOptions) (*O, error) {
+	o := new(O)
+	return o, r.c.Post().Namespace(r.ns).Resource(r.name).VersionedParams(&opts, params).Body(P(obj)).Do(ctx).Into(P(o))
+}
+
+func (r resource[O, P, L, PL]) Patch(ctx context.Context, name string, pt types.PatchType, data []byte, opts metav1.PatchOptions, sub ...string) (*O, error) {
+	o := new(O)
+	return o, r.c.Patch(pt).Namespace(r.ns).Resource(r.name).Name(name).SubResource(sub...).VersionedParams(&opts, params).Body(data).Do(ctx).Into(P(o))
+}
+
+func (r resource[O, P, L, PL]) Delete(ctx context.Context, name string, opts metav1.DeleteOptions) error {
+	return r.c.Delete().Namespace(r.ns).Resource(r.name).Name(name).Body(&opts).Do(ctx).Error()
+}
+
+func (r resource[O, P, L, PL]) List(ctx context.Context, opts metav1.ListOptions) (*L, error) {
+	l := new(L)
+	return l, r.c.Get().Namespace(r.ns).Resource(r.name).VersionedParams(&opts, params).Do(ctx).Into(PL(l))
+}
+
+type pods struct {
+	resource[corev1.Pod, *corev1.Pod, corev1.PodList, *corev1.PodList]
+}
+
+func (p pods) GetLogs(name string, opts *corev1.PodLogOptions) *rest.Request {
+	return p.c.Get().Namespace(p.ns).Name(name).Resource(p.name).SubResource("log").VersionedParams(opts, params)
+}
+
+type reviews struct{ c rest.Interface }
+
+func (r reviews) Create(ctx context.Context, tr *authenticationv1.TokenReview, opts metav1.CreateOptions) (*authenticationv1.TokenReview, error) {
+	o := new(authenticationv1.TokenReview)
+	return o, r.c.Post().Resource("tokenreviews").VersionedParams(&opts, params).Body(tr).Do(ctx).Into(o)
+}
+
+func restClient(cfg *rest.Config, gv schema.GroupVersion, apiPath string) (*rest.RESTClient, error) {
+	c := rest.CopyConfig(cfg)
+	c.GroupVersion, c.APIPath = &gv, apiPath
+	c.NegotiatedSerializer = codecs.WithoutConversion()
+	if c.UserAgent == "" {
+		c.UserAgent = rest.DefaultKubernetesUserAgent()
+	}
+	return rest.RESTClientFor(c)
 }
 
 // Namespace is where the Client's objects live.
@@ -78,17 +189,27 @@ func RESTConfig(kubeconfig string, qps float32, burst int) (*rest.Config, error)
 	return cfg, nil
 }
 
-// NewForConfig builds both clientsets from cfg.
+// NewForConfig builds the REST clients from cfg.
 func NewForConfig(cfg *rest.Config, namespace string, timeout time.Duration) (*Client, error) {
-	k, err := kubernetes.NewForConfig(cfg)
+	core, err := restClient(cfg, corev1.SchemeGroupVersion, "/api")
 	if err != nil {
 		return nil, fmt.Errorf("kubernetes client: %w", err)
 	}
-	t, err := versioned.NewForConfig(cfg)
+	auth, err := restClient(cfg, authenticationv1.SchemeGroupVersion, "/apis")
+	if err != nil {
+		return nil, fmt.Errorf("kubernetes client: %w", err)
+	}
+	tk, err := restClient(cfg, pipelinev1.SchemeGroupVersion, "/apis")
 	if err != nil {
 		return nil, fmt.Errorf("tekton client: %w", err)
 	}
-	return New(k, t, namespace, timeout), nil
+	return New(
+		resource[pipelinev1.TaskRun, *pipelinev1.TaskRun, pipelinev1.TaskRunList, *pipelinev1.TaskRunList]{tk, namespace, "taskruns"},
+		resource[corev1.ConfigMap, *corev1.ConfigMap, corev1.ConfigMapList, *corev1.ConfigMapList]{core, namespace, "configmaps"},
+		resource[corev1.PersistentVolumeClaim, *corev1.PersistentVolumeClaim, corev1.PersistentVolumeClaimList, *corev1.PersistentVolumeClaimList]{core, namespace, "persistentvolumeclaims"},
+		pods{resource[corev1.Pod, *corev1.Pod, corev1.PodList, *corev1.PodList]{core, namespace, "pods"}},
+		reviews{auth},
+		namespace, timeout), nil
 }
 
 func (c *Client) call(ctx context.Context) (context.Context, context.CancelFunc) {
@@ -105,14 +226,14 @@ func classify(err error) error {
 
 // GetTaskRun returns the named TaskRun, or nil when it does not exist.
 func (c *Client) GetTaskRun(ctx context.Context, name string) (*pipelinev1.TaskRun, error) {
-	return getOrNil(ctx, c, "taskrun", name, c.tekton.TektonV1().TaskRuns(c.namespace).Get)
+	return getOrNil(ctx, c, "taskrun", name, c.taskRuns.Get)
 }
 
 // CreateTaskRun creates tr. When a TaskRun of that name exists with the same
 // taskrun-ref label it is returned with created=false; another identity is
 // ErrConflict.
 func (c *Client) CreateTaskRun(ctx context.Context, tr *pipelinev1.TaskRun) (*pipelinev1.TaskRun, bool, error) {
-	taskRuns := c.tekton.TektonV1().TaskRuns(c.namespace)
+	taskRuns := c.taskRuns
 	return createOrAdopt(ctx, c, "taskrun", tr, taskRuns.Create, taskRuns.Get)
 }
 
@@ -182,7 +303,7 @@ func SameIdentity(existing, want map[string]string) error {
 // CreateConfigMap creates cm; an existing ConfigMap of the same identity is
 // success.
 func (c *Client) CreateConfigMap(ctx context.Context, cm *corev1.ConfigMap) error {
-	configMaps := c.kube.CoreV1().ConfigMaps(c.namespace)
+	configMaps := c.configs
 	_, _, err := createOrAdopt(ctx, c, "configmap", cm, configMaps.Create, configMaps.Get)
 	return err
 }
@@ -190,7 +311,7 @@ func (c *Client) CreateConfigMap(ctx context.Context, cm *corev1.ConfigMap) erro
 // CreatePVC creates pvc and reports whether it was new; an existing claim of
 // the same identity is success.
 func (c *Client) CreatePVC(ctx context.Context, pvc *corev1.PersistentVolumeClaim) (bool, error) {
-	claims := c.kube.CoreV1().PersistentVolumeClaims(c.namespace)
+	claims := c.claims
 	_, created, err := createOrAdopt(ctx, c, "pvc", pvc, claims.Create, claims.Get)
 	return created, err
 }
@@ -199,7 +320,7 @@ func (c *Client) CreatePVC(ctx context.Context, pvc *corev1.PersistentVolumeClai
 func (c *Client) ListPVCs(ctx context.Context, selector string) ([]corev1.PersistentVolumeClaim, error) {
 	ctx, cancel := c.call(ctx)
 	defer cancel()
-	list, err := c.kube.CoreV1().PersistentVolumeClaims(c.namespace).List(ctx, metav1.ListOptions{LabelSelector: selector})
+	list, err := c.claims.List(ctx, metav1.ListOptions{LabelSelector: selector})
 	if err != nil {
 		return nil, fmt.Errorf("list pvcs %s in %s: %w", selector, c.namespace, err)
 	}
@@ -216,7 +337,7 @@ func (c *Client) DeletePVCs(ctx context.Context, selector string) (int, error) {
 	n := 0
 	for _, p := range pvcs {
 		dctx, cancel := c.call(ctx)
-		err := c.kube.CoreV1().PersistentVolumeClaims(c.namespace).Delete(dctx, p.Name, metav1.DeleteOptions{
+		err := c.claims.Delete(dctx, p.Name, metav1.DeleteOptions{
 			Preconditions: &metav1.Preconditions{UID: &p.UID},
 		})
 		cancel()
@@ -277,7 +398,7 @@ func (c *Client) patchVersion(ctx context.Context, tr *pipelinev1.TaskRun, verb 
 	}
 	ctx, cancel := c.call(ctx)
 	defer cancel()
-	_, err = c.tekton.TektonV1().TaskRuns(c.namespace).Patch(ctx, tr.Name, types.MergePatchType, body, metav1.PatchOptions{FieldManager: FieldManager})
+	_, err = c.taskRuns.Patch(ctx, tr.Name, types.MergePatchType, body, metav1.PatchOptions{FieldManager: FieldManager})
 	switch {
 	case apierrors.IsNotFound(err), apierrors.IsConflict(err):
 		return false, nil
@@ -324,10 +445,25 @@ func (c *Client) DropClaim(ctx context.Context, name, key, mine string) error {
 
 // ReleaseTaskRun lets Tekton run a TaskRun created pending: it clears
 // spec.status and the claim. A TaskRun that is gone or no longer pending
-// (cancelled meanwhile, say) is left alone; the patch carries the version
-// read, so a cancel that lands in between is never undone.
+// (cancelled meanwhile, say) is left alone: a cancel that lands first is
+// never undone. It takes one request, a JSON patch whose test holds it to a
+// TaskRun still pending; when that fails it decides on the TaskRun read.
 func (c *Client) ReleaseTaskRun(ctx context.Context, name string) error {
-	_, err := c.patchAsRead(ctx, name, "release", func(tr *pipelinev1.TaskRun) map[string]any {
+	body, err := json.Marshal([]map[string]any{
+		{"op": "test", "path": "/spec/status", "value": pipelinev1.TaskRunSpecStatusPending},
+		{"op": "remove", "path": "/spec/status"},
+		{"op": "remove", "path": "/metadata/annotations/" + strings.ReplaceAll(contract.AnnotationClaimed, "/", "~1")},
+	})
+	if err != nil {
+		return fmt.Errorf("release taskrun %s/%s: %w", c.namespace, name, err)
+	}
+	pctx, cancel := c.call(ctx)
+	_, err = c.taskRuns.Patch(pctx, name, types.JSONPatchType, body, metav1.PatchOptions{FieldManager: FieldManager})
+	cancel()
+	if err == nil || apierrors.IsNotFound(err) {
+		return nil
+	}
+	_, err = c.patchAsRead(ctx, name, "release", func(tr *pipelinev1.TaskRun) map[string]any {
 		if !tr.IsPending() {
 			return nil
 		}
@@ -368,7 +504,7 @@ func (c *Client) DeleteTaskRun(ctx context.Context, name string) error {
 	ctx, cancel := c.call(ctx)
 	defer cancel()
 	policy := metav1.DeletePropagationBackground
-	err := c.tekton.TektonV1().TaskRuns(c.namespace).Delete(ctx, name, metav1.DeleteOptions{PropagationPolicy: &policy})
+	err := c.taskRuns.Delete(ctx, name, metav1.DeleteOptions{PropagationPolicy: &policy})
 	if err != nil && !apierrors.IsNotFound(err) {
 		return fmt.Errorf("delete taskrun %s/%s: %w", c.namespace, name, err)
 	}
@@ -382,7 +518,7 @@ func (c *Client) ListTaskRuns(ctx context.Context, selector string, pageSize int
 	opts := metav1.ListOptions{LabelSelector: selector, Limit: pageSize}
 	for {
 		cctx, cancel := c.call(ctx)
-		list, err := c.tekton.TektonV1().TaskRuns(c.namespace).List(cctx, opts)
+		list, err := c.taskRuns.List(cctx, opts)
 		cancel()
 		if err != nil {
 			return out, fmt.Errorf("list taskruns %s in %s: %w", selector, c.namespace, err)
@@ -401,7 +537,7 @@ func (c *Client) ListTaskRuns(ctx context.Context, selector string, pageSize int
 func (c *Client) DeleteConfigMap(ctx context.Context, name string) error {
 	ctx, cancel := c.call(ctx)
 	defer cancel()
-	err := c.kube.CoreV1().ConfigMaps(c.namespace).Delete(ctx, name, metav1.DeleteOptions{})
+	err := c.configs.Delete(ctx, name, metav1.DeleteOptions{})
 	if err != nil && !apierrors.IsNotFound(err) {
 		return fmt.Errorf("delete configmap %s/%s: %w", c.namespace, name, err)
 	}
@@ -412,12 +548,12 @@ func (c *Client) DeleteConfigMap(ctx context.Context, name string) error {
 // name goes to etcd directly, unlike a consistent list, which waits for the
 // apiserver's watch cache to catch up.
 func (c *Client) GetPVC(ctx context.Context, name string) (*corev1.PersistentVolumeClaim, error) {
-	return getOrNil(ctx, c, "pvc", name, c.kube.CoreV1().PersistentVolumeClaims(c.namespace).Get)
+	return getOrNil(ctx, c, "pvc", name, c.claims.Get)
 }
 
 // GetPod returns the named pod, or nil when it does not exist.
 func (c *Client) GetPod(ctx context.Context, name string) (*corev1.Pod, error) {
-	return getOrNil(ctx, c, "pod", name, c.kube.CoreV1().Pods(c.namespace).Get)
+	return getOrNil(ctx, c, "pod", name, c.pods.Get)
 }
 
 // FollowLog opens the log of a container of the named pod (pods/log with
@@ -425,7 +561,7 @@ func (c *Client) GetPod(ctx context.Context, name string) (*corev1.Pod, error) {
 // ctx bounds it, not the per-call timeout. A pod or container that is gone
 // is ErrGone.
 func (c *Client) FollowLog(ctx context.Context, pod, container string) (io.ReadCloser, error) {
-	rc, err := c.kube.CoreV1().Pods(c.namespace).GetLogs(pod, &corev1.PodLogOptions{Container: container, Follow: true}).Stream(ctx)
+	rc, err := c.pods.GetLogs(pod, &corev1.PodLogOptions{Container: container, Follow: true}).Stream(ctx)
 	if apierrors.IsNotFound(err) {
 		return nil, fmt.Errorf("log of %s/%s %s: %w", c.namespace, pod, container, ErrGone)
 	}
@@ -443,7 +579,7 @@ func (c *Client) FollowLog(ctx context.Context, pod, container string) (io.ReadC
 func (c *Client) ReviewToken(ctx context.Context, token string, audiences []string) (authenticationv1.TokenReviewStatus, error) {
 	ctx, cancel := c.call(ctx)
 	defer cancel()
-	r, err := c.kube.AuthenticationV1().TokenReviews().Create(ctx, &authenticationv1.TokenReview{
+	r, err := c.reviews.Create(ctx, &authenticationv1.TokenReview{
 		Spec: authenticationv1.TokenReviewSpec{Token: token, Audiences: audiences},
 	}, metav1.CreateOptions{})
 	if err != nil {

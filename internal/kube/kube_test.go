@@ -10,6 +10,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	pipelinev1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
+	"github.com/tektoncd/pipeline/pkg/client/clientset/versioned"
 	tektonfake "github.com/tektoncd/pipeline/pkg/client/clientset/versioned/fake"
 	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -17,6 +18,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/kubernetes"
 	k8sfake "k8s.io/client-go/kubernetes/fake"
 	k8stesting "k8s.io/client-go/testing"
 
@@ -31,7 +33,7 @@ func objectMeta(name, ref string) metav1.ObjectMeta {
 func TestCreateAdoptsSameIdentity(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	c := New(k8sfake.NewClientset(), tektonfake.NewSimpleClientset(), "flow", time.Second)
+	c := newOn(k8sfake.NewClientset(), tektonfake.NewSimpleClientset(), "flow", time.Second)
 	for i, wantCreated := range []bool{true, false} {
 		tr, created, err := c.CreateTaskRun(ctx, &pipelinev1.TaskRun{ObjectMeta: objectMeta("tr", "a")})
 		if err != nil || created != wantCreated || tr == nil || tr.Name != "tr" {
@@ -63,7 +65,7 @@ func TestCreateRejected(t *testing.T) {
 	k.PrependReactor("create", "configmaps", func(k8stesting.Action) (bool, runtime.Object, error) {
 		return true, nil, apierrors.NewInvalid(schema.GroupKind{Kind: "ConfigMap"}, "cm", nil)
 	})
-	c := New(k, tektonfake.NewSimpleClientset(), "flow", time.Second)
+	c := newOn(k, tektonfake.NewSimpleClientset(), "flow", time.Second)
 	err := c.CreateConfigMap(context.Background(), &corev1.ConfigMap{ObjectMeta: objectMeta("cm", "a")})
 	if !errors.Is(err, ErrRejected) || !strings.HasPrefix(err.Error(), "create configmap flow/cm: ") {
 		t.Errorf("err = %v, want ErrRejected under create configmap flow/cm", err)
@@ -80,7 +82,7 @@ func TestGetOrNil(t *testing.T) {
 		}
 		return false, nil, nil
 	})
-	c := New(k, tektonfake.NewSimpleClientset(), "flow", time.Second)
+	c := newOn(k, tektonfake.NewSimpleClientset(), "flow", time.Second)
 	if pvc, err := c.GetPVC(ctx, "pvc"); err != nil || pvc == nil || pvc.Name != "pvc" {
 		t.Errorf("GetPVC = %v, %v", pvc, err)
 	}
@@ -138,7 +140,7 @@ func TestReviewToken(t *testing.T) {
 				}
 				return true, out, err
 			})
-			c := New(k, tektonfake.NewSimpleClientset(), "flow", time.Second)
+			c := newOn(k, tektonfake.NewSimpleClientset(), "flow", time.Second)
 			got, err := c.ReviewToken(context.Background(), "tok", []string{"aud"})
 			if tc.wantErr != (err != nil) || (err != nil && !errors.Is(err, ErrUnavailable)) {
 				t.Fatalf("err = %v, want ErrUnavailable: %v", err, tc.wantErr)
@@ -148,4 +150,61 @@ func TestReviewToken(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestRelease checks that a pending TaskRun is released in one request,
+// and that one cancelled meanwhile, already released or gone is left as it
+// is.
+func TestRelease(t *testing.T) {
+	t.Parallel()
+	pending := func(name string) *pipelinev1.TaskRun {
+		tr := &pipelinev1.TaskRun{ObjectMeta: objectMeta(name, name), Spec: pipelinev1.TaskRunSpec{Status: pipelinev1.TaskRunSpecStatusPending}}
+		tr.Annotations = map[string]string{contract.AnnotationClaimed: contract.ClaimValue(time.Unix(1, 0)), "keep": "x"}
+		return tr
+	}
+	cancelled := pending("cancelled")
+	cancelled.Spec.Status = pipelinev1.TaskRunSpecStatusCancelled
+	released := pending("released")
+	released.Spec.Status = ""
+	fake := tektonfake.NewSimpleClientset(pending("pending"), cancelled, released)
+	c := newOn(k8sfake.NewClientset(), fake, "flow", time.Second)
+	tests := []struct {
+		name, status string
+		claimed      bool
+		requests     []string
+	}{
+		{"pending", "", false, []string{"patch"}},
+		{"cancelled", pipelinev1.TaskRunSpecStatusCancelled, true, []string{"patch", "get"}},
+		{"released", "", true, []string{"patch", "get"}},
+		{"gone", "", false, []string{"patch"}},
+	}
+	for _, tc := range tests {
+		fake.ClearActions()
+		if err := c.ReleaseTaskRun(t.Context(), tc.name); err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		var verbs []string
+		for _, a := range fake.Actions() {
+			verbs = append(verbs, a.GetVerb())
+		}
+		if !slices.Equal(verbs, tc.requests) {
+			t.Errorf("%s: requests %v, want %v", tc.name, verbs, tc.requests)
+		}
+		if tc.name == "gone" {
+			continue
+		}
+		got, err := c.GetTaskRun(t.Context(), tc.name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, claimed := got.Annotations[contract.AnnotationClaimed]
+		if string(got.Spec.Status) != tc.status || claimed != tc.claimed || got.Annotations["keep"] != "x" {
+			t.Errorf("%s: status %q, claimed %v, annotations %v; want status %q, claimed %v", tc.name, got.Spec.Status, claimed, got.Annotations, tc.status, tc.claimed)
+		}
+	}
+}
+
+func newOn(k kubernetes.Interface, t versioned.Interface, ns string, timeout time.Duration) *Client {
+	return New(t.TektonV1().TaskRuns(ns), k.CoreV1().ConfigMaps(ns), k.CoreV1().PersistentVolumeClaims(ns),
+		k.CoreV1().Pods(ns), k.AuthenticationV1().TokenReviews(), ns, timeout)
 }

@@ -1,50 +1,94 @@
-// Package memo remembers what a process has finished, within a fixed
-// bound, so that repeated work is answered without asking anyone again.
+// Package memo remembers what a process has finished or learnt, within a
+// fixed bound, so that repeated work is answered without asking anyone
+// again.
 package memo
 
 import "sync"
 
-// Set remembers up to a fixed number of keys, forgetting the oldest first.
-// It lets a process answer repeated work it has finished without asking
-// anyone again. The zero value remembers nothing; use NewSet.
-type Set struct {
+// Map remembers up to a fixed number of values by key, forgetting the
+// oldest first. The zero value remembers nothing; use NewMap.
+type Map[V any] struct {
 	mu    sync.Mutex
 	max   int
-	order []string
+	order []string // keys by slot, oldest at next
 	next  int
-	keys  map[string]struct{}
+	vals  map[string]entry[V]
 }
 
-// NewSet returns a Set of at most max keys.
-func NewSet(max int) *Set {
-	return &Set{max: max, order: make([]string, max), keys: make(map[string]struct{}, max)}
+// entry is a value and the slot of its key in the order.
+type entry[V any] struct {
+	v    V
+	slot int
 }
+
+// NewMap returns a Map of at most max keys.
+func NewMap[V any](max int) *Map[V] {
+	return &Map[V]{max: max, order: make([]string, max), vals: make(map[string]entry[V], max)}
+}
+
+// Put remembers v for key, replacing what key had.
+func (m *Map[V]) Put(key string, v V) {
+	if m == nil || m.max == 0 {
+		return
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if e, ok := m.vals[key]; ok {
+		m.vals[key] = entry[V]{v, e.slot}
+		return
+	}
+	if old := m.order[m.next]; old != "" {
+		delete(m.vals, old)
+	}
+	m.order[m.next] = key
+	m.vals[key] = entry[V]{v, m.next}
+	m.next = (m.next + 1) % m.max
+}
+
+// Get returns what key has, and whether it has anything.
+func (m *Map[V]) Get(key string) (V, bool) {
+	var zero V
+	if m == nil || m.max == 0 {
+		return zero, false
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	e, ok := m.vals[key]
+	return e.v, ok
+}
+
+// Forget drops key.
+func (m *Map[V]) Forget(key string) {
+	if m == nil || m.max == 0 {
+		return
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if e, ok := m.vals[key]; ok {
+		m.order[e.slot] = ""
+		delete(m.vals, key)
+	}
+}
+
+// Set remembers up to a fixed number of keys, forgetting the oldest first.
+// The zero value remembers nothing; use NewSet.
+type Set struct{ m *Map[struct{}] }
+
+// NewSet returns a Set of at most max keys.
+func NewSet(max int) *Set { return &Set{m: NewMap[struct{}](max)} }
 
 // Add remembers key.
 func (s *Set) Add(key string) {
-	if s == nil || s.max == 0 {
-		return
+	if s != nil {
+		s.m.Put(key, struct{}{})
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if _, ok := s.keys[key]; ok {
-		return
-	}
-	if old := s.order[s.next]; old != "" {
-		delete(s.keys, old)
-	}
-	s.order[s.next] = key
-	s.keys[key] = struct{}{}
-	s.next = (s.next + 1) % s.max
 }
 
 // Has reports whether key is remembered.
 func (s *Set) Has(key string) bool {
-	if s == nil || s.max == 0 {
+	if s == nil {
 		return false
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	_, ok := s.keys[key]
+	_, ok := s.m.Get(key)
 	return ok
 }

@@ -21,3 +21,35 @@ func TestSetForgetsOldest(t *testing.T) {
 		t.Fatal("nil set remembered")
 	}
 }
+
+func TestMap(t *testing.T) {
+	t.Parallel()
+	m := NewMap[int](2)
+	m.Put("a", 1)
+	m.Put("b", 2)
+	m.Put("a", 3) // replaced in place: still the oldest
+	if v, ok := m.Get("a"); !ok || v != 3 {
+		t.Fatalf("a = %d, %v; want 3", v, ok)
+	}
+	m.Forget("b")
+	if _, ok := m.Get("b"); ok {
+		t.Fatal("b not forgotten")
+	}
+	m.Put("b", 4) // takes the next slot, which was a's
+	m.Put("c", 5) // takes b's old slot, emptied by Forget: nothing to drop
+	if _, ok := m.Get("a"); ok {
+		t.Fatal("a, the oldest, not forgotten")
+	}
+	if v, ok := m.Get("b"); !ok || v != 4 {
+		t.Fatalf("b = %d, %v; want 4 (a forgotten slot must not drop a newer key)", v, ok)
+	}
+	if v, ok := m.Get("c"); !ok || v != 5 {
+		t.Fatalf("c = %d, %v; want 5", v, ok)
+	}
+	var zero *Map[int]
+	zero.Put("x", 1)
+	zero.Forget("x")
+	if _, ok := zero.Get("x"); ok {
+		t.Fatal("nil map remembered")
+	}
+}

@@ -4,7 +4,6 @@
 package tekton
 
 import (
-	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -268,7 +267,7 @@ func BuildTask(t *contract.TaskRun, claims []Claim, traceparent string, o Option
 	spec.Timeout = &metav1.Duration{Duration: timeout}
 
 	tr := newTaskRun(TaskRunName(o.Prefix, t.ID), o.Namespace, labels, trAnnotations, spec)
-	if err := tr.Validate(context.Background()); err != nil {
+	if err := validate(tr); err != nil {
 		return nil, &BuildError{Code: "INVALID_TASK", Message: err.Error()}
 	}
 	cm := newConfigMap(ConfigMapName(o.Prefix, t.ID), o.Namespace, maps.Clone(labels), annotations, params.values)

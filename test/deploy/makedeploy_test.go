@@ -11,17 +11,22 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/boomerang-io/flow-tekton-handler/test/funcbuild"
 	"github.com/boomerang-io/flow-tekton-handler/test/readme"
 )
 
 // invocation is one line of the stand-ins' log (test/cmd/deploystub).
 type invocation struct {
-	Argv []string `json:"argv"`
-	Err  string   `json:"err"`
+	Argv    []string `json:"argv"`
+	Err     string   `json:"err"`
+	GOFLAGS string   `json:"goflags"`
 }
 
 func (i invocation) String() string {
 	s := strings.Join(i.Argv, " ")
+	if i.GOFLAGS != "" {
+		s = "GOFLAGS='" + i.GOFLAGS + "' " + s
+	}
 	if i.Err != "" {
 		s += "  => " + i.Err
 	}
@@ -57,6 +62,8 @@ func TestMakeDeploy(t *testing.T) {
 	}
 
 	const registry = "registry.example.com/boomerang"
+	// Only the deploy that builds needs the build flags.
+	build := "GOFLAGS='" + funcbuild.GOFLAGS + "' func deploy --path ."
 	sink := "func deploy --path function/sink --build=false --push=false --image {image}"
 	logs := "func deploy --path function/logs --build=false --push=false --image {image}"
 	tekton := "kubectl apply --server-side --force-conflicts --field-manager=flow-tekton-handler -k config/tekton"
@@ -71,7 +78,7 @@ func TestMakeDeploy(t *testing.T) {
 					"kubectl get secret flow-tekton-engine  => secrets \"flow-tekton-engine\" not found",
 					"kubectl create secret generic flow-tekton-engine",
 					"kubectl apply -k config",
-					"func deploy --path . --registry " + registry,
+					build + " --registry " + registry,
 					sink, logs, tekton,
 				},
 			},
@@ -82,7 +89,7 @@ func TestMakeDeploy(t *testing.T) {
 				want: []string{
 					"kubectl get secret flow-tekton-engine",
 					"kubectl apply -k config",
-					"func deploy --path .",
+					build,
 					sink, logs, tekton,
 				},
 			},
@@ -93,7 +100,7 @@ func TestMakeDeploy(t *testing.T) {
 				"kubectl get secret flow-tekton-engine  => secrets \"flow-tekton-engine\" not found",
 				"kubectl create secret generic flow-tekton-engine",
 				"kubectl apply -k config",
-				"func deploy --path .  => registry required to build function, please set with `--registry` or the FUNC_REGISTRY environment variable",
+				build + "  => registry required to build function, please set with `--registry` or the FUNC_REGISTRY environment variable",
 			},
 		}}},
 	} {
@@ -104,7 +111,7 @@ func TestMakeDeploy(t *testing.T) {
 			env := []string{"PATH=" + bin + string(os.PathListSeparator) + os.Getenv("PATH"), "DEPLOYSTUB_DIR=" + state}
 			for _, kv := range os.Environ() {
 				k, _, _ := strings.Cut(kv, "=")
-				if k != "PATH" && !strings.HasPrefix(k, "FUNC_") && !strings.HasPrefix(k, "MAKE") && k != "MFLAGS" {
+				if k != "PATH" && k != "GOFLAGS" && !strings.HasPrefix(k, "FUNC_") && !strings.HasPrefix(k, "MAKE") && k != "MFLAGS" {
 					env = append(env, kv)
 				}
 			}

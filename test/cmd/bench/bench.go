@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -65,6 +66,13 @@ func run(ctx context.Context, o options) error {
 	g, err := newIDs()
 	if err != nil {
 		return err
+	}
+	if o.qps == 0 || o.burst == 0 {
+		def, err := loadConfig(map[string]string{"ENGINE_URL": "http://127.0.0.1:1", "NAMESPACE": "default"})
+		if err != nil {
+			return err
+		}
+		o.qps, o.burst = cmp.Or(o.qps, float64(def.KubeQPS)), cmp.Or(o.burst, def.KubeBurst)
 	}
 	b := &bench{o: o, root: root, tmp: tmp, ids: g, send: newSender(o.timeout)}
 	if !filepath.IsAbs(b.o.bin) {
@@ -158,6 +166,7 @@ func run(ctx context.Context, o options) error {
 		if micro, err = runGoBench(ctx, gobench, filepath.Join(root, "test", "bench"), o.gobenchCount); err != nil {
 			return err
 		}
+		b.microRows(micro)
 	}
 	doc := b.document(server.GitVersion, micro)
 	if err := os.WriteFile(b.outPath(), []byte(doc), 0o644); err != nil {

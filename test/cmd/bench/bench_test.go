@@ -220,7 +220,7 @@ func TestParseRequests(t *testing.T) {
 		`apiserver_request_total{code="200",component="apiserver",dry_run="",group="tekton.dev",resource="taskruns",scope="resource",subresource="",verb="PATCH",version="v1"} 7`,
 		`apiserver_request_total{code="201",component="apiserver",dry_run="",group="",resource="pods",scope="resource",subresource="",verb="POST",version="v1"} 99`,
 	}, "\n")
-	want := map[string]float64{"POST taskruns": 503, "LIST persistentvolumeclaims": 12}
+	want := map[string]float64{"POST taskruns": 503, "LIST persistentvolumeclaims": 12, "PATCH taskruns": 7}
 	if diff := cmp.Diff(want, parseRequests([]byte(metrics))); diff != "" {
 		t.Errorf("requests (-want +got):\n%s", diff)
 	}
@@ -369,5 +369,26 @@ func TestTogetherReturnsEveryFailure(t *testing.T) {
 	})
 	if len(errs) != 4 {
 		t.Errorf("got %d failures (%v), want 4", len(errs), errs)
+	}
+}
+
+func TestParseBenchLine(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		line, name string
+		ns, allocs float64
+		ok         bool
+	}{
+		{"BenchmarkDecodeBuild/script-2         	   35002	     40571 ns/op	  34.19 MB/s	   16054 B/op	     154 allocs/op", "script", 40571, 154, true},
+		{"BenchmarkDecodeBuild/custom-12 	 100	 28280 ns/op	 7681 B/op	 84 allocs/op", "custom", 28280, 84, true},
+		{"BenchmarkOutcomeDecode/decode-2 	 9565	 110820 ns/op	 16921 B/op	 189 allocs/op", "", 0, 0, false},
+		{"BenchmarkDecodeBuild/script-2 	 100	 40571 ns/op", "", 0, 0, false},
+		{"PASS", "", 0, 0, false},
+	}
+	for _, tc := range tests {
+		name, ns, allocs, ok := parseBenchLine(tc.line, "BenchmarkDecodeBuild/")
+		if ok != tc.ok || ok && (name != tc.name || ns != tc.ns || allocs != tc.allocs) {
+			t.Errorf("parseBenchLine(%q) = %q, %g, %g, %v; want %q, %g, %g, %v", tc.line, name, ns, allocs, ok, tc.name, tc.ns, tc.allocs, tc.ok)
+		}
 	}
 }

@@ -16,7 +16,7 @@ import (
 
 // Targets from the issue.
 const (
-	coldStartTarget  = 1.2 // × the bare function
+	coldStartTarget  = 2.0 // × the bare function
 	idleRSSTargetMB  = 40
 	throughputTarget = 0.9 // × the floor
 	addedTargetMs    = 5.0 // p99 added latency
@@ -47,20 +47,19 @@ func (b *bench) sizes() error {
 		what = "bin/handler = bin/sink (one file)"
 	}
 	ours, floor := runs{mb(handler.Size())}, runs{mb(hello.Size())}
-	r := ratios(ours, floor)
 	b.rows = append(b.rows, row{
-		metric: "binary size: " + what + " (MB)",
+		metric: "binary size as func builds it: " + what + " (MB)",
 		ours:   ours.format(1, false),
 		floor:  floor.format(1, false),
-		ratio:  ratioText(r),
-		target: fmt.Sprintf("≤ %g× †", binarySizeTarget),
-		met:    r.median() <= binarySizeTarget,
+		ratio:  ratioText(ratios(ours, floor)),
+		target: fmt.Sprintf("≤ %d MB", binarySizeTargetMB),
+		met:    ours.median() <= binarySizeTargetMB,
 	})
 	return nil
 }
 
-// binarySizeTarget is ours, not the issue's: see the notes.
-const binarySizeTarget = 6.0
+// binarySizeTargetMB is the issue's.
+const binarySizeTargetMB = 40
 
 // coldStarts measures exec → readiness 200 of the handler, the sink and
 // the bare function, round robin so that drift hits all three alike.

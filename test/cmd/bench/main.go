@@ -10,7 +10,9 @@
 //  2. Engine event → TaskRun and ConfigMap created, -events distinct events
 //     at each -concurrency, against raw client-go creates of the same
 //     objects (built by the same pure builders) at the same concurrency and
-//     the same client-side rate limit (-qps, -burst).
+//     the same client-side rate limit (-qps, -burst; by default the shipped
+//     one), and at the lowest concurrency against the contract's own calls
+//     made by hand.
 //  3. A duplicate storm: -storm-copies concurrent copies of each of
 //     -storm-events events must make exactly one TaskRun each.
 //  4. TaskRun completion → Engine end call, through Tekton's events
@@ -49,7 +51,6 @@ type options struct {
 	concurrency  []int
 	qps          float64
 	burst        int
-	defaultQPS   int // events for the run at the functions' default rate limit; 0 skips it
 	stormEvents  int
 	stormCopies  int
 	completions  int
@@ -69,9 +70,8 @@ func main() {
 	flag.IntVar(&o.coldReps, "cold-reps", 9, "repetitions of the cold start")
 	flag.IntVar(&o.events, "events", 500, "distinct events per throughput run")
 	flag.StringVar(&conc, "concurrency", "1,8,32", "concurrency levels of the throughput runs")
-	flag.Float64Var(&o.qps, "qps", 2000, "KUBE_QPS of the functions and the floor's client")
-	flag.IntVar(&o.burst, "burst", 4000, "KUBE_BURST of the functions and the floor's client")
-	flag.IntVar(&o.defaultQPS, "default-qps-events", 200, "events of the extra run at the default KUBE_QPS/KUBE_BURST (0: skip)")
+	flag.Float64Var(&o.qps, "qps", 0, "KUBE_QPS of the functions and the floors' clients (0: the shipped default)")
+	flag.IntVar(&o.burst, "burst", 0, "KUBE_BURST of the functions and the floors' clients (0: the shipped default)")
 	flag.IntVar(&o.stormEvents, "storm-events", 100, "distinct events of the duplicate storm")
 	flag.IntVar(&o.stormCopies, "storm-copies", 32, "concurrent copies of each storm event")
 	flag.IntVar(&o.completions, "completions", 25, "TaskRuns per completion run")

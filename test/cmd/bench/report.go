@@ -22,17 +22,17 @@ func (b *bench) document(kubernetesVersion, micro string) string {
 	if len(b.load) == 2 {
 		fmt.Fprintf(&d, "The machine's load average (1, 5, 15 min) was %s when the measurements began and %s when they ended; the control plane shares the 2 CPUs with everything else, so absolute figures move from run to run and the ratios, measured side by side, are what to compare. ", b.load[0], b.load[1])
 	}
-	fmt.Fprintf(&d, "The functions and the floor's client use the same explicit client-side rate limit, KUBE_QPS=%g KUBE_BURST=%d, except in the row that says otherwise.\n\n", b.o.qps, b.o.burst)
+	fmt.Fprintf(&d, "The functions and the floors' clients use the same client-side rate limit, KUBE_QPS=%g KUBE_BURST=%d%s.\n\n", b.o.qps, b.o.burst, shipped(b.o.qps, b.o.burst))
 	d.WriteString(renderTable(b.rows))
 	d.WriteString(`
 What each row compares:
 
 - **Cold start**: exec until ` + "`/health/readiness`" + ` first answers 200 (polled every 200 µs), of bin/handler and bin/sink (the same program; the sink also starts its sweep) against a bare func-go function generated and built in the same run through the same func scaffolding, func's instanced-http template (test/funcbuild): a root package whose ` + "`New()`" + ` returns a struct with ` + "`Handle(w http.ResponseWriter, r *http.Request)`" + ` that answers 200 with an empty body without decoding the CloudEvent, an honest floor of what func-go's HTTP server costs any function.
-- **Event → TaskRun + ConfigMap**: ours is one structured-mode Engine task event POSTed to a handler process and answered 200, which covers the CloudEvent decode, the handler's reads (does the TaskRun exist, which workspace claims do), building the objects, the Engine ` + "`start`" + ` call (a PUT to the Engine stand-in, which the floor does not make), the TaskRun Create and the ConfigMap Create; the notes count the apiserver requests of each. The floor is raw client-go: Create of the same TaskRun and then of its ConfigMap (owned by it), built beforehand by the same pure builders (internal/tekton), in its own namespace, with the same concurrency and rate limit. Added latency = our percentile minus the floor's, run by run. Every event has its own task id (24 hex characters).
+- **Event → TaskRun + ConfigMap**: ours is one structured-mode Engine task event POSTed to a handler process and answered 200, which covers the CloudEvent decode, the handler's reads (the Engine's task, and once per workflow run which workspace claims exist), building the objects, creating the TaskRun pending under a claim, creating the ConfigMap, the Engine ` + "`start`" + ` call (a PUT to the Engine stand-in, which the first floor does not make) and the TaskRun's release; a row counts the apiserver requests of each. The floor is raw client-go: Create of the same TaskRun and then of its ConfigMap (owned by it), built beforehand by the same pure builders (internal/tekton), in its own namespace, with the same concurrency and rate limit. Added latency = our percentile minus the floor's, run by run. Every event has its own task id (24 hex characters).
 - **Events not answered**: every POST of the throughput, default-limit and storm runs has ` + b.o.timeout.String() + ` (-request-timeout) to be answered 200, and nothing else is sent to the function while it is out. One that is not (timed out, the connection failed, or another status) is not retried: it counts here, is left out of the run's throughput and latencies (its time stays in the run's wall time), and its progress line says FAILED; ` + strconv.Itoa(maxFailed) + ` failures in one run end the bench. A failed warm-up or completion-run event ends the bench too. The floor is the bare function's count over its runs.
 - **Duplicate storm**: all copies of one event are released at once, events one after the other. The floor sends as many concurrent raw Creates of each pair, where AlreadyExists is success (reading the TaskRun for the ConfigMap's owner).
 - **TaskRun terminal → Engine end call**: TaskRuns made through the handler one every ` + b.o.gap.String() + `, completed by kwok, reported by Tekton's events controller to a recording pass-through in front of the sink, then by the sink to the Engine stand-in. The clock starts when a watch on the namespace sees the TaskRun's Succeeded condition final (lastTransitionTime has whole seconds only, too coarse for this); ours stops at the end call's arrival at the Engine stand-in, the floor at the arrival of Tekton's terminal event, so the added latency is what the sink adds (the pass-through's loopback hop included).
-- **Default rate limit**: the same run with KUBE_QPS and KUBE_BURST unset in the handler and the floor's client at those defaults; client-go limits each clientset on its own, and both use a Kubernetes and a Tekton clientset, so the requests a clientset makes per event bound the rate.
+- **Protocol by hand**: the second floor, at the lowest concurrency: the contract's own calls for a new task made one after the other with raw client-go and net/http, objects built beforehand: GET the Engine's task, create the TaskRun pending under a claim, create its ConfigMap, PUT the Engine's start, release the TaskRun (one JSON patch). Ours adds to these the CloudEvent decode, the build, func-go's HTTP server and the handler's checks.
 - **Task log**: a finished TaskRun's step log (from the step's KTEST_LOG or KTEST_LOG_FILE env, served by the control plane's kubelet log endpoint) GET over loopback from the logs role (bin/handler with FUNCTION=logs, which finds the TaskRun by name and labels, reads its pod and follows pods/log) against the apiserver's pods/log of the same pod: time to the first body byte of a 2 KB log against client-go's ` + "`GetLogs(…).Stream`" + `, and the throughput of a 12 MB log against ` + "`kubectl logs`" + ` (exec until its stdout ends), every transfer checked byte for byte.
 - **Memory**: VmRSS and VmHWM from /proc/<pid>/status of the function process; the floor is the bare function, idle or after the same events at the same concurrency.
 - **†**: a target the issue does not set, set here: end-call latency gets the handler's added-latency budget; memory under load twice the idle budget; the storm's time the throughput target turned into time; binary size a budget of a few times the bare function; the task log's first byte 10 ms over pods/log's, its throughput the throughput target.
@@ -78,4 +78,16 @@ func cpuModel() string {
 		}
 	}
 	return "unknown CPU"
+}
+
+// shipped says whether qps and burst are the functions' shipped defaults.
+func shipped(qps float64, burst int) string {
+	def, err := loadConfig(map[string]string{"ENGINE_URL": "http://127.0.0.1:1", "NAMESPACE": "default"})
+	if err != nil || float64(def.KubeQPS) != qps || def.KubeBurst != burst {
+		return ", not the shipped default"
+	}
+	if qps < 0 {
+		return ", the shipped default: no client-side limit (README, Configuration)"
+	}
+	return ", the shipped default"
 }

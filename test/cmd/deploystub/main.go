@@ -49,6 +49,9 @@ type Invocation struct {
 	Argv []string `json:"argv"` // program name first
 	Dir  string   `json:"dir"`  // working directory
 	Err  string   `json:"err,omitempty"`
+	// GOFLAGS is func's GOFLAGS: its Go host builder passes its
+	// environment to go build.
+	GOFLAGS string `json:"goflags,omitempty"`
 }
 
 func main() {
@@ -68,6 +71,9 @@ func main() {
 	}
 	if state != "" {
 		inv := Invocation{Argv: append([]string{name}, os.Args[1:]...), Dir: wd}
+		if name == "func" {
+			inv.GOFLAGS = os.Getenv("GOFLAGS")
+		}
 		if err != nil {
 			inv.Err = err.Error()
 		}

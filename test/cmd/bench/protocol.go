@@ -1,0 +1,128 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+
+	pipelinev1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/boomerang-io/flow-tekton-handler/internal/contract"
+	"github.com/boomerang-io/flow-tekton-handler/internal/kube"
+	"github.com/boomerang-io/flow-tekton-handler/internal/tekton"
+)
+
+// protocol is the second floor: the contract's own calls for a new task,
+// made by hand one after the other with raw client-go and net/http, with
+// objects built beforehand. They are the calls the design cannot do
+// without: ask the Engine whether the task is pending, create the TaskRun
+// pending under a claim, create its ConfigMap, start the task in the
+// Engine, release the TaskRun (a JSON patch whose test holds it to a
+// TaskRun still pending). The workflow run's claims are known (read once
+// per run).
+type protocol struct {
+	*floor
+	engine string
+	http   *http.Client
+}
+
+// newProtocol returns a protocol floor in a new namespace.
+func (b *bench) newProtocol(ctx context.Context, prefix string) (*protocol, error) {
+	f, err := b.newFloor(ctx, prefix, b.o.qps, b.o.burst)
+	if err != nil {
+		return nil, err
+	}
+	return &protocol{floor: f, engine: b.engine.URL(), http: &http.Client{Timeout: b.o.timeout}}, nil
+}
+
+// do makes the calls of one task; t is built, and claimed pending here.
+func (p *protocol) do(ctx context.Context, id string, t *tekton.Task) error {
+	if err := p.call(ctx, http.MethodGet, "/api/v1/taskrun/"+id, nil); err != nil {
+		return err
+	}
+	t.TaskRun.Spec.Status = pipelinev1.TaskRunSpecStatusPending
+	metav1.SetMetaDataAnnotation(&t.TaskRun.ObjectMeta, contract.AnnotationClaimed, contract.ClaimValue(time.Now()))
+	opts := metav1.CreateOptions{FieldManager: kube.FieldManager}
+	tr, err := p.tekton.TektonV1().TaskRuns(p.ns).Create(ctx, t.TaskRun, opts)
+	if err != nil {
+		return fmt.Errorf("create taskrun %s/%s: %w", p.ns, t.TaskRun.Name, err)
+	}
+	tekton.SetOwner(t.ConfigMap, tr)
+	if _, err := p.kube.CoreV1().ConfigMaps(p.ns).Create(ctx, t.ConfigMap, opts); err != nil {
+		return fmt.Errorf("create configmap %s/%s: %w", p.ns, t.ConfigMap.Name, err)
+	}
+	if err := p.call(ctx, http.MethodPut, "/api/v1/taskrun/"+id+"/start", []byte("{}")); err != nil {
+		return err
+	}
+	release, _ := json.Marshal([]map[string]any{
+		{"op": "test", "path": "/spec/status", "value": pipelinev1.TaskRunSpecStatusPending},
+		{"op": "remove", "path": "/spec/status"},
+		{"op": "remove", "path": "/metadata/annotations/" + strings.ReplaceAll(contract.AnnotationClaimed, "/", "~1")},
+	})
+	if _, err := p.tekton.TektonV1().TaskRuns(p.ns).Patch(ctx, tr.Name, types.JSONPatchType, release, metav1.PatchOptions{FieldManager: kube.FieldManager}); err != nil {
+		return fmt.Errorf("release taskrun %s/%s: %w", p.ns, tr.Name, err)
+	}
+	return nil
+}
+
+// call makes one request to the Engine stand-in and wants a 2xx.
+func (p *protocol) call(ctx context.Context, method, path string, body []byte) error {
+	req, err := http.NewRequestWithContext(ctx, method, p.engine+path, bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := p.http.Do(req)
+	if err != nil {
+		return fmt.Errorf("engine %s %s: %w", method, path, err)
+	}
+	defer resp.Body.Close()
+	answer, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode/100 != 2 {
+		return fmt.Errorf("engine %s %s: %d %s", method, path, resp.StatusCode, answer)
+	}
+	return nil
+}
+
+// protocolRun makes the calls of n distinct tasks at concurrency conc.
+func (b *bench) protocolRun(ctx context.Context, conc, n int) (result, error) {
+	p, err := b.newProtocol(ctx, fmt.Sprintf("protocol-c%d", conc))
+	if err != nil {
+		return result{}, err
+	}
+	warm := b.ids.newTasks(warmups)
+	tasks := b.ids.newTasks(n)
+	built, err := p.build(append(warm, tasks...))
+	if err != nil {
+		return result{}, err
+	}
+	for i := range warm {
+		if err := p.do(ctx, warm[i].id, built[i]); err != nil {
+			return result{}, err
+		}
+	}
+	built = built[warmups:]
+	before, err := b.snap(ctx, 0)
+	if err != nil {
+		return result{}, err
+	}
+	c, err := drive(ctx, n, conc, func(ctx context.Context, i int) error { return p.do(ctx, tasks[i].id, built[i]) })
+	if err == nil && len(c.failed) > 0 {
+		err = fmt.Errorf("%d tasks failed, the first: %w", len(c.failed), c.failed[0])
+	}
+	if err != nil {
+		return result{}, fmt.Errorf("protocol floor: %w", err)
+	}
+	after, err := b.snap(ctx, 0)
+	if err != nil {
+		return result{}, err
+	}
+	return result{lat: c.lat, wall: c.wall, use: after.minus(before)}, nil
+}

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"mime"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -18,6 +19,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/boomerang-io/flow-tekton-handler/internal/clock"
 	"github.com/boomerang-io/flow-tekton-handler/internal/contract"
 	"github.com/boomerang-io/flow-tekton-handler/internal/engine"
 	"github.com/boomerang-io/flow-tekton-handler/internal/eventlog"
@@ -67,22 +69,29 @@ type Handler struct {
 	// repeated deliveries cost no apiserver call.
 	done *memo.Set
 	// runClaims remembers the claims found for a workflow run's tasks.
-	runClaims *memo.Map[[]tekton.Claim]
+	runClaims *memo.Map[found]
 	now       func() time.Time
 }
 
 // doneSize is how many finished task ids a handler remembers, and runsSize
-// how many workflow runs' claims.
+// how many workflow runs' claims, each for at most claimsFresh.
 const (
-	doneSize = 4096
-	runsSize = 1024
+	doneSize    = 4096
+	runsSize    = 1024
+	claimsFresh = time.Minute
 )
+
+// found is the claims found for a workflow run, and when.
+type found struct {
+	claims []tekton.Claim
+	at     time.Time
+}
 
 // New returns a Handler building objects with opts and rejecting event data
 // larger than maxBytes.
 func New(k Kube, e Engine, opts tekton.Options, maxBytes int64, log *slog.Logger) *Handler {
 	return &Handler{kube: k, engine: e, opts: opts, maxBytes: maxBytes, log: log, done: memo.NewSet(doneSize),
-		runClaims: memo.NewMap[[]tekton.Claim](runsSize), now: time.Now}
+		runClaims: memo.NewMap[found](runsSize), now: time.Now}
 }
 
 // Handle processes one event. Its error decides the answer (package status);
@@ -166,6 +175,7 @@ func (h *Handler) handleWorkflow(ctx context.Context, _ event.Event, w *contract
 		return eventlog.Skipped, attrs, nil
 	}
 	_, err := h.kube.DeletePVCs(ctx, tekton.WorkspaceSelector(h.opts.Prefix, contract.ScopeWorkflow, w.ID))
+	h.runClaims.ForgetFunc(func(key string) bool { return strings.HasPrefix(key, runKey(w.ID, "")) })
 	return eventlog.Cancelled, attrs, err
 }
 
@@ -251,15 +261,13 @@ func (h *Handler) create(ctx context.Context, t *contract.TaskRun, tp string) (e
 	metav1.SetMetaDataAnnotation(&task.TaskRun.ObjectMeta, contract.AnnotationClaimed, contract.ClaimValue(h.now()))
 	tr, created, err := h.kube.CreateTaskRun(ctx, task.TaskRun)
 	switch {
-	case errors.Is(err, kube.ErrRejected):
-		// Nothing was created, and the cluster will not take it: tell the
-		// Engine, rather than leave the task waiting for ever.
-		outcome, err := h.reportUnbuildable(ctx, t, asked.task, fmt.Errorf("TASKRUN_REJECTED: %w", err))
-		return outcome, nil, err
 	case errors.Is(err, kube.ErrConflict):
 		return "", nil, status.New(http.StatusUnprocessableEntity, "data.id", err.Error())
 	case err != nil:
-		return "", nil, err
+		// Admission (Tekton's webhook, a quota) answers before storage
+		// could say that the TaskRun exists: look before acting on it.
+		outcome, err := h.notCreated(ctx, t, task, asked, err)
+		return outcome, nil, err
 	case !created:
 		// Another delivery's create won.
 		outcome, err := h.resume(ctx, t, task, tr)
@@ -273,6 +281,25 @@ func (h *Handler) create(ctx context.Context, t *contract.TaskRun, tp string) (e
 		return outcome, nil, nil
 	}
 	return eventlog.Created, task.Dropped, nil
+}
+
+// notCreated handles a create that failed with err: a TaskRun that exists
+// (a redelivery) is resumed; without one, a TaskRun the cluster refuses for
+// good is reported to the Engine, rather than left waiting for ever, and
+// any other error is returned for a retry.
+func (h *Handler) notCreated(ctx context.Context, t *contract.TaskRun, task *tekton.Task, asked answer, err error) (eventlog.Outcome, error) {
+	existing, gerr := h.kube.GetTaskRun(ctx, task.TaskRun.Name)
+	switch {
+	case gerr != nil:
+		// Whether it exists is unknown: retry (the create's error says why
+		// it failed, not what to do).
+		return "", fmt.Errorf("%v; then %w", err, gerr)
+	case existing != nil:
+		return h.resume(ctx, t, task, existing)
+	case errors.Is(err, kube.ErrRejected):
+		return h.reportUnbuildable(ctx, t, asked.task, fmt.Errorf("TASKRUN_REJECTED: %w", err))
+	}
+	return "", err
 }
 
 // notPending handles a task that is not simply to be created: the Engine
@@ -383,7 +410,7 @@ func (h *Handler) resume(ctx context.Context, t *contract.TaskRun, task *tekton.
 				metav1.SetMetaDataAnnotation(&tr.ObjectMeta, contract.AnnotationClaimed, contract.ClaimValue(at))
 				return h.start(ctx, t, task, tr)
 			}
-		} else if err := sleep(ctx, claimPoll); err != nil {
+		} else if err := clock.Sleep(ctx, claimPoll); err != nil {
 			return "", status.New(status.Transient, "", fmt.Sprintf("taskrun %s is being started by another delivery", tr.Name))
 		}
 		cur, err := h.kube.GetTaskRun(ctx, tr.Name)
@@ -408,18 +435,6 @@ func (h *Handler) resume(ctx context.Context, t *contract.TaskRun, task *tekton.
 // has none or it does not parse.
 func claimedAt(tr *pipelinev1.TaskRun) time.Time {
 	return contract.ClaimTime(tr.Annotations, contract.AnnotationClaimed)
-}
-
-// sleep waits d or until ctx ends.
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
 }
 
 // reportUnbuildable tells the Engine that a task it can identify cannot run:
@@ -459,7 +474,7 @@ func (h *Handler) awaitStarted(ctx context.Context, id string) {
 		case errors.As(err, &se) && (se.Code == http.StatusNotFound || se.Code == http.StatusMethodNotAllowed), errors.Is(err, engine.ErrRejected):
 			return
 		}
-		if sleep(ctx, claimPoll/2) != nil {
+		if clock.Sleep(ctx, claimPoll/2) != nil {
 			h.log.WarnContext(ctx, "the Engine did not show the task started; ending it anyway", "taskrunref", id)
 			return
 		}
@@ -509,14 +524,19 @@ func (h *Handler) read(ctx context.Context, t *contract.TaskRun) (answer, []tekt
 
 // claims finds the workspace claims that exist for the task's workflow and
 // workflow run, reading each by its deterministic name. They are read once
-// per workflow run: the handler creates a run's claims before it starts
-// the run, and deletes them only when it finalizes the run, so while its
-// tasks run they do not change.
+// per workflow run and claimsFresh: the handler creates a run's claims
+// before it starts the run, and deletes them when it finalizes the run or
+// the workflow is deleted, so while its tasks run they do not change. (The
+// bound covers what another replica deleted or a redelivered start
+// created.)
 func (h *Handler) claims(ctx context.Context, t *contract.TaskRun) ([]tekton.Claim, error) {
 	key := runKey(t.WorkflowRef, t.WorkflowRunRef)
-	if found, ok := h.runClaims.Get(key); ok && t.WorkflowRunRef != "" {
-		return found, nil
+	if t.WorkflowRunRef != "" {
+		if f, ok := h.runClaims.Get(key); ok && h.now().Sub(f.at) < claimsFresh {
+			return f.claims, nil
+		}
 	}
+	at := h.now()
 	var pvcs []corev1.PersistentVolumeClaim
 	for scope, ref := range map[string]string{contract.ScopeWorkflow: t.WorkflowRef, contract.ScopeWorkflowRun: t.WorkflowRunRef} {
 		if ref == "" {
@@ -530,11 +550,11 @@ func (h *Handler) claims(ctx context.Context, t *contract.TaskRun) ([]tekton.Cla
 			pvcs = append(pvcs, *pvc)
 		}
 	}
-	found := tekton.Claims(pvcs, t.WorkflowRef, t.WorkflowRunRef)
+	claims := tekton.Claims(pvcs, t.WorkflowRef, t.WorkflowRunRef)
 	if t.WorkflowRunRef != "" {
-		h.runClaims.Put(key, found)
+		h.runClaims.Put(key, found{claims, at})
 	}
-	return found, nil
+	return claims, nil
 }
 
 // runKey keys a workflow run's claims.
@@ -583,8 +603,9 @@ func (h *Handler) startWorkflowRun(ctx context.Context, w *contract.WorkflowRun)
 
 // finalizeWorkflowRun deletes the run-scoped claims, then tells the Engine.
 func (h *Handler) finalizeWorkflowRun(ctx context.Context, w *contract.WorkflowRun) error {
+	_, err := h.kube.DeletePVCs(ctx, tekton.WorkspaceSelector(h.opts.Prefix, contract.ScopeWorkflowRun, w.ID))
 	h.runClaims.Forget(runKey(w.WorkflowRef, w.ID))
-	if _, err := h.kube.DeletePVCs(ctx, tekton.WorkspaceSelector(h.opts.Prefix, contract.ScopeWorkflowRun, w.ID)); err != nil {
+	if err != nil {
 		return err
 	}
 	if err := h.engine.FinalizeWorkflowRun(ctx, w.ID); err != nil {

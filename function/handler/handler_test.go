@@ -92,7 +92,11 @@ func (e *env) serveAsking(t *testing.T, then func()) {
 		if then == nil {
 			return ec
 		}
-		return afterAsk{ec, then}
+		return hooked{Engine: ec, getTaskRun: func(ctx context.Context, id string) (*engine.TaskRun, error) {
+			tr, err := ec.GetTaskRun(ctx, id)
+			then()
+			return tr, err
+		}}
 	})
 }
 
@@ -105,30 +109,28 @@ func (e *env) serveWith(t *testing.T, wrap func(handler.Engine) handler.Engine) 
 	e.url = fnserve.Serve(t, e.handler, 1<<20)
 }
 
-// failEnd is an Engine client whose end calls fail, unsent, while fail
-// is set.
-type failEnd struct {
+// hooked is an Engine client whose calls a test may replace: a nil field
+// calls through to the embedded client.
+type hooked struct {
 	handler.Engine
-	fail *atomic.Bool
+	getTaskRun func(ctx context.Context, id string) (*engine.TaskRun, error)
+	endTaskRun func(ctx context.Context, id string, req engine.EndRequest) error
 }
 
-func (f failEnd) EndTaskRun(ctx context.Context, id string, req engine.EndRequest) error {
-	if f.fail.Load() {
-		return fmt.Errorf("end: %w", engine.ErrUnavailable)
+var _ handler.Engine = hooked{}
+
+func (h hooked) GetTaskRun(ctx context.Context, id string) (*engine.TaskRun, error) {
+	if h.getTaskRun != nil {
+		return h.getTaskRun(ctx, id)
 	}
-	return f.Engine.EndTaskRun(ctx, id, req)
+	return h.Engine.GetTaskRun(ctx, id)
 }
 
-// afterAsk is an Engine client that runs then after each GetTaskRun.
-type afterAsk struct {
-	handler.Engine
-	then func()
-}
-
-func (a afterAsk) GetTaskRun(ctx context.Context, id string) (*engine.TaskRun, error) {
-	tr, err := a.Engine.GetTaskRun(ctx, id)
-	a.then()
-	return tr, err
+func (h hooked) EndTaskRun(ctx context.Context, id string, req engine.EndRequest) error {
+	if h.endTaskRun != nil {
+		return h.endTaskRun(ctx, id, req)
+	}
+	return h.Engine.EndTaskRun(ctx, id, req)
 }
 
 // structured POSTs a structured-mode CloudEvent.
@@ -712,7 +714,15 @@ func TestUnbuildableEndRetried(t *testing.T) {
 	e := newEnv(t)
 	var fail atomic.Bool
 	fail.Store(true)
-	e.serveWith(t, func(ec handler.Engine) handler.Engine { return failEnd{ec, &fail} })
+	e.serveWith(t, func(ec handler.Engine) handler.Engine {
+		// The end fails, unsent, while fail is set.
+		return hooked{Engine: ec, endTaskRun: func(ctx context.Context, id string, req engine.EndRequest) error {
+			if fail.Load() {
+				return fmt.Errorf("end: %w", engine.ErrUnavailable)
+			}
+			return ec.EndTaskRun(ctx, id, req)
+		}}
+	})
 	var doc map[string]any
 	if err := json.Unmarshal(fixtures.Read(t, "engine-taskrun-custom-ready.json"), &doc); err != nil {
 		t.Fatal(err)

@@ -21,6 +21,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/boomerang-io/flow-tekton-handler/internal/clock"
 	"github.com/boomerang-io/flow-tekton-handler/internal/contract"
 	"github.com/boomerang-io/flow-tekton-handler/internal/eventlog"
 	"github.com/boomerang-io/flow-tekton-handler/internal/kube"
@@ -256,7 +257,7 @@ func (s *stream) follow(pod, c string) (string, error) {
 // running Grace after the TaskRun ended; false when ctx ends first.
 func (s *stream) outlives(ctx context.Context, pod, c string) bool {
 	var endedAt time.Time
-	for s.sleep(ctx, s.o.Poll) {
+	for clock.Sleep(ctx, s.o.Poll) == nil {
 		if endedAt.IsZero() {
 			tr, err := s.kube.GetTaskRun(ctx, s.tr.Name)
 			if err == nil && (tr == nil || tr.UID != s.tr.UID || tr.IsDone()) {
@@ -369,22 +370,10 @@ func (s *stream) pause(deadline time.Time) (string, error) {
 	if !time.Now().Before(deadline) {
 		return endedWait, nil
 	}
-	if !s.sleep(s.ctx, min(s.o.Poll, time.Until(deadline))) {
+	if clock.Sleep(s.ctx, min(s.o.Poll, time.Until(deadline))) != nil {
 		return s.cause(s.ctx.Err())
 	}
 	return "", nil
-}
-
-// sleep waits d, or reports false when ctx ends first.
-func (s *stream) sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
 }
 
 // steps returns the names of pod's step containers in step order (Tekton

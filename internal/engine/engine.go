@@ -22,6 +22,8 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/boomerang-io/flow-tekton-handler/internal/clock"
 )
 
 // End statuses the Engine accepts from us. The Engine refuses cancelled and
@@ -90,7 +92,7 @@ func New(o Options) *Client {
 		budget:  max(o.RetryBudget, 0),
 		http:    o.HTTPClient,
 		now:     time.Now,
-		sleep:   sleep,
+		sleep:   clock.Sleep,
 		jitter:  fullJitter,
 	}
 	if c.timeout <= 0 {
@@ -387,17 +389,6 @@ func fullJitter(limit time.Duration) time.Duration {
 		return 0
 	}
 	return rand.N(limit + 1)
-}
-
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
 }
 
 // retryAfter parses a Retry-After header: delay seconds or an HTTP date.

@@ -1,5 +1,7 @@
-// Package kube is the only user of the Kubernetes and Tekton clientsets. Its
-// calls are idempotent: creating what exists is success when the existing
+// Package kube is the functions' only way to the apiserver: REST clients
+// for the few kinds they read and write (a scheme of core/v1,
+// authentication/v1 and tekton.dev/v1, not client-go's clientsets, which
+// would link every API group in). Its calls are idempotent: creating what exists is success when the existing
 // object has the same identity, and acting on what is gone is a no-op.
 package kube
 
@@ -9,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"slices"
 	"strings"
 	"time"
@@ -24,6 +27,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
+	"k8s.io/client-go/util/flowcontrol"
 
 	"github.com/boomerang-io/flow-tekton-handler/internal/contract"
 )
@@ -59,7 +63,8 @@ type Client struct {
 }
 
 // The calls the Client makes, with the method sets of client-go's typed
-// clients, so that tests can pass fake clientsets' typed clients.
+// clients, so that tests can pass fake clientsets' typed clients. The
+// Client uses no object a Patch returns (the REST clients return none).
 type (
 	TaskRuns interface {
 		Get(ctx context.Context, name string, opts metav1.GetOptions) (*pipelinev1.TaskRun, error)
@@ -130,9 +135,10 @@ func (r resource[O, P, L, PL]) Create(ctx context.Context, obj *O, opts metav1.C
 	return o, r.c.Post().Namespace(r.ns).Resource(r.name).VersionedParams(&opts, params).Body(P(obj)).Do(ctx).Into(P(o))
 }
 
+// Patch returns no object: the Client reads none after a patch, and
+// decoding a TaskRun costs more CPU than the rest of the call.
 func (r resource[O, P, L, PL]) Patch(ctx context.Context, name string, pt types.PatchType, data []byte, opts metav1.PatchOptions, sub ...string) (*O, error) {
-	o := new(O)
-	return o, r.c.Patch(pt).Namespace(r.ns).Resource(r.name).Name(name).SubResource(sub...).VersionedParams(&opts, params).Body(data).Do(ctx).Into(P(o))
+	return nil, r.c.Patch(pt).Namespace(r.ns).Resource(r.name).Name(name).SubResource(sub...).VersionedParams(&opts, params).Body(data).Do(ctx).Error()
 }
 
 func (r resource[O, P, L, PL]) Delete(ctx context.Context, name string, opts metav1.DeleteOptions) error {
@@ -142,6 +148,43 @@ func (r resource[O, P, L, PL]) Delete(ctx context.Context, name string, opts met
 func (r resource[O, P, L, PL]) List(ctx context.Context, opts metav1.ListOptions) (*L, error) {
 	l := new(L)
 	return l, r.c.Get().Namespace(r.ns).Resource(r.name).VersionedParams(&opts, params).Do(ctx).Into(PL(l))
+}
+
+// taskRuns is the TaskRun resource, whose Create reads back only the
+// metadata the apiserver gave what it stored: decoding a whole TaskRun
+// (managedFields and all) was the largest part of the handler's CPU per
+// event.
+type taskRuns struct {
+	resource[pipelinev1.TaskRun, *pipelinev1.TaskRun, pipelinev1.TaskRunList, *pipelinev1.TaskRunList]
+}
+
+// stored is the part of a stored object's metadata a create reads back.
+type stored struct {
+	Metadata struct {
+		UID               types.UID         `json:"uid"`
+		ResourceVersion   string            `json:"resourceVersion"`
+		Generation        int64             `json:"generation"`
+		CreationTimestamp metav1.Time       `json:"creationTimestamp"`
+		Labels            map[string]string `json:"labels"`
+		Annotations       map[string]string `json:"annotations"`
+	} `json:"metadata"`
+}
+
+// Create returns tr as sent (the spec without the admission webhook's
+// defaults, which the Client does not read) with the stored metadata.
+func (t taskRuns) Create(ctx context.Context, tr *pipelinev1.TaskRun, opts metav1.CreateOptions) (*pipelinev1.TaskRun, error) {
+	raw, err := t.c.Post().Namespace(t.ns).Resource(t.name).VersionedParams(&opts, params).Body(tr).Do(ctx).Raw()
+	if err != nil {
+		return nil, err
+	}
+	var s stored
+	if err := json.Unmarshal(raw, &s); err != nil {
+		return nil, fmt.Errorf("decode the created taskrun: %w", err)
+	}
+	out := *tr
+	out.UID, out.ResourceVersion, out.Generation = s.Metadata.UID, s.Metadata.ResourceVersion, s.Metadata.Generation
+	out.CreationTimestamp, out.Labels, out.Annotations = s.Metadata.CreationTimestamp, s.Metadata.Labels, s.Metadata.Annotations
+	return &out, nil
 }
 
 type pods struct {
@@ -159,14 +202,20 @@ func (r reviews) Create(ctx context.Context, tr *authenticationv1.TokenReview, o
 	return o, r.c.Post().Resource("tokenreviews").VersionedParams(&opts, params).Body(tr).Do(ctx).Into(o)
 }
 
-func restClient(cfg *rest.Config, gv schema.GroupVersion, apiPath string) (*rest.RESTClient, error) {
+func restClient(cfg *rest.Config, hc *http.Client, gv schema.GroupVersion, apiPath string) (*rest.RESTClient, error) {
 	c := rest.CopyConfig(cfg)
 	c.GroupVersion, c.APIPath = &gv, apiPath
 	c.NegotiatedSerializer = codecs.WithoutConversion()
+	if gv.Group != pipelinev1.SchemeGroupVersion.Group {
+		// Built-in kinds speak protobuf, as client-go's typed clients do;
+		// custom resources only JSON.
+		c.ContentType = runtime.ContentTypeProtobuf
+		c.AcceptContentTypes = runtime.ContentTypeProtobuf + "," + runtime.ContentTypeJSON
+	}
 	if c.UserAgent == "" {
 		c.UserAgent = rest.DefaultKubernetesUserAgent()
 	}
-	return rest.RESTClientFor(c)
+	return rest.RESTClientForConfigAndClient(c, hc)
 }
 
 // Namespace is where the Client's objects live.
@@ -190,21 +239,31 @@ func RESTConfig(kubeconfig string, qps float32, burst int) (*rest.Config, error)
 }
 
 // NewForConfig builds the REST clients from cfg.
+// The three clients share one HTTP client (one connection pool) and, with
+// a positive QPS, one rate limiter.
 func NewForConfig(cfg *rest.Config, namespace string, timeout time.Duration) (*Client, error) {
-	core, err := restClient(cfg, corev1.SchemeGroupVersion, "/api")
+	cfg = rest.CopyConfig(cfg)
+	if cfg.RateLimiter == nil && cfg.QPS > 0 {
+		cfg.RateLimiter = flowcontrol.NewTokenBucketRateLimiter(cfg.QPS, cfg.Burst)
+	}
+	hc, err := rest.HTTPClientFor(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("http client: %w", err)
+	}
+	core, err := restClient(cfg, hc, corev1.SchemeGroupVersion, "/api")
 	if err != nil {
 		return nil, fmt.Errorf("kubernetes client: %w", err)
 	}
-	auth, err := restClient(cfg, authenticationv1.SchemeGroupVersion, "/apis")
+	auth, err := restClient(cfg, hc, authenticationv1.SchemeGroupVersion, "/apis")
 	if err != nil {
 		return nil, fmt.Errorf("kubernetes client: %w", err)
 	}
-	tk, err := restClient(cfg, pipelinev1.SchemeGroupVersion, "/apis")
+	tk, err := restClient(cfg, hc, pipelinev1.SchemeGroupVersion, "/apis")
 	if err != nil {
 		return nil, fmt.Errorf("tekton client: %w", err)
 	}
 	return New(
-		resource[pipelinev1.TaskRun, *pipelinev1.TaskRun, pipelinev1.TaskRunList, *pipelinev1.TaskRunList]{tk, namespace, "taskruns"},
+		taskRuns{resource[pipelinev1.TaskRun, *pipelinev1.TaskRun, pipelinev1.TaskRunList, *pipelinev1.TaskRunList]{tk, namespace, "taskruns"}},
 		resource[corev1.ConfigMap, *corev1.ConfigMap, corev1.ConfigMapList, *corev1.ConfigMapList]{core, namespace, "configmaps"},
 		resource[corev1.PersistentVolumeClaim, *corev1.PersistentVolumeClaim, corev1.PersistentVolumeClaimList, *corev1.PersistentVolumeClaimList]{core, namespace, "persistentvolumeclaims"},
 		pods{resource[corev1.Pod, *corev1.Pod, corev1.PodList, *corev1.PodList]{core, namespace, "pods"}},
@@ -233,8 +292,7 @@ func (c *Client) GetTaskRun(ctx context.Context, name string) (*pipelinev1.TaskR
 // taskrun-ref label it is returned with created=false; another identity is
 // ErrConflict.
 func (c *Client) CreateTaskRun(ctx context.Context, tr *pipelinev1.TaskRun) (*pipelinev1.TaskRun, bool, error) {
-	taskRuns := c.taskRuns
-	return createOrAdopt(ctx, c, "taskrun", tr, taskRuns.Create, taskRuns.Get)
+	return createOrAdopt(ctx, c, "taskrun", tr, c.taskRuns.Create, c.taskRuns.Get)
 }
 
 // getOrNil reads the named object with get, bounded by the per-call
@@ -303,16 +361,14 @@ func SameIdentity(existing, want map[string]string) error {
 // CreateConfigMap creates cm; an existing ConfigMap of the same identity is
 // success.
 func (c *Client) CreateConfigMap(ctx context.Context, cm *corev1.ConfigMap) error {
-	configMaps := c.configs
-	_, _, err := createOrAdopt(ctx, c, "configmap", cm, configMaps.Create, configMaps.Get)
+	_, _, err := createOrAdopt(ctx, c, "configmap", cm, c.configs.Create, c.configs.Get)
 	return err
 }
 
 // CreatePVC creates pvc and reports whether it was new; an existing claim of
 // the same identity is success.
 func (c *Client) CreatePVC(ctx context.Context, pvc *corev1.PersistentVolumeClaim) (bool, error) {
-	claims := c.claims
-	_, created, err := createOrAdopt(ctx, c, "pvc", pvc, claims.Create, claims.Get)
+	_, created, err := createOrAdopt(ctx, c, "pvc", pvc, c.claims.Create, c.claims.Get)
 	return created, err
 }
 
@@ -449,16 +505,8 @@ func (c *Client) DropClaim(ctx context.Context, name, key, mine string) error {
 // never undone. It takes one request, a JSON patch whose test holds it to a
 // TaskRun still pending; when that fails it decides on the TaskRun read.
 func (c *Client) ReleaseTaskRun(ctx context.Context, name string) error {
-	body, err := json.Marshal([]map[string]any{
-		{"op": "test", "path": "/spec/status", "value": pipelinev1.TaskRunSpecStatusPending},
-		{"op": "remove", "path": "/spec/status"},
-		{"op": "remove", "path": "/metadata/annotations/" + strings.ReplaceAll(contract.AnnotationClaimed, "/", "~1")},
-	})
-	if err != nil {
-		return fmt.Errorf("release taskrun %s/%s: %w", c.namespace, name, err)
-	}
 	pctx, cancel := c.call(ctx)
-	_, err = c.taskRuns.Patch(pctx, name, types.JSONPatchType, body, metav1.PatchOptions{FieldManager: FieldManager})
+	_, err := c.taskRuns.Patch(pctx, name, types.JSONPatchType, ReleasePatch(), metav1.PatchOptions{FieldManager: FieldManager})
 	cancel()
 	if err == nil || apierrors.IsNotFound(err) {
 		return nil
@@ -473,6 +521,14 @@ func (c *Client) ReleaseTaskRun(ctx context.Context, name string) error {
 		}
 	})
 	return err
+}
+
+// ReleasePatch is the JSON patch that releases a TaskRun still pending:
+// its test fails on any other.
+func ReleasePatch() []byte {
+	return []byte(`[{"op":"test","path":"/spec/status","value":"` + pipelinev1.TaskRunSpecStatusPending + `"},` +
+		`{"op":"remove","path":"/spec/status"},` +
+		`{"op":"remove","path":"/metadata/annotations/` + strings.ReplaceAll(contract.AnnotationClaimed, "/", "~1") + `"}]`)
 }
 
 // MarkReported records on the TaskRun that its report is done (value says

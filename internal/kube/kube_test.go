@@ -3,6 +3,9 @@ package kube
 import (
 	"context"
 	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"slices"
 	"strings"
 	"testing"
@@ -20,6 +23,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/kubernetes"
 	k8sfake "k8s.io/client-go/kubernetes/fake"
+	"k8s.io/client-go/rest"
 	k8stesting "k8s.io/client-go/testing"
 
 	"github.com/boomerang-io/flow-tekton-handler/internal/contract"
@@ -207,4 +211,50 @@ func TestRelease(t *testing.T) {
 func newOn(k kubernetes.Interface, t versioned.Interface, ns string, timeout time.Duration) *Client {
 	return New(t.TektonV1().TaskRuns(ns), k.CoreV1().ConfigMaps(ns), k.CoreV1().PersistentVolumeClaims(ns),
 		k.CoreV1().Pods(ns), k.AuthenticationV1().TokenReviews(), ns, timeout)
+}
+
+// TestCreateTaskRunOverREST checks the REST client's TaskRun create: the
+// request, and the stored metadata read back onto what was sent.
+func TestCreateTaskRunOverREST(t *testing.T) {
+	t.Parallel()
+	var got *http.Request
+	var body []byte
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got, body = r, must(io.ReadAll(r.Body))
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusCreated)
+		_, _ = io.WriteString(w, `{"apiVersion":"tekton.dev/v1","kind":"TaskRun","metadata":{"name":"tr","namespace":"flow","uid":"u-1",`+
+			`"resourceVersion":"42","generation":1,"creationTimestamp":"2026-12-02T10:00:00Z","labels":{"a":"b","added":"x"},`+
+			`"annotations":{"c":"d"},"managedFields":[{"manager":"m","fieldsType":"FieldsV1","fieldsV1":{"f:spec":{}}}]},`+
+			`"spec":{"serviceAccountName":"default","timeout":"1h0m0s"}}`)
+	}))
+	defer srv.Close()
+	c, err := NewForConfig(&rest.Config{Host: srv.URL}, "flow", time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sent := &pipelinev1.TaskRun{ObjectMeta: objectMeta("tr", "a"), Spec: pipelinev1.TaskRunSpec{Status: pipelinev1.TaskRunSpecStatusPending}}
+	tr, created, err := c.CreateTaskRun(t.Context(), sent)
+	if err != nil || !created {
+		t.Fatalf("CreateTaskRun = %v, %v", created, err)
+	}
+	if got.Method != http.MethodPost || got.URL.Path != "/apis/tekton.dev/v1/namespaces/flow/taskruns" || got.URL.Query().Get("fieldManager") != FieldManager {
+		t.Errorf("request %s %s", got.Method, got.URL)
+	}
+	if !strings.Contains(string(body), `"status":"TaskRunPending"`) {
+		t.Errorf("body %s does not carry the TaskRun", body)
+	}
+	if tr.UID != "u-1" || tr.ResourceVersion != "42" || tr.Labels["added"] != "x" || tr.Annotations["c"] != "d" || tr.CreationTimestamp.IsZero() {
+		t.Errorf("stored metadata not read back: %+v", tr.ObjectMeta)
+	}
+	if tr.Spec.Status != pipelinev1.TaskRunSpecStatusPending || len(tr.ManagedFields) != 0 || sent.UID != "" {
+		t.Errorf("returned spec %+v, managedFields %d, sent object changed: %q", tr.Spec, len(tr.ManagedFields), sent.UID)
+	}
+}
+
+func must[T any](v T, err error) T {
+	if err != nil {
+		panic(err)
+	}
+	return v
 }

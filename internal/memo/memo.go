@@ -70,6 +70,21 @@ func (m *Map[V]) Forget(key string) {
 	}
 }
 
+// ForgetFunc drops every key for which drop reports true.
+func (m *Map[V]) ForgetFunc(drop func(key string) bool) {
+	if m == nil || m.max == 0 {
+		return
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for key, e := range m.vals {
+		if drop(key) {
+			m.order[e.slot] = ""
+			delete(m.vals, key)
+		}
+	}
+}
+
 // Set remembers up to a fixed number of keys, forgetting the oldest first.
 // The zero value remembers nothing; use NewSet.
 type Set struct{ m *Map[struct{}] }

@@ -46,9 +46,17 @@ func TestMap(t *testing.T) {
 	if v, ok := m.Get("c"); !ok || v != 5 {
 		t.Fatalf("c = %d, %v; want 5", v, ok)
 	}
+	m.ForgetFunc(func(key string) bool { return key == "c" })
+	if _, ok := m.Get("c"); ok {
+		t.Fatal("c not forgotten by ForgetFunc")
+	}
+	if _, ok := m.Get("b"); !ok {
+		t.Fatal("ForgetFunc dropped b")
+	}
 	var zero *Map[int]
 	zero.Put("x", 1)
 	zero.Forget("x")
+	zero.ForgetFunc(func(string) bool { return true })
 	if _, ok := zero.Get("x"); ok {
 		t.Fatal("nil map remembered")
 	}

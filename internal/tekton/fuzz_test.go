@@ -65,7 +65,7 @@ func FuzzBuildTask(f *testing.F) {
 	// References the builder vouches for without asking Tekton, beside
 	// lookalikes it must leave to Tekton.
 	f.Add([]byte(`{"id":"65a1f1a0e4b0a1b2c3d4e614","type":"script","status":"ready","phase":"pending",
-		"params":[{"name":"url","value":"$(params.url)"},{"name":"sh","value":"$(id -u)"}],"results":[{"name":"out"},{"name":"a.b"}],
+		"params":[{"name":"url","value":"$(params.url)"},{"name":"sh","value":"$(id -u)"},{"name":"Sh","value":"x"}],"results":[{"name":"out"},{"name":"a.b"}],
 		"spec":{"image":"alpine","script":"echo $(params.url) $(date) $(context.task.retry-count) > $(results.out.path)",
 		"arguments":["$(context.taskRun.uid)","$(contextXtask.name)"],"command":["$(params.url)"],
 		"envs":[{"name":"A","value":"$(results.a.b.path)"}]}}`), "", uint8(0))

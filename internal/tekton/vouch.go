@@ -10,12 +10,13 @@ import (
 
 // Tekton's own validation of a TaskRun costs about a millisecond of CPU per
 // call (it compiles its regular expressions each time), most of it spent
-// looking for $(...) variable references. Everything else it checks is the
-// builders' making, and FuzzBuildTask proves that every TaskRun they build
-// passes it; of what the event controls, only the references in the
-// step's text (and a Windows script) can make Tekton refuse the TaskRun.
-// So a TaskRun whose references are all of a few forms known to pass skips
-// it, and any other is judged by Tekton's Validate.
+// looking for $(...) variable references. Most of what it checks is the
+// builders' making; of what the event controls, the references in the
+// step's text, a Windows script and param names equal but for case can
+// make Tekton refuse the TaskRun. So a TaskRun free of those but for
+// references of a few forms known to pass skips it, and any other is
+// judged by Tekton's Validate. FuzzBuildTask checks that every TaskRun the
+// builders return passes Tekton's validation, the skipped ones included.
 
 // tektonRoots are the first words of the variables Tekton's validation
 // looks for (and a few more); a "$(" followed by anything else, such as a
@@ -42,7 +43,8 @@ func validate(tr *pipelinev1.TaskRun) error {
 // vouched reports whether every variable reference in tr's one step, its
 // param values and its workspace paths is a declared string param
 // $(params.p), a declared result's $(results.r.path) or a context variable,
-// and its script is not a Windows one.
+// its script is not a Windows one, and no two param names differ only in
+// case.
 func vouched(tr *pipelinev1.TaskRun) bool {
 	spec := tr.Spec.TaskSpec
 	if spec == nil || len(spec.Steps) != 1 || spec.StepTemplate != nil || len(spec.Sidecars) > 0 {
@@ -67,8 +69,12 @@ func vouched(tr *pipelinev1.TaskRun) bool {
 			return false
 		}
 	}
-	for _, p := range tr.Spec.Params {
+	for i, p := range tr.Spec.Params {
 		if p.Value.Type != pipelinev1.ParamTypeString || !ok(p.Value.StringVal) {
+			return false
+		}
+		// Tekton refuses names that differ only in case.
+		if slices.ContainsFunc(tr.Spec.Params[:i], func(q pipelinev1.Param) bool { return strings.EqualFold(p.Name, q.Name) }) {
 			return false
 		}
 	}

@@ -49,6 +49,9 @@ func TestVouched(t *testing.T) {
 			tr.Params = append(tr.Params, contract.Param{Name: "v", Value: json.RawMessage(`"$(params.url)"`)})
 		}, true},
 		{"windows script", func(tr *contract.TaskRun) { tr.Spec.Script = "#!win pwsh\necho hi" }, false},
+		{"param names equal but for case", func(tr *contract.TaskRun) {
+			tr.Params = append(tr.Params, contract.Param{Name: "URL", Value: json.RawMessage(`"x"`)})
+		}, false},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -3,11 +3,9 @@ package main
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
-	"strings"
 	"time"
 
 	pipelinev1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
@@ -49,25 +47,15 @@ func (p *protocol) do(ctx context.Context, id string, t *tekton.Task) error {
 	}
 	t.TaskRun.Spec.Status = pipelinev1.TaskRunSpecStatusPending
 	metav1.SetMetaDataAnnotation(&t.TaskRun.ObjectMeta, contract.AnnotationClaimed, contract.ClaimValue(time.Now()))
-	opts := metav1.CreateOptions{FieldManager: kube.FieldManager}
-	tr, err := p.tekton.TektonV1().TaskRuns(p.ns).Create(ctx, t.TaskRun, opts)
-	if err != nil {
-		return fmt.Errorf("create taskrun %s/%s: %w", p.ns, t.TaskRun.Name, err)
-	}
-	tekton.SetOwner(t.ConfigMap, tr)
-	if _, err := p.kube.CoreV1().ConfigMaps(p.ns).Create(ctx, t.ConfigMap, opts); err != nil {
-		return fmt.Errorf("create configmap %s/%s: %w", p.ns, t.ConfigMap.Name, err)
+	if err := p.create(ctx, t); err != nil {
+		return err
 	}
 	if err := p.call(ctx, http.MethodPut, "/api/v1/taskrun/"+id+"/start", []byte("{}")); err != nil {
 		return err
 	}
-	release, _ := json.Marshal([]map[string]any{
-		{"op": "test", "path": "/spec/status", "value": pipelinev1.TaskRunSpecStatusPending},
-		{"op": "remove", "path": "/spec/status"},
-		{"op": "remove", "path": "/metadata/annotations/" + strings.ReplaceAll(contract.AnnotationClaimed, "/", "~1")},
-	})
-	if _, err := p.tekton.TektonV1().TaskRuns(p.ns).Patch(ctx, tr.Name, types.JSONPatchType, release, metav1.PatchOptions{FieldManager: kube.FieldManager}); err != nil {
-		return fmt.Errorf("release taskrun %s/%s: %w", p.ns, tr.Name, err)
+	name := t.TaskRun.Name
+	if _, err := p.tekton.TektonV1().TaskRuns(p.ns).Patch(ctx, name, types.JSONPatchType, kube.ReleasePatch(), metav1.PatchOptions{FieldManager: kube.FieldManager}); err != nil {
+		return fmt.Errorf("release taskrun %s/%s: %w", p.ns, name, err)
 	}
 	return nil
 }

@@ -2,14 +2,24 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime/pprof"
 	"strings"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
+	"github.com/cloudevents/sdk-go/v2/event"
+	pipelinev1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"knative.dev/pkg/apis"
 
 	"github.com/boomerang-io/flow-tekton-handler/function"
+	"github.com/boomerang-io/flow-tekton-handler/function/handler"
 	"github.com/boomerang-io/flow-tekton-handler/internal/contract"
 	"github.com/boomerang-io/flow-tekton-handler/internal/engine"
 	"github.com/boomerang-io/flow-tekton-handler/internal/kube"
@@ -18,15 +28,17 @@ import (
 )
 
 // stepNames are the steps of the handler's work for a new task event, in
-// its order (function/handler: create; it overlaps the two reads).
+// its order (function/handler: create). The workspace claims are read once
+// per workflow run, with the run's first task, so not here.
 var stepNames = []string{
-	"decode + build", "GET taskrun", "GET the 2 workspace claims", "PUT Engine start", "POST taskrun", "POST configmap",
+	"decode + build", "GET Engine task", "POST taskrun (pending)", "POST configmap", "PUT Engine start", "PATCH release",
 }
 
 // steps replays the handler's work for one task event at a time in this
 // process, with the handler's own packages (internal/kube, internal/engine,
 // internal/tekton) and configuration, and times each step: a profile of
-// where the time of an event goes, which the process cannot give.
+// where the time of an event goes, which the process cannot give. It then
+// profiles the handler's CPU in this process, and replays the sink.
 func (b *bench) steps(ctx context.Context) error {
 	n := b.o.steps
 	if n <= 0 {
@@ -54,75 +66,122 @@ func (b *bench) steps(ctx context.Context) error {
 	lat := make([][]time.Duration, len(stepNames))
 	var made []string
 	for i, tk := range b.ids.newTasks(warmups + n) {
-		var d [6]time.Duration
-		t0 := time.Now()
-		t, err := contract.DecodeTaskRun(tk.data)
+		d, name, err := replayTask(ctx, kc, ec, opts, tk.data)
 		if err != nil {
 			return err
 		}
-		d[0] = time.Since(t0)
-
-		t0 = time.Now()
-		name := tekton.TaskRunName(opts.Prefix, t.ID)
-		if _, err := kc.GetTaskRun(ctx, name); err != nil {
-			return err
-		}
-		d[1] = time.Since(t0)
-
-		t0 = time.Now()
-		var pvcs []corev1.PersistentVolumeClaim
-		for _, c := range []struct{ scope, ref string }{{contract.ScopeWorkflow, t.WorkflowRef}, {contract.ScopeWorkflowRun, t.WorkflowRunRef}} {
-			pvc, err := kc.GetPVC(ctx, tekton.PVCName(opts.Prefix, c.scope, c.ref))
-			if err != nil {
-				return err
-			}
-			if pvc != nil {
-				pvcs = append(pvcs, *pvc)
-			}
-		}
-		d[2] = time.Since(t0)
-
-		t0 = time.Now()
-		task, err := tekton.BuildTask(t, tekton.Claims(pvcs, t.WorkflowRef, t.WorkflowRunRef), "", opts)
-		if err != nil {
-			return err
-		}
-		d[0] += time.Since(t0)
-
-		t0 = time.Now()
-		if _, err := ec.StartTaskRun(ctx, t.ID); err != nil {
-			return err
-		}
-		d[3] = time.Since(t0)
-
-		t0 = time.Now()
-		tr, _, err := kc.CreateTaskRun(ctx, task.TaskRun)
-		if err != nil {
-			return err
-		}
-		d[4] = time.Since(t0)
-
-		t0 = time.Now()
-		tekton.SetOwner(task.ConfigMap, tr)
-		if err := kc.CreateConfigMap(ctx, task.ConfigMap); err != nil {
-			return err
-		}
-		d[5] = time.Since(t0)
-
 		if i >= warmups {
 			for s := range d {
 				lat[s] = append(lat[s], d[s])
 			}
-			made = append(made, tr.Name)
+			made = append(made, name)
 		}
 	}
 	b.note("%s", stepsLine(fmt.Sprintf("Where an event's time goes: the handler's steps for a new task replayed in this process with its own packages and configuration, one event at a time, %d events", n), stepNames, lat))
+	if err := b.profileHandler(ctx, kc, ec, opts); err != nil {
+		return err
+	}
 	return b.sinkSteps(ctx, kc, ec, opts.Prefix, made)
+}
+
+// replayTask does the handler's steps for a new task, one after the
+// other, and times each.
+func replayTask(ctx context.Context, kc *kube.Client, ec *engine.Client, opts tekton.Options, data []byte) ([6]time.Duration, string, error) {
+	var d [6]time.Duration
+	lap := func(s int, t0 time.Time) { d[s] += time.Since(t0) }
+	t0 := time.Now()
+	t, err := contract.DecodeTaskRun(data)
+	if err != nil {
+		return d, "", err
+	}
+	task, err := tekton.BuildTask(t, nil, "", opts)
+	if err != nil {
+		return d, "", err
+	}
+	task.TaskRun.Spec.Status = pipelinev1.TaskRunSpecStatusPending
+	metav1.SetMetaDataAnnotation(&task.TaskRun.ObjectMeta, contract.AnnotationClaimed, contract.ClaimValue(time.Now()))
+	lap(0, t0)
+	steps := []func() error{
+		func() error { _, err := ec.GetTaskRun(ctx, t.ID); return err },
+		func() error {
+			tr, _, err := kc.CreateTaskRun(ctx, task.TaskRun)
+			if err == nil {
+				tekton.SetOwner(task.ConfigMap, tr)
+			}
+			return err
+		},
+		func() error { return kc.CreateConfigMap(ctx, task.ConfigMap) },
+		func() error { _, err := ec.StartTaskRun(ctx, t.ID); return err },
+		func() error { return kc.ReleaseTaskRun(ctx, task.TaskRun.Name) },
+	}
+	for i, step := range steps {
+		t0 := time.Now()
+		if err := step(); err != nil {
+			return d, "", err
+		}
+		lap(i+1, t0)
+	}
+	return d, task.TaskRun.Name, nil
+}
+
+// profileEvents is how many events profileHandler sends, at profileConc.
+const (
+	profileEvents = 300
+	profileConc   = 32
+)
+
+// profileHandler runs the handler (function/handler, its Handle, without
+// func-go's HTTP server in front) in this process on new task events at
+// profileConc and notes the top entries of its CPU profile.
+func (b *bench) profileHandler(ctx context.Context, kc *kube.Client, ec *engine.Client, opts tekton.Options) error {
+	h := handler.New(kc, ec, opts, 1<<20, slog.New(slog.NewJSONHandler(io.Discard, nil)))
+	tasks := b.ids.newTasks(profileEvents)
+	events := make([]event.Event, len(tasks))
+	for i, t := range tasks {
+		if err := json.Unmarshal(t.body, &events[i]); err != nil {
+			return err
+		}
+	}
+	path := filepath.Join(b.tmp, "handler.cpu.pprof")
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if err := pprof.StartCPUProfile(f); err != nil {
+		return err
+	}
+	c, err := drive(ctx, len(events), profileConc, func(ctx context.Context, i int) error { return h.Handle(ctx, events[i]) })
+	pprof.StopCPUProfile()
+	if err == nil && len(c.failed) > 0 {
+		err = c.failed[0]
+	}
+	if err != nil {
+		return fmt.Errorf("profile the handler: %w", err)
+	}
+	top, err := exec.CommandContext(ctx, "go", "tool", "pprof", "-top", "-cum", "-nodecount=25", path).Output()
+	if err != nil {
+		return fmt.Errorf("go tool pprof: %w", err)
+	}
+	b.note("The handler's CPU profile (Handle in this process, no HTTP server in front, %d events at c=%d, go tool pprof -top -cum):\n\n```text\n%s```", profileEvents, profileConc, pprofTop(string(top)))
+	return nil
+}
+
+// pprofTop keeps the table of go tool pprof -top: its header line and
+// entries.
+func pprofTop(out string) string {
+	var b strings.Builder
+	for _, line := range strings.Split(out, "\n") {
+		if f := strings.Fields(line); len(f) >= 5 && f[0] == "flat" || len(f) >= 6 && strings.HasSuffix(f[1], "%") {
+			b.WriteString(strings.TrimSpace(line) + "\n")
+		}
+	}
+	return b.String()
 }
 
 // sinkStepNames are the steps of the sink's report of a finished TaskRun
 // (function/sink: report).
-var sinkStepNames = []string{"GET taskrun", "decide", "PUT Engine end", "PATCH reported mark"}
+var sinkStepNames = []string{"GET taskrun", "decide", "PATCH claim", "PUT Engine end", "PATCH reported mark"}
 
 // sinkSteps waits for the TaskRuns the replay made to finish, then replays
 // the sink's report of each and times its steps.
@@ -151,7 +210,7 @@ func (b *bench) sinkSteps(ctx context.Context, kc *kube.Client, ec *engine.Clien
 	}
 	lat := make([][]time.Duration, len(sinkStepNames))
 	for _, name := range names {
-		var d [4]time.Duration
+		var d [5]time.Duration
 		t0 := time.Now()
 		tr, err := kc.GetTaskRun(ctx, name)
 		if err != nil {
@@ -167,21 +226,27 @@ func (b *bench) sinkSteps(ctx context.Context, kc *kube.Client, ec *engine.Clien
 		d[1] = time.Since(t0)
 
 		t0 = time.Now()
+		if won, err := kc.ClaimTaskRun(ctx, tr, contract.AnnotationReporting, time.Now()); err != nil || !won {
+			return fmt.Errorf("claim the report of taskrun %s: won %v, %v", name, won, err)
+		}
+		d[2] = time.Since(t0)
+
+		t0 = time.Now()
 		if err := ec.EndTaskRun(ctx, rep.TaskRunRef, rep.End); err != nil {
 			return err
 		}
-		d[2] = time.Since(t0)
+		d[3] = time.Since(t0)
 
 		t0 = time.Now()
 		if err := kc.MarkReported(ctx, name, "true", false, time.Now()); err != nil {
 			return err
 		}
-		d[3] = time.Since(t0)
+		d[4] = time.Since(t0)
 		for s := range d {
 			lat[s] = append(lat[s], d[s])
 		}
 	}
-	b.note("%s", stepsLine(fmt.Sprintf("The sink's steps for a finished TaskRun replayed the same way, %d TaskRuns (the end call arrives after the third; decoding Tekton's event is in the micro-benchmarks)", len(names)), sinkStepNames, lat))
+	b.note("%s", stepsLine(fmt.Sprintf("The sink's steps for a finished TaskRun replayed the same way, %d TaskRuns (the end call arrives after the fourth; decoding Tekton's event is in the micro-benchmarks)", len(names)), sinkStepNames, lat))
 	return nil
 }
 

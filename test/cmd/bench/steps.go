@@ -173,6 +173,10 @@ func pprofTop(out string) string {
 	var b strings.Builder
 	for _, line := range strings.Split(out, "\n") {
 		if f := strings.Fields(line); len(f) >= 5 && f[0] == "flat" || len(f) >= 6 && strings.HasSuffix(f[1], "%") {
+			// A generic function's type arguments take a line each.
+			if i := strings.Index(line, "[go.shape."); i >= 0 {
+				line = line[:i] + "[…]"
+			}
 			b.WriteString(strings.TrimSpace(line) + "\n")
 		}
 	}

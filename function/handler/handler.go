@@ -175,7 +175,8 @@ func (h *Handler) handleWorkflow(ctx context.Context, _ event.Event, w *contract
 		return eventlog.Skipped, attrs, nil
 	}
 	_, err := h.kube.DeletePVCs(ctx, tekton.WorkspaceSelector(h.opts.Prefix, contract.ScopeWorkflow, w.ID))
-	h.runClaims.ForgetFunc(func(key string) bool { return strings.HasPrefix(key, runKey(w.ID, "")) })
+	prefix := runKey(w.ID, "")
+	h.runClaims.ForgetFunc(func(key string) bool { return strings.HasPrefix(key, prefix) })
 	return eventlog.Cancelled, attrs, err
 }
 
@@ -245,8 +246,8 @@ const (
 
 // create does the work of execute for a task this process has not seen
 // finished. A task the Engine has pending is created at once (a TaskRun
-// that exists is found by the create); only a task it has not, or that
-// cannot be built, is looked up first.
+// that exists is found by the create, or looked up when the create fails);
+// only a task it has not, or that cannot be built, is looked up first.
 func (h *Handler) create(ctx context.Context, t *contract.TaskRun, tp string) (eventlog.Outcome, []string, error) {
 	asked, claims, err := h.read(ctx, t)
 	if err != nil {
@@ -563,11 +564,11 @@ func runKey(workflowRef, workflowRunRef string) string { return workflowRef + "/
 // cancel asks Tekton to cancel the task's TaskRun; a missing one is a no-op.
 func (h *Handler) cancel(ctx context.Context, t *contract.TaskRun) (eventlog.Outcome, error) {
 	name := tekton.TaskRunName(h.opts.Prefix, t.ID)
-	found, err := h.kube.CancelTaskRun(ctx, name, fmt.Sprintf("The Workflow Engine marked the task %s.", t.Status))
+	exists, err := h.kube.CancelTaskRun(ctx, name, fmt.Sprintf("The Workflow Engine marked the task %s.", t.Status))
 	if err != nil {
 		return "", err
 	}
-	if !found {
+	if !exists {
 		return eventlog.Skipped, nil
 	}
 	return eventlog.Cancelled, nil

@@ -43,7 +43,7 @@ import (
 const ns = "flow"
 
 // client bounds each request as a Broker's delivery timeout does.
-var client = &http.Client{Timeout: 10 * time.Second}
+var client = fnserve.Client(10 * time.Second)
 
 // env is one handler served by func-go's real receiver, with fake
 // clientsets and a recording Engine.
@@ -1030,6 +1030,50 @@ func TestOtherEngineTypeIgnored(t *testing.T) {
 
 // A TaskRun the apiserver refuses after the Engine started the task is
 // ended failed with the reason, not left running for ever.
+// A create refused in admission while the TaskRun exists (the webhook
+// answers before storage could say AlreadyExists) is a redelivery: the
+// TaskRun is resumed, not reported unbuildable; and when the TaskRun
+// cannot be looked up either, the sender is told to retry (503, not 422).
+func TestRefusedCreateLooksFirst(t *testing.T) {
+	t.Parallel()
+	refuse := func(e *env) {
+		e.tekton.PrependReactor("create", "taskruns", func(k8stesting.Action) (bool, runtime.Object, error) {
+			return true, nil, apierrors.NewBadRequest("admission webhook denied the request")
+		})
+	}
+	id := "65a1f1a0e4b0a1b2c3d4e611"
+	t.Run("taskrun exists", func(t *testing.T) {
+		t.Parallel()
+		e := newEnv(t)
+		released := pendingTaskRun(tekton.TaskRunName("bmrg-flow", id), id, time.Now())
+		released.Spec.Status = ""
+		if _, err := e.tekton.TektonV1().TaskRuns(ns).Create(context.Background(), released, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		refuse(e)
+		if code, msg := e.structured(t, fixtures.Read(t, "engine-taskrun-script-ready.json")); code != http.StatusOK {
+			t.Fatalf("status %d %s", code, msg)
+		}
+		if n := len(e.callbacks()); n != 0 || len(e.configMaps(t)) != 1 {
+			t.Fatalf("want the TaskRun resumed (its ConfigMap made, no Engine call), got %v and %d ConfigMaps", e.kinds(), len(e.configMaps(t)))
+		}
+	})
+	t.Run("lookup fails", func(t *testing.T) {
+		t.Parallel()
+		e := newEnv(t)
+		refuse(e)
+		e.tekton.PrependReactor("get", "taskruns", func(k8stesting.Action) (bool, runtime.Object, error) {
+			return true, nil, apierrors.NewTimeoutError("slow", 1)
+		})
+		if code, _ := e.structured(t, fixtures.Read(t, "engine-taskrun-script-ready.json")); code != http.StatusServiceUnavailable {
+			t.Fatalf("status %d, want 503", code)
+		}
+		if n := len(e.callbacks()); n != 0 {
+			t.Fatalf("Engine called although nothing is known: %v", e.kinds())
+		}
+	})
+}
+
 func TestRejectedTaskRunIsReportedFailed(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)

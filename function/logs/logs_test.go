@@ -456,7 +456,7 @@ func TestClientGoneStopsWork(t *testing.T) {
 	defer srv.Close()
 	ctx, cancel := context.WithCancel(context.Background())
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, srv.URL+query, nil)
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := ownClient().Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -539,7 +539,7 @@ func TestOutlivesServerTimeouts(t *testing.T) {
 	srv := &http.Server{Handler: l, ReadTimeout: 300 * time.Millisecond, WriteTimeout: 300 * time.Millisecond}
 	go func() { _ = srv.Serve(ln) }()
 	defer srv.Close()
-	resp, err := http.Get("http://" + ln.Addr().String() + query)
+	resp, err := ownClient().Get("http://" + ln.Addr().String() + query)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -548,4 +548,10 @@ func TestOutlivesServerTimeouts(t *testing.T) {
 	if err != nil || string(body) != strings.Repeat("tick\n", 10) {
 		t.Fatalf("got %q: %v; want 10 ticks", body, err)
 	}
+}
+
+// ownClient is fnserve.Client, which this package's tests cannot import (a
+// cycle): a client whose transport no other test's server closes.
+func ownClient() *http.Client {
+	return &http.Client{Timeout: time.Minute, Transport: http.DefaultTransport.(*http.Transport).Clone()}
 }

@@ -39,7 +39,7 @@ import (
 const ns = "bmrg-flow"
 
 // client bounds each request as a sender's timeout does.
-var client = &http.Client{Timeout: 10 * time.Second}
+var client = fnserve.Client(10 * time.Second)
 
 type env struct {
 	url    string
@@ -657,7 +657,7 @@ func TestSweepEvent(t *testing.T) {
 	req.Header.Set("ce-id", "ping-1")
 	req.Header.Set("ce-source", "/apis/v1/namespaces/flow/pingsources/flow-sweep")
 	req.Header.Set("ce-type", sink.SweepType)
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := client.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,7 +6,8 @@ import (
 	"time"
 )
 
-// Sleep waits d, or until ctx ends, and then returns ctx's error.
+// Sleep waits d and returns nil, or returns ctx's error as soon as ctx
+// ends.
 func Sleep(ctx context.Context, d time.Duration) error {
 	t := time.NewTimer(d)
 	defer t.Stop()

@@ -99,7 +99,9 @@ func New(o Options) *Client {
 		c.timeout = defaultTimeout
 	}
 	if c.http == nil {
+		// A transport of its own: nothing else closes or drains its pool.
 		c.http = &http.Client{
+			Transport:     http.DefaultTransport.(*http.Transport).Clone(),
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 		}
 	}

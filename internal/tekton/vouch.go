@@ -69,14 +69,17 @@ func vouched(tr *pipelinev1.TaskRun) bool {
 			return false
 		}
 	}
-	for i, p := range tr.Spec.Params {
+	names := make(map[string]bool, len(tr.Spec.Params))
+	for _, p := range tr.Spec.Params {
 		if p.Value.Type != pipelinev1.ParamTypeString || !ok(p.Value.StringVal) {
 			return false
 		}
-		// Tekton refuses names that differ only in case.
-		if slices.ContainsFunc(tr.Spec.Params[:i], func(q pipelinev1.Param) bool { return strings.EqualFold(p.Name, q.Name) }) {
+		// Tekton refuses names that differ only in case (it lowers them).
+		lower := strings.ToLower(p.Name)
+		if names[lower] {
 			return false
 		}
+		names[lower] = true
 	}
 	for _, w := range spec.Workspaces {
 		if !ok(w.MountPath) {

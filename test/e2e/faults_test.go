@@ -20,6 +20,7 @@ import (
 	"github.com/boomerang-io/flow-tekton-handler/function/handler"
 	"github.com/boomerang-io/flow-tekton-handler/internal/contract"
 	"github.com/boomerang-io/flow-tekton-handler/test/enginestub"
+	"github.com/boomerang-io/flow-tekton-handler/test/fnserve"
 	"github.com/boomerang-io/flow-tekton-handler/test/wait"
 )
 
@@ -133,7 +134,7 @@ func TestThousandDuplicates(t *testing.T) {
 }
 
 // floodClient bounds each flood request as a Broker's delivery timeout does.
-var floodClient = &http.Client{Timeout: 15 * time.Second}
+var floodClient = fnserve.Client(15 * time.Second)
 
 // flood sends n requests, 64 at a time, and counts those not answered 200
 // in time.

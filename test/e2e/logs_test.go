@@ -185,7 +185,7 @@ func (s *stack) follow(ctx context.Context, svc *fnproc.Service, task string) *f
 		s.t.Fatal(err)
 	}
 	req.Header.Set("Accept", "application/octet-stream, */*") // the Engine's
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := client.Do(req)
 	if err != nil {
 		s.t.Fatal(err)
 	}

@@ -11,7 +11,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -34,6 +33,7 @@ import (
 	"github.com/boomerang-io/flow-tekton-handler/test/enginestub"
 	"github.com/boomerang-io/flow-tekton-handler/test/fixtures"
 	"github.com/boomerang-io/flow-tekton-handler/test/fnproc"
+	"github.com/boomerang-io/flow-tekton-handler/test/fnserve"
 	"github.com/boomerang-io/flow-tekton-handler/test/funcbuild"
 	"github.com/boomerang-io/flow-tekton-handler/test/wait"
 )
@@ -314,7 +314,7 @@ func withLabels(labels map[string]string) func(map[string]any) {
 
 // client bounds every direct request, as a Broker's delivery timeout does,
 // so a request left unanswered fails the test instead of hanging it.
-var client = &http.Client{Timeout: 30 * time.Second}
+var client = fnserve.Client(30 * time.Second)
 
 // post delivers a structured CloudEvent to the handler as the Broker would
 // (delivery_test.go): through Knative's dispatcher with its Trigger's

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"testing"
+	"time"
 
 	fhttp "knative.dev/func-go/http"
 
@@ -29,4 +30,12 @@ func Serve(t testing.TB, h receive.Handler, maxEvent int64) string {
 	srv.Start()
 	t.Cleanup(srv.Close)
 	return srv.URL
+}
+
+// Client returns an HTTP client for tests with a transport of its own:
+// httptest.Server.Close closes http.DefaultTransport's idle connections,
+// which breaks the request of another parallel test that is just taking
+// one of them ("http: CloseIdleConnections called").
+func Client(timeout time.Duration) *http.Client {
+	return &http.Client{Timeout: timeout, Transport: http.DefaultTransport.(*http.Transport).Clone()}
 }

@@ -395,8 +395,8 @@ func TestParseBenchLine(t *testing.T) {
 
 func TestPprofTop(t *testing.T) {
 	t.Parallel()
-	out := "File: bench\nType: cpu\nShowing nodes accounting for 3.78s, 82.53% of 4.58s total\n      flat  flat%   sum%        cum   cum%\n     0.26s  5.68%  5.68%      0.57s 12.45%  encoding/json.checkValid\n     0.18s  3.93%  9.61%      0.50s 10.92%  regexp.(*Regexp).tryBacktrack\n         0     0%  9.61%      0.10s  2.00%  k.createOrAdopt[go.shape.struct { X int },go.shape.*T]\n"
-	want := "flat  flat%   sum%        cum   cum%\n0.26s  5.68%  5.68%      0.57s 12.45%  encoding/json.checkValid\n0.18s  3.93%  9.61%      0.50s 10.92%  regexp.(*Regexp).tryBacktrack\n0     0%  9.61%      0.10s  2.00%  k.createOrAdopt[…]\n"
+	out := "File: bench\nType: cpu\nShowing nodes accounting for 3.78s, 82.53% of 4.58s total\n      flat  flat%   sum%        cum   cum%\n     0.26s  5.68%  5.68%      0.57s 12.45%  encoding/json.checkValid\n     0.18s  3.93%  9.61%      0.50s 10.92%  regexp.(*Regexp).tryBacktrack\n         0     0%  9.61%      0.10s  2.00%  k.createOrAdopt[go.shape.struct { X int },go.shape.*T]\n         0     0%  9.61%      0.10s  2.00%  k.resource[go.shape.struct { Y []int },go.shape.*T].Create\n"
+	want := "flat  flat%   sum%        cum   cum%\n0.26s  5.68%  5.68%      0.57s 12.45%  encoding/json.checkValid\n0.18s  3.93%  9.61%      0.50s 10.92%  regexp.(*Regexp).tryBacktrack\n0     0%  9.61%      0.10s  2.00%  k.createOrAdopt[…]\n0     0%  9.61%      0.10s  2.00%  k.resource[…].Create\n"
 	if got := pprofTop(out); got != want {
 		t.Errorf("pprofTop =\n%s\nwant\n%s", got, want)
 	}

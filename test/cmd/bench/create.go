@@ -462,8 +462,10 @@ const (
 )
 
 // requests returns, run by run, the apiserver requests per event of the
-// verbs the handler makes (GET, POST, PATCH, DELETE): LIST and PUT of
-// these resources come from Tekton's controller and kwok only.
+// verbs the handler makes for a task event (GET, POST, PATCH, DELETE):
+// during these runs LIST and PUT of these resources come from others
+// (Tekton's controller, the harness's claim binder); the handler lists
+// claims only when it deletes a run's or a workflow's.
 func (s *series) requests(n int) runs {
 	out := make(runs, len(s.use))
 	for i, u := range s.use {

@@ -78,10 +78,10 @@ func (b *bench) steps(ctx context.Context) error {
 		}
 	}
 	b.note("%s", stepsLine(fmt.Sprintf("Where an event's time goes: the handler's steps for a new task replayed in this process with its own packages and configuration, one event at a time, %d events", n), stepNames, lat))
-	if err := b.profileHandler(ctx, kc, ec, opts); err != nil {
+	if err := b.sinkSteps(ctx, kc, ec, opts.Prefix, made); err != nil {
 		return err
 	}
-	return b.sinkSteps(ctx, kc, ec, opts.Prefix, made)
+	return b.profileHandler(ctx, kc, ec, opts)
 }
 
 // replayTask does the handler's steps for a new task, one after the
@@ -163,7 +163,7 @@ func (b *bench) profileHandler(ctx context.Context, kc *kube.Client, ec *engine.
 	if err != nil {
 		return fmt.Errorf("go tool pprof: %w", err)
 	}
-	b.note("The handler's CPU profile (Handle in this process, no HTTP server in front, %d events at c=%d, go tool pprof -top -cum):\n\n```text\n%s```", profileEvents, profileConc, pprofTop(string(top)))
+	b.note("CPU profile of this process while it runs the handler's Handle (no HTTP server in front; the Engine stand-in runs in this process too) on %d events at c=%d, go tool pprof -top -cum:\n\n```text\n%s```", profileEvents, profileConc, pprofTop(string(top)))
 	return nil
 }
 
@@ -175,7 +175,7 @@ func pprofTop(out string) string {
 		if f := strings.Fields(line); len(f) >= 5 && f[0] == "flat" || len(f) >= 6 && strings.HasSuffix(f[1], "%") {
 			// A generic function's type arguments take a line each.
 			if i := strings.Index(line, "[go.shape."); i >= 0 {
-				line = line[:i] + "[…]"
+				line = line[:i] + "[…]" + line[strings.LastIndex(line, "]")+1:]
 			}
 			b.WriteString(strings.TrimSpace(line) + "\n")
 		}

@@ -24,6 +24,7 @@ import (
 	"github.com/boomerang-io/flow-tekton-handler/internal/status"
 	"github.com/boomerang-io/flow-tekton-handler/test/cluster"
 	"github.com/boomerang-io/flow-tekton-handler/test/fnproc"
+	"github.com/boomerang-io/flow-tekton-handler/test/fnserve"
 	"github.com/boomerang-io/flow-tekton-handler/test/wait"
 )
 
@@ -178,6 +179,10 @@ type follow struct {
 	done  chan struct{}
 }
 
+// streamClient follows log streams, which outlive client's timeout: ctx
+// bounds each.
+var streamClient = fnserve.Client(0)
+
 func (s *stack) follow(ctx context.Context, svc *fnproc.Service, task string) *follow {
 	s.t.Helper()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, svc.URL+logTarget(task), nil)
@@ -185,7 +190,7 @@ func (s *stack) follow(ctx context.Context, svc *fnproc.Service, task string) *f
 		s.t.Fatal(err)
 	}
 	req.Header.Set("Accept", "application/octet-stream, */*") // the Engine's
-	resp, err := client.Do(req)
+	resp, err := streamClient.Do(req)
 	if err != nil {
 		s.t.Fatal(err)
 	}

@@ -263,16 +263,22 @@ func (b *bench) floorRun(ctx context.Context, conc, n int, qps float64, burst in
 	if err != nil {
 		return result{}, err
 	}
+	return b.floorMeasure(ctx, "floor", n, conc, func(ctx context.Context, i int) error { return f.create(ctx, objs[i]) })
+}
+
+// floorMeasure runs do for n items at concurrency conc, with the
+// apiserver's request counts before and after; any failure ends the run.
+func (b *bench) floorMeasure(ctx context.Context, what string, n, conc int, do func(ctx context.Context, i int) error) (result, error) {
 	before, err := b.snap(ctx, 0)
 	if err != nil {
 		return result{}, err
 	}
-	c, err := drive(ctx, n, conc, func(ctx context.Context, i int) error { return f.create(ctx, objs[i]) })
+	c, err := drive(ctx, n, conc, do)
 	if err == nil && len(c.failed) > 0 {
-		err = fmt.Errorf("%d creates failed, the first: %w", len(c.failed), c.failed[0])
+		err = fmt.Errorf("%d of %d failed, the first: %w", len(c.failed), n, c.failed[0])
 	}
 	if err != nil {
-		return result{}, fmt.Errorf("floor: %w", err)
+		return result{}, fmt.Errorf("%s: %w", what, err)
 	}
 	after, err := b.snap(ctx, 0)
 	if err != nil {

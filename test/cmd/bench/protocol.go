@@ -97,20 +97,5 @@ func (b *bench) protocolRun(ctx context.Context, conc, n int) (result, error) {
 		}
 	}
 	built = built[warmups:]
-	before, err := b.snap(ctx, 0)
-	if err != nil {
-		return result{}, err
-	}
-	c, err := drive(ctx, n, conc, func(ctx context.Context, i int) error { return p.do(ctx, tasks[i].id, built[i]) })
-	if err == nil && len(c.failed) > 0 {
-		err = fmt.Errorf("%d tasks failed, the first: %w", len(c.failed), c.failed[0])
-	}
-	if err != nil {
-		return result{}, fmt.Errorf("protocol floor: %w", err)
-	}
-	after, err := b.snap(ctx, 0)
-	if err != nil {
-		return result{}, err
-	}
-	return result{lat: c.lat, wall: c.wall, use: after.minus(before)}, nil
+	return b.floorMeasure(ctx, "protocol floor", n, conc, func(ctx context.Context, i int) error { return p.do(ctx, tasks[i].id, built[i]) })
 }

@@ -2,25 +2,32 @@
 package style
 
 import (
+	"bytes"
+	"fmt"
 	"go/ast"
 	"go/parser"
 	"go/token"
 	"io/fs"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"unicode"
 )
 
 // maxLines bounds a product function: longer ones are split into named
 // steps (builders, checks), as the anchors do.
 const maxLines = 60
 
-// Product code (the root package, function/ and internal/) has no function
-// over maxLines lines; tests and test programs may have long tables.
-func TestProductFunctionsAreShort(t *testing.T) {
-	t.Parallel()
+// minBlock is the shortest block of kept lines that product code may not
+// repeat: a repeated block is a helper waiting to be named.
+const minBlock = 6
+
+// productFiles returns the product code: function.go at the root and the
+// non-test Go files of function/ and internal/.
+func productFiles(t *testing.T) []string {
+	t.Helper()
 	root := filepath.Join("..", "..")
-	fset := token.NewFileSet()
 	files := []string{filepath.Join(root, "function.go")}
 	for _, dir := range []string{"function", "internal"} {
 		err := filepath.WalkDir(filepath.Join(root, dir), func(path string, d fs.DirEntry, err error) error {
@@ -36,7 +43,15 @@ func TestProductFunctionsAreShort(t *testing.T) {
 	if len(files) < 15 {
 		t.Fatalf("found only %d product files: wrong root?", len(files))
 	}
-	for _, path := range files {
+	return files
+}
+
+// Product code (the root package, function/ and internal/) has no function
+// over maxLines lines; tests and test programs may have long tables.
+func TestProductFunctionsAreShort(t *testing.T) {
+	t.Parallel()
+	fset := token.NewFileSet()
+	for _, path := range productFiles(t) {
 		f, err := parser.ParseFile(fset, path, nil, 0)
 		if err != nil {
 			t.Fatal(err)
@@ -51,4 +66,100 @@ func TestProductFunctionsAreShort(t *testing.T) {
 			}
 		}
 	}
+}
+
+// Product code repeats no block of minBlock or more kept lines, in one file
+// or across files. Blank, comment and punctuation-only lines and the import
+// declaration are passed over; lines compare with whitespace trimmed and
+// folded.
+func TestNoRepeatedBlocks(t *testing.T) {
+	t.Parallel()
+	type place struct{ file, at int } // indexes into kept and kept[file]
+	type repeat struct {
+		first, again place
+		n            int // kept lines
+	}
+	var kept [][]line
+	var repeats []repeat
+	seen := map[string]place{} // a window's text -> where it first appears
+	for fi, path := range productFiles(t) {
+		lines := keptLines(t, path)
+		kept = append(kept, lines)
+		none := place{-1, -1}
+		last := none // where the previous window first appears, if a repeat
+		for i := 0; i+minBlock <= len(lines); i++ {
+			key := texts(lines[i : i+minBlock])
+			first, ok := seen[key]
+			if !ok {
+				seen[key] = place{fi, i}
+			}
+			if !ok || first.file == fi && i-first.at < minBlock { // new, or overlapping itself
+				last = none
+				continue
+			}
+			if last == (place{first.file, first.at - 1}) {
+				repeats[len(repeats)-1].n++
+			} else {
+				repeats = append(repeats, repeat{first, place{fi, i}, minBlock})
+			}
+			last = first
+		}
+	}
+	for _, r := range repeats {
+		t.Errorf("%s and %s repeat %d lines:\n%s", kept[r.first.file][r.first.at].pos,
+			kept[r.again.file][r.again.at].pos, r.n, texts(kept[r.again.file][r.again.at:r.again.at+r.n]))
+	}
+}
+
+// line is a kept line of a product file: its place and normalised text.
+type line struct{ pos, text string }
+
+// keptLines returns the lines of the file at path that TestNoRepeatedBlocks
+// compares.
+func keptLines(t *testing.T, path string) []line {
+	t.Helper()
+	src, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fset := token.NewFileSet()
+	f, err := parser.ParseFile(fset, path, src, parser.ParseComments)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Blank out comments and the import declaration, keeping the newlines, so
+	// that lines holding nothing else come out empty.
+	code := bytes.Clone(src)
+	blank := func(n ast.Node) {
+		for i := fset.Position(n.Pos()).Offset; i < fset.Position(n.End()).Offset; i++ {
+			if code[i] != '\n' {
+				code[i] = ' '
+			}
+		}
+	}
+	for _, c := range f.Comments {
+		blank(c)
+	}
+	for _, d := range f.Decls {
+		if g, ok := d.(*ast.GenDecl); ok && g.Tok == token.IMPORT {
+			blank(g)
+		}
+	}
+	srcLines := strings.Split(string(src), "\n")
+	var lines []line
+	for i, c := range strings.Split(string(code), "\n") {
+		if strings.IndexFunc(c, func(r rune) bool { return !unicode.IsPunct(r) && !unicode.IsSpace(r) }) >= 0 {
+			lines = append(lines, line{fmt.Sprintf("%s:%d", path, i+1), strings.Join(strings.Fields(srcLines[i]), " ")})
+		}
+	}
+	return lines
+}
+
+// texts joins the texts of lines, one a line.
+func texts(lines []line) string {
+	var b strings.Builder
+	for _, l := range lines {
+		b.WriteString(l.text + "\n")
+	}
+	return b.String()
 }

@@ -45,14 +45,18 @@ var _ Engine = (*engine.Client)(nil)
 type Kube interface {
 	GetTaskRun(ctx context.Context, name string) (*pipelinev1.TaskRun, error)
 	CreateTaskRun(ctx context.Context, tr *pipelinev1.TaskRun) (*pipelinev1.TaskRun, bool, error)
-	CreateConfigMap(ctx context.Context, cm *corev1.ConfigMap) error
+	CreateConfigMap(ctx context.Context, cm *corev1.ConfigMap) (*corev1.ConfigMap, bool, error)
+	GetConfigMap(ctx context.Context, name string) (*corev1.ConfigMap, error)
+	ClaimConfigMap(ctx context.Context, cm *corev1.ConfigMap, at time.Time) (bool, error)
+	DropConfigMapClaim(ctx context.Context, name, mine string) error
+	SettleConfigMap(ctx context.Context, cm *corev1.ConfigMap) error
+	DeleteConfigMap(ctx context.Context, name string) error
 	CreatePVC(ctx context.Context, pvc *corev1.PersistentVolumeClaim) (bool, error)
 	GetPVC(ctx context.Context, name string) (*corev1.PersistentVolumeClaim, error)
 	DeletePVCs(ctx context.Context, selector string) (int, error)
 	CancelTaskRun(ctx context.Context, name, message string) (bool, error)
 	ClaimTaskRun(ctx context.Context, tr *pipelinev1.TaskRun, key string, at time.Time) (bool, error)
 	ReleaseTaskRun(ctx context.Context, name string) error
-	DropClaim(ctx context.Context, name, key, mine string) error
 }
 
 var _ Kube = (*kube.Client)(nil)
@@ -231,23 +235,27 @@ func (h *Handler) execute(ctx context.Context, t *contract.TaskRun, tp string) (
 	return outcome, dropped, err
 }
 
-// Claims. A TaskRun is created pending (spec.status TaskRunPending) with the
-// time of its claim: the delivery whose create wins, in whichever replica,
-// owns the Engine's start, and releases the TaskRun to Tekton after it. A
-// claim older than ClaimStale outlived its owner's request (status.Budget)
-// and may be taken over by one delivery (the claim is renewed with the
-// version read, so only one wins).
+// Claims. The params ConfigMap is created first, with the time of its
+// claim (boomerang.io/claimed): the delivery whose create wins, in
+// whichever replica, owns the Engine's start, then creates the TaskRun,
+// running, and settles the ConfigMap (drops the claim, makes the TaskRun its
+// owner). A claim older than ClaimStale outlived its owner's request
+// (status.Budget) and may be taken over by one delivery (the claim is
+// renewed with the version read, so only one wins). A TaskRun that an
+// earlier version left pending holds the claim itself and is taken over
+// the same way.
 const (
 	ClaimStale = status.ClaimStale
 	// claimPoll is how often a delivery that found a live claim looks
-	// again, while it waits for the owner to release the TaskRun.
+	// again, while it waits for the owner to settle it.
 	claimPoll = 100 * time.Millisecond
 )
 
 // create does the work of execute for a task this process has not seen
-// finished. A task the Engine has pending is created at once (a TaskRun
-// that exists is found by the create, or looked up when the create fails);
-// only a task it has not, or that cannot be built, is looked up first.
+// finished. A task the Engine has pending is claimed at once (a claim or
+// TaskRun that exists is found by the create, or looked up when the create
+// fails); only a task it has not, or that cannot be built, is looked up
+// first.
 func (h *Handler) create(ctx context.Context, t *contract.TaskRun, tp string) (eventlog.Outcome, []string, error) {
 	asked, claims, err := h.read(ctx, t)
 	if err != nil {
@@ -258,45 +266,48 @@ func (h *Handler) create(ctx context.Context, t *contract.TaskRun, tp string) (e
 		outcome, err := h.notPending(ctx, t, task, asked, err)
 		return outcome, nil, err
 	}
-	task.TaskRun.Spec.Status = pipelinev1.TaskRunSpecStatusPending
-	metav1.SetMetaDataAnnotation(&task.TaskRun.ObjectMeta, contract.AnnotationClaimed, contract.ClaimValue(h.now()))
-	tr, created, err := h.kube.CreateTaskRun(ctx, task.TaskRun)
+	metav1.SetMetaDataAnnotation(&task.ConfigMap.ObjectMeta, contract.AnnotationClaimed, contract.ClaimValue(h.now()))
+	cm, created, err := h.kube.CreateConfigMap(ctx, task.ConfigMap)
 	switch {
 	case errors.Is(err, kube.ErrConflict):
 		return "", nil, status.New(http.StatusUnprocessableEntity, "data.id", err.Error())
 	case err != nil:
-		// Admission (Tekton's webhook, a quota) answers before storage
-		// could say that the TaskRun exists: look before acting on it.
+		// Admission (a quota, a policy) answers before storage could say
+		// that the ConfigMap exists: look before acting on it.
 		outcome, err := h.notCreated(ctx, t, task, asked, err)
 		return outcome, nil, err
 	case !created:
 		// Another delivery's create won.
-		outcome, err := h.resume(ctx, t, task, tr)
+		outcome, err := h.claimed(ctx, t, task, cm)
 		return outcome, nil, err
 	}
-	outcome, err := h.start(ctx, t, task, tr)
-	if err != nil {
-		return "", nil, err
-	}
-	if outcome != eventlog.Created {
-		return outcome, nil, nil
+	outcome, err := h.start(ctx, t, task, task.ConfigMap)
+	if err != nil || outcome != eventlog.Created {
+		return outcome, nil, err
 	}
 	return eventlog.Created, task.Dropped, nil
 }
 
-// notCreated handles a create that failed with err: a TaskRun that exists
-// (a redelivery) is resumed; without one, a TaskRun the cluster refuses for
-// good is reported to the Engine, rather than left waiting for ever, and
-// any other error is returned for a retry.
+// notCreated handles a ConfigMap create that failed with err. A ConfigMap
+// or TaskRun that exists (another delivery's, a redelivery) is taken up;
+// without one, objects the cluster refuses for good are reported to the
+// Engine, rather than left waiting for ever, and any other error is
+// returned for a retry.
 func (h *Handler) notCreated(ctx context.Context, t *contract.TaskRun, task *tekton.Task, asked answer, err error) (eventlog.Outcome, error) {
-	existing, gerr := h.kube.GetTaskRun(ctx, task.TaskRun.Name)
+	cm, gerr := h.kube.GetConfigMap(ctx, task.ConfigMap.Name)
+	var tr *pipelinev1.TaskRun
+	if gerr == nil && cm == nil {
+		tr, gerr = h.kube.GetTaskRun(ctx, task.TaskRun.Name)
+	}
 	switch {
 	case gerr != nil:
-		// Whether it exists is unknown: retry (the create's error says why
-		// it failed, not what to do).
+		// Whether they exist is unknown: retry (the create's error says
+		// why it failed, not what to do).
 		return "", fmt.Errorf("%v; then %w", err, gerr)
-	case existing != nil:
-		return h.resume(ctx, t, task, existing)
+	case cm != nil:
+		return h.claimed(ctx, t, task, cm)
+	case tr != nil:
+		return h.resume(ctx, t, task, tr, nil)
 	case errors.Is(err, kube.ErrRejected):
 		return h.reportUnbuildable(ctx, t, asked.task, fmt.Errorf("TASKRUN_REJECTED: %w", err))
 	}
@@ -306,55 +317,177 @@ func (h *Handler) notCreated(ctx context.Context, t *contract.TaskRun, task *tek
 // notPending handles a task that is not simply to be created: the Engine
 // could not be asked, has it other than pending, or it cannot be built. A
 // TaskRun that exists wins over all three (a redelivery); without one, the
-// Engine's answer decides.
+// Engine's answer decides, and a task it runs may still be under a claim
+// whose owner started it and has yet to create its TaskRun.
 func (h *Handler) notPending(ctx context.Context, t *contract.TaskRun, task *tekton.Task, asked answer, buildErr error) (eventlog.Outcome, error) {
 	existing, err := h.kube.GetTaskRun(ctx, tekton.TaskRunName(h.opts.Prefix, t.ID))
 	switch {
 	case err != nil:
 		return "", err
 	case existing != nil:
-		return h.resume(ctx, t, task, existing)
+		return h.resume(ctx, t, task, existing, nil)
 	case asked.err != nil:
 		return "", asked.err
 	case asked.task.Done():
 		// The Engine is done with the task (cancelled, completed, and its
 		// TaskRun reported and deleted): this is a late copy of its ready
 		// event, and nothing may run.
-		return eventlog.Skipped, nil
+		return eventlog.Skipped, h.dropLeftover(ctx, tekton.ConfigMapName(h.opts.Prefix, t.ID))
 	case errors.Is(buildErr, tekton.ErrUnbuildable):
 		return h.reportUnbuildable(ctx, t, asked.task, buildErr)
 	case buildErr != nil:
 		return "", buildErr
 	}
-	// Running without a TaskRun: its TaskRun was reported failed and is
-	// gone, or another delivery is reporting it unbuildable.
+	cm, err := h.kube.GetConfigMap(ctx, task.ConfigMap.Name)
+	if err != nil {
+		return "", err
+	}
+	if _, ok := claimOf(cm); ok {
+		return h.claimed(ctx, t, task, cm)
+	}
+	// Running without a TaskRun or a claim: its TaskRun was reported
+	// failed and is gone, or another delivery is reporting it unbuildable.
 	return eventlog.Skipped, nil
 }
 
-// start does the owner's part: the params ConfigMap, the Engine's start,
-// then the release to Tekton. When the start fails the claim is dropped,
-// so the sender's retry takes over at once instead of after ClaimStale.
-// When the Engine answers that it is done with the task (cancelled, say,
-// before this event arrived), the TaskRun is cancelled instead: it never
-// runs.
-func (h *Handler) start(ctx context.Context, t *contract.TaskRun, task *tekton.Task, tr *pipelinev1.TaskRun) (eventlog.Outcome, error) {
-	if task != nil {
-		tekton.SetOwner(task.ConfigMap, tr)
-		if err := h.kube.CreateConfigMap(ctx, task.ConfigMap); err != nil {
-			h.dropClaim(ctx, tr) // nothing was sent: the retry may take over at once
+// dropLeftover deletes the named ConfigMap of a task the Engine is done
+// with and that has no TaskRun, when a claim on it is stale: its owner died
+// (or failed to delete it), and with no owner reference nothing else would.
+func (h *Handler) dropLeftover(ctx context.Context, name string) error {
+	cm, err := h.kube.GetConfigMap(ctx, name)
+	if err != nil {
+		return err
+	}
+	if at, claimed := claimOf(cm); !claimed || h.now().Sub(at) < ClaimStale {
+		return nil
+	}
+	won, mine, err := h.claim(ctx, cm)
+	if err != nil || !won {
+		return err
+	}
+	return h.unclaim(ctx, mine)
+}
+
+// claimOf is the time of the start's claim on a ConfigMap, and whether it
+// has one; a claim that does not parse (or was dropped) is the zero time,
+// stale.
+func claimOf(cm *corev1.ConfigMap) (time.Time, bool) {
+	if cm == nil {
+		return time.Time{}, false
+	}
+	if _, ok := cm.Annotations[contract.AnnotationClaimed]; !ok {
+		return time.Time{}, false
+	}
+	return contract.ClaimTime(cm.Annotations, contract.AnnotationClaimed), true
+}
+
+// claimed handles a ConfigMap that another delivery created: while its
+// claim is live, it waits for the owner to settle it; a stale claim it
+// takes over; settled, the TaskRun exists and is resumed.
+func (h *Handler) claimed(ctx context.Context, t *contract.TaskRun, task *tekton.Task, cm *corev1.ConfigMap) (eventlog.Outcome, error) {
+	for {
+		at, ok := claimOf(cm)
+		switch {
+		case !ok:
+			return h.settled(ctx, t, task, cm)
+		case h.now().Sub(at) >= ClaimStale:
+			if !timeLeft(ctx) {
+				return "", status.New(status.Transient, "", fmt.Sprintf("task %s: too little time left to take its stale claim over", t.ID))
+			}
+			won, mine, err := h.claim(ctx, cm)
+			if err != nil || won {
+				if err != nil {
+					return "", err
+				}
+				return h.takeOver(ctx, t, task, mine)
+			}
+		default:
+			if err := clock.Sleep(ctx, claimPoll); err != nil {
+				return "", status.New(status.Transient, "", fmt.Sprintf("task %s is being started by another delivery", t.ID))
+			}
+		}
+		cur, err := h.kube.GetConfigMap(ctx, cm.Name)
+		if err != nil {
 			return "", err
 		}
+		if cur == nil {
+			return eventlog.Skipped, nil // the start settled with no TaskRun
+		}
+		cm = cur
 	}
+}
+
+// takeOverTime is the time a delivery must have left to take a stale claim
+// over: enough for the Engine's start and the creates that follow it.
+const takeOverTime = 10 * time.Second
+
+// timeLeft reports whether ctx leaves takeOverTime.
+func timeLeft(ctx context.Context) bool {
+	deadline, ok := ctx.Deadline()
+	return !ok || time.Until(deadline) >= takeOverTime
+}
+
+// claim takes a stale claim over, and returns the ConfigMap as claimed.
+func (h *Handler) claim(ctx context.Context, cm *corev1.ConfigMap) (bool, *corev1.ConfigMap, error) {
+	at := h.now()
+	won, err := h.kube.ClaimConfigMap(ctx, cm, at)
+	if !won || err != nil {
+		return false, nil, err
+	}
+	mine := cm.DeepCopy()
+	metav1.SetMetaDataAnnotation(&mine.ObjectMeta, contract.AnnotationClaimed, contract.ClaimValue(at))
+	return true, mine, nil
+}
+
+// settled handles a ConfigMap whose claim is settled: its TaskRun was
+// created, unless an earlier version made the ConfigMap.
+func (h *Handler) settled(ctx context.Context, t *contract.TaskRun, task *tekton.Task, cm *corev1.ConfigMap) (eventlog.Outcome, error) {
+	tr, err := h.kube.GetTaskRun(ctx, task.TaskRun.Name)
+	if err != nil {
+		return "", err
+	}
+	if tr == nil {
+		return eventlog.Skipped, nil // reported and deleted
+	}
+	return h.resume(ctx, t, task, tr, cm)
+}
+
+// takeOver does the part of a claim's owner that died: the Engine's state
+// says how far it got.
+func (h *Handler) takeOver(ctx context.Context, t *contract.TaskRun, task *tekton.Task, cm *corev1.ConfigMap) (eventlog.Outcome, error) {
+	asked, err := h.engine.GetTaskRun(ctx, t.ID)
+	switch {
+	case err != nil:
+		h.dropClaim(ctx, cm) // nothing was sent: the retry may take over at once
+		return "", err
+	case asked.Pending():
+		return h.start(ctx, t, task, cm)
+	case asked.Done():
+		return eventlog.Skipped, h.unclaim(ctx, cm)
+	case !asked.Running():
+		h.dropClaim(ctx, cm)
+		return "", status.New(status.Transient, "", fmt.Sprintf("the Engine's answer for task %s has phase %q", t.ID, asked.Phase))
+	}
+	// The owner's start landed; its TaskRun was not made.
+	sctx, cancel := status.Settle(ctx)
+	defer cancel()
+	return h.run(sctx, t, task, cm)
+}
+
+// start does the owner's part: the Engine's start, then the TaskRun. When
+// the start fails the claim is dropped, so the sender's retry takes over at
+// once instead of after ClaimStale. When the Engine answers that it is done
+// with the task (cancelled, say, before this event arrived), or refuses it
+// for good, nothing runs and the ConfigMap is deleted.
+func (h *Handler) start(ctx context.Context, t *contract.TaskRun, task *tekton.Task, cm *corev1.ConfigMap) (eventlog.Outcome, error) {
 	answer, err := h.engine.StartTaskRun(ctx, t.ID)
 	sctx, cancel := status.Settle(ctx)
 	defer cancel()
 	var refused *engine.StatusError
 	switch {
 	case errors.Is(err, engine.ErrRejected):
-		// The Engine refused the task for good (unknown, say): the pending
-		// TaskRun must never run.
-		if _, cerr := h.kube.CancelTaskRun(sctx, tr.Name, "The Workflow Engine refused to start the task."); cerr != nil {
-			h.log.WarnContext(ctx, "could not cancel the TaskRun the Engine refused", "taskrun", tr.Name, "error", cerr.Error())
+		if uerr := h.unclaim(sctx, cm); uerr != nil {
+			h.log.WarnContext(ctx, "could not delete the ConfigMap of the task the Engine refused", "configmap", cm.Name, "error", uerr.Error())
 		}
 		return "", err
 	case errors.As(err, &refused):
@@ -362,38 +495,81 @@ func (h *Handler) start(ctx context.Context, t *contract.TaskRun, task *tekton.T
 		// over at once. After a timeout or a broken connection the start
 		// may have landed, so the claim is kept until it is stale and a
 		// second start could only be a late one, which the Engine ignores.
-		h.dropClaim(ctx, tr)
+		h.dropClaim(ctx, cm)
 		return "", err
 	case err != nil:
 		return "", err
 	}
 	if answer != nil && answer.Done() {
-		msg := fmt.Sprintf("The Workflow Engine no longer runs the task: it is %s.", answer.Status)
-		if _, err := h.kube.CancelTaskRun(sctx, tr.Name, msg); err != nil {
+		return eventlog.Cancelled, h.unclaim(sctx, cm)
+	}
+	// The Engine has started the task: create its TaskRun even when the
+	// request's time has run out, or it would wait until the claim is
+	// stale.
+	return h.run(sctx, t, task, cm)
+}
+
+// run creates the TaskRun of a task the Engine started, then settles the
+// claim. A TaskRun that cannot be created for good is reported failed; on
+// any other failure the claim is dropped once the Engine shows the task
+// started, so the retry creates it at once (a settle that fails keeps the
+// claim: it goes stale, and the TaskRun is found then).
+func (h *Handler) run(ctx context.Context, t *contract.TaskRun, task *tekton.Task, cm *corev1.ConfigMap) (eventlog.Outcome, error) {
+	tr, created, err := h.kube.CreateTaskRun(ctx, task.TaskRun)
+	if err != nil {
+		// The retry may take over at once, once the Engine shows the task
+		// started (or it would start it again).
+		h.awaitStarted(ctx, t.ID)
+	}
+	var refused *engine.StatusError
+	switch {
+	case errors.Is(err, kube.ErrRejected), errors.Is(err, kube.ErrConflict):
+		// Refused for good (by Tekton's webhook, say), or the name is
+		// another task's TaskRun's.
+		outcome, err := h.endFailed(ctx, t, fmt.Errorf("TASKRUN_REJECTED: %w", err))
+		if errors.As(err, &refused) {
+			h.dropClaim(ctx, cm) // after a timeout the end may have landed: kept
+		}
+		if err != nil {
 			return "", err
 		}
-		return eventlog.Cancelled, nil
+		return outcome, h.unclaim(ctx, cm)
+	case err != nil:
+		h.dropClaim(ctx, cm)
+		return "", err
 	}
-	// The Engine has started the task: release it even when the request's
-	// time has run out, or it would wait pending until its claim is stale.
-	return eventlog.Created, h.kube.ReleaseTaskRun(sctx, tr.Name)
+	settle := cm.DeepCopy()
+	tekton.SetOwner(settle, tr)
+	if err := h.kube.SettleConfigMap(ctx, settle); err != nil {
+		return "", err
+	}
+	if !created && tr.IsPending() {
+		// An earlier version's delivery created it pending: the task is
+		// started now.
+		return eventlog.Created, h.kube.ReleaseTaskRun(ctx, tr.Name)
+	}
+	return eventlog.Created, nil
 }
 
 // dropClaim makes this delivery's claim stale, best effort: if it fails,
 // the claim goes stale after ClaimStale by itself.
-func (h *Handler) dropClaim(ctx context.Context, tr *pipelinev1.TaskRun) {
+func (h *Handler) dropClaim(ctx context.Context, cm *corev1.ConfigMap) {
 	sctx, cancel := status.Settle(ctx)
 	defer cancel()
-	if err := h.kube.DropClaim(sctx, tr.Name, contract.AnnotationClaimed, tr.Annotations[contract.AnnotationClaimed]); err != nil {
-		h.log.WarnContext(ctx, "could not drop the claim; it goes stale by itself", "taskrun", tr.Name, "error", err.Error())
+	if err := h.kube.DropConfigMapClaim(sctx, cm.Name, cm.Annotations[contract.AnnotationClaimed]); err != nil {
+		h.log.WarnContext(ctx, "could not drop the claim; it goes stale by itself", "configmap", cm.Name, "error", err.Error())
 	}
 }
 
-// resume handles a TaskRun that exists: released, it only makes sure the
-// ConfigMap exists; pending under a live claim, it waits for the owner to
-// release it; pending under a stale claim, it takes the claim over and
-// does the owner's part.
-func (h *Handler) resume(ctx context.Context, t *contract.TaskRun, task *tekton.Task, tr *pipelinev1.TaskRun) (eventlog.Outcome, error) {
+// unclaim ends a claim whose task will not run: the ConfigMap goes.
+func (h *Handler) unclaim(ctx context.Context, cm *corev1.ConfigMap) error {
+	return h.kube.DeleteConfigMap(ctx, cm.Name)
+}
+
+// resume handles a TaskRun that exists: it only makes sure the ConfigMap
+// (cm, when it was read) exists, settled. A TaskRun an earlier version left pending is waited for
+// while its claim is live, and taken over when it is stale.
+func (h *Handler) resume(ctx context.Context, t *contract.TaskRun, task *tekton.Task, tr *pipelinev1.TaskRun, cm *corev1.ConfigMap) (eventlog.Outcome, error) {
 	if err := kube.SameIdentity(tr.Labels, map[string]string{contract.LabelTaskRunRef: tekton.LabelValue(t.ID)}); err != nil {
 		return "", status.New(http.StatusUnprocessableEntity, "data.id", fmt.Sprintf("taskrun %s: %v", tr.Name, err))
 	}
@@ -401,41 +577,70 @@ func (h *Handler) resume(ctx context.Context, t *contract.TaskRun, task *tekton.
 		if tr.DeletionTimestamp != nil {
 			return eventlog.Skipped, nil // being deleted: not ours to start
 		}
-		if h.now().Sub(claimedAt(tr)) >= ClaimStale {
-			at := h.now()
-			won, err := h.kube.ClaimTaskRun(ctx, tr, contract.AnnotationClaimed, at)
+		if h.now().Sub(contract.ClaimTime(tr.Annotations, contract.AnnotationClaimed)) >= ClaimStale {
+			won, err := h.kube.ClaimTaskRun(ctx, tr, contract.AnnotationClaimed, h.now())
 			if err != nil {
 				return "", err
 			}
 			if won {
-				metav1.SetMetaDataAnnotation(&tr.ObjectMeta, contract.AnnotationClaimed, contract.ClaimValue(at))
-				return h.start(ctx, t, task, tr)
+				return h.release(ctx, t, task, tr, cm)
 			}
 		} else if err := clock.Sleep(ctx, claimPoll); err != nil {
 			return "", status.New(status.Transient, "", fmt.Sprintf("taskrun %s is being started by another delivery", tr.Name))
 		}
 		cur, err := h.kube.GetTaskRun(ctx, tr.Name)
-		if err != nil {
-			return "", err
-		}
-		if cur == nil {
-			return eventlog.Skipped, nil // deleted meanwhile: not ours to recreate
+		if err != nil || cur == nil {
+			return eventlog.Skipped, err // deleted meanwhile: not ours to recreate
 		}
 		tr = cur
 	}
-	if task != nil {
-		tekton.SetOwner(task.ConfigMap, tr)
-		if err := h.kube.CreateConfigMap(ctx, task.ConfigMap); err != nil {
-			return "", err
-		}
-	}
-	return eventlog.Exists, nil
+	return eventlog.Exists, h.ensureConfigMap(ctx, task, tr, cm)
 }
 
-// claimedAt is the time of a pending TaskRun's claim; zero (stale) when it
-// has none or it does not parse.
-func claimedAt(tr *pipelinev1.TaskRun) time.Time {
-	return contract.ClaimTime(tr.Annotations, contract.AnnotationClaimed)
+// ensureConfigMap makes sure the params ConfigMap of a TaskRun that exists
+// (existing, when it was read) exists too, owned by it and with no claim (a
+// settle that failed).
+func (h *Handler) ensureConfigMap(ctx context.Context, task *tekton.Task, tr *pipelinev1.TaskRun, existing *corev1.ConfigMap) error {
+	if task == nil {
+		return nil
+	}
+	cm := task.ConfigMap.DeepCopy()
+	delete(cm.Annotations, contract.AnnotationClaimed)
+	tekton.SetOwner(cm, tr)
+	if existing == nil {
+		var created bool
+		var err error
+		if existing, created, err = h.kube.CreateConfigMap(ctx, cm); err != nil || created {
+			return err
+		}
+	}
+	if _, claimed := claimOf(existing); claimed || len(existing.OwnerReferences) == 0 {
+		return h.kube.SettleConfigMap(ctx, cm)
+	}
+	return nil
+}
+
+// release starts the task of a TaskRun an earlier version left pending,
+// whose claim was taken over, then releases it to Tekton; it cancels it
+// instead when the Engine is done with the task or refuses it.
+func (h *Handler) release(ctx context.Context, t *contract.TaskRun, task *tekton.Task, tr *pipelinev1.TaskRun, cm *corev1.ConfigMap) (eventlog.Outcome, error) {
+	if err := h.ensureConfigMap(ctx, task, tr, cm); err != nil {
+		return "", err
+	}
+	answer, err := h.engine.StartTaskRun(ctx, t.ID)
+	sctx, cancel := status.Settle(ctx)
+	defer cancel()
+	switch {
+	case errors.Is(err, engine.ErrRejected):
+		_, cerr := h.kube.CancelTaskRun(sctx, tr.Name, "The Workflow Engine refused to start the task.")
+		return "", errors.Join(err, cerr)
+	case err != nil:
+		return "", err
+	case answer != nil && answer.Done():
+		_, err := h.kube.CancelTaskRun(sctx, tr.Name, fmt.Sprintf("The Workflow Engine no longer runs the task: it is %s.", answer.Status))
+		return eventlog.Cancelled, err
+	}
+	return eventlog.Created, h.kube.ReleaseTaskRun(sctx, tr.Name)
 }
 
 // reportUnbuildable tells the Engine that a task it can identify cannot run:
@@ -561,17 +766,48 @@ func (h *Handler) claims(ctx context.Context, t *contract.TaskRun) ([]tekton.Cla
 // runKey keys a workflow run's claims.
 func runKey(workflowRef, workflowRunRef string) string { return workflowRef + "/" + workflowRunRef }
 
-// cancel asks Tekton to cancel the task's TaskRun; a missing one is a no-op.
+// cancel asks Tekton to cancel the task's TaskRun. Without one, a TaskRun
+// may be on its way under a claim: a live claim is waited for, a stale one
+// taken over so that no TaskRun comes. Nothing on its way is a no-op.
 func (h *Handler) cancel(ctx context.Context, t *contract.TaskRun) (eventlog.Outcome, error) {
 	name := tekton.TaskRunName(h.opts.Prefix, t.ID)
-	exists, err := h.kube.CancelTaskRun(ctx, name, fmt.Sprintf("The Workflow Engine marked the task %s.", t.Status))
-	if err != nil {
-		return "", err
+	msg := fmt.Sprintf("The Workflow Engine marked the task %s.", t.Status)
+	for {
+		exists, err := h.kube.CancelTaskRun(ctx, name, msg)
+		if err != nil || exists {
+			return eventlog.Cancelled, err
+		}
+		cm, err := h.kube.GetConfigMap(ctx, tekton.ConfigMapName(h.opts.Prefix, t.ID))
+		if err != nil {
+			return "", err
+		}
+		at, claimed := claimOf(cm)
+		switch {
+		case !claimed:
+			// Settled: a TaskRun created since the first look is
+			// cancelled by a second one.
+			exists, err := h.kube.CancelTaskRun(ctx, name, msg)
+			if err != nil || exists {
+				return eventlog.Cancelled, err
+			}
+			return eventlog.Skipped, nil
+		case h.now().Sub(at) >= ClaimStale:
+			won, mine, err := h.claim(ctx, cm)
+			if err != nil {
+				return "", err
+			}
+			if won {
+				if err := h.unclaim(ctx, mine); err != nil {
+					return "", err
+				}
+				continue // one more look: a TaskRun its owner made is cancelled
+			}
+		default:
+			if err := clock.Sleep(ctx, claimPoll); err != nil {
+				return "", status.New(status.Transient, "", fmt.Sprintf("task %s is being started by another delivery", t.ID))
+			}
+		}
 	}
-	if !exists {
-		return eventlog.Skipped, nil
-	}
-	return eventlog.Cancelled, nil
 }
 
 // startWorkflowRun creates the run's workspace claims, then tells the Engine.

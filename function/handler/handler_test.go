@@ -24,6 +24,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	k8stypes "k8s.io/apimachinery/pkg/types"
 	k8sfake "k8s.io/client-go/kubernetes/fake"
 	k8stesting "k8s.io/client-go/testing"
 	"knative.dev/pkg/apis"
@@ -113,8 +114,9 @@ func (e *env) serveWith(t *testing.T, wrap func(handler.Engine) handler.Engine) 
 // calls through to the embedded client.
 type hooked struct {
 	handler.Engine
-	getTaskRun func(ctx context.Context, id string) (*engine.TaskRun, error)
-	endTaskRun func(ctx context.Context, id string, req engine.EndRequest) error
+	getTaskRun   func(ctx context.Context, id string) (*engine.TaskRun, error)
+	startTaskRun func(ctx context.Context, id string) (*engine.TaskRun, error)
+	endTaskRun   func(ctx context.Context, id string, req engine.EndRequest) error
 }
 
 var _ handler.Engine = hooked{}
@@ -124,6 +126,13 @@ func (h hooked) GetTaskRun(ctx context.Context, id string) (*engine.TaskRun, err
 		return h.getTaskRun(ctx, id)
 	}
 	return h.Engine.GetTaskRun(ctx, id)
+}
+
+func (h hooked) StartTaskRun(ctx context.Context, id string) (*engine.TaskRun, error) {
+	if h.startTaskRun != nil {
+		return h.startTaskRun(ctx, id)
+	}
+	return h.Engine.StartTaskRun(ctx, id)
 }
 
 func (h hooked) EndTaskRun(ctx context.Context, id string, req engine.EndRequest) error {
@@ -415,37 +424,43 @@ func TestReplicasMakeOneStart(t *testing.T) {
 	}
 }
 
-// A delivery that finds the TaskRun pending under another delivery's live
-// claim waits for the release and sends no start of its own.
+// A delivery that finds the ConfigMap under another delivery's live claim
+// waits for the owner to settle it and sends no start of its own.
 func TestLiveClaimIsWaitedFor(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
+	id := "65a1f1a0e4b0a1b2c3d4e611"
 	body := fixtures.Read(t, "engine-taskrun-script-ready.json")
-	name := tekton.TaskRunName("bmrg-flow", "65a1f1a0e4b0a1b2c3d4e611")
-	owner := pendingTaskRun(name, "65a1f1a0e4b0a1b2c3d4e611", time.Now())
-	if _, err := e.tekton.TektonV1().TaskRuns(ns).Create(context.Background(), owner, metav1.CreateOptions{}); err != nil {
+	e.engine.KnowEvent(body)
+	if _, err := e.kube.CoreV1().ConfigMaps(ns).Create(context.Background(), claimedConfigMap(id, time.Now()), metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	done := make(chan int, 1)
 	go func() {
-		code, _ := e.structured(t, body)
+		code, _ := e.post(t, "/", "application/cloudevents+json", nil, body)
 		done <- code
 	}()
-	// Release once the delivery has looked twice (it is waiting).
-	wait.Eventually(t, 10*time.Second, "the delivery to wait for the release", func() (bool, error) {
+	// Settle once the delivery has looked again (it is waiting).
+	wait.Eventually(t, 10*time.Second, "the delivery to wait for the owner", func() (bool, error) {
 		select {
 		case code := <-done:
-			t.Fatalf("answered %d before the owner released the TaskRun", code)
+			t.Fatalf("answered %d before the owner settled the claim", code)
 		default:
 		}
-		return countActions(e.tekton.Actions(), "get", "taskruns") >= 2, nil
+		return countActions(e.kube.Actions(), "get", "configmaps") >= 3, nil
 	})
+	tr, err := e.tekton.TektonV1().TaskRuns(ns).Create(context.Background(), ourTaskRun(tekton.TaskRunName("bmrg-flow", id), id), metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
 	kc := kubetest.New(e.kube, e.tekton, ns, 5*time.Second)
-	if err := kc.ReleaseTaskRun(context.Background(), name); err != nil {
+	settle := claimedConfigMap(id, time.Now())
+	tekton.SetOwner(settle, tr)
+	if err := kc.SettleConfigMap(context.Background(), settle); err != nil {
 		t.Fatal(err)
 	}
 	if code := <-done; code != http.StatusOK {
-		t.Fatalf("answered %d after the release, want 200", code)
+		t.Fatalf("answered %d after the owner settled, want 200", code)
 	}
 	if n := len(e.callbacks()); n != 0 {
 		t.Fatalf("the waiting delivery called the Engine: %v", e.kinds())
@@ -453,25 +468,103 @@ func TestLiveClaimIsWaitedFor(t *testing.T) {
 }
 
 // A claim older than ClaimStale outlived its owner: the next delivery takes
-// it over, starts the task and releases the TaskRun.
+// it over and does what the owner had left, as the Engine's state shows:
+// the start and the TaskRun, or only the TaskRun. A TaskRun an earlier
+// version left pending under a stale claim is started and released.
 func TestStaleClaimIsTakenOver(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t)
-	name := tekton.TaskRunName("bmrg-flow", "65a1f1a0e4b0a1b2c3d4e611")
-	stale := pendingTaskRun(name, "65a1f1a0e4b0a1b2c3d4e611", time.Now().Add(-handler.ClaimStale-time.Second))
-	if _, err := e.tekton.TektonV1().TaskRuns(ns).Create(context.Background(), stale, metav1.CreateOptions{}); err != nil {
+	id := "65a1f1a0e4b0a1b2c3d4e611"
+	name := tekton.TaskRunName("bmrg-flow", id)
+	old := time.Now().Add(-handler.ClaimStale - time.Second)
+	cases := []struct {
+		name    string
+		seed    func(t *testing.T, e *env)
+		started bool // the owner's start landed
+		starts  int  // accepted starts the takeover adds
+	}{
+		{"claimed before the start", func(t *testing.T, e *env) {
+			seedConfigMap(t, e, claimedConfigMap(id, old))
+		}, false, 1},
+		{"claimed after the start", func(t *testing.T, e *env) {
+			seedConfigMap(t, e, claimedConfigMap(id, old))
+		}, true, 0},
+		{"claim dropped", func(t *testing.T, e *env) {
+			seedConfigMap(t, e, claimedConfigMap(id, time.Time{}))
+		}, false, 1},
+		{"an earlier version's pending TaskRun", func(t *testing.T, e *env) {
+			if _, err := e.tekton.TektonV1().TaskRuns(ns).Create(context.Background(), pendingTaskRun(name, id, old), metav1.CreateOptions{}); err != nil {
+				t.Fatal(err)
+			}
+		}, false, 1},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t)
+			body := fixtures.Read(t, "engine-taskrun-script-ready.json")
+			e.engine.KnowEvent(body)
+			tc.seed(t, e)
+			if tc.started {
+				ec := engine.New(engine.Options{BaseURL: e.engine.URL(), Timeout: time.Second})
+				if _, err := ec.StartTaskRun(t.Context(), id); err != nil {
+					t.Fatal(err)
+				}
+				e.settled(t)
+			}
+			before := e.acceptedStarts()
+			if code, msg := e.post(t, "/", "application/cloudevents+json", nil, body); code != http.StatusOK {
+				t.Fatalf("status %d %s", code, msg)
+			}
+			trs := e.taskRuns(t)
+			if len(trs) != 1 || trs[0].IsPending() {
+				t.Fatalf("want the TaskRun running, got %+v", trs)
+			}
+			if n := e.acceptedStarts() - before; n != tc.starts {
+				t.Fatalf("%d starts by the takeover, want %d: %v", n, tc.starts, e.kinds())
+			}
+			assertSettled(t, e, trs[0])
+			e.settled(t)
+		})
+	}
+}
+
+// claimedConfigMap is a task's params ConfigMap under a start's claim
+// taken at at (the zero time: dropped).
+func claimedConfigMap(id string, at time.Time) *corev1.ConfigMap {
+	return &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: tekton.ConfigMapName("bmrg-flow", id), Namespace: ns,
+		Labels:      map[string]string{"boomerang.io/taskrun-ref": id},
+		Annotations: map[string]string{"boomerang.io/claimed": at.UTC().Format(time.RFC3339Nano)}}}
+}
+
+func seedConfigMap(t *testing.T, e *env, cm *corev1.ConfigMap) {
+	t.Helper()
+	if _, err := e.kube.CoreV1().ConfigMaps(ns).Create(context.Background(), cm, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	if code, msg := e.structured(t, fixtures.Read(t, "engine-taskrun-script-ready.json")); code != http.StatusOK {
-		t.Fatalf("status %d %s", code, msg)
+}
+
+// assertNoObjects checks that there is no TaskRun and no ConfigMap.
+func assertNoObjects(t *testing.T, e *env) {
+	t.Helper()
+	if trs, cms := e.taskRuns(t), e.configMaps(t); len(trs) != 0 || len(cms) != 0 {
+		t.Fatalf("want no TaskRun and no ConfigMap, got %+v and %+v", trs, cms)
 	}
-	trs := e.taskRuns(t)
-	if len(trs) != 1 || trs[0].IsPending() {
-		t.Fatalf("want the TaskRun released, got %+v", trs)
+}
+
+// assertSettled checks that the only ConfigMap has no claim and is owned by
+// tr.
+func assertSettled(t *testing.T, e *env, tr pipelinev1.TaskRun) {
+	t.Helper()
+	cms := e.configMaps(t)
+	if len(cms) != 1 || cms[0].Annotations["boomerang.io/claimed"] != "" || len(cms[0].OwnerReferences) != 1 || cms[0].OwnerReferences[0].Name != tr.Name {
+		t.Fatalf("want one ConfigMap, settled and owned by %s, got %+v", tr.Name, cms)
 	}
-	if e.acceptedStarts() != 1 || len(e.configMaps(t)) != 1 {
-		t.Fatalf("want one start and the ConfigMap after a takeover: %v, %d ConfigMaps", e.kinds(), len(e.configMaps(t)))
-	}
+}
+
+// ourTaskRun is a running TaskRun of ours.
+func ourTaskRun(name, id string) *pipelinev1.TaskRun {
+	return &pipelinev1.TaskRun{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns, UID: k8stypes.UID("uid-" + id),
+		Labels: map[string]string{"boomerang.io/taskrun-ref": id}}}
 }
 
 // pendingTaskRun is a TaskRun of ours created pending, claimed at at.
@@ -506,8 +599,8 @@ func TestTaskTheEngineCancelledCreatesNothing(t *testing.T) {
 }
 
 // A task the Engine cancels after the handler asked about it (its answer
-// to the start says so) leaves a TaskRun that never runs: cancelled while
-// still pending, with no end sent.
+// to the start says so) gets no TaskRun, and its ConfigMap goes; no end is
+// sent.
 func TestTaskTheEngineCancelledMeanwhileNeverRuns(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
@@ -516,10 +609,7 @@ func TestTaskTheEngineCancelledMeanwhileNeverRuns(t *testing.T) {
 	if code, msg := e.structured(t, body); code != http.StatusOK {
 		t.Fatalf("status %d %s", code, msg)
 	}
-	trs := e.taskRuns(t)
-	if len(trs) != 1 || trs[0].Spec.Status != pipelinev1.TaskRunSpecStatusCancelled || trs[0].Annotations["boomerang.io/cancelled"] != "true" {
-		t.Fatalf("want the pending TaskRun cancelled, got %+v", trs)
-	}
+	assertNoObjects(t, e)
 	if calls := e.callbacks(); len(calls) != 1 || calls[0].Kind != enginestub.KindTaskRunStart {
 		t.Fatalf("want only the start, got %v", e.kinds())
 	}
@@ -543,9 +633,9 @@ func TestUnknownTaskCreatesNothing(t *testing.T) {
 	}
 }
 
-// A start the Engine refuses for good is final, and the pending TaskRun is
-// cancelled: it never runs, and nothing waits on it.
-func TestRefusedStartCancelsTheTaskRun(t *testing.T) {
+// A start the Engine refuses for good is final: no TaskRun is created, and
+// the claimed ConfigMap goes, so nothing waits on it.
+func TestRefusedStartCreatesNothing(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	e.serveAsking(t, func() { e.engine.FailNext(1, http.StatusBadRequest) })
@@ -553,14 +643,11 @@ func TestRefusedStartCancelsTheTaskRun(t *testing.T) {
 	if code != http.StatusUnprocessableEntity {
 		t.Fatalf("status %d %s, want 422", code, msg)
 	}
-	trs := e.taskRuns(t)
-	if len(trs) != 1 || trs[0].Spec.Status != pipelinev1.TaskRunSpecStatusCancelled {
-		t.Fatalf("want the pending TaskRun cancelled, got %+v", trs)
-	}
+	assertNoObjects(t, e)
 }
 
-// A TaskRun left without its ConfigMap (a crash between the two creates)
-// gets it when the event is redelivered to the restarted handler.
+// A TaskRun left without its ConfigMap (deleted by hand) gets it back,
+// owned, when the event is redelivered to a restarted handler.
 func TestRedeliveryRestoresMissingConfigMap(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
@@ -568,6 +655,7 @@ func TestRedeliveryRestoresMissingConfigMap(t *testing.T) {
 	if code, msg := e.structured(t, body); code != http.StatusOK {
 		t.Fatal(code, msg)
 	}
+	e.settled(t) // the Engine shows the task running
 	cm := e.configMaps(t)[0]
 	if err := e.kube.CoreV1().ConfigMaps(ns).Delete(context.Background(), cm.Name, metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
@@ -576,9 +664,7 @@ func TestRedeliveryRestoresMissingConfigMap(t *testing.T) {
 	if code, msg := e.structured(t, body); code != http.StatusOK {
 		t.Fatal(code, msg)
 	}
-	if n := len(e.configMaps(t)); n != 1 {
-		t.Fatalf("ConfigMap not restored: %d", n)
-	}
+	assertSettled(t, e, e.taskRuns(t)[0])
 	if n := len(e.callbacks()); n != 1 {
 		t.Fatalf("redelivery called the Engine again: %v", e.kinds())
 	}
@@ -780,33 +866,22 @@ func TestTransientFailuresAnswer5xx(t *testing.T) {
 		if code, _ := e.structured(t, body); code < 500 {
 			t.Fatalf("status %d, want 5xx", code)
 		}
-		// The TaskRun waits, pending, its claim dropped for the retry.
-		trs := e.taskRuns(t)
-		if len(trs) != 1 || !trs[0].IsPending() || trs[0].Annotations["boomerang.io/claimed"] != "0001-01-01T00:00:00Z" {
-			t.Fatalf("want one pending TaskRun with a dropped claim after the failed start, got %+v", trs)
+		// No TaskRun; the ConfigMap's claim is dropped for the retry.
+		if trs, cms := e.taskRuns(t), e.configMaps(t); len(trs) != 0 || len(cms) != 1 || cms[0].Annotations["boomerang.io/claimed"] != "0001-01-01T00:00:00Z" {
+			t.Fatalf("want no TaskRun and a ConfigMap with a dropped claim after the failed start, got %+v and %+v", trs, cms)
 		}
 		e.engine.FailFor(0, 0)
 		e.serve(t) // the retry reaches another replica
 		if code, msg := e.structured(t, body); code != http.StatusOK {
 			t.Fatalf("retry: %d %s", code, msg)
 		}
-		if trs := e.taskRuns(t); len(trs) != 1 || trs[0].IsPending() || trs[0].Annotations["boomerang.io/claimed"] != "" {
-			t.Fatalf("want the TaskRun released after the retry's start, got %+v", trs)
+		trs := e.taskRuns(t)
+		if len(trs) != 1 || trs[0].IsPending() {
+			t.Fatalf("want the TaskRun running after the retry's start, got %+v", trs)
 		}
+		assertSettled(t, e, trs[0])
 		if starts := e.acceptedStarts(); starts != 1 {
 			t.Fatalf("%d accepted starts, want 1", starts)
-		}
-	})
-	t.Run("identity conflict is permanent", func(t *testing.T) {
-		t.Parallel()
-		e := newEnv(t)
-		other := &pipelinev1.TaskRun{ObjectMeta: metav1.ObjectMeta{Name: "bmrg-flow-task-65a1f1a0e4b0a1b2c3d4e610", Namespace: ns,
-			Labels: map[string]string{"boomerang.io/taskrun-ref": "someone-else"}}}
-		if _, err := e.tekton.TektonV1().TaskRuns(ns).Create(context.Background(), other, metav1.CreateOptions{}); err != nil {
-			t.Fatal(err)
-		}
-		if code, _ := e.structured(t, body); code != http.StatusUnprocessableEntity {
-			t.Fatalf("status %d, want 422", code)
 		}
 	})
 }
@@ -845,6 +920,119 @@ func TestCancel(t *testing.T) {
 			}
 			if n := len(e.engine.Calls()); n != 0 {
 				t.Fatalf("cancel called the Engine: %v", e.kinds())
+			}
+		})
+	}
+}
+
+// A cancel that arrives while another delivery is starting the task (the
+// Engine's start landed, the TaskRun is not yet created) waits for the
+// claim to settle and cancels the TaskRun; one that finds a stale claim
+// takes it over and deletes the ConfigMap, so no TaskRun comes.
+func TestCancelDuringStart(t *testing.T) {
+	t.Parallel()
+	ready := fixtures.Read(t, "engine-taskrun-script-ready.json")
+	cancel := fixtures.Read(t, "engine-taskrun-completed-cancelled.json")
+	id := "65a1f1a0e4b0a1b2c3d4e611"
+	t.Run("live claim", func(t *testing.T) {
+		t.Parallel()
+		e := newEnv(t)
+		e.engine.KnowEvent(ready)
+		started, proceed := make(chan struct{}), make(chan struct{})
+		e.serveWith(t, func(ec handler.Engine) handler.Engine {
+			return hooked{Engine: ec, startTaskRun: func(ctx context.Context, id string) (*engine.TaskRun, error) {
+				tr, err := ec.StartTaskRun(ctx, id)
+				close(started)
+				<-proceed
+				return tr, err
+			}}
+		})
+		codes := make(chan int, 2)
+		go func() { code, _ := e.post(t, "/", "application/cloudevents+json", nil, ready); codes <- code }()
+		<-started
+		e.kube.ClearActions()
+		go func() { code, _ := e.post(t, "/", "application/cloudevents+json", nil, cancel); codes <- code }()
+		wait.Eventually(t, 10*time.Second, "the cancel to wait for the claim", func() (bool, error) {
+			return countActions(e.kube.Actions(), "get", "configmaps") >= 2, nil
+		})
+		close(proceed)
+		for range 2 {
+			if code := <-codes; code != http.StatusOK {
+				t.Fatalf("a delivery answered %d", code)
+			}
+		}
+		trs := e.taskRuns(t)
+		if len(trs) != 1 || trs[0].Spec.Status != pipelinev1.TaskRunSpecStatusCancelled {
+			t.Fatalf("want the TaskRun cancelled, got %+v", trs)
+		}
+	})
+	t.Run("stale claim", func(t *testing.T) {
+		t.Parallel()
+		e := newEnv(t)
+		seedConfigMap(t, e, claimedConfigMap(id, time.Now().Add(-handler.ClaimStale-time.Second)))
+		if code, msg := e.post(t, "/", "application/cloudevents+json", nil, cancel); code != http.StatusOK {
+			t.Fatalf("status %d %s", code, msg)
+		}
+		assertNoObjects(t, e)
+	})
+}
+
+// A TaskRun create that fails after the Engine's start is retried without
+// a second start: the claim is dropped only once the Engine shows the task
+// started, so the retry, taking it over, only creates the TaskRun.
+func TestFailedCreateAfterStartStartsOnce(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	var failed atomic.Bool
+	e.tekton.PrependReactor("create", "taskruns", func(k8stesting.Action) (bool, runtime.Object, error) {
+		if failed.CompareAndSwap(false, true) {
+			return true, nil, apierrors.NewServiceUnavailable("webhook down")
+		}
+		return false, nil, nil
+	})
+	body := fixtures.Read(t, "engine-taskrun-script-ready.json")
+	if code, _ := e.structured(t, body); code < 500 {
+		t.Fatalf("status %d, want 5xx when the create fails", code)
+	}
+	if code, msg := e.structured(t, body); code != http.StatusOK {
+		t.Fatalf("retry: %d %s", code, msg)
+	}
+	trs := e.taskRuns(t)
+	if len(trs) != 1 || e.acceptedStarts() != 1 {
+		t.Fatalf("%d TaskRuns and %d starts, want 1 and 1: %v", len(trs), e.acceptedStarts(), e.kinds())
+	}
+	assertSettled(t, e, trs[0])
+	e.settled(t)
+}
+
+// A late copy of a ready event for a task the Engine is done with deletes
+// a ConfigMap left under a stale claim (its owner died), and only then.
+func TestLeftoverClaimDeleted(t *testing.T) {
+	t.Parallel()
+	id := "65a1f1a0e4b0a1b2c3d4e611"
+	for _, tc := range []struct {
+		name string
+		at   time.Time
+		kept bool
+	}{
+		{"stale", time.Now().Add(-handler.ClaimStale - time.Second), false},
+		{"live", time.Now(), true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t)
+			body := fixtures.Read(t, "engine-taskrun-script-ready.json")
+			e.engine.KnowEvent(body)
+			e.engine.Cancel(id)
+			seedConfigMap(t, e, claimedConfigMap(id, tc.at))
+			if code, msg := e.post(t, "/", "application/cloudevents+json", nil, body); code != http.StatusOK {
+				t.Fatalf("status %d %s", code, msg)
+			}
+			if n := len(e.configMaps(t)); (n == 1) != tc.kept {
+				t.Fatalf("%d ConfigMaps left, want kept=%v", n, tc.kept)
+			}
+			if trs := e.taskRuns(t); len(trs) != 0 || len(e.callbacks()) != 0 {
+				t.Fatalf("want nothing created or sent, got %d TaskRuns and %v", len(trs), e.kinds())
 			}
 		})
 	}
@@ -960,7 +1148,7 @@ func TestClaimsReadOncePerRun(t *testing.T) {
 		calls = append(calls, a.GetVerb()+" "+a.GetResource().Resource)
 	}
 	slices.Sort(calls)
-	if want := []string{"create configmaps", "create taskruns", "patch taskruns"}; !slices.Equal(calls, want) {
+	if want := []string{"create configmaps", "create taskruns", "patch configmaps"}; !slices.Equal(calls, want) {
 		t.Fatalf("apiserver calls for the run's second task %v, want %v", calls, want)
 	}
 	for _, tr := range e.taskRuns(t) {
@@ -1028,41 +1216,42 @@ func TestOtherEngineTypeIgnored(t *testing.T) {
 	}
 }
 
-// A TaskRun the apiserver refuses after the Engine started the task is
-// ended failed with the reason, not left running for ever.
-// A create refused in admission while the TaskRun exists (the webhook
+// A ConfigMap create refused in admission while the objects exist (a quota
 // answers before storage could say AlreadyExists) is a redelivery: the
-// TaskRun is resumed, not reported unbuildable; and when the TaskRun
-// cannot be looked up either, the sender is told to retry (503, not 422).
+// TaskRun is resumed, not reported unbuildable; and when they cannot be
+// looked up either, the sender is told to retry (503, not 422).
 func TestRefusedCreateLooksFirst(t *testing.T) {
 	t.Parallel()
 	refuse := func(e *env) {
-		e.tekton.PrependReactor("create", "taskruns", func(k8stesting.Action) (bool, runtime.Object, error) {
-			return true, nil, apierrors.NewBadRequest("admission webhook denied the request")
+		e.kube.PrependReactor("create", "configmaps", func(k8stesting.Action) (bool, runtime.Object, error) {
+			return true, nil, apierrors.NewForbidden(schema.GroupResource{Resource: "configmaps"}, "x", fmt.Errorf("exceeded quota"))
 		})
 	}
 	id := "65a1f1a0e4b0a1b2c3d4e611"
-	t.Run("taskrun exists", func(t *testing.T) {
+	t.Run("objects exist", func(t *testing.T) {
 		t.Parallel()
 		e := newEnv(t)
-		released := pendingTaskRun(tekton.TaskRunName("bmrg-flow", id), id, time.Now())
-		released.Spec.Status = ""
-		if _, err := e.tekton.TektonV1().TaskRuns(ns).Create(context.Background(), released, metav1.CreateOptions{}); err != nil {
+		tr, err := e.tekton.TektonV1().TaskRuns(ns).Create(context.Background(), ourTaskRun(tekton.TaskRunName("bmrg-flow", id), id), metav1.CreateOptions{})
+		if err != nil {
 			t.Fatal(err)
 		}
+		cm := claimedConfigMap(id, time.Now())
+		delete(cm.Annotations, "boomerang.io/claimed")
+		tekton.SetOwner(cm, tr)
+		seedConfigMap(t, e, cm)
 		refuse(e)
 		if code, msg := e.structured(t, fixtures.Read(t, "engine-taskrun-script-ready.json")); code != http.StatusOK {
 			t.Fatalf("status %d %s", code, msg)
 		}
-		if n := len(e.callbacks()); n != 0 || len(e.configMaps(t)) != 1 {
-			t.Fatalf("want the TaskRun resumed (its ConfigMap made, no Engine call), got %v and %d ConfigMaps", e.kinds(), len(e.configMaps(t)))
+		if n := len(e.callbacks()); n != 0 {
+			t.Fatalf("want the TaskRun resumed with no Engine call, got %v", e.kinds())
 		}
 	})
 	t.Run("lookup fails", func(t *testing.T) {
 		t.Parallel()
 		e := newEnv(t)
 		refuse(e)
-		e.tekton.PrependReactor("get", "taskruns", func(k8stesting.Action) (bool, runtime.Object, error) {
+		e.kube.PrependReactor("get", "configmaps", func(k8stesting.Action) (bool, runtime.Object, error) {
 			return true, nil, apierrors.NewTimeoutError("slow", 1)
 		})
 		if code, _ := e.structured(t, fixtures.Read(t, "engine-taskrun-script-ready.json")); code != http.StatusServiceUnavailable {
@@ -1074,6 +1263,8 @@ func TestRefusedCreateLooksFirst(t *testing.T) {
 	})
 }
 
+// A TaskRun the apiserver refuses after the Engine started the task is
+// ended failed with the reason, not left running for ever.
 func TestRejectedTaskRunIsReportedFailed(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
@@ -1090,22 +1281,46 @@ func TestRejectedTaskRunIsReportedFailed(t *testing.T) {
 	e.settled(t)
 }
 
-// A TaskRun of the task's name that carries another task's reference is
-// never taken for this task's: 422, and nothing is started.
-func TestTaskRunOfAnotherTaskRefused(t *testing.T) {
+// An object of the task's names that carries another task's reference is
+// never taken for this task's: a ConfigMap is refused with 422 before
+// anything is started; a TaskRun, found only when the started task's
+// TaskRun is created, makes the task end failed, naming the label.
+func TestObjectsOfAnotherTaskRefused(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t)
-	name := tekton.TaskRunName("bmrg-flow", "65a1f1a0e4b0a1b2c3d4e611")
-	if _, err := e.tekton.TektonV1().TaskRuns(ns).Create(context.Background(), pendingTaskRun(name, "another-task", time.Now()), metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	code, msg := e.structured(t, fixtures.Read(t, "engine-taskrun-script-ready.json"))
-	if code != http.StatusUnprocessableEntity || !strings.Contains(msg, `"field":"data.id"`) || !strings.Contains(msg, "boomerang.io/taskrun-ref") {
-		t.Fatalf("%d %s, want 422 naming data.id and the label", code, msg)
-	}
-	if e.acceptedStarts() != 0 {
-		t.Fatalf("Engine calls %v, want no start", e.kinds())
-	}
+	id := "65a1f1a0e4b0a1b2c3d4e611"
+	t.Run("configmap", func(t *testing.T) {
+		t.Parallel()
+		e := newEnv(t)
+		seedConfigMap(t, e, claimedConfigMap("another-task", time.Now()))
+		cm := claimedConfigMap("another-task", time.Now())
+		cm.Name = tekton.ConfigMapName("bmrg-flow", id)
+		seedConfigMap(t, e, cm)
+		code, msg := e.structured(t, fixtures.Read(t, "engine-taskrun-script-ready.json"))
+		if code != http.StatusUnprocessableEntity || !strings.Contains(msg, `"field":"data.id"`) || !strings.Contains(msg, "boomerang.io/taskrun-ref") {
+			t.Fatalf("%d %s, want 422 naming data.id and the label", code, msg)
+		}
+		if e.acceptedStarts() != 0 {
+			t.Fatalf("Engine calls %v, want no start", e.kinds())
+		}
+	})
+	t.Run("taskrun", func(t *testing.T) {
+		t.Parallel()
+		e := newEnv(t)
+		if _, err := e.tekton.TektonV1().TaskRuns(ns).Create(context.Background(), ourTaskRun(tekton.TaskRunName("bmrg-flow", id), "another-task"), metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		if code, msg := e.structured(t, fixtures.Read(t, "engine-taskrun-script-ready.json")); code != http.StatusOK {
+			t.Fatalf("status %d %s", code, msg)
+		}
+		calls := e.callbacks()
+		if len(calls) != 2 || calls[1].End == nil || calls[1].End.Status != engine.StatusFailed || !strings.Contains(calls[1].End.StatusMessage, "boomerang.io/taskrun-ref") {
+			t.Fatalf("want start then end failed naming the label, got %v", e.kinds())
+		}
+		if cms := e.configMaps(t); len(cms) != 0 {
+			t.Fatalf("want the claimed ConfigMap gone, got %+v", cms)
+		}
+		e.settled(t)
+	})
 }
 
 // Handle, called directly as the front door calls it, returns the error

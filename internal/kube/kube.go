@@ -76,6 +76,7 @@ type (
 	ConfigMaps interface {
 		Get(ctx context.Context, name string, opts metav1.GetOptions) (*corev1.ConfigMap, error)
 		Create(ctx context.Context, cm *corev1.ConfigMap, opts metav1.CreateOptions) (*corev1.ConfigMap, error)
+		Patch(ctx context.Context, name string, pt types.PatchType, data []byte, opts metav1.PatchOptions, subresources ...string) (*corev1.ConfigMap, error)
 		Delete(ctx context.Context, name string, opts metav1.DeleteOptions) error
 	}
 	PVCs interface {
@@ -358,12 +359,82 @@ func SameIdentity(existing, want map[string]string) error {
 	return nil
 }
 
-// CreateConfigMap creates cm; an existing ConfigMap of the same identity is
-// success.
-func (c *Client) CreateConfigMap(ctx context.Context, cm *corev1.ConfigMap) error {
-	_, _, err := createOrAdopt(ctx, c, "configmap", cm, c.configs.Create, c.configs.Get)
-	return err
+// CreateConfigMap creates cm. When a ConfigMap of that name exists with the
+// same taskrun-ref label it is returned with created=false; another
+// identity is ErrConflict.
+func (c *Client) CreateConfigMap(ctx context.Context, cm *corev1.ConfigMap) (*corev1.ConfigMap, bool, error) {
+	return createOrAdopt(ctx, c, "configmap", cm, c.configs.Create, c.configs.Get)
 }
+
+// GetConfigMap returns the named ConfigMap, or nil when it does not exist.
+func (c *Client) GetConfigMap(ctx context.Context, name string) (*corev1.ConfigMap, error) {
+	return getOrNil(ctx, c, "configmap", name, c.configs.Get)
+}
+
+// ClaimConfigMap sets the start's claim (contract.AnnotationClaimed) on a
+// ConfigMap as read, to the time at. The patch carries cm's
+// resourceVersion, so of several deliveries or replicas claiming one
+// ConfigMap only one wins. It reports false when the ConfigMap changed since
+// it was read or is gone.
+func (c *Client) ClaimConfigMap(ctx context.Context, cm *corev1.ConfigMap, at time.Time) (bool, error) {
+	return patchVersion(ctx, c, "configmap", cm.Name, cm.ResourceVersion, "claim", map[string]any{
+		"metadata": map[string]any{"annotations": map[string]string{contract.AnnotationClaimed: contract.ClaimValue(at)}},
+	}, c.configs.Patch)
+}
+
+// DropConfigMapClaim makes the start's claim on the named ConfigMap stale
+// (the zero time) while it still holds mine, so that the next delivery
+// takes it over at once. One JSON patch, whose test leaves a ConfigMap
+// claimed by someone else, settled or gone alone.
+func (c *Client) DropConfigMapClaim(ctx context.Context, name, mine string) error {
+	key, err := json.Marshal(mine)
+	if err != nil {
+		return err
+	}
+	stale, _ := json.Marshal(contract.ClaimValue(time.Time{}))
+	patch := `[{"op":"test","path":"` + claimedPath + `","value":` + string(key) + `},` +
+		`{"op":"replace","path":"` + claimedPath + `","value":` + string(stale) + `}]`
+	return c.patchConfigMap(ctx, name, "drop the claim of", types.JSONPatchType, []byte(patch))
+}
+
+// SettleConfigMap ends the start's claim on a ConfigMap once the task's
+// TaskRun exists: it removes the claim and sets cm's owner references (the
+// TaskRun), in one patch.
+func (c *Client) SettleConfigMap(ctx context.Context, cm *corev1.ConfigMap) error {
+	patch, err := json.Marshal(map[string]any{"metadata": map[string]any{
+		"annotations":     map[string]any{contract.AnnotationClaimed: nil},
+		"ownerReferences": cm.OwnerReferences,
+	}})
+	if err != nil {
+		return err
+	}
+	return c.patchConfigMap(ctx, cm.Name, "settle", types.MergePatchType, patch)
+}
+
+// patchConfigMap sends one patch to the named ConfigMap. A ConfigMap that
+// is gone, or a JSON patch whose test fails (422 on a real apiserver, 409
+// or 500 elsewhere), is left alone.
+func (c *Client) patchConfigMap(ctx context.Context, name, verb string, pt types.PatchType, patch []byte) error {
+	ctx, cancel := c.call(ctx)
+	defer cancel()
+	_, err := c.configs.Patch(ctx, name, pt, patch, metav1.PatchOptions{FieldManager: FieldManager})
+	switch {
+	case err == nil, apierrors.IsNotFound(err):
+		return nil
+	case pt == types.JSONPatchType && (apierrors.IsInvalid(err) || apierrors.IsConflict(err) || testFailed(err)):
+		return nil
+	}
+	return fmt.Errorf("%s configmap %s/%s: %w", verb, c.namespace, name, classify(err))
+}
+
+// testFailed reports whether err is a JSON patch whose test op failed, as
+// the apiserver words it.
+func testFailed(err error) bool {
+	return strings.Contains(err.Error(), "testing value") || strings.Contains(err.Error(), "test operation")
+}
+
+// claimedPath is the JSON pointer of the start's claim annotation.
+var claimedPath = "/metadata/annotations/" + strings.ReplaceAll(contract.AnnotationClaimed, "/", "~1")
 
 // CreatePVC creates pvc and reports whether it was new; an existing claim of
 // the same identity is success.
@@ -433,33 +504,34 @@ func (c *Client) CancelTaskRun(ctx context.Context, name, message string) (bool,
 // deliveries or replicas claiming one TaskRun only one wins. It reports
 // false when the TaskRun changed since it was read or is gone.
 func (c *Client) ClaimTaskRun(ctx context.Context, tr *pipelinev1.TaskRun, key string, at time.Time) (bool, error) {
-	return c.patchVersion(ctx, tr, "claim", map[string]any{
+	return patchVersion(ctx, c, "taskrun", tr.Name, tr.ResourceVersion, "claim", map[string]any{
 		"metadata": map[string]any{"annotations": map[string]string{key: contract.ClaimValue(at)}},
-	})
+	}, c.taskRuns.Patch)
 }
 
-// patchVersion merges patch into tr with tr's resourceVersion as the
-// precondition. It reports false when the TaskRun changed since it was read
-// or is gone.
-func (c *Client) patchVersion(ctx context.Context, tr *pipelinev1.TaskRun, verb string, patch map[string]any) (bool, error) {
+// patchVersion merges patch into the named object with the
+// resourceVersion rv as the precondition. It reports false when the object
+// changed since it was read or is gone.
+func patchVersion[O any](ctx context.Context, c *Client, kind, name, rv, verb string, patch map[string]any,
+	send func(context.Context, string, types.PatchType, []byte, metav1.PatchOptions, ...string) (*O, error)) (bool, error) {
 	meta, _ := patch["metadata"].(map[string]any)
 	if meta == nil {
 		meta = map[string]any{}
 		patch["metadata"] = meta
 	}
-	meta["resourceVersion"] = tr.ResourceVersion
+	meta["resourceVersion"] = rv
 	body, err := json.Marshal(patch)
 	if err != nil {
-		return false, fmt.Errorf("%s taskrun %s/%s: %w", verb, c.namespace, tr.Name, err)
+		return false, fmt.Errorf("%s %s %s/%s: %w", verb, kind, c.namespace, name, err)
 	}
 	ctx, cancel := c.call(ctx)
 	defer cancel()
-	_, err = c.taskRuns.Patch(ctx, tr.Name, types.MergePatchType, body, metav1.PatchOptions{FieldManager: FieldManager})
+	_, err = send(ctx, name, types.MergePatchType, body, metav1.PatchOptions{FieldManager: FieldManager})
 	switch {
 	case apierrors.IsNotFound(err), apierrors.IsConflict(err):
 		return false, nil
 	case err != nil:
-		return false, fmt.Errorf("%s taskrun %s/%s: %w", verb, c.namespace, tr.Name, classify(err))
+		return false, fmt.Errorf("%s %s %s/%s: %w", verb, kind, c.namespace, name, classify(err))
 	}
 	return true, nil
 }
@@ -479,7 +551,7 @@ func (c *Client) patchAsRead(ctx context.Context, name, verb string, change func
 		if patch == nil {
 			return false, nil
 		}
-		if applied, err := c.patchVersion(ctx, tr, verb, patch); err != nil || applied {
+		if applied, err := patchVersion(ctx, c, "taskrun", tr.Name, tr.ResourceVersion, verb, patch, c.taskRuns.Patch); err != nil || applied {
 			return applied, err
 		}
 	}
@@ -528,7 +600,7 @@ func (c *Client) ReleaseTaskRun(ctx context.Context, name string) error {
 func ReleasePatch() []byte {
 	return []byte(`[{"op":"test","path":"/spec/status","value":"` + pipelinev1.TaskRunSpecStatusPending + `"},` +
 		`{"op":"remove","path":"/spec/status"},` +
-		`{"op":"remove","path":"/metadata/annotations/` + strings.ReplaceAll(contract.AnnotationClaimed, "/", "~1") + `"}]`)
+		`{"op":"remove","path":"` + claimedPath + `"}]`)
 }
 
 // MarkReported records on the TaskRun that its report is done (value says

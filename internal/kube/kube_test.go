@@ -47,8 +47,9 @@ func TestCreateAdoptsSameIdentity(t *testing.T) {
 		if err != nil || created != wantCreated {
 			t.Errorf("CreatePVC #%d = %v, %v; want created %v", i, created, err, wantCreated)
 		}
-		if err := c.CreateConfigMap(ctx, &corev1.ConfigMap{ObjectMeta: objectMeta("cm", "a")}); err != nil {
-			t.Errorf("CreateConfigMap #%d: %v", i, err)
+		cm, created, err := c.CreateConfigMap(ctx, &corev1.ConfigMap{ObjectMeta: objectMeta("cm", "a")})
+		if err != nil || created != wantCreated || cm == nil || cm.Name != "cm" {
+			t.Errorf("CreateConfigMap #%d = %v, %v, %v; want created %v", i, cm, created, err, wantCreated)
 		}
 	}
 	_, _, err := c.CreateTaskRun(ctx, &pipelinev1.TaskRun{ObjectMeta: objectMeta("tr", "b")})
@@ -58,7 +59,7 @@ func TestCreateAdoptsSameIdentity(t *testing.T) {
 	if _, err := c.CreatePVC(ctx, &corev1.PersistentVolumeClaim{ObjectMeta: objectMeta("pvc", "b")}); !errors.Is(err, ErrConflict) {
 		t.Errorf("pvc of another identity: %v, want ErrConflict", err)
 	}
-	if err := c.CreateConfigMap(ctx, &corev1.ConfigMap{ObjectMeta: objectMeta("cm", "b")}); !errors.Is(err, ErrConflict) {
+	if _, _, err := c.CreateConfigMap(ctx, &corev1.ConfigMap{ObjectMeta: objectMeta("cm", "b")}); !errors.Is(err, ErrConflict) {
 		t.Errorf("configmap of another identity: %v, want ErrConflict", err)
 	}
 }
@@ -70,7 +71,7 @@ func TestCreateRejected(t *testing.T) {
 		return true, nil, apierrors.NewInvalid(schema.GroupKind{Kind: "ConfigMap"}, "cm", nil)
 	})
 	c := newOn(k, tektonfake.NewSimpleClientset(), "flow", time.Second)
-	err := c.CreateConfigMap(context.Background(), &corev1.ConfigMap{ObjectMeta: objectMeta("cm", "a")})
+	_, _, err := c.CreateConfigMap(context.Background(), &corev1.ConfigMap{ObjectMeta: objectMeta("cm", "a")})
 	if !errors.Is(err, ErrRejected) || !strings.HasPrefix(err.Error(), "create configmap flow/cm: ") {
 		t.Errorf("err = %v, want ErrRejected under create configmap flow/cm", err)
 	}
@@ -204,6 +205,82 @@ func TestRelease(t *testing.T) {
 		_, claimed := got.Annotations[contract.AnnotationClaimed]
 		if string(got.Spec.Status) != tc.status || claimed != tc.claimed || got.Annotations["keep"] != "x" {
 			t.Errorf("%s: status %q, claimed %v, annotations %v; want status %q, claimed %v", tc.name, got.Spec.Status, claimed, got.Annotations, tc.status, tc.claimed)
+		}
+	}
+}
+
+// TestConfigMapClaim checks the start's claim on a ConfigMap: a claim with
+// the version read wins once; a drop holds only while the claim is mine; a
+// settle removes the claim and sets the owner, keeping other annotations.
+func TestConfigMapClaim(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	cm := &corev1.ConfigMap{ObjectMeta: objectMeta("cm", "a")}
+	cm.Annotations = map[string]string{contract.AnnotationClaimed: contract.ClaimValue(time.Unix(1, 0)), "keep": "x"}
+	cm.ResourceVersion = "7"
+	fake := k8sfake.NewClientset(cm)
+	c := newOn(fake, tektonfake.NewSimpleClientset(), "flow", time.Second)
+	read, err := c.GetConfigMap(ctx, "cm")
+	if err != nil || read == nil {
+		t.Fatalf("GetConfigMap = %v, %v", read, err)
+	}
+	mine := time.Unix(100, 0)
+	if won, err := c.ClaimConfigMap(ctx, read, mine); err != nil || !won {
+		t.Fatalf("claim = %v, %v", won, err)
+	}
+	// The version read is the precondition (the apiserver refuses a stale
+	// one: the end-to-end tests race replicas on it).
+	acts := fake.Actions()
+	if p, ok := acts[len(acts)-1].(k8stesting.PatchAction); !ok || !strings.Contains(string(p.GetPatch()), `"resourceVersion":"`+read.ResourceVersion+`"`) {
+		t.Fatalf("claim sent %+v, want a patch with resourceVersion %q", acts[len(acts)-1], read.ResourceVersion)
+	}
+	fake.PrependReactor("patch", "configmaps", func(a k8stesting.Action) (bool, runtime.Object, error) {
+		if strings.Contains(string(a.(k8stesting.PatchAction).GetPatch()), `"resourceVersion":"stale"`) {
+			return true, nil, apierrors.NewConflict(schema.GroupResource{Resource: "configmaps"}, "cm", errors.New("changed"))
+		}
+		return false, nil, nil
+	})
+	stale := read.DeepCopy()
+	stale.ResourceVersion = "stale"
+	if won, err := c.ClaimConfigMap(ctx, stale, time.Unix(200, 0)); err != nil || won {
+		t.Fatalf("claim with a stale version = %v, %v; want lost", won, err)
+	}
+	claim := func() string {
+		got, err := c.GetConfigMap(ctx, "cm")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return got.Annotations[contract.AnnotationClaimed]
+	}
+	if got := claim(); got != contract.ClaimValue(mine) {
+		t.Fatalf("claim %q after the claim, want %q", got, contract.ClaimValue(mine))
+	}
+	if err := c.DropConfigMapClaim(ctx, "cm", contract.ClaimValue(time.Unix(5, 0))); err != nil {
+		t.Fatalf("drop of another's claim: %v", err)
+	}
+	if got := claim(); got != contract.ClaimValue(mine) {
+		t.Fatalf("another's drop changed the claim to %q", got)
+	}
+	if err := c.DropConfigMapClaim(ctx, "cm", contract.ClaimValue(mine)); err != nil {
+		t.Fatal(err)
+	}
+	if got := claim(); got != contract.ClaimValue(time.Time{}) {
+		t.Fatalf("claim %q after my drop, want the zero time", got)
+	}
+	settle := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "cm", OwnerReferences: []metav1.OwnerReference{{APIVersion: "tekton.dev/v1", Kind: "TaskRun", Name: "tr", UID: "u1"}}}}
+	if err := c.SettleConfigMap(ctx, settle); err != nil {
+		t.Fatal(err)
+	}
+	got, err := c.GetConfigMap(ctx, "cm")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, claimed := got.Annotations[contract.AnnotationClaimed]; claimed || got.Annotations["keep"] != "x" || len(got.OwnerReferences) != 1 || got.OwnerReferences[0].UID != "u1" {
+		t.Fatalf("after the settle: annotations %v, owners %v; want no claim, keep=x, owner u1", got.Annotations, got.OwnerReferences)
+	}
+	for _, name := range []string{"cm", "gone"} {
+		if err := c.DropConfigMapClaim(ctx, name, contract.ClaimValue(mine)); err != nil {
+			t.Errorf("drop on %s (settled or gone): %v", name, err)
 		}
 	}
 }

@@ -26,14 +26,17 @@ const Transient = http.StatusServiceUnavailable
 // a cut connection.
 const Budget = 25 * time.Second
 
-// ClaimStale is the age past which a handler's claim on a pending TaskRun
-// (boomerang.io/claimed) outlived the delivery that took it: longer than
-// any delivery's Budget.
-const ClaimStale = Budget + 5*time.Second
+// ClaimStale is the age past which a handler's claim on a task's start
+// (boomerang.io/claimed, on its ConfigMap, or on a TaskRun an earlier
+// version created pending) outlived the delivery that took it: longer than
+// its Budget and the SettleTimeout its owner may work on after it, with a
+// margin for clocks.
+const ClaimStale = Budget + SettleTimeout + 5*time.Second
 
-// SettleTimeout bounds the apiserver calls that settle a TaskRun once the
-// Engine has answered (release, cancel, mark, drop a claim): they run on
-// when the event's own time is up, or the TaskRun would be left half done.
+// SettleTimeout bounds the calls that finish what the Engine's answer
+// started (create or cancel the TaskRun, settle or drop a claim, mark a
+// report): they run on when the event's own time is up, or the work would
+// be left half done.
 const SettleTimeout = 10 * time.Second
 
 // Settle is ctx without its cancellation, bounded by SettleTimeout.

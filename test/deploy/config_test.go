@@ -106,7 +106,7 @@ func TestRoles(t *testing.T) {
 	}{
 		{"flow-tekton-handler", []rbacv1.PolicyRule{
 			{APIGroups: []string{"tekton.dev"}, Resources: []string{"taskruns"}, Verbs: []string{"create", "get", "patch"}},
-			{APIGroups: []string{""}, Resources: []string{"configmaps"}, Verbs: []string{"create", "get"}},
+			{APIGroups: []string{""}, Resources: []string{"configmaps"}, Verbs: []string{"create", "get", "patch", "delete"}},
 			{APIGroups: []string{""}, Resources: []string{"persistentvolumeclaims"}, Verbs: []string{"create", "get", "list", "delete"}},
 		}, false},
 		{"flow-tekton-sink", []rbacv1.PolicyRule{

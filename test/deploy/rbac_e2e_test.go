@@ -45,8 +45,10 @@ var allowed = map[string][]access{
 		{"create", "tekton.dev", "taskruns"},
 		{"get", "tekton.dev", "taskruns"},
 		{"patch", "tekton.dev", "taskruns"}, // cancel
-		{"create", "", "configmaps"},
+		{"create", "", "configmaps"},        // the start's claim
 		{"get", "", "configmaps"},
+		{"patch", "", "configmaps"},  // take a stale claim over, settle it
+		{"delete", "", "configmaps"}, // the claim of a task that will not run
 		{"create", "", "persistentvolumeclaims"},
 		{"get", "", "persistentvolumeclaims"},
 		{"list", "", "persistentvolumeclaims"},

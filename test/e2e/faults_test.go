@@ -15,10 +15,12 @@ import (
 	"time"
 
 	pipelinev1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/boomerang-io/flow-tekton-handler/function/handler"
 	"github.com/boomerang-io/flow-tekton-handler/internal/contract"
+	"github.com/boomerang-io/flow-tekton-handler/internal/tekton"
 	"github.com/boomerang-io/flow-tekton-handler/test/enginestub"
 	"github.com/boomerang-io/flow-tekton-handler/test/fnserve"
 	"github.com/boomerang-io/flow-tekton-handler/test/wait"
@@ -178,10 +180,11 @@ func TestSIGTERMDrainsInFlight(t *testing.T) {
 		}()
 	}
 	// SIGTERM only once every event's start waits on the slow Engine: its
-	// pending TaskRun exists, so the handler's question to the Engine is
+	// claimed ConfigMap exists, so the handler's question to the Engine is
 	// answered, and what is left fits in the drain's grace.
 	wait.Eventually(s.t, 30*time.Second, "every event's start call to wait on the Engine", func() (bool, error) {
-		return len(s.taskRuns()) == n && s.engine.Held() == n, nil
+		cms, err := s.kube.CoreV1().ConfigMaps(s.ns).List(context.Background(), metav1.ListOptions{LabelSelector: contract.LabelTaskRunRef})
+		return err == nil && len(cms.Items) == n && s.engine.Held() == n, err
 	})
 	if err := s.handler.Stop(20 * time.Second); err != nil {
 		t.Fatalf("handler did not stop cleanly: %v", err)
@@ -323,27 +326,61 @@ func TestReplicasStartOnce(t *testing.T) {
 	s.noViolations()
 }
 
-// A TaskRun left pending by a delivery that died after its create (its
-// claim is older than handler.ClaimStale) is taken over by the next
-// delivery on the real apiserver: one start, then Tekton runs it.
+// A claim whose owner died (older than handler.ClaimStale) is taken over by
+// the next delivery on the real apiserver, which does what the Engine's
+// state says is left: the start and the TaskRun when the owner died before
+// its start, only the TaskRun when after. A TaskRun an earlier version left
+// pending under a stale claim is started and released. Each task runs once
+// and is reported once.
 func TestStaleClaimTakenOver(t *testing.T) {
 	s := newStack(t, nil)
 	s.startSink()
-	id := taskID(0x801)
-	tr := &pipelinev1.TaskRun{
-		ObjectMeta: metav1.ObjectMeta{Name: name(id), Namespace: s.ns,
-			Labels:      map[string]string{contract.LabelTaskRunRef: id, contract.LabelProduct: "bmrg-flow"},
-			Annotations: map[string]string{contract.AnnotationClaimed: time.Now().Add(-handler.ClaimStale - time.Minute).UTC().Format(time.RFC3339Nano)}},
-		Spec: pipelinev1.TaskRunSpec{Status: pipelinev1.TaskRunSpecStatusPending,
-			TaskSpec: &pipelinev1.TaskSpec{Steps: []pipelinev1.Step{{Name: "main", Image: "alpine", Command: []string{"true"}}}}},
+	ctx := context.Background()
+	stale := contract.ClaimValue(time.Now().Add(-handler.ClaimStale - time.Minute))
+	labels := func(id string) map[string]string {
+		return map[string]string{contract.LabelTaskRunRef: id, contract.LabelProduct: "bmrg-flow"}
 	}
-	if _, err := s.tekton.TektonV1().TaskRuns(s.ns).Create(context.Background(), tr, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
+	claimed := func(id string) {
+		cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: tekton.ConfigMapName("bmrg-flow", id), Namespace: s.ns,
+			Labels: labels(id), Annotations: map[string]string{contract.AnnotationClaimed: stale}}}
+		if _, err := s.kube.CoreV1().ConfigMaps(s.ns).Create(ctx, cm, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
 	}
-	s.mustPost(customTask(t, id))
-	s.waitEnd(id, time.Minute)
-	if c := len(s.calls(enginestub.KindTaskRunStart, id)); c != 1 {
-		t.Fatalf("%d starts after the takeover, want 1", c)
+	cases := []struct {
+		id     string
+		seed   func(id string)
+		starts int
+	}{
+		{taskID(0x801), claimed, 1},
+		{taskID(0x802), func(id string) {
+			claimed(id)
+			s.engine.Know(enginestub.Task{ID: id, Status: enginestub.StatusRunning, Phase: enginestub.PhaseRunning})
+		}, 0},
+		{taskID(0x803), func(id string) {
+			tr := &pipelinev1.TaskRun{
+				ObjectMeta: metav1.ObjectMeta{Name: name(id), Namespace: s.ns, Labels: labels(id),
+					Annotations: map[string]string{contract.AnnotationClaimed: stale}},
+				Spec: pipelinev1.TaskRunSpec{Status: pipelinev1.TaskRunSpecStatusPending,
+					TaskSpec: &pipelinev1.TaskSpec{Steps: []pipelinev1.Step{{Name: "main", Image: "alpine", Command: []string{"true"}}}}},
+			}
+			if _, err := s.tekton.TektonV1().TaskRuns(s.ns).Create(ctx, tr, metav1.CreateOptions{}); err != nil {
+				t.Fatal(err)
+			}
+		}, 1},
+	}
+	for _, tc := range cases {
+		body := customTask(t, tc.id)
+		tc.seed(tc.id)
+		s.mustPost(body)
+		s.waitEnd(tc.id, time.Minute)
+		if c := len(s.calls(enginestub.KindTaskRunStart, tc.id)); c != tc.starts {
+			t.Errorf("task %s: %d starts after the takeover, want %d", tc.id, c, tc.starts)
+		}
+		cm, err := s.kube.CoreV1().ConfigMaps(s.ns).Get(ctx, tekton.ConfigMapName("bmrg-flow", tc.id), metav1.GetOptions{})
+		if err != nil || cm.Annotations[contract.AnnotationClaimed] != "" || len(cm.OwnerReferences) != 1 {
+			t.Errorf("task %s: ConfigMap %+v (%v), want it settled and owned by the TaskRun", tc.id, cm, err)
+		}
 	}
 	s.noViolations()
 }

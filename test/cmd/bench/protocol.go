@@ -3,12 +3,12 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"time"
 
-	pipelinev1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 
@@ -20,10 +20,10 @@ import (
 // protocol is the second floor: the contract's own calls for a new task,
 // made by hand one after the other with raw client-go and net/http, with
 // objects built beforehand. They are the calls the design cannot do
-// without: ask the Engine whether the task is pending, create the TaskRun
-// pending under a claim, create its ConfigMap, start the task in the
-// Engine, release the TaskRun (a JSON patch whose test holds it to a
-// TaskRun still pending). The workflow run's claims are known (read once
+// without: ask the Engine whether the task is pending, create the params
+// ConfigMap under a claim, start the task in the Engine, create the
+// TaskRun, settle the ConfigMap (drop the claim, set the TaskRun as its
+// owner, one merge patch). The workflow run's claims are known (read once
 // per run).
 type protocol struct {
 	*floor
@@ -40,22 +40,31 @@ func (b *bench) newProtocol(ctx context.Context, prefix string) (*protocol, erro
 	return &protocol{floor: f, engine: b.engine.URL(), http: &http.Client{Timeout: b.o.timeout}}, nil
 }
 
-// do makes the calls of one task; t is built, and claimed pending here.
+// do makes the calls of one task; t is built, and claimed here.
 func (p *protocol) do(ctx context.Context, id string, t *tekton.Task) error {
 	if err := p.call(ctx, http.MethodGet, "/api/v1/taskrun/"+id, nil); err != nil {
 		return err
 	}
-	t.TaskRun.Spec.Status = pipelinev1.TaskRunSpecStatusPending
-	metav1.SetMetaDataAnnotation(&t.TaskRun.ObjectMeta, contract.AnnotationClaimed, contract.ClaimValue(time.Now()))
-	if err := p.create(ctx, t); err != nil {
-		return err
+	opts := metav1.CreateOptions{FieldManager: kube.FieldManager}
+	metav1.SetMetaDataAnnotation(&t.ConfigMap.ObjectMeta, contract.AnnotationClaimed, contract.ClaimValue(time.Now()))
+	if _, err := p.kube.CoreV1().ConfigMaps(p.ns).Create(ctx, t.ConfigMap, opts); err != nil {
+		return fmt.Errorf("create configmap %s/%s: %w", p.ns, t.ConfigMap.Name, err)
 	}
 	if err := p.call(ctx, http.MethodPut, "/api/v1/taskrun/"+id+"/start", []byte("{}")); err != nil {
 		return err
 	}
-	name := t.TaskRun.Name
-	if _, err := p.tekton.TektonV1().TaskRuns(p.ns).Patch(ctx, name, types.JSONPatchType, kube.ReleasePatch(), metav1.PatchOptions{FieldManager: kube.FieldManager}); err != nil {
-		return fmt.Errorf("release taskrun %s/%s: %w", p.ns, name, err)
+	tr, err := p.tekton.TektonV1().TaskRuns(p.ns).Create(ctx, t.TaskRun, opts)
+	if err != nil {
+		return fmt.Errorf("create taskrun %s/%s: %w", p.ns, t.TaskRun.Name, err)
+	}
+	tekton.SetOwner(t.ConfigMap, tr)
+	settle, err := json.Marshal(map[string]any{"metadata": map[string]any{
+		"annotations": map[string]any{contract.AnnotationClaimed: nil}, "ownerReferences": t.ConfigMap.OwnerReferences}})
+	if err != nil {
+		return err
+	}
+	if _, err := p.kube.CoreV1().ConfigMaps(p.ns).Patch(ctx, t.ConfigMap.Name, types.MergePatchType, settle, metav1.PatchOptions{FieldManager: kube.FieldManager}); err != nil {
+		return fmt.Errorf("settle configmap %s/%s: %w", p.ns, t.ConfigMap.Name, err)
 	}
 	return nil
 }

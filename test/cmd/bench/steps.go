@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/cloudevents/sdk-go/v2/event"
-	pipelinev1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"knative.dev/pkg/apis"
 
@@ -31,7 +30,7 @@ import (
 // its order (function/handler: create). The workspace claims are read once
 // per workflow run, with the run's first task, so not here.
 var stepNames = []string{
-	"decode + build", "GET Engine task", "POST taskrun (pending)", "POST configmap", "PUT Engine start", "PATCH release",
+	"decode + build", "GET Engine task", "POST configmap (claim)", "PUT Engine start", "POST taskrun", "PATCH configmap (settle)",
 }
 
 // steps replays the handler's work for one task event at a time in this
@@ -98,11 +97,12 @@ func replayTask(ctx context.Context, kc *kube.Client, ec *engine.Client, opts te
 	if err != nil {
 		return d, "", err
 	}
-	task.TaskRun.Spec.Status = pipelinev1.TaskRunSpecStatusPending
-	metav1.SetMetaDataAnnotation(&task.TaskRun.ObjectMeta, contract.AnnotationClaimed, contract.ClaimValue(time.Now()))
+	metav1.SetMetaDataAnnotation(&task.ConfigMap.ObjectMeta, contract.AnnotationClaimed, contract.ClaimValue(time.Now()))
 	lap(0, t0)
 	steps := []func() error{
 		func() error { _, err := ec.GetTaskRun(ctx, t.ID); return err },
+		func() error { _, _, err := kc.CreateConfigMap(ctx, task.ConfigMap); return err },
+		func() error { _, err := ec.StartTaskRun(ctx, t.ID); return err },
 		func() error {
 			tr, _, err := kc.CreateTaskRun(ctx, task.TaskRun)
 			if err == nil {
@@ -110,9 +110,7 @@ func replayTask(ctx context.Context, kc *kube.Client, ec *engine.Client, opts te
 			}
 			return err
 		},
-		func() error { return kc.CreateConfigMap(ctx, task.ConfigMap) },
-		func() error { _, err := ec.StartTaskRun(ctx, t.ID); return err },
-		func() error { return kc.ReleaseTaskRun(ctx, task.TaskRun.Name) },
+		func() error { return kc.SettleConfigMap(ctx, task.ConfigMap) },
 	}
 	for i, step := range steps {
 		t0 := time.Now()

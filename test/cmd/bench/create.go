@@ -460,8 +460,8 @@ func (b *bench) throughput(ctx context.Context) error {
 }
 
 // cpuTargetMs is the handler CPU per event; designRequests the
-// apiserver requests a new task needs in the design: create the TaskRun
-// pending, create its ConfigMap, release the TaskRun.
+// apiserver requests a new task needs in the design: create the ConfigMap
+// under a claim, create the TaskRun, settle the ConfigMap.
 const (
 	cpuTargetMs    = 1.0
 	designRequests = 3

@@ -48,8 +48,7 @@ type Kube interface {
 	CreateConfigMap(ctx context.Context, cm *corev1.ConfigMap) (*corev1.ConfigMap, bool, error)
 	GetConfigMap(ctx context.Context, name string) (*corev1.ConfigMap, error)
 	ClaimConfigMap(ctx context.Context, cm *corev1.ConfigMap, at time.Time) (bool, error)
-	DropConfigMapClaim(ctx context.Context, name, mine string) error
-	SettleConfigMap(ctx context.Context, cm *corev1.ConfigMap) error
+	DropConfigMapClaim(ctx context.Context, name, key, mine string) error
 	DeleteConfigMap(ctx context.Context, name string) error
 	CreatePVC(ctx context.Context, pvc *corev1.PersistentVolumeClaim) (bool, error)
 	GetPVC(ctx context.Context, name string) (*corev1.PersistentVolumeClaim, error)
@@ -238,9 +237,10 @@ func (h *Handler) execute(ctx context.Context, t *contract.TaskRun, tp string) (
 // Claims. The params ConfigMap is created first, with the time of its
 // claim (boomerang.io/claimed): the delivery whose create wins, in
 // whichever replica, owns the Engine's start, then creates the TaskRun,
-// running, and settles the ConfigMap (drops the claim, makes the TaskRun its
-// owner). A claim older than ClaimStale outlived its owner's request
-// (status.Budget) and may be taken over by one delivery (the claim is
+// running. A claim is settled once the TaskRun exists; the sink drops it
+// when it claims the report, in the patch that makes the TaskRun the
+// ConfigMap's owner. A claim older than ClaimStale, with no TaskRun,
+// outlived its owner and may be taken over by one delivery (the claim is
 // renewed with the version read, so only one wins). A TaskRun that an
 // earlier version left pending holds the claim itself and is taken over
 // the same way.
@@ -381,15 +381,22 @@ func claimOf(cm *corev1.ConfigMap) (time.Time, bool) {
 	return contract.ClaimTime(cm.Annotations, contract.AnnotationClaimed), true
 }
 
-// claimed handles a ConfigMap that another delivery created: while its
-// claim is live, it waits for the owner to settle it; a stale claim it
-// takes over; settled, the TaskRun exists and is resumed.
+// claimed handles a ConfigMap that another delivery created: once the
+// TaskRun exists it is resumed; until then, a live claim is waited for and
+// a stale one taken over.
 func (h *Handler) claimed(ctx context.Context, t *contract.TaskRun, task *tekton.Task, cm *corev1.ConfigMap) (eventlog.Outcome, error) {
 	for {
 		at, ok := claimOf(cm)
-		switch {
-		case !ok:
+		if !ok {
 			return h.settled(ctx, t, task, cm)
+		}
+		tr, err := h.kube.GetTaskRun(ctx, task.TaskRun.Name)
+		if err != nil {
+			return "", err
+		}
+		switch {
+		case tr != nil:
+			return h.resume(ctx, t, task, tr, cm)
 		case h.now().Sub(at) >= ClaimStale:
 			if !timeLeft(ctx) {
 				return "", status.New(status.Transient, "", fmt.Sprintf("task %s: too little time left to take its stale claim over", t.ID))
@@ -439,8 +446,8 @@ func (h *Handler) claim(ctx context.Context, cm *corev1.ConfigMap) (bool, *corev
 	return true, mine, nil
 }
 
-// settled handles a ConfigMap whose claim is settled: its TaskRun was
-// created, unless an earlier version made the ConfigMap.
+// settled handles a ConfigMap with no claim: the sink settled it, or an
+// earlier version made it.
 func (h *Handler) settled(ctx context.Context, t *contract.TaskRun, task *tekton.Task, cm *corev1.ConfigMap) (eventlog.Outcome, error) {
 	tr, err := h.kube.GetTaskRun(ctx, task.TaskRun.Name)
 	if err != nil {
@@ -509,11 +516,10 @@ func (h *Handler) start(ctx context.Context, t *contract.TaskRun, task *tekton.T
 	return h.run(sctx, t, task, cm)
 }
 
-// run creates the TaskRun of a task the Engine started, then settles the
+// run creates the TaskRun of a task the Engine started, which settles the
 // claim. A TaskRun that cannot be created for good is reported failed; on
 // any other failure the claim is dropped once the Engine shows the task
-// started, so the retry creates it at once (a settle that fails keeps the
-// claim: it goes stale, and the TaskRun is found then).
+// started, so the retry creates it at once.
 func (h *Handler) run(ctx context.Context, t *contract.TaskRun, task *tekton.Task, cm *corev1.ConfigMap) (eventlog.Outcome, error) {
 	tr, created, err := h.kube.CreateTaskRun(ctx, task.TaskRun)
 	if err != nil {
@@ -538,11 +544,6 @@ func (h *Handler) run(ctx context.Context, t *contract.TaskRun, task *tekton.Tas
 		h.dropClaim(ctx, cm)
 		return "", err
 	}
-	settle := cm.DeepCopy()
-	tekton.SetOwner(settle, tr)
-	if err := h.kube.SettleConfigMap(ctx, settle); err != nil {
-		return "", err
-	}
 	if !created && tr.IsPending() {
 		// An earlier version's delivery created it pending: the task is
 		// started now.
@@ -556,7 +557,7 @@ func (h *Handler) run(ctx context.Context, t *contract.TaskRun, task *tekton.Tas
 func (h *Handler) dropClaim(ctx context.Context, cm *corev1.ConfigMap) {
 	sctx, cancel := status.Settle(ctx)
 	defer cancel()
-	if err := h.kube.DropConfigMapClaim(sctx, cm.Name, cm.Annotations[contract.AnnotationClaimed]); err != nil {
+	if err := h.kube.DropConfigMapClaim(sctx, cm.Name, contract.AnnotationClaimed, cm.Annotations[contract.AnnotationClaimed]); err != nil {
 		h.log.WarnContext(ctx, "could not drop the claim; it goes stale by itself", "configmap", cm.Name, "error", err.Error())
 	}
 }
@@ -567,7 +568,7 @@ func (h *Handler) unclaim(ctx context.Context, cm *corev1.ConfigMap) error {
 }
 
 // resume handles a TaskRun that exists: it only makes sure the ConfigMap
-// (cm, when it was read) exists, settled. A TaskRun an earlier version left pending is waited for
+// (cm, when it was read) exists. A TaskRun an earlier version left pending is waited for
 // while its claim is live, and taken over when it is stale.
 func (h *Handler) resume(ctx context.Context, t *contract.TaskRun, task *tekton.Task, tr *pipelinev1.TaskRun, cm *corev1.ConfigMap) (eventlog.Outcome, error) {
 	if err := kube.SameIdentity(tr.Labels, map[string]string{contract.LabelTaskRunRef: tekton.LabelValue(t.ID)}); err != nil {
@@ -598,26 +599,17 @@ func (h *Handler) resume(ctx context.Context, t *contract.TaskRun, task *tekton.
 }
 
 // ensureConfigMap makes sure the params ConfigMap of a TaskRun that exists
-// (existing, when it was read) exists too, owned by it and with no claim (a
-// settle that failed).
+// exists too (existing, when it was read): one that is missing is made,
+// owned by the TaskRun, with no claim.
 func (h *Handler) ensureConfigMap(ctx context.Context, task *tekton.Task, tr *pipelinev1.TaskRun, existing *corev1.ConfigMap) error {
-	if task == nil {
+	if task == nil || existing != nil {
 		return nil
 	}
 	cm := task.ConfigMap.DeepCopy()
 	delete(cm.Annotations, contract.AnnotationClaimed)
 	tekton.SetOwner(cm, tr)
-	if existing == nil {
-		var created bool
-		var err error
-		if existing, created, err = h.kube.CreateConfigMap(ctx, cm); err != nil || created {
-			return err
-		}
-	}
-	if _, claimed := claimOf(existing); claimed || len(existing.OwnerReferences) == 0 {
-		return h.kube.SettleConfigMap(ctx, cm)
-	}
-	return nil
+	_, _, err := h.kube.CreateConfigMap(ctx, cm)
+	return err
 }
 
 // release starts the task of a TaskRun an earlier version left pending,

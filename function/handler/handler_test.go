@@ -298,9 +298,7 @@ func TestExecuteCreatesTaskRunAndConfigMap(t *testing.T) {
 				if !strings.HasPrefix(trs[0].Name, "bmrg-flow-task-65a1f1a0e4b0a1b2c3d4e6") || !strings.HasPrefix(cms[0].Name, "bmrg-flow-cfg-") {
 					t.Errorf("names %s, %s", trs[0].Name, cms[0].Name)
 				}
-				if len(cms[0].OwnerReferences) != 1 || cms[0].OwnerReferences[0].Name != trs[0].Name {
-					t.Errorf("ConfigMap not owned by its TaskRun: %+v", cms[0].OwnerReferences)
-				}
+				assertClaimed(t, e, trs[0])
 				if got := e.callbacks(); len(got) != 1 || got[0].Kind != enginestub.KindTaskRunStart {
 					t.Errorf("engine calls %v, want one taskrun start", got)
 				}
@@ -425,7 +423,7 @@ func TestReplicasMakeOneStart(t *testing.T) {
 }
 
 // A delivery that finds the ConfigMap under another delivery's live claim
-// waits for the owner to settle it and sends no start of its own.
+// waits for the owner to create the TaskRun and sends no start of its own.
 func TestLiveClaimIsWaitedFor(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
@@ -440,27 +438,20 @@ func TestLiveClaimIsWaitedFor(t *testing.T) {
 		code, _ := e.post(t, "/", "application/cloudevents+json", nil, body)
 		done <- code
 	}()
-	// Settle once the delivery has looked again (it is waiting).
+	// Create the TaskRun once the delivery has looked again (it is waiting).
 	wait.Eventually(t, 10*time.Second, "the delivery to wait for the owner", func() (bool, error) {
 		select {
 		case code := <-done:
-			t.Fatalf("answered %d before the owner settled the claim", code)
+			t.Fatalf("answered %d before the owner created the TaskRun", code)
 		default:
 		}
 		return countActions(e.kube.Actions(), "get", "configmaps") >= 3, nil
 	})
-	tr, err := e.tekton.TektonV1().TaskRuns(ns).Create(context.Background(), ourTaskRun(tekton.TaskRunName("bmrg-flow", id), id), metav1.CreateOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	kc := kubetest.New(e.kube, e.tekton, ns, 5*time.Second)
-	settle := claimedConfigMap(id, time.Now())
-	tekton.SetOwner(settle, tr)
-	if err := kc.SettleConfigMap(context.Background(), settle); err != nil {
+	if _, err := e.tekton.TektonV1().TaskRuns(ns).Create(context.Background(), ourTaskRun(tekton.TaskRunName("bmrg-flow", id), id), metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	if code := <-done; code != http.StatusOK {
-		t.Fatalf("answered %d after the owner settled, want 200", code)
+		t.Fatalf("answered %d after the owner created the TaskRun, want 200", code)
 	}
 	if n := len(e.callbacks()); n != 0 {
 		t.Fatalf("the waiting delivery called the Engine: %v", e.kinds())
@@ -522,7 +513,7 @@ func TestStaleClaimIsTakenOver(t *testing.T) {
 			if n := e.acceptedStarts() - before; n != tc.starts {
 				t.Fatalf("%d starts by the takeover, want %d: %v", n, tc.starts, e.kinds())
 			}
-			assertSettled(t, e, trs[0])
+			assertClaimed(t, e, trs[0])
 			e.settled(t)
 		})
 	}
@@ -551,13 +542,14 @@ func assertNoObjects(t *testing.T, e *env) {
 	}
 }
 
-// assertSettled checks that the only ConfigMap has no claim and is owned by
-// tr.
-func assertSettled(t *testing.T, e *env, tr pipelinev1.TaskRun) {
+// assertClaimed checks that tr's task has one ConfigMap, holding a live
+// claim (the sink settles it when it claims the report).
+func assertClaimed(t *testing.T, e *env, tr pipelinev1.TaskRun) {
 	t.Helper()
 	cms := e.configMaps(t)
-	if len(cms) != 1 || cms[0].Annotations["boomerang.io/claimed"] != "" || len(cms[0].OwnerReferences) != 1 || cms[0].OwnerReferences[0].Name != tr.Name {
-		t.Fatalf("want one ConfigMap, settled and owned by %s, got %+v", tr.Name, cms)
+	if len(cms) != 1 || cms[0].Labels["boomerang.io/taskrun-ref"] != tr.Labels["boomerang.io/taskrun-ref"] ||
+		time.Since(contract.ClaimTime(cms[0].Annotations, "boomerang.io/claimed")) > handler.ClaimStale {
+		t.Fatalf("want one ConfigMap of %s under a live claim, got %+v", tr.Name, cms)
 	}
 }
 
@@ -664,7 +656,9 @@ func TestRedeliveryRestoresMissingConfigMap(t *testing.T) {
 	if code, msg := e.structured(t, body); code != http.StatusOK {
 		t.Fatal(code, msg)
 	}
-	assertSettled(t, e, e.taskRuns(t)[0])
+	if cms, tr := e.configMaps(t), e.taskRuns(t)[0]; len(cms) != 1 || len(cms[0].OwnerReferences) != 1 || cms[0].OwnerReferences[0].Name != tr.Name {
+		t.Fatalf("want the ConfigMap back, owned by %s, got %+v", tr.Name, cms)
+	}
 	if n := len(e.callbacks()); n != 1 {
 		t.Fatalf("redelivery called the Engine again: %v", e.kinds())
 	}
@@ -879,7 +873,7 @@ func TestTransientFailuresAnswer5xx(t *testing.T) {
 		if len(trs) != 1 || trs[0].IsPending() {
 			t.Fatalf("want the TaskRun running after the retry's start, got %+v", trs)
 		}
-		assertSettled(t, e, trs[0])
+		assertClaimed(t, e, trs[0])
 		if starts := e.acceptedStarts(); starts != 1 {
 			t.Fatalf("%d accepted starts, want 1", starts)
 		}
@@ -1001,7 +995,7 @@ func TestFailedCreateAfterStartStartsOnce(t *testing.T) {
 	if len(trs) != 1 || e.acceptedStarts() != 1 {
 		t.Fatalf("%d TaskRuns and %d starts, want 1 and 1: %v", len(trs), e.acceptedStarts(), e.kinds())
 	}
-	assertSettled(t, e, trs[0])
+	assertClaimed(t, e, trs[0])
 	e.settled(t)
 }
 
@@ -1148,7 +1142,7 @@ func TestClaimsReadOncePerRun(t *testing.T) {
 		calls = append(calls, a.GetVerb()+" "+a.GetResource().Resource)
 	}
 	slices.Sort(calls)
-	if want := []string{"create configmaps", "create taskruns", "patch configmaps"}; !slices.Equal(calls, want) {
+	if want := []string{"create configmaps", "create taskruns"}; !slices.Equal(calls, want) {
 		t.Fatalf("apiserver calls for the run's second task %v, want %v", calls, want)
 	}
 	for _, tr := range e.taskRuns(t) {

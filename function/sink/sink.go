@@ -16,6 +16,7 @@ import (
 
 	"github.com/cloudevents/sdk-go/v2/event"
 	pipelinev1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
+	corev1 "k8s.io/api/core/v1"
 
 	"github.com/boomerang-io/flow-tekton-handler/internal/contract"
 	"github.com/boomerang-io/flow-tekton-handler/internal/engine"
@@ -25,6 +26,7 @@ import (
 	"github.com/boomerang-io/flow-tekton-handler/internal/memo"
 	"github.com/boomerang-io/flow-tekton-handler/internal/outcome"
 	"github.com/boomerang-io/flow-tekton-handler/internal/status"
+	"github.com/boomerang-io/flow-tekton-handler/internal/tekton"
 )
 
 // SweepType is the CloudEvent type a Knative PingSource sends; the sink
@@ -48,6 +50,9 @@ type Kube interface {
 	MarkReported(ctx context.Context, name, value string, deleteDue bool, at time.Time) error
 	ClaimTaskRun(ctx context.Context, tr *pipelinev1.TaskRun, key string, at time.Time) (bool, error)
 	DropClaim(ctx context.Context, name, key, mine string) error
+	GetConfigMap(ctx context.Context, name string) (*corev1.ConfigMap, error)
+	ClaimReport(ctx context.Context, cm *corev1.ConfigMap, at time.Time) (bool, error)
+	DropConfigMapClaim(ctx context.Context, name, key, mine string) error
 	DeleteTaskRun(ctx context.Context, name string) error
 	DeleteConfigMap(ctx context.Context, name string) error
 	ListTaskRuns(ctx context.Context, selector string, pageSize int64) ([]pipelinev1.TaskRun, error)
@@ -241,11 +246,11 @@ func (s *Sink) release(ctx context.Context, name string) error {
 // marks it reported, unless another replica holds the claim.
 func (s *Sink) send(ctx context.Context, tr *pipelinev1.TaskRun, rep outcome.Report) (eventlog.Outcome, error) {
 	mine, err := s.claim(ctx, tr)
-	if err != nil || mine == "" {
+	if err != nil || mine.value == "" {
 		return eventlog.Skipped, err // another replica is reporting it
 	}
 	if err := s.engine.EndTaskRun(ctx, rep.TaskRunRef, rep.End); err != nil {
-		return "", s.unsent(ctx, tr.Name, mine, err)
+		return "", s.unsent(ctx, mine, err)
 	}
 	if err := s.mark(ctx, tr, rep.Succeeded); err != nil {
 		return "", err
@@ -258,7 +263,7 @@ func (s *Sink) send(ctx context.Context, tr *pipelinev1.TaskRun, rep outcome.Rep
 // Engine drops the claim so the sender's retry or the next sweep takes the
 // report over at once. After a timeout or a broken connection the end may
 // have landed, so the claim is kept until it is stale.
-func (s *Sink) unsent(ctx context.Context, name, mine string, err error) error {
+func (s *Sink) unsent(ctx context.Context, mine claim, err error) error {
 	// What follows the Engine's answer runs on when the request's own time
 	// is up.
 	sctx, cancel := status.Settle(ctx)
@@ -266,12 +271,18 @@ func (s *Sink) unsent(ctx context.Context, name, mine string, err error) error {
 	var refused *engine.StatusError
 	switch {
 	case errors.Is(err, engine.ErrRejected):
-		if merr := s.kube.MarkReported(sctx, name, markRejected, false, s.now()); merr != nil {
+		if merr := s.kube.MarkReported(sctx, mine.taskRun, markRejected, false, s.now()); merr != nil {
 			return merr
 		}
 	case errors.As(err, &refused):
-		if derr := s.kube.DropClaim(sctx, name, contract.AnnotationReporting, mine); derr != nil {
-			s.log.WarnContext(ctx, "could not drop the report's claim", "taskrun", name, "error", derr.Error())
+		drop := s.kube.DropClaim
+		if mine.configMap != "" {
+			drop = func(ctx context.Context, _, key, value string) error {
+				return s.kube.DropConfigMapClaim(ctx, mine.configMap, key, value)
+			}
+		}
+		if derr := drop(sctx, mine.taskRun, contract.AnnotationReporting, mine.value); derr != nil {
+			s.log.WarnContext(ctx, "could not drop the report's claim", "taskrun", mine.taskRun, "error", derr.Error())
 		}
 	}
 	return err
@@ -352,25 +363,68 @@ func (s *Sink) delete(ctx context.Context, tr *pipelinev1.TaskRun) error {
 	return nil
 }
 
+// claim is a report's claim taken by this replica: its value, on the named
+// TaskRun or, when set, on its params ConfigMap.
+type claim struct {
+	value, taskRun, configMap string
+}
+
 // claim claims the report of a finished TaskRun for this replica and
-// returns the claim's value, or "" when another replica holds a live claim
-// or reported it meanwhile. Other changes to the TaskRun between the read
-// and the claim (Tekton's) are read again.
-func (s *Sink) claim(ctx context.Context, tr *pipelinev1.TaskRun) (string, error) {
+// returns the claim, with no value when another replica holds a live claim
+// or reported it meanwhile. The claim goes on the TaskRun's params
+// ConfigMap, a write that passes no admission webhook, in the patch that
+// settles the handler's claim and makes the TaskRun the ConfigMap's owner;
+// on the TaskRun itself when the ConfigMap is gone.
+func (s *Sink) claim(ctx context.Context, tr *pipelinev1.TaskRun) (claim, error) {
+	if s.live(tr.Annotations) {
+		return claim{}, nil // an earlier version's replica holds it
+	}
+	names := paramsConfigMaps(tr)
+	for len(names) > 0 {
+		cm, err := s.kube.GetConfigMap(ctx, names[0])
+		if err != nil || cm == nil {
+			if err != nil {
+				return claim{}, err
+			}
+			break
+		}
+		if s.live(cm.Annotations) {
+			return claim{}, nil
+		}
+		at := s.now()
+		settle := cm.DeepCopy()
+		tekton.SetOwner(settle, tr)
+		won, err := s.kube.ClaimReport(ctx, settle, at)
+		if err != nil || won {
+			return claim{value: contract.ClaimValue(at), taskRun: tr.Name, configMap: cm.Name}, err
+		}
+	}
+	return s.claimTaskRun(ctx, tr)
+}
+
+// live reports whether annotations hold a report's claim younger than
+// ReportStale.
+func (s *Sink) live(annotations map[string]string) bool {
+	return s.now().Sub(contract.ClaimTime(annotations, contract.AnnotationReporting)) < s.opts.ReportStale
+}
+
+// claimTaskRun claims the report on the TaskRun. Other changes to the
+// TaskRun between the read and the claim (Tekton's) are read again.
+func (s *Sink) claimTaskRun(ctx context.Context, tr *pipelinev1.TaskRun) (claim, error) {
 	for {
-		if s.now().Sub(contract.ClaimTime(tr.Annotations, contract.AnnotationReporting)) < s.opts.ReportStale {
-			return "", nil
+		if s.live(tr.Annotations) {
+			return claim{}, nil
 		}
 		at := s.now()
 		won, err := s.kube.ClaimTaskRun(ctx, tr, contract.AnnotationReporting, at)
 		if err != nil {
-			return "", err
+			return claim{}, err
 		}
 		if won {
-			return contract.ClaimValue(at), nil
+			return claim{value: contract.ClaimValue(at), taskRun: tr.Name}, nil
 		}
 		if tr, err = s.kube.GetTaskRun(ctx, tr.Name); err != nil || tr == nil || outcome.Marked(tr) {
-			return "", err
+			return claim{}, err
 		}
 	}
 }

@@ -576,6 +576,107 @@ func TestReportClaims(t *testing.T) {
 	}
 }
 
+// A TaskRun with its params ConfigMap has its report claimed on the
+// ConfigMap (no TaskRun write before the end call), in the patch that
+// settles the handler's claim and makes the TaskRun the ConfigMap's owner.
+// A live claim there is left to its replica; a stale one is taken over; an
+// end the Engine answers with an error drops it.
+func TestReportClaimedOnTheConfigMap(t *testing.T) {
+	t.Parallel()
+	stale := sink.ReportStale(5*time.Second, 20*time.Second) + time.Second
+	for _, tc := range []struct {
+		name     string
+		claimAge time.Duration // 0: no report claim yet
+		wantEnd  int
+	}{
+		{"first report", 0, 1},
+		{"live claim", time.Second, 0},
+		{"stale claim", stale, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t, "Never")
+			data := withoutDeletion(t, fixtures.Data(t, "tekton-taskrun-successful-two-results.json"))
+			tr := e.withConfigMap(t, data)
+			cm := e.configMap(t, tr)
+			if tc.claimAge > 0 {
+				cm.Annotations["boomerang.io/reporting"] = contract.ClaimValue(time.Now().Add(-tc.claimAge))
+				if _, err := e.kube.CoreV1().ConfigMaps(ns).Update(context.Background(), cm, metav1.UpdateOptions{}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			e.tekton.ClearActions()
+			if code := e.send(t, "dev.tekton.event.taskrun.successful.v1", tr.Name, data); code != http.StatusOK {
+				t.Fatalf("status %d", code)
+			}
+			if n := len(ends(e.engine.Calls())); n != tc.wantEnd {
+				t.Fatalf("%d end calls, want %d", n, tc.wantEnd)
+			}
+			if tc.wantEnd == 0 {
+				return
+			}
+			for _, a := range e.tekton.Actions() {
+				if p, ok := a.(k8stesting.PatchAction); ok && strings.Contains(string(p.GetPatch()), "boomerang.io/reporting\":\"2") {
+					t.Errorf("the report was claimed on the TaskRun: %s", p.GetPatch())
+				}
+			}
+			got := e.configMap(t, tr)
+			if _, claimed := got.Annotations["boomerang.io/claimed"]; claimed || got.Annotations["boomerang.io/reporting"] == "" ||
+				len(got.OwnerReferences) != 1 || got.OwnerReferences[0].UID != tr.UID {
+				t.Fatalf("ConfigMap annotations %v, owners %v; want the report claimed, the start's claim gone, owned by the TaskRun", got.Annotations, got.OwnerReferences)
+			}
+			if mark := e.get(t, tr.Name).Labels["boomerang.io/reported"]; mark != "true" {
+				t.Fatalf("TaskRun mark %q, want true", mark)
+			}
+		})
+	}
+	t.Run("end refused", func(t *testing.T) {
+		t.Parallel()
+		e := newEnv(t, "Never")
+		data := fixtures.Data(t, "tekton-taskrun-successful-two-results.json")
+		tr := e.withConfigMap(t, data)
+		e.engine.FailFor(time.Hour, http.StatusServiceUnavailable)
+		if code := e.send(t, "dev.tekton.event.taskrun.successful.v1", tr.Name, data); code != http.StatusServiceUnavailable {
+			t.Fatalf("status %d, want 503", code)
+		}
+		if got := e.configMap(t, tr).Annotations["boomerang.io/reporting"]; got != contract.ClaimValue(time.Time{}) {
+			t.Fatalf("report claim %q after a refused end, want it dropped", got)
+		}
+	})
+}
+
+// withConfigMap stores the event's TaskRun as seed does, projecting its
+// params ConfigMap, and the ConfigMap under the handler's claim.
+func (e *env) withConfigMap(t *testing.T, data []byte) *pipelinev1.TaskRun {
+	t.Helper()
+	tr := e.store(t, data, func(tr *pipelinev1.TaskRun) {
+		e.engine.Know(enginestub.Task{ID: tr.Labels[contract.LabelTaskRunRef], Status: enginestub.StatusRunning, Phase: enginestub.PhaseRunning})
+		if tr.Spec.TaskSpec == nil {
+			tr.Spec.TaskSpec = &pipelinev1.TaskSpec{}
+		}
+		tr.Spec.TaskSpec.Volumes = append(tr.Spec.TaskSpec.Volumes, corev1.Volume{Name: "params", VolumeSource: corev1.VolumeSource{
+			Projected: &corev1.ProjectedVolumeSource{Sources: []corev1.VolumeProjection{{ConfigMap: &corev1.ConfigMapProjection{
+				LocalObjectReference: corev1.LocalObjectReference{Name: "cfg-" + tr.Name}}}}}}})
+	})
+	cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "cfg-" + tr.Name, Namespace: ns,
+		Labels:      map[string]string{contract.LabelTaskRunRef: tr.Labels[contract.LabelTaskRunRef]},
+		Annotations: map[string]string{"boomerang.io/claimed": contract.ClaimValue(time.Now())}}}
+	if _, err := e.kube.CoreV1().ConfigMaps(ns).Create(context.Background(), cm, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	return tr
+}
+
+// configMap reads the params ConfigMap withConfigMap stored for tr.
+func (e *env) configMap(t *testing.T, tr *pipelinev1.TaskRun) *corev1.ConfigMap {
+	t.Helper()
+	cm, err := e.kube.CoreV1().ConfigMaps(ns).Get(context.Background(), "cfg-"+tr.Name, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cm
+}
+
 func TestEngineDownThenSweep(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, "Never")

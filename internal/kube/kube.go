@@ -382,33 +382,35 @@ func (c *Client) ClaimConfigMap(ctx context.Context, cm *corev1.ConfigMap, at ti
 	}, c.configs.Patch)
 }
 
-// DropConfigMapClaim makes the start's claim on the named ConfigMap stale
-// (the zero time) while it still holds mine, so that the next delivery
-// takes it over at once. One JSON patch, whose test leaves a ConfigMap
-// claimed by someone else, settled or gone alone.
-func (c *Client) DropConfigMapClaim(ctx context.Context, name, mine string) error {
-	key, err := json.Marshal(mine)
+// ClaimReport claims the report of a finished TaskRun on its ConfigMap as
+// read (contract.AnnotationReporting, the time at, with cm's
+// resourceVersion as the precondition, so of several replicas only one
+// wins). The same patch settles the ConfigMap: it drops the start's claim
+// and sets cm's owner references (the TaskRun). It reports false when the
+// ConfigMap changed since it was read or is gone.
+func (c *Client) ClaimReport(ctx context.Context, cm *corev1.ConfigMap, at time.Time) (bool, error) {
+	return patchVersion(ctx, c, "configmap", cm.Name, cm.ResourceVersion, "claim the report of", map[string]any{
+		"metadata": map[string]any{
+			"annotations":     map[string]any{contract.AnnotationReporting: contract.ClaimValue(at), contract.AnnotationClaimed: nil},
+			"ownerReferences": cm.OwnerReferences,
+		},
+	}, c.configs.Patch)
+}
+
+// DropConfigMapClaim makes the claim in annotation key on the named
+// ConfigMap stale (the zero time) while it still holds mine, so that the
+// next delivery or sweep takes it over at once. One JSON patch, whose test
+// leaves a ConfigMap claimed by someone else, settled or gone alone.
+func (c *Client) DropConfigMapClaim(ctx context.Context, name, key, mine string) error {
+	was, err := json.Marshal(mine)
 	if err != nil {
 		return err
 	}
 	stale, _ := json.Marshal(contract.ClaimValue(time.Time{}))
-	patch := `[{"op":"test","path":"` + claimedPath + `","value":` + string(key) + `},` +
-		`{"op":"replace","path":"` + claimedPath + `","value":` + string(stale) + `}]`
+	path := annotationPath(key)
+	patch := `[{"op":"test","path":"` + path + `","value":` + string(was) + `},` +
+		`{"op":"replace","path":"` + path + `","value":` + string(stale) + `}]`
 	return c.patchConfigMap(ctx, name, "drop the claim of", types.JSONPatchType, []byte(patch))
-}
-
-// SettleConfigMap ends the start's claim on a ConfigMap once the task's
-// TaskRun exists: it removes the claim and sets cm's owner references (the
-// TaskRun), in one patch.
-func (c *Client) SettleConfigMap(ctx context.Context, cm *corev1.ConfigMap) error {
-	patch, err := json.Marshal(map[string]any{"metadata": map[string]any{
-		"annotations":     map[string]any{contract.AnnotationClaimed: nil},
-		"ownerReferences": cm.OwnerReferences,
-	}})
-	if err != nil {
-		return err
-	}
-	return c.patchConfigMap(ctx, cm.Name, "settle", types.MergePatchType, patch)
 }
 
 // patchConfigMap sends one patch to the named ConfigMap. A ConfigMap that
@@ -433,8 +435,10 @@ func testFailed(err error) bool {
 	return strings.Contains(err.Error(), "testing value") || strings.Contains(err.Error(), "test operation")
 }
 
-// claimedPath is the JSON pointer of the start's claim annotation.
-var claimedPath = "/metadata/annotations/" + strings.ReplaceAll(contract.AnnotationClaimed, "/", "~1")
+// annotationPath is the JSON pointer of the annotation key.
+func annotationPath(key string) string {
+	return "/metadata/annotations/" + strings.ReplaceAll(key, "/", "~1")
+}
 
 // CreatePVC creates pvc and reports whether it was new; an existing claim of
 // the same identity is success.
@@ -600,7 +604,7 @@ func (c *Client) ReleaseTaskRun(ctx context.Context, name string) error {
 func ReleasePatch() []byte {
 	return []byte(`[{"op":"test","path":"/spec/status","value":"` + pipelinev1.TaskRunSpecStatusPending + `"},` +
 		`{"op":"remove","path":"/spec/status"},` +
-		`{"op":"remove","path":"` + claimedPath + `"}]`)
+		`{"op":"remove","path":"` + annotationPath(contract.AnnotationClaimed) + `"}]`)
 }
 
 // MarkReported records on the TaskRun that its report is done (value says

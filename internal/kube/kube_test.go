@@ -209,9 +209,10 @@ func TestRelease(t *testing.T) {
 	}
 }
 
-// TestConfigMapClaim checks the start's claim on a ConfigMap: a claim with
-// the version read wins once; a drop holds only while the claim is mine; a
-// settle removes the claim and sets the owner, keeping other annotations.
+// TestConfigMapClaim checks the claims on a ConfigMap: a claim is sent with
+// the version read; a drop holds only while the claim is mine; the
+// report's claim removes the start's and sets the owner, keeping other
+// annotations.
 func TestConfigMapClaim(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
@@ -255,31 +256,37 @@ func TestConfigMapClaim(t *testing.T) {
 	if got := claim(); got != contract.ClaimValue(mine) {
 		t.Fatalf("claim %q after the claim, want %q", got, contract.ClaimValue(mine))
 	}
-	if err := c.DropConfigMapClaim(ctx, "cm", contract.ClaimValue(time.Unix(5, 0))); err != nil {
+	if err := c.DropConfigMapClaim(ctx, "cm", contract.AnnotationClaimed, contract.ClaimValue(time.Unix(5, 0))); err != nil {
 		t.Fatalf("drop of another's claim: %v", err)
 	}
 	if got := claim(); got != contract.ClaimValue(mine) {
 		t.Fatalf("another's drop changed the claim to %q", got)
 	}
-	if err := c.DropConfigMapClaim(ctx, "cm", contract.ClaimValue(mine)); err != nil {
+	if err := c.DropConfigMapClaim(ctx, "cm", contract.AnnotationClaimed, contract.ClaimValue(mine)); err != nil {
 		t.Fatal(err)
 	}
 	if got := claim(); got != contract.ClaimValue(time.Time{}) {
 		t.Fatalf("claim %q after my drop, want the zero time", got)
 	}
-	settle := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "cm", OwnerReferences: []metav1.OwnerReference{{APIVersion: "tekton.dev/v1", Kind: "TaskRun", Name: "tr", UID: "u1"}}}}
-	if err := c.SettleConfigMap(ctx, settle); err != nil {
-		t.Fatal(err)
-	}
+	// The report's claim settles the start's: the claim dropped, the
+	// TaskRun the owner, other annotations kept.
 	got, err := c.GetConfigMap(ctx, "cm")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, claimed := got.Annotations[contract.AnnotationClaimed]; claimed || got.Annotations["keep"] != "x" || len(got.OwnerReferences) != 1 || got.OwnerReferences[0].UID != "u1" {
-		t.Fatalf("after the settle: annotations %v, owners %v; want no claim, keep=x, owner u1", got.Annotations, got.OwnerReferences)
+	got.OwnerReferences = []metav1.OwnerReference{{APIVersion: "tekton.dev/v1", Kind: "TaskRun", Name: "tr", UID: "u1"}}
+	if won, err := c.ClaimReport(ctx, got, mine); err != nil || !won {
+		t.Fatalf("ClaimReport = %v, %v", won, err)
+	}
+	if got, err = c.GetConfigMap(ctx, "cm"); err != nil {
+		t.Fatal(err)
+	}
+	if _, claimed := got.Annotations[contract.AnnotationClaimed]; claimed || got.Annotations[contract.AnnotationReporting] != contract.ClaimValue(mine) ||
+		got.Annotations["keep"] != "x" || len(got.OwnerReferences) != 1 || got.OwnerReferences[0].UID != "u1" {
+		t.Fatalf("after the report's claim: annotations %v, owners %v; want the report claimed, no start claim, keep=x, owner u1", got.Annotations, got.OwnerReferences)
 	}
 	for _, name := range []string{"cm", "gone"} {
-		if err := c.DropConfigMapClaim(ctx, name, contract.ClaimValue(mine)); err != nil {
+		if err := c.DropConfigMapClaim(ctx, name, contract.AnnotationClaimed, contract.ClaimValue(mine)); err != nil {
 			t.Errorf("drop on %s (settled or gone): %v", name, err)
 		}
 	}

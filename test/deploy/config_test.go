@@ -111,7 +111,7 @@ func TestRoles(t *testing.T) {
 		}, false},
 		{"flow-tekton-sink", []rbacv1.PolicyRule{
 			{APIGroups: []string{"tekton.dev"}, Resources: []string{"taskruns"}, Verbs: []string{"get", "list", "patch", "delete"}},
-			{APIGroups: []string{""}, Resources: []string{"configmaps"}, Verbs: []string{"delete"}},
+			{APIGroups: []string{""}, Resources: []string{"configmaps"}, Verbs: []string{"get", "patch", "delete"}},
 		}, false},
 		{"flow-tekton-logs", []rbacv1.PolicyRule{
 			{APIGroups: []string{"tekton.dev"}, Resources: []string{"taskruns"}, Verbs: []string{"get"}},

@@ -59,7 +59,9 @@ var allowed = map[string][]access{
 		{"list", "tekton.dev", "taskruns"},   // sweep
 		{"patch", "tekton.dev", "taskruns"},  // reported mark
 		{"delete", "tekton.dev", "taskruns"}, // deletion policy
-		{"delete", "", "configmaps"},         // the params ConfigMap, with its TaskRun
+		{"get", "", "configmaps"},            // the params ConfigMap: the report's claim
+		{"patch", "", "configmaps"},          // the claim, settling the handler's
+		{"delete", "", "configmaps"},         // with its TaskRun
 	},
 	"flow-tekton-logs": {
 		{"get", "tekton.dev", "taskruns"}, // the task's pod and steps

@@ -362,7 +362,10 @@ func TestStaleClaimTakenOver(t *testing.T) {
 				ObjectMeta: metav1.ObjectMeta{Name: name(id), Namespace: s.ns, Labels: labels(id),
 					Annotations: map[string]string{contract.AnnotationClaimed: stale}},
 				Spec: pipelinev1.TaskRunSpec{Status: pipelinev1.TaskRunSpecStatusPending,
-					TaskSpec: &pipelinev1.TaskSpec{Steps: []pipelinev1.Step{{Name: "main", Image: "alpine", Command: []string{"true"}}}}},
+					TaskSpec: &pipelinev1.TaskSpec{Steps: []pipelinev1.Step{{Name: "main", Image: "alpine", Command: []string{"true"}}},
+						Volumes: []corev1.Volume{{Name: "params", VolumeSource: corev1.VolumeSource{Projected: &corev1.ProjectedVolumeSource{
+							Sources: []corev1.VolumeProjection{{ConfigMap: &corev1.ConfigMapProjection{
+								LocalObjectReference: corev1.LocalObjectReference{Name: tekton.ConfigMapName("bmrg-flow", id)}}}}}}}}}},
 			}
 			if _, err := s.tekton.TektonV1().TaskRuns(s.ns).Create(ctx, tr, metav1.CreateOptions{}); err != nil {
 				t.Fatal(err)

@@ -30,9 +30,11 @@ const (
 func name(id string) string { return tekton.TaskRunName("bmrg-flow", id) }
 
 // Every taskrun fixture becomes a TaskRun that Tekton runs to Succeeded on a
-// kwok node, with its ConfigMap, after one Engine start.
+// kwok node, with its ConfigMap, after one Engine start; the sink's report
+// makes the TaskRun the ConfigMap's owner.
 func TestTaskFixturesSucceed(t *testing.T) {
 	s := newStack(t, nil)
+	s.startSink()
 	for _, fx := range []struct{ file, id string }{
 		{"engine-taskrun-template-ready.json", templateID},
 		{"engine-taskrun-script-ready.json", scriptID},
@@ -43,6 +45,7 @@ func TestTaskFixturesSucceed(t *testing.T) {
 		if st, reason, msg := condition(tr); st != corev1.ConditionTrue {
 			t.Errorf("%s: %s %s %s, want Succeeded", fx.file, st, reason, msg)
 		}
+		s.waitEnd(fx.id, time.Minute)
 		cm, err := s.kube.CoreV1().ConfigMaps(s.ns).Get(context.Background(), tekton.ConfigMapName("bmrg-flow", fx.id), metav1.GetOptions{})
 		if err != nil {
 			t.Errorf("%s: params ConfigMap: %v", fx.file, err)

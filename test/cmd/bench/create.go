@@ -461,10 +461,10 @@ func (b *bench) throughput(ctx context.Context) error {
 
 // cpuTargetMs is the handler CPU per event; designRequests the
 // apiserver requests a new task needs in the design: create the ConfigMap
-// under a claim, create the TaskRun, settle the ConfigMap.
+// under a claim, create the TaskRun.
 const (
 	cpuTargetMs    = 1.0
-	designRequests = 3
+	designRequests = 2
 )
 
 // requests returns, run by run, the apiserver requests per event of the

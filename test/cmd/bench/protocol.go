@@ -3,14 +3,12 @@ package main
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/boomerang-io/flow-tekton-handler/internal/contract"
 	"github.com/boomerang-io/flow-tekton-handler/internal/kube"
@@ -22,9 +20,7 @@ import (
 // objects built beforehand. They are the calls the design cannot do
 // without: ask the Engine whether the task is pending, create the params
 // ConfigMap under a claim, start the task in the Engine, create the
-// TaskRun, settle the ConfigMap (drop the claim, set the TaskRun as its
-// owner, one merge patch). The workflow run's claims are known (read once
-// per run).
+// TaskRun. The workflow run's claims are known (read once per run).
 type protocol struct {
 	*floor
 	engine string
@@ -53,18 +49,8 @@ func (p *protocol) do(ctx context.Context, id string, t *tekton.Task) error {
 	if err := p.call(ctx, http.MethodPut, "/api/v1/taskrun/"+id+"/start", []byte("{}")); err != nil {
 		return err
 	}
-	tr, err := p.tekton.TektonV1().TaskRuns(p.ns).Create(ctx, t.TaskRun, opts)
-	if err != nil {
+	if _, err := p.tekton.TektonV1().TaskRuns(p.ns).Create(ctx, t.TaskRun, opts); err != nil {
 		return fmt.Errorf("create taskrun %s/%s: %w", p.ns, t.TaskRun.Name, err)
-	}
-	tekton.SetOwner(t.ConfigMap, tr)
-	settle, err := json.Marshal(map[string]any{"metadata": map[string]any{
-		"annotations": map[string]any{contract.AnnotationClaimed: nil}, "ownerReferences": t.ConfigMap.OwnerReferences}})
-	if err != nil {
-		return err
-	}
-	if _, err := p.kube.CoreV1().ConfigMaps(p.ns).Patch(ctx, t.ConfigMap.Name, types.MergePatchType, settle, metav1.PatchOptions{FieldManager: kube.FieldManager}); err != nil {
-		return fmt.Errorf("settle configmap %s/%s: %w", p.ns, t.ConfigMap.Name, err)
 	}
 	return nil
 }

@@ -247,7 +247,7 @@ func (h *Handler) execute(ctx context.Context, t *contract.TaskRun, tp string) (
 const (
 	ClaimStale = status.ClaimStale
 	// claimPoll is how often a delivery that found a live claim looks
-	// again, while it waits for the owner to settle it.
+	// again, while it waits for the owner to create the TaskRun.
 	claimPoll = 100 * time.Millisecond
 )
 
@@ -760,7 +760,8 @@ func runKey(workflowRef, workflowRunRef string) string { return workflowRef + "/
 
 // cancel asks Tekton to cancel the task's TaskRun. Without one, a TaskRun
 // may be on its way under a claim: a live claim is waited for, a stale one
-// taken over so that no TaskRun comes. Nothing on its way is a no-op.
+// taken over so that no TaskRun comes. A TaskRun that is finished or
+// cancelled already, or nothing on its way, is a no-op.
 func (h *Handler) cancel(ctx context.Context, t *contract.TaskRun) (eventlog.Outcome, error) {
 	name := tekton.TaskRunName(h.opts.Prefix, t.ID)
 	msg := fmt.Sprintf("The Workflow Engine marked the task %s.", t.Status)
@@ -769,6 +770,10 @@ func (h *Handler) cancel(ctx context.Context, t *contract.TaskRun) (eventlog.Out
 		if err != nil || exists {
 			return eventlog.Cancelled, err
 		}
+		tr, err := h.kube.GetTaskRun(ctx, name)
+		if err != nil || tr != nil {
+			return eventlog.Skipped, err // finished or cancelled already
+		}
 		cm, err := h.kube.GetConfigMap(ctx, tekton.ConfigMapName(h.opts.Prefix, t.ID))
 		if err != nil {
 			return "", err
@@ -776,13 +781,7 @@ func (h *Handler) cancel(ctx context.Context, t *contract.TaskRun) (eventlog.Out
 		at, claimed := claimOf(cm)
 		switch {
 		case !claimed:
-			// Settled: a TaskRun created since the first look is
-			// cancelled by a second one.
-			exists, err := h.kube.CancelTaskRun(ctx, name, msg)
-			if err != nil || exists {
-				return eventlog.Cancelled, err
-			}
-			return eventlog.Skipped, nil
+			return eventlog.Skipped, nil // nothing on its way
 		case h.now().Sub(at) >= ClaimStale:
 			won, mine, err := h.claim(ctx, cm)
 			if err != nil {

@@ -1051,11 +1051,17 @@ func TestCancelFinishedTaskRunIsANoOp(t *testing.T) {
 	if _, err := e.tekton.TektonV1().TaskRuns(ns).Create(context.Background(), tr, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
+	// Its ConfigMap still holds the start's claim (the sink settles it
+	// when it reports): the cancel neither waits on it nor deletes it.
+	seedConfigMap(t, e, claimedConfigMap(data.ID, time.Now()))
 	if code, msg := e.structured(t, body); code != http.StatusOK {
 		t.Fatalf("cancel of a finished TaskRun: %d %s", code, msg)
 	}
 	if n := countActions(e.tekton.Actions(), "patch", "taskruns"); n != 0 {
 		t.Fatalf("%d patches of a finished TaskRun", n)
+	}
+	if n := len(e.configMaps(t)); n != 1 || countActions(e.kube.Actions(), "get", "configmaps") != 0 {
+		t.Fatalf("%d ConfigMaps after the cancel (want 1), and it looked at the claim", n)
 	}
 }
 

@@ -52,6 +52,7 @@ type Kube interface {
 	DropClaim(ctx context.Context, name, key, mine string) error
 	GetConfigMap(ctx context.Context, name string) (*corev1.ConfigMap, error)
 	ClaimReport(ctx context.Context, cm *corev1.ConfigMap, at time.Time) (bool, error)
+	SettleConfigMap(ctx context.Context, cm *corev1.ConfigMap) error
 	DropConfigMapClaim(ctx context.Context, name, key, mine string) error
 	DeleteTaskRun(ctx context.Context, name string) error
 	DeleteConfigMap(ctx context.Context, name string) error
@@ -193,8 +194,8 @@ func ReportStale(engineTimeout, retryBudget time.Duration) time.Duration {
 // report sends the end call for the named TaskRun unless it was reported or
 // needs none, as outcome.Decide judges. The TaskRun is read from the
 // apiserver under a per-name lock, so duplicate events in this process cause
-// one call; across replicas, the report is claimed on the TaskRun first
-// (boomerang.io/reporting, with the version read), so one replica sends it.
+// one call; across replicas, the report is claimed first (claim), so one
+// replica sends it.
 func (s *Sink) report(ctx context.Context, name string) (eventlog.Outcome, error) {
 	unlock := s.locks.Lock(name)
 	defer unlock()
@@ -214,10 +215,10 @@ func (s *Sink) report(ctx context.Context, name string) (eventlog.Outcome, error
 			return eventlog.Skipped, err
 		}
 		if decision != outcome.ReportEnd {
-			return eventlog.Skipped, s.release(ctx, name)
+			return eventlog.Skipped, s.release(ctx, tr)
 		}
 	case rep.Left == outcome.Release:
-		return eventlog.Skipped, s.release(ctx, name)
+		return eventlog.Skipped, s.release(ctx, tr)
 	case decision != outcome.ReportEnd:
 		return eventlog.Skipped, nil // not ours, or not finished
 	}
@@ -237,9 +238,18 @@ func (s *Sink) reported(ctx context.Context, tr *pipelinev1.TaskRun) error {
 
 // release marks a TaskRun that needs no call (cancelled by us, deleted
 // before it ran, its mark incomplete), which releases it, so the sweep does
-// not list it again.
-func (s *Sink) release(ctx context.Context, name string) error {
-	return s.kube.MarkReported(ctx, name, markSkipped, false, s.now())
+// not list it again. Its params ConfigMap is settled first, as a report's
+// claim does: the TaskRun becomes its owner.
+func (s *Sink) release(ctx context.Context, tr *pipelinev1.TaskRun) error {
+	if cm, err := s.paramsConfigMap(ctx, tr); err != nil {
+		return err
+	} else if cm != nil && (cm.Annotations[contract.AnnotationClaimed] != "" || len(cm.OwnerReferences) == 0) {
+		tekton.SetOwner(cm, tr)
+		if err := s.kube.SettleConfigMap(ctx, cm); err != nil {
+			return err
+		}
+	}
+	return s.kube.MarkReported(ctx, tr.Name, markSkipped, false, s.now())
 }
 
 // send claims the report of a TaskRun, sends the Engine its end call and
@@ -373,15 +383,17 @@ type claim struct {
 // returns the claim, with no value when another replica holds a live claim
 // or reported it meanwhile. The claim goes on the TaskRun's params
 // ConfigMap, a write that passes no admission webhook, in the patch that
-// settles the handler's claim and makes the TaskRun the ConfigMap's owner;
-// on the TaskRun itself when the ConfigMap is gone.
+// settles the handler's claim and makes the TaskRun the ConfigMap's owner.
+// It goes on the TaskRun itself when the ConfigMap is gone or not the
+// task's, and when the TaskRun is being deleted (its ConfigMap may go with
+// it any moment: the TaskRun, which our finalizer keeps, is the one
+// arbiter then).
 func (s *Sink) claim(ctx context.Context, tr *pipelinev1.TaskRun) (claim, error) {
 	if s.live(tr.Annotations) {
-		return claim{}, nil // an earlier version's replica holds it
+		return claim{}, nil // another replica, or an earlier version's, holds it
 	}
-	names := paramsConfigMaps(tr)
-	for len(names) > 0 {
-		cm, err := s.kube.GetConfigMap(ctx, names[0])
+	for tr.DeletionTimestamp == nil {
+		cm, err := s.paramsConfigMap(ctx, tr)
 		if err != nil || cm == nil {
 			if err != nil {
 				return claim{}, err
@@ -392,14 +404,30 @@ func (s *Sink) claim(ctx context.Context, tr *pipelinev1.TaskRun) (claim, error)
 			return claim{}, nil
 		}
 		at := s.now()
-		settle := cm.DeepCopy()
-		tekton.SetOwner(settle, tr)
-		won, err := s.kube.ClaimReport(ctx, settle, at)
+		tekton.SetOwner(cm, tr)
+		won, err := s.kube.ClaimReport(ctx, cm, at)
 		if err != nil || won {
 			return claim{value: contract.ClaimValue(at), taskRun: tr.Name, configMap: cm.Name}, err
 		}
 	}
 	return s.claimTaskRun(ctx, tr)
+}
+
+// paramsConfigMap reads the TaskRun's params ConfigMap; nil when it has
+// none, it is gone, or it belongs to another task.
+func (s *Sink) paramsConfigMap(ctx context.Context, tr *pipelinev1.TaskRun) (*corev1.ConfigMap, error) {
+	names := paramsConfigMaps(tr)
+	if len(names) == 0 {
+		return nil, nil
+	}
+	cm, err := s.kube.GetConfigMap(ctx, names[0])
+	if err != nil || cm == nil {
+		return nil, err
+	}
+	if kube.SameIdentity(cm.Labels, map[string]string{contract.LabelTaskRunRef: tr.Labels[contract.LabelTaskRunRef]}) != nil {
+		return nil, nil
+	}
+	return cm, nil
 }
 
 // live reports whether annotations hold a report's claim younger than

@@ -257,9 +257,14 @@ func TestTektonEvents(t *testing.T) {
 			t.Parallel()
 			e := newEnv(t, "Never")
 			data := withoutDeletion(t, tc.data)
-			tr := e.seed(t, data)
+			tr := e.withConfigMap(t, data)
 			if code := e.send(t, tc.ceType, tr.Name, data); code != http.StatusOK {
 				t.Fatalf("status %d", code)
+			}
+			// Reported or released, the ConfigMap is settled: no start
+			// claim, the TaskRun its owner.
+			if cm := e.configMap(t, tr); tc.wantMark != "" && (cm.Annotations["boomerang.io/claimed"] != "" || len(cm.OwnerReferences) != 1 || cm.OwnerReferences[0].UID != tr.UID) {
+				t.Errorf("ConfigMap annotations %v, owners %v; want it settled, owned by the TaskRun", cm.Annotations, cm.OwnerReferences)
 			}
 			got := ends(e.engine.Calls())
 			if !tc.wantEnd {

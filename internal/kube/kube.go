@@ -397,6 +397,20 @@ func (c *Client) ClaimReport(ctx context.Context, cm *corev1.ConfigMap, at time.
 	}, c.configs.Patch)
 }
 
+// SettleConfigMap settles the start's claim on a ConfigMap whose TaskRun
+// needs no report: it drops the claim and sets cm's owner references (the
+// TaskRun), in one patch.
+func (c *Client) SettleConfigMap(ctx context.Context, cm *corev1.ConfigMap) error {
+	patch, err := json.Marshal(map[string]any{"metadata": map[string]any{
+		"annotations":     map[string]any{contract.AnnotationClaimed: nil},
+		"ownerReferences": cm.OwnerReferences,
+	}})
+	if err != nil {
+		return err
+	}
+	return c.patchConfigMap(ctx, cm.Name, "settle", types.MergePatchType, patch)
+}
+
 // DropConfigMapClaim makes the claim in annotation key on the named
 // ConfigMap stale (the zero time) while it still holds mine, so that the
 // next delivery or sweep takes it over at once. One JSON patch, whose test

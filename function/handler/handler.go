@@ -568,8 +568,8 @@ func (h *Handler) unclaim(ctx context.Context, cm *corev1.ConfigMap) error {
 }
 
 // resume handles a TaskRun that exists: it only makes sure the ConfigMap
-// (cm, when it was read) exists. A TaskRun an earlier version left pending is waited for
-// while its claim is live, and taken over when it is stale.
+// (cm, when it was read) exists. A TaskRun an earlier version left pending
+// is waited for while its claim is live, and taken over when it is stale.
 func (h *Handler) resume(ctx context.Context, t *contract.TaskRun, task *tekton.Task, tr *pipelinev1.TaskRun, cm *corev1.ConfigMap) (eventlog.Outcome, error) {
 	if err := kube.SameIdentity(tr.Labels, map[string]string{contract.LabelTaskRunRef: tekton.LabelValue(t.ID)}); err != nil {
 		return "", status.New(http.StatusUnprocessableEntity, "data.id", fmt.Sprintf("taskrun %s: %v", tr.Name, err))

@@ -10,6 +10,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"unicode"
@@ -162,4 +163,89 @@ func texts(lines []line) string {
 		b.WriteString(l.text + "\n")
 	}
 	return b.String()
+}
+
+// testFiles lists the Go files of the tests: every _test.go file in the
+// module and every file under test/, but those of the directories skip
+// names.
+func testFiles(t *testing.T, skip ...string) []string {
+	t.Helper()
+	root := filepath.Join("..", "..")
+	var files []string
+	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(root, path)
+		if d.IsDir() && (strings.HasPrefix(d.Name(), ".") && rel != "." || d.Name() == "bin" || slices.Contains(skip, filepath.ToSlash(rel))) {
+			return filepath.SkipDir
+		}
+		if !d.IsDir() && strings.HasSuffix(path, ".go") && (strings.HasSuffix(path, "_test.go") || strings.HasPrefix(filepath.ToSlash(rel), "test/")) {
+			files = append(files, path)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(files) < 40 {
+		t.Fatalf("found only %d test files: wrong root?", len(files))
+	}
+	return files
+}
+
+// Tests read fixtures through package test/fixtures and poll through
+// package test/wait: no other test file names a fixture path, and no test
+// sleeps in a loop of its own (a goroutine's body inside a loop is its
+// own; test programs, which have no *testing.T, may).
+func TestOneHomeForTestHelpers(t *testing.T) {
+	t.Parallel()
+	fset := token.NewFileSet()
+	for _, path := range testFiles(t, "test/fixtures", "test/wait", "test/style") {
+		isTest := strings.HasSuffix(path, "_test.go")
+		f, err := parser.ParseFile(fset, path, nil, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, d := range f.Decls {
+			if g, ok := d.(*ast.GenDecl); ok && g.Tok == token.IMPORT {
+				continue
+			}
+			ast.Inspect(d, func(n ast.Node) bool {
+				switch n := n.(type) {
+				case *ast.BasicLit:
+					if n.Kind == token.STRING && (strings.Contains(n.Value, "fixtures/") || n.Value == `"fixtures"`) {
+						t.Errorf("%s: %s names a fixture path: read it through test/fixtures", fset.Position(n.Pos()), n.Value)
+					}
+				case *ast.ForStmt:
+					if isTest {
+						sleepsIn(t, fset, n.Body)
+					}
+				case *ast.RangeStmt:
+					if isTest {
+						sleepsIn(t, fset, n.Body)
+					}
+				}
+				return true
+			})
+		}
+	}
+}
+
+// sleepsIn reports a time.Sleep or clock.Sleep in body, outside function
+// literals.
+func sleepsIn(t *testing.T, fset *token.FileSet, body *ast.BlockStmt) {
+	ast.Inspect(body, func(n ast.Node) bool {
+		if _, ok := n.(*ast.FuncLit); ok {
+			return false
+		}
+		if c, ok := n.(*ast.CallExpr); ok {
+			if sel, ok := c.Fun.(*ast.SelectorExpr); ok && sel.Sel.Name == "Sleep" {
+				if x, ok := sel.X.(*ast.Ident); ok && (x.Name == "time" || x.Name == "clock") {
+					t.Errorf("%s: a loop that sleeps: poll with wait.Eventually", fset.Position(c.Pos()))
+				}
+			}
+		}
+		return true
+	})
 }

@@ -358,14 +358,24 @@ func (h *Handler) dropLeftover(ctx context.Context, name string) error {
 	if err != nil {
 		return err
 	}
-	if at, claimed := claimOf(cm); !claimed || h.now().Sub(at) < ClaimStale {
+	if at, claimed := claimOf(cm); !claimed || !h.stale(at) {
 		return nil
 	}
+	_, err = h.discard(ctx, cm)
+	return err
+}
+
+// stale reports whether a claim taken at at outlived its owner.
+func (h *Handler) stale(at time.Time) bool { return h.now().Sub(at) >= ClaimStale }
+
+// discard takes a stale claim over and deletes its ConfigMap, so that no
+// TaskRun comes; it reports false when another delivery took it first.
+func (h *Handler) discard(ctx context.Context, cm *corev1.ConfigMap) (bool, error) {
 	won, mine, err := h.claim(ctx, cm)
 	if err != nil || !won {
-		return err
+		return false, err
 	}
-	return h.unclaim(ctx, mine)
+	return true, h.unclaim(ctx, mine)
 }
 
 // claimOf is the time of the start's claim on a ConfigMap, and whether it
@@ -383,29 +393,30 @@ func claimOf(cm *corev1.ConfigMap) (time.Time, bool) {
 
 // claimed handles a ConfigMap that another delivery created: once the
 // TaskRun exists it is resumed; until then, a live claim is waited for and
-// a stale one taken over.
+// a stale one taken over. With neither, the TaskRun was reported and
+// deleted (the sink settled the claim), or an earlier version made the
+// ConfigMap and its TaskRun is gone.
 func (h *Handler) claimed(ctx context.Context, t *contract.TaskRun, task *tekton.Task, cm *corev1.ConfigMap) (eventlog.Outcome, error) {
 	for {
-		at, ok := claimOf(cm)
-		if !ok {
-			return h.settled(ctx, t, task, cm)
-		}
 		tr, err := h.kube.GetTaskRun(ctx, task.TaskRun.Name)
 		if err != nil {
 			return "", err
 		}
+		at, claimed := claimOf(cm)
 		switch {
 		case tr != nil:
 			return h.resume(ctx, t, task, tr, cm)
-		case h.now().Sub(at) >= ClaimStale:
+		case !claimed:
+			return eventlog.Skipped, nil
+		case h.stale(at):
 			if !timeLeft(ctx) {
 				return "", status.New(status.Transient, "", fmt.Sprintf("task %s: too little time left to take its stale claim over", t.ID))
 			}
 			won, mine, err := h.claim(ctx, cm)
-			if err != nil || won {
-				if err != nil {
-					return "", err
-				}
+			if err != nil {
+				return "", err
+			}
+			if won {
 				return h.takeOver(ctx, t, task, mine)
 			}
 		default:
@@ -444,19 +455,6 @@ func (h *Handler) claim(ctx context.Context, cm *corev1.ConfigMap) (bool, *corev
 	mine := cm.DeepCopy()
 	metav1.SetMetaDataAnnotation(&mine.ObjectMeta, contract.AnnotationClaimed, contract.ClaimValue(at))
 	return true, mine, nil
-}
-
-// settled handles a ConfigMap with no claim: the sink settled it, or an
-// earlier version made it.
-func (h *Handler) settled(ctx context.Context, t *contract.TaskRun, task *tekton.Task, cm *corev1.ConfigMap) (eventlog.Outcome, error) {
-	tr, err := h.kube.GetTaskRun(ctx, task.TaskRun.Name)
-	if err != nil {
-		return "", err
-	}
-	if tr == nil {
-		return eventlog.Skipped, nil // reported and deleted
-	}
-	return h.resume(ctx, t, task, tr, cm)
 }
 
 // takeOver does the part of a claim's owner that died: the Engine's state
@@ -578,7 +576,7 @@ func (h *Handler) resume(ctx context.Context, t *contract.TaskRun, task *tekton.
 		if tr.DeletionTimestamp != nil {
 			return eventlog.Skipped, nil // being deleted: not ours to start
 		}
-		if h.now().Sub(contract.ClaimTime(tr.Annotations, contract.AnnotationClaimed)) >= ClaimStale {
+		if h.stale(contract.ClaimTime(tr.Annotations, contract.AnnotationClaimed)) {
 			won, err := h.kube.ClaimTaskRun(ctx, tr, contract.AnnotationClaimed, h.now())
 			if err != nil {
 				return "", err
@@ -782,16 +780,11 @@ func (h *Handler) cancel(ctx context.Context, t *contract.TaskRun) (eventlog.Out
 		switch {
 		case !claimed:
 			return eventlog.Skipped, nil // nothing on its way
-		case h.now().Sub(at) >= ClaimStale:
-			won, mine, err := h.claim(ctx, cm)
-			if err != nil {
+		case h.stale(at):
+			// Won or lost, one more look: a TaskRun its owner made
+			// meanwhile is cancelled.
+			if _, err := h.discard(ctx, cm); err != nil {
 				return "", err
-			}
-			if won {
-				if err := h.unclaim(ctx, mine); err != nil {
-					return "", err
-				}
-				continue // one more look: a TaskRun its owner made is cancelled
 			}
 		default:
 			if err := clock.Sleep(ctx, claimPoll); err != nil {

@@ -241,9 +241,11 @@ func (s *Sink) reported(ctx context.Context, tr *pipelinev1.TaskRun) error {
 // not list it again. Its params ConfigMap is settled first, as a report's
 // claim does: the TaskRun becomes its owner.
 func (s *Sink) release(ctx context.Context, tr *pipelinev1.TaskRun) error {
-	if cm, err := s.paramsConfigMap(ctx, tr); err != nil {
+	cm, err := s.paramsConfigMap(ctx, tr)
+	if err != nil {
 		return err
-	} else if cm != nil && (cm.Annotations[contract.AnnotationClaimed] != "" || len(cm.OwnerReferences) == 0) {
+	}
+	if cm != nil && (cm.Annotations[contract.AnnotationClaimed] != "" || len(cm.OwnerReferences) == 0) {
 		tekton.SetOwner(cm, tr)
 		if err := s.kube.SettleConfigMap(ctx, cm); err != nil {
 			return err
@@ -285,13 +287,7 @@ func (s *Sink) unsent(ctx context.Context, mine claim, err error) error {
 			return merr
 		}
 	case errors.As(err, &refused):
-		drop := s.kube.DropClaim
-		if mine.configMap != "" {
-			drop = func(ctx context.Context, _, key, value string) error {
-				return s.kube.DropConfigMapClaim(ctx, mine.configMap, key, value)
-			}
-		}
-		if derr := drop(sctx, mine.taskRun, contract.AnnotationReporting, mine.value); derr != nil {
+		if derr := s.drop(sctx, mine); derr != nil {
 			s.log.WarnContext(ctx, "could not drop the report's claim", "taskrun", mine.taskRun, "error", derr.Error())
 		}
 	}
@@ -392,25 +388,42 @@ func (s *Sink) claim(ctx context.Context, tr *pipelinev1.TaskRun) (claim, error)
 	if s.live(tr.Annotations) {
 		return claim{}, nil // another replica, or an earlier version's, holds it
 	}
-	for tr.DeletionTimestamp == nil {
+	if tr.DeletionTimestamp == nil {
+		if mine, ok, err := s.claimConfigMap(ctx, tr); err != nil || ok {
+			return mine, err
+		}
+	}
+	return s.claimTaskRun(ctx, tr)
+}
+
+// claimConfigMap claims the report on the TaskRun's params ConfigMap; ok is
+// false when it has none of its task's to claim on. A ConfigMap that changed
+// between the read and the claim is read again.
+func (s *Sink) claimConfigMap(ctx context.Context, tr *pipelinev1.TaskRun) (mine claim, ok bool, err error) {
+	for {
 		cm, err := s.paramsConfigMap(ctx, tr)
 		if err != nil || cm == nil {
-			if err != nil {
-				return claim{}, err
-			}
-			break
+			return claim{}, err != nil, err
 		}
 		if s.live(cm.Annotations) {
-			return claim{}, nil
+			return claim{}, true, nil
 		}
 		at := s.now()
 		tekton.SetOwner(cm, tr)
 		won, err := s.kube.ClaimReport(ctx, cm, at)
 		if err != nil || won {
-			return claim{value: contract.ClaimValue(at), taskRun: tr.Name, configMap: cm.Name}, err
+			return claim{value: contract.ClaimValue(at), taskRun: tr.Name, configMap: cm.Name}, true, err
 		}
 	}
-	return s.claimTaskRun(ctx, tr)
+}
+
+// drop makes a report's claim of this replica stale, on the object it is
+// on, so that the next event or sweep takes the report over at once.
+func (s *Sink) drop(ctx context.Context, mine claim) error {
+	if mine.configMap != "" {
+		return s.kube.DropConfigMapClaim(ctx, mine.configMap, contract.AnnotationReporting, mine.value)
+	}
+	return s.kube.DropClaim(ctx, mine.taskRun, contract.AnnotationReporting, mine.value)
 }
 
 // paramsConfigMap reads the TaskRun's params ConfigMap; nil when it has

@@ -389,22 +389,25 @@ func (c *Client) ClaimConfigMap(ctx context.Context, cm *corev1.ConfigMap, at ti
 // and sets cm's owner references (the TaskRun). It reports false when the
 // ConfigMap changed since it was read or is gone.
 func (c *Client) ClaimReport(ctx context.Context, cm *corev1.ConfigMap, at time.Time) (bool, error) {
-	return patchVersion(ctx, c, "configmap", cm.Name, cm.ResourceVersion, "claim the report of", map[string]any{
-		"metadata": map[string]any{
-			"annotations":     map[string]any{contract.AnnotationReporting: contract.ClaimValue(at), contract.AnnotationClaimed: nil},
-			"ownerReferences": cm.OwnerReferences,
-		},
-	}, c.configs.Patch)
+	return patchVersion(ctx, c, "configmap", cm.Name, cm.ResourceVersion, "claim the report of",
+		settlePatch(cm, map[string]any{contract.AnnotationReporting: contract.ClaimValue(at)}), c.configs.Patch)
+}
+
+// settlePatch is the merge patch that drops the start's claim on cm, sets
+// cm's owner references, and sets annotations (may be nil).
+func settlePatch(cm *corev1.ConfigMap, annotations map[string]any) map[string]any {
+	if annotations == nil {
+		annotations = map[string]any{}
+	}
+	annotations[contract.AnnotationClaimed] = nil
+	return map[string]any{"metadata": map[string]any{"annotations": annotations, "ownerReferences": cm.OwnerReferences}}
 }
 
 // SettleConfigMap settles the start's claim on a ConfigMap whose TaskRun
 // needs no report: it drops the claim and sets cm's owner references (the
 // TaskRun), in one patch.
 func (c *Client) SettleConfigMap(ctx context.Context, cm *corev1.ConfigMap) error {
-	patch, err := json.Marshal(map[string]any{"metadata": map[string]any{
-		"annotations":     map[string]any{contract.AnnotationClaimed: nil},
-		"ownerReferences": cm.OwnerReferences,
-	}})
+	patch, err := json.Marshal(settlePatch(cm, nil))
 	if err != nil {
 		return err
 	}

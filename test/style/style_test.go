@@ -10,7 +10,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"testing"
 	"unicode"
@@ -24,27 +23,43 @@ const maxLines = 60
 // repeat: a repeated block is a helper waiting to be named.
 const minBlock = 6
 
+// goFiles returns the module's Go files whose slash-separated path from
+// the root keep accepts (hidden directories and bin/ left out), failing
+// the test when fewer than least are found: a wrong root.
+func goFiles(t *testing.T, least int, keep func(rel string) bool) []string {
+	t.Helper()
+	root := filepath.Join("..", "..")
+	var files []string
+	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(root, path)
+		rel = filepath.ToSlash(rel)
+		switch {
+		case d.IsDir() && (strings.HasPrefix(d.Name(), ".") && rel != "." || rel == "bin"):
+			return filepath.SkipDir
+		case !d.IsDir() && strings.HasSuffix(rel, ".go") && keep(rel):
+			files = append(files, path)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(files) < least {
+		t.Fatalf("found only %d files: wrong root?", len(files))
+	}
+	return files
+}
+
 // productFiles returns the product code: function.go at the root and the
 // non-test Go files of function/ and internal/.
 func productFiles(t *testing.T) []string {
-	t.Helper()
-	root := filepath.Join("..", "..")
-	files := []string{filepath.Join(root, "function.go")}
-	for _, dir := range []string{"function", "internal"} {
-		err := filepath.WalkDir(filepath.Join(root, dir), func(path string, d fs.DirEntry, err error) error {
-			if err == nil && !d.IsDir() && strings.HasSuffix(path, ".go") && !strings.HasSuffix(path, "_test.go") {
-				files = append(files, path)
-			}
-			return err
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
-	if len(files) < 15 {
-		t.Fatalf("found only %d product files: wrong root?", len(files))
-	}
-	return files
+	return goFiles(t, 15, func(rel string) bool {
+		return rel == "function.go" || !strings.HasSuffix(rel, "_test.go") &&
+			(strings.HasPrefix(rel, "function/") || strings.HasPrefix(rel, "internal/"))
+	})
 }
 
 // Product code (the root package, function/ and internal/) has no function
@@ -165,33 +180,18 @@ func texts(lines []line) string {
 	return b.String()
 }
 
-// testFiles lists the Go files of the tests: every _test.go file in the
-// module and every file under test/, but those of the directories skip
+// testFiles returns the Go files of the tests: every _test.go file in the
+// module and every file under test/, but those under the directories skip
 // names.
 func testFiles(t *testing.T, skip ...string) []string {
-	t.Helper()
-	root := filepath.Join("..", "..")
-	var files []string
-	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
+	return goFiles(t, 40, func(rel string) bool {
+		for _, dir := range skip {
+			if strings.HasPrefix(rel, dir+"/") {
+				return false
+			}
 		}
-		rel, _ := filepath.Rel(root, path)
-		if d.IsDir() && (strings.HasPrefix(d.Name(), ".") && rel != "." || d.Name() == "bin" || slices.Contains(skip, filepath.ToSlash(rel))) {
-			return filepath.SkipDir
-		}
-		if !d.IsDir() && strings.HasSuffix(path, ".go") && (strings.HasSuffix(path, "_test.go") || strings.HasPrefix(filepath.ToSlash(rel), "test/")) {
-			files = append(files, path)
-		}
-		return nil
+		return strings.HasSuffix(rel, "_test.go") || strings.HasPrefix(rel, "test/")
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(files) < 40 {
-		t.Fatalf("found only %d test files: wrong root?", len(files))
-	}
-	return files
 }
 
 // Tests read fixtures through package test/fixtures and poll through

@@ -1,8 +1,8 @@
 // Package sink reports finished Tekton TaskRuns to the Workflow Engine. It
-// receives Tekton's TaskRun CloudEvents, reads the TaskRun from the
-// apiserver (the source of truth), sends the Engine's end call once, records
-// that on the TaskRun, and applies the deletion policy. A periodic sweep
-// reports what a lost event left behind.
+// receives Tekton's TaskRun CloudEvents, takes the TaskRun from the
+// apiserver (the source of truth: its watch, or a read), sends the Engine's
+// end call once, records that on the TaskRun, and applies the deletion
+// policy. A periodic sweep reports what a lost event left behind.
 package sink
 
 import (
@@ -17,6 +17,7 @@ import (
 	"github.com/cloudevents/sdk-go/v2/event"
 	pipelinev1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/boomerang-io/flow-tekton-handler/internal/contract"
 	"github.com/boomerang-io/flow-tekton-handler/internal/engine"
@@ -52,14 +53,23 @@ type Kube interface {
 	DropClaim(ctx context.Context, name, key, mine string) error
 	GetConfigMap(ctx context.Context, name string) (*corev1.ConfigMap, error)
 	ClaimReport(ctx context.Context, cm *corev1.ConfigMap, at time.Time) (bool, error)
+	ClaimReportFirst(ctx context.Context, want *corev1.ConfigMap, at time.Time) (bool, error)
+	SettleStartClaim(ctx context.Context, want *corev1.ConfigMap) (bool, error)
 	SettleConfigMap(ctx context.Context, cm *corev1.ConfigMap) error
 	DropConfigMapClaim(ctx context.Context, name, key, mine string) error
 	DeleteTaskRun(ctx context.Context, name string) error
 	DeleteConfigMap(ctx context.Context, name string) error
 	ListTaskRuns(ctx context.Context, selector string, pageSize int64) ([]pipelinev1.TaskRun, error)
+	TaskRunCache(selector string) *kube.TaskRunCache
 }
 
 var _ Kube = (*kube.Client)(nil)
+
+// watched is a watch of TaskRuns kept in memory (kube.TaskRunCache).
+type watched interface {
+	Get(name string) *pipelinev1.TaskRun
+	Run(ctx context.Context)
+}
 
 // Engine is the part of the Engine's REST API the sink calls.
 type Engine interface {
@@ -85,6 +95,9 @@ type Sink struct {
 	opts   Options
 	log    *slog.Logger
 	locks  keylock.Map
+	// unreported holds the TaskRuns of ours not marked reported, as a
+	// watch sees them, once Run starts it.
+	unreported watched
 	// done remembers the TaskRuns (by UID) this process has seen reported,
 	// so repeated events cost no apiserver call.
 	done *memo.Set
@@ -99,14 +112,25 @@ func New(k Kube, e Engine, o Options, log *slog.Logger) *Sink {
 	if o.ReportStale <= 0 {
 		o.ReportStale = ReportStale(5*time.Second, 20*time.Second)
 	}
-	return &Sink{kube: k, engine: e, opts: o, log: log, done: memo.NewSet(4096), now: time.Now, stop: func() {}}
+	s := &Sink{kube: k, engine: e, opts: o, log: log, done: memo.NewSet(4096), now: time.Now, stop: func() {}}
+	s.unreported = k.TaskRunCache(s.unreportedSelector())
+	return s
 }
 
-// Run starts the background sweeps: one now, then one every SweepInterval
-// when set. Stop ends them.
+// unreportedSelector picks the TaskRuns of ours not marked reported.
+func (s *Sink) unreportedSelector() string {
+	return fmt.Sprintf("%s=%s,%s,!%s", contract.LabelProduct, s.opts.Product, contract.LabelTaskRunRef, contract.LabelReported)
+}
+
+// Run starts the watch of the TaskRuns not reported yet and the background
+// sweeps: one now, then one every SweepInterval when set. Stop ends them.
 func (s *Sink) Run(ctx context.Context) {
 	ctx, s.stop = context.WithCancel(context.WithoutCancel(ctx))
-	s.wg.Add(1)
+	s.wg.Add(2)
+	go func() {
+		defer s.wg.Done()
+		s.unreported.Run(ctx)
+	}()
 	go func() {
 		defer s.wg.Done()
 		var tick <-chan time.Time
@@ -192,14 +216,18 @@ func ReportStale(engineTimeout, retryBudget time.Duration) time.Duration {
 }
 
 // report sends the end call for the named TaskRun unless it was reported or
-// needs none, as outcome.Decide judges. The TaskRun is read from the
-// apiserver under a per-name lock, so duplicate events in this process cause
-// one call; across replicas, the report is claimed first (claim), so one
-// replica sends it.
+// needs none, as outcome.Decide judges. It runs under a per-name lock, so
+// duplicate events in this process cause one call; across replicas, the
+// report is claimed first (claim), so one replica sends it. The TaskRun is
+// the watch's when its report is the first claim (reportFirst), and read
+// from the apiserver otherwise.
 func (s *Sink) report(ctx context.Context, name string) (eventlog.Outcome, error) {
 	unlock := s.locks.Lock(name)
 	defer unlock()
 
+	if result, done, err := s.reportFirst(ctx, name); done {
+		return result, err
+	}
 	tr, err := s.kube.GetTaskRun(ctx, name)
 	if err != nil {
 		return "", err
@@ -254,6 +282,31 @@ func (s *Sink) release(ctx context.Context, tr *pipelinev1.TaskRun) error {
 	return s.kube.MarkReported(ctx, tr.Name, markSkipped, false, s.now())
 }
 
+// reportFirst reports a finished TaskRun as the watch holds it, with no
+// read, when its report is the first claim: the claim (ClaimReportFirst)
+// takes the start's claim off the params ConfigMap, which every other
+// claim of the report takes off too. A watched TaskRun that lags the
+// apiserver in what matters (reported, claimed, being deleted: see
+// settleFirst) fails that claim. done is false when the watch has nothing
+// to go on or the claim fails: the TaskRun is read then.
+func (s *Sink) reportFirst(ctx context.Context, name string) (result eventlog.Outcome, done bool, err error) {
+	tr := s.unreported.Get(name)
+	if tr == nil || tr.DeletionTimestamp != nil || tr.IsPending() || s.live(tr.Annotations) {
+		return "", false, nil
+	}
+	decision, rep, _ := outcome.Decide(tr, s.opts.Product)
+	want := paramsWant(tr)
+	if decision != outcome.ReportEnd || rep.Left == outcome.Done || want == nil {
+		return "", false, nil
+	}
+	at := s.now()
+	if won, err := s.kube.ClaimReportFirst(ctx, want, at); err != nil || !won {
+		return "", err != nil, err
+	}
+	result, err = s.sendClaimed(ctx, tr, rep, claim{value: contract.ClaimValue(at), taskRun: tr.Name, configMap: want.Name})
+	return result, true, err
+}
+
 // send claims the report of a TaskRun, sends the Engine its end call and
 // marks it reported, unless another replica holds the claim.
 func (s *Sink) send(ctx context.Context, tr *pipelinev1.TaskRun, rep outcome.Report) (eventlog.Outcome, error) {
@@ -261,6 +314,12 @@ func (s *Sink) send(ctx context.Context, tr *pipelinev1.TaskRun, rep outcome.Rep
 	if err != nil || mine.value == "" {
 		return eventlog.Skipped, err // another replica is reporting it
 	}
+	return s.sendClaimed(ctx, tr, rep, mine)
+}
+
+// sendClaimed sends the Engine the end call of a TaskRun whose report this
+// replica claimed, and marks it reported.
+func (s *Sink) sendClaimed(ctx context.Context, tr *pipelinev1.TaskRun, rep outcome.Report, mine claim) (eventlog.Outcome, error) {
 	if err := s.engine.EndTaskRun(ctx, rep.TaskRunRef, rep.End); err != nil {
 		return "", s.unsent(ctx, mine, err)
 	}
@@ -392,8 +451,41 @@ func (s *Sink) claim(ctx context.Context, tr *pipelinev1.TaskRun) (claim, error)
 		if mine, ok, err := s.claimConfigMap(ctx, tr); err != nil || ok {
 			return mine, err
 		}
+	} else if held, err := s.settleFirst(ctx, tr); err != nil || held {
+		return claim{}, err
 	}
 	return s.claimTaskRun(ctx, tr)
+}
+
+// settleFirst takes the start's claim off the params ConfigMap of a
+// TaskRun being deleted before its report is claimed on the TaskRun: a
+// replica whose watch has not seen the deletion yet claims on the
+// ConfigMap (reportFirst), which needs the start's claim there, so of the
+// two claims one fails. held reports a live report's claim on the
+// ConfigMap, that replica's.
+func (s *Sink) settleFirst(ctx context.Context, tr *pipelinev1.TaskRun) (held bool, err error) {
+	want := paramsWant(tr)
+	if want == nil {
+		return false, nil
+	}
+	if settled, err := s.kube.SettleStartClaim(ctx, want); err != nil || settled {
+		return false, err
+	}
+	cm, err := s.paramsConfigMap(ctx, tr)
+	return cm != nil && s.live(cm.Annotations), err
+}
+
+// paramsWant is a TaskRun's params ConfigMap as a claim on it expects it:
+// its name, its task's label, and the TaskRun as its owner; nil when the
+// TaskRun names none.
+func paramsWant(tr *pipelinev1.TaskRun) *corev1.ConfigMap {
+	names := paramsConfigMaps(tr)
+	if len(names) == 0 {
+		return nil
+	}
+	cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: names[0], Labels: map[string]string{contract.LabelTaskRunRef: tr.Labels[contract.LabelTaskRunRef]}}}
+	tekton.SetOwner(cm, tr)
+	return cm
 }
 
 // claimConfigMap claims the report on the TaskRun's params ConfigMap; ok is
@@ -498,8 +590,7 @@ func paramsConfigMaps(tr *pipelinev1.TaskRun) []string {
 // that carry no reported mark, deletes the reported ones whose deletion
 // failed, and returns how many it reported.
 func (s *Sink) Sweep(ctx context.Context) (int, error) {
-	selector := fmt.Sprintf("%s=%s,%s,!%s", contract.LabelProduct, s.opts.Product, contract.LabelTaskRunRef, contract.LabelReported)
-	trs, err := s.kube.ListTaskRuns(ctx, selector, 200)
+	trs, err := s.kube.ListTaskRuns(ctx, s.unreportedSelector(), 200)
 	if err != nil {
 		return 0, err
 	}

@@ -650,6 +650,94 @@ func TestReportClaimedOnTheConfigMap(t *testing.T) {
 	})
 }
 
+// A TaskRun the sink's watch holds is reported with no read: its report is
+// claimed by moving the start's claim on the params ConfigMap to the
+// report's, which only one replica can do. A replica whose watch lags a
+// deletion that another replica reported on the TaskRun finds the start's
+// claim gone, and reads the TaskRun.
+func TestReportedFromTheWatch(t *testing.T) {
+	t.Parallel()
+	const successful = "dev.tekton.event.taskrun.successful.v1"
+	data := withoutDeletion(t, fixtures.Data(t, "tekton-taskrun-successful-two-results.json"))
+	watching := func(t *testing.T, e *env, name string) {
+		ctx, cancel := context.WithCancel(context.Background())
+		t.Cleanup(cancel)
+		e.sink.Watch(ctx)
+		wait.Eventually(t, 10*time.Second, "the watch holds "+name, func() (bool, error) { return e.sink.Watched(name), nil })
+	}
+	t.Run("first report", func(t *testing.T) {
+		t.Parallel()
+		e := newEnv(t, "Never")
+		tr := e.withConfigMap(t, data)
+		watching(t, e, tr.Name)
+		e.kube.ClearActions()
+		if code := e.send(t, successful, tr.Name, data); code != http.StatusOK {
+			t.Fatalf("status %d", code)
+		}
+		if n := len(ends(e.engine.Calls())); n != 1 {
+			t.Fatalf("%d end calls, want 1", n)
+		}
+		for _, a := range e.kube.Actions() {
+			if a.GetVerb() == "get" {
+				t.Errorf("read the ConfigMap to claim the report on it; want one patch")
+			}
+		}
+		got := e.configMap(t, tr)
+		if _, claimed := got.Annotations["boomerang.io/claimed"]; claimed || got.Annotations["boomerang.io/reporting"] == "" ||
+			len(got.OwnerReferences) != 1 || got.OwnerReferences[0].UID != tr.UID {
+			t.Fatalf("ConfigMap annotations %v, owners %v; want the report claimed, the start's claim gone, owned by the TaskRun", got.Annotations, got.OwnerReferences)
+		}
+		if mark := e.get(t, tr.Name).Labels["boomerang.io/reported"]; mark != "true" {
+			t.Fatalf("TaskRun mark %q, want true", mark)
+		}
+	})
+	t.Run("replicas", func(t *testing.T) {
+		t.Parallel()
+		e := newEnv(t, "Never")
+		tr := e.withConfigMap(t, data)
+		var urls []string
+		for range 3 {
+			e.serve(t, "Never")
+			watching(t, e, tr.Name)
+			urls = append(urls, e.url)
+		}
+		var wg sync.WaitGroup
+		for i := range 30 {
+			wg.Go(func() {
+				if code := (&env{url: urls[i%len(urls)]}).send(t, successful, tr.Name, data); code != http.StatusOK {
+					t.Errorf("status %d", code)
+				}
+			})
+		}
+		wg.Wait()
+		if n := len(ends(e.engine.Calls())); n != 1 {
+			t.Fatalf("%d end calls for 30 copies at 3 watching replicas, want 1", n)
+		}
+	})
+	t.Run("watch lags a deletion", func(t *testing.T) {
+		t.Parallel()
+		e := newEnv(t, "Never")
+		tr := e.withConfigMap(t, data)
+		e.sink.Lagging(tr)
+		lagging := e.url
+		deleting := e.get(t, tr.Name)
+		now := metav1.Now()
+		deleting.DeletionTimestamp, deleting.Finalizers = &now, []string{contract.FinalizerReport}
+		if _, err := e.tekton.TektonV1().TaskRuns(ns).Update(context.Background(), deleting, metav1.UpdateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		e.serve(t, "Never") // a replica that reads
+		for _, url := range []string{e.url, lagging} {
+			if code := (&env{url: url}).send(t, successful, tr.Name, data); code != http.StatusOK {
+				t.Fatalf("status %d", code)
+			}
+		}
+		if n := len(ends(e.engine.Calls())); n != 1 {
+			t.Fatalf("%d end calls, want 1: the lagging replica reported a TaskRun another reported while it was deleted", n)
+		}
+	})
+}
+
 // withConfigMap stores the event's TaskRun as seed does, projecting its
 // params ConfigMap, and the ConfigMap under the handler's claim.
 func (e *env) withConfigMap(t *testing.T, data []byte) *pipelinev1.TaskRun {

@@ -25,6 +25,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/runtime/serializer"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/client-go/util/flowcontrol"
@@ -72,6 +73,7 @@ type (
 		Patch(ctx context.Context, name string, pt types.PatchType, data []byte, opts metav1.PatchOptions, subresources ...string) (*pipelinev1.TaskRun, error)
 		Delete(ctx context.Context, name string, opts metav1.DeleteOptions) error
 		List(ctx context.Context, opts metav1.ListOptions) (*pipelinev1.TaskRunList, error)
+		Watch(ctx context.Context, opts metav1.ListOptions) (watch.Interface, error)
 	}
 	ConfigMaps interface {
 		Get(ctx context.Context, name string, opts metav1.GetOptions) (*corev1.ConfigMap, error)
@@ -149,6 +151,11 @@ func (r resource[O, P, L, PL]) Delete(ctx context.Context, name string, opts met
 func (r resource[O, P, L, PL]) List(ctx context.Context, opts metav1.ListOptions) (*L, error) {
 	l := new(L)
 	return l, r.c.Get().Namespace(r.ns).Resource(r.name).VersionedParams(&opts, params).Do(ctx).Into(PL(l))
+}
+
+func (r resource[O, P, L, PL]) Watch(ctx context.Context, opts metav1.ListOptions) (watch.Interface, error) {
+	opts.Watch = true
+	return r.c.Get().Namespace(r.ns).Resource(r.name).VersionedParams(&opts, params).Watch(ctx)
 }
 
 // taskRuns is the TaskRun resource, whose Create reads back only the
@@ -393,6 +400,60 @@ func (c *Client) ClaimReport(ctx context.Context, cm *corev1.ConfigMap, at time.
 		settlePatch(cm, map[string]any{contract.AnnotationReporting: contract.ClaimValue(at)}), c.configs.Patch)
 }
 
+// ClaimReportFirst claims the report of a finished TaskRun on its params
+// ConfigMap without reading it: one JSON patch moves the start's claim
+// (contract.AnnotationClaimed) to the report's (contract.AnnotationReporting,
+// the time at) and sets want's owner references, while the ConfigMap is
+// still want's task's (its taskrun-ref label). Every claim of a report
+// drops the start's claim, so only one such patch can succeed. It reports
+// false, changing nothing, when the ConfigMap is gone, is another task's,
+// or holds no start's claim (claimed or settled already, or made without
+// one): ClaimReport then decides on the ConfigMap as read.
+func (c *Client) ClaimReportFirst(ctx context.Context, want *corev1.ConfigMap, at time.Time) (bool, error) {
+	reporting := annotationPath(contract.AnnotationReporting)
+	return c.takeStartClaim(ctx, want, "claim the report of",
+		jsonOp{Op: "move", From: annotationPath(contract.AnnotationClaimed), Path: reporting},
+		jsonOp{Op: "replace", Path: reporting, Value: contract.ClaimValue(at)})
+}
+
+// SettleStartClaim drops the start's claim on a TaskRun's params ConfigMap
+// and sets want's owner references, without reading it, while the
+// ConfigMap is still want's task's. It reports false, changing nothing,
+// when there was no start's claim to drop (a report claimed it, it was
+// settled, or it is gone or another task's).
+func (c *Client) SettleStartClaim(ctx context.Context, want *corev1.ConfigMap) (bool, error) {
+	return c.takeStartClaim(ctx, want, "settle", jsonOp{Op: "remove", Path: annotationPath(contract.AnnotationClaimed)})
+}
+
+// jsonOp is one operation of a JSON patch (RFC 6902).
+type jsonOp struct {
+	Op    string `json:"op"`
+	From  string `json:"from,omitempty"`
+	Path  string `json:"path"`
+	Value any    `json:"value,omitempty"`
+}
+
+// takeStartClaim sends one JSON patch to want's ConfigMap that holds it to
+// want's task, applies take (which must fail without the start's claim),
+// and sets want's owner references. It reports whether it applied.
+func (c *Client) takeStartClaim(ctx context.Context, want *corev1.ConfigMap, verb string, take ...jsonOp) (bool, error) {
+	ops := append([]jsonOp{{Op: "test", Path: metadataPath("labels", contract.LabelTaskRunRef), Value: want.Labels[contract.LabelTaskRunRef]}}, take...)
+	patch, err := json.Marshal(append(ops, jsonOp{Op: "add", Path: "/metadata/ownerReferences", Value: want.OwnerReferences}))
+	if err != nil {
+		return false, err
+	}
+	ctx, cancel := c.call(ctx)
+	defer cancel()
+	_, err = c.configs.Patch(ctx, want.Name, types.JSONPatchType, patch, metav1.PatchOptions{FieldManager: FieldManager})
+	switch {
+	case err == nil:
+		return true, nil
+	case apierrors.IsNotFound(err), apierrors.IsInvalid(err), apierrors.IsConflict(err), testFailed(err):
+		return false, nil
+	}
+	return false, fmt.Errorf("%s configmap %s/%s: %w", verb, c.namespace, want.Name, classify(err))
+}
+
 // settlePatch is the merge patch that drops the start's claim on cm, sets
 // cm's owner references, and sets annotations (may be nil).
 func settlePatch(cm *corev1.ConfigMap, annotations map[string]any) map[string]any {
@@ -446,15 +507,21 @@ func (c *Client) patchConfigMap(ctx context.Context, name, verb string, pt types
 	return fmt.Errorf("%s configmap %s/%s: %w", verb, c.namespace, name, classify(err))
 }
 
-// testFailed reports whether err is a JSON patch whose test op failed, as
-// the apiserver words it.
+// testFailed reports whether err is a JSON patch whose test op failed, or
+// whose move found nothing to move, as the apiserver words it.
 func testFailed(err error) bool {
-	return strings.Contains(err.Error(), "testing value") || strings.Contains(err.Error(), "test operation")
+	msg := err.Error()
+	return strings.Contains(msg, "testing value") || strings.Contains(msg, "test operation") ||
+		strings.Contains(msg, "does not apply") || strings.Contains(msg, "nonexistent key")
 }
 
 // annotationPath is the JSON pointer of the annotation key.
-func annotationPath(key string) string {
-	return "/metadata/annotations/" + strings.ReplaceAll(key, "/", "~1")
+func annotationPath(key string) string { return metadataPath("annotations", key) }
+
+// metadataPath is the JSON pointer of key in the metadata map field
+// (labels, annotations).
+func metadataPath(field, key string) string {
+	return "/metadata/" + field + "/" + strings.NewReplacer("~", "~0", "/", "~1").Replace(key)
 }
 
 // CreatePVC creates pvc and reports whether it was new; an existing claim of

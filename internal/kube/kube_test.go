@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -289,6 +290,74 @@ func TestConfigMapClaim(t *testing.T) {
 		if err := c.DropConfigMapClaim(ctx, name, contract.AnnotationClaimed, contract.ClaimValue(mine)); err != nil {
 			t.Errorf("drop on %s (settled or gone): %v", name, err)
 		}
+	}
+}
+
+// The start's claim on a ConfigMap is taken once, with no read: by the
+// report's first claim, which moves it, or by a settle, which drops it. A
+// ConfigMap without it, of another task, or gone is left as it is.
+func TestStartClaimTakenOnce(t *testing.T) {
+	t.Parallel()
+	at := time.Unix(100, 0)
+	owner := []metav1.OwnerReference{{APIVersion: "tekton.dev/v1", Kind: "TaskRun", Name: "tr", UID: "u1"}}
+	want := &corev1.ConfigMap{ObjectMeta: objectMeta("cm", "a")}
+	want.OwnerReferences = owner
+	claimed := map[string]string{contract.AnnotationClaimed: contract.ClaimValue(time.Unix(1, 0)), "keep": "x"}
+	for _, tc := range []struct {
+		name        string
+		ref         string            // the stored ConfigMap's task; "": none stored
+		annotations map[string]string // the stored ConfigMap's
+		first       string            // "claim" or "settle"
+		wantTaken   bool
+		wantReports string // the reporting annotation after
+	}{
+		{"claim", "a", claimed, "claim", true, contract.ClaimValue(at)},
+		{"settle", "a", claimed, "settle", true, ""},
+		{"no start claim", "a", map[string]string{"keep": "x"}, "claim", false, ""},
+		{"no annotations", "a", nil, "settle", false, ""},
+		{"another task's", "b", claimed, "claim", false, ""},
+		{"gone", "", nil, "claim", false, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			ctx := t.Context()
+			fake := k8sfake.NewClientset()
+			stored := &corev1.ConfigMap{ObjectMeta: objectMeta("cm", tc.ref)}
+			stored.Annotations = maps.Clone(tc.annotations)
+			if tc.ref != "" {
+				fake = k8sfake.NewClientset(stored)
+			}
+			c := newOn(fake, tektonfake.NewSimpleClientset(), "flow", time.Second)
+			take := map[string]func() (bool, error){
+				"claim":  func() (bool, error) { return c.ClaimReportFirst(ctx, want, at) },
+				"settle": func() (bool, error) { return c.SettleStartClaim(ctx, want) },
+			}
+			if taken, err := take[tc.first](); err != nil || taken != tc.wantTaken {
+				t.Fatalf("%s = %v, %v; want %v", tc.first, taken, err, tc.wantTaken)
+			}
+			for verb, again := range take {
+				if taken, err := again(); err != nil || taken {
+					t.Fatalf("%s after the first %s = %v, %v; want nothing left to take", verb, tc.first, taken, err)
+				}
+			}
+			if tc.ref == "" {
+				return
+			}
+			got, err := c.GetConfigMap(ctx, "cm")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !tc.wantTaken {
+				if !maps.Equal(got.Annotations, stored.Annotations) || len(got.OwnerReferences) != 0 {
+					t.Fatalf("annotations %v, owners %v; want them as stored, %v and none", got.Annotations, got.OwnerReferences, stored.Annotations)
+				}
+				return
+			}
+			if _, ok := got.Annotations[contract.AnnotationClaimed]; ok || got.Annotations[contract.AnnotationReporting] != tc.wantReports ||
+				got.Annotations["keep"] != "x" || len(got.OwnerReferences) != 1 || got.OwnerReferences[0].UID != "u1" {
+				t.Fatalf("annotations %v, owners %v; want no start claim, reporting %q, keep=x, owner u1", got.Annotations, got.OwnerReferences, tc.wantReports)
+			}
+		})
 	}
 }
 

@@ -56,7 +56,8 @@ var allowed = map[string][]access{
 	},
 	"flow-tekton-sink": {
 		{"get", "tekton.dev", "taskruns"},
-		{"list", "tekton.dev", "taskruns"},   // sweep
+		{"list", "tekton.dev", "taskruns"},   // sweep, and the watch's list
+		{"watch", "tekton.dev", "taskruns"},  // the TaskRuns not reported yet
 		{"patch", "tekton.dev", "taskruns"},  // reported mark
 		{"delete", "tekton.dev", "taskruns"}, // deletion policy
 		{"get", "", "configmaps"},            // the params ConfigMap: the report's claim

@@ -1,0 +1,29 @@
+package sink
+
+import (
+	"context"
+
+	pipelinev1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
+)
+
+// Watch starts the sink's watch of the TaskRuns not reported yet, without
+// the sweeps Run starts with it, until ctx ends.
+func (s *Sink) Watch(ctx context.Context) { go s.unreported.Run(ctx) }
+
+// Watched reports whether the sink's watch holds the named TaskRun.
+func (s *Sink) Watched(name string) bool { return s.unreported.Get(name) != nil }
+
+// Lagging replaces the sink's watch with one that holds trs as they are
+// now, whatever the apiserver holds later: a watch that has not caught up.
+func (s *Sink) Lagging(trs ...*pipelinev1.TaskRun) {
+	l := lagging{}
+	for _, tr := range trs {
+		l[tr.Name] = tr.DeepCopy()
+	}
+	s.unreported = l
+}
+
+type lagging map[string]*pipelinev1.TaskRun
+
+func (l lagging) Get(name string) *pipelinev1.TaskRun { return l[name] }
+func (l lagging) Run(context.Context)                 {}

@@ -100,8 +100,14 @@ func New(o Options) *Client {
 	}
 	if c.http == nil {
 		// A transport of its own: nothing else closes or drains its pool.
+		// Every call goes to one host, the Engine: net/http's default of two
+		// idle connections per host would close most connections of a busy
+		// function after one call and open new ones (a handshake and two
+		// goroutines each) for the next.
+		t := http.DefaultTransport.(*http.Transport).Clone()
+		t.MaxIdleConnsPerHost = t.MaxIdleConns
 		c.http = &http.Client{
-			Transport:     http.DefaultTransport.(*http.Transport).Clone(),
+			Transport:     t,
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 		}
 	}

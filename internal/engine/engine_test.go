@@ -5,10 +5,12 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -622,5 +624,47 @@ func TestEngineCode(t *testing.T) {
 	}
 	if HasCode(nil, CodeWorkflowRunInvalidPhase) {
 		t.Error("nil has a code")
+	}
+}
+
+// Calls in flight together each get a connection, and the next calls reuse
+// them all: a busy function opens no connection per call.
+func TestConnectionsReused(t *testing.T) {
+	t.Parallel()
+	const inFlight = 32
+	var opened atomic.Int32
+	var arrived sync.WaitGroup
+	release := make(chan struct{})
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		arrived.Done()
+		<-release
+		_, _ = w.Write([]byte(`{"id":"t","status":"running","phase":"running"}`))
+	}))
+	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			opened.Add(1)
+		}
+	}
+	srv.Start()
+	t.Cleanup(srv.Close)
+	c := New(Options{BaseURL: srv.URL, Timeout: 10 * time.Second})
+	for round := range 2 {
+		arrived.Add(inFlight)
+		var done sync.WaitGroup
+		for range inFlight {
+			done.Go(func() {
+				if _, err := c.GetTaskRun(t.Context(), "t"); err != nil {
+					t.Errorf("round %d: %v", round, err)
+				}
+			})
+		}
+		arrived.Wait() // all in flight at once
+		for range inFlight {
+			release <- struct{}{}
+		}
+		done.Wait()
+	}
+	if n := opened.Load(); n != inFlight {
+		t.Fatalf("%d connections opened for two rounds of %d calls in flight, want %d", n, inFlight, inFlight)
 	}
 }

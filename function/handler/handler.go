@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"github.com/cloudevents/sdk-go/v2/event"
-	pipelinev1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
@@ -26,6 +25,7 @@ import (
 	"github.com/boomerang-io/flow-tekton-handler/internal/keylock"
 	"github.com/boomerang-io/flow-tekton-handler/internal/kube"
 	"github.com/boomerang-io/flow-tekton-handler/internal/memo"
+	pipelinev1 "github.com/boomerang-io/flow-tekton-handler/internal/pipelinev1"
 	"github.com/boomerang-io/flow-tekton-handler/internal/status"
 	"github.com/boomerang-io/flow-tekton-handler/internal/tekton"
 )
@@ -45,6 +45,7 @@ var _ Engine = (*engine.Client)(nil)
 type Kube interface {
 	GetTaskRun(ctx context.Context, name string) (*pipelinev1.TaskRun, error)
 	CreateTaskRun(ctx context.Context, tr *pipelinev1.TaskRun) (*pipelinev1.TaskRun, bool, error)
+	DryRunTaskRun(ctx context.Context, tr *pipelinev1.TaskRun) error
 	CreateConfigMap(ctx context.Context, cm *corev1.ConfigMap) (*corev1.ConfigMap, bool, error)
 	GetConfigMap(ctx context.Context, name string) (*corev1.ConfigMap, error)
 	ClaimConfigMap(ctx context.Context, cm *corev1.ConfigMap, at time.Time) (bool, error)
@@ -262,6 +263,11 @@ func (h *Handler) create(ctx context.Context, t *contract.TaskRun, tp string) (e
 		return "", nil, err
 	}
 	task, err := tekton.BuildTask(t, claims, tp, h.opts)
+	if err == nil && asked.pending() {
+		if err = h.admitted(ctx, task); err != nil && !errors.Is(err, tekton.ErrUnbuildable) {
+			return "", nil, err
+		}
+	}
 	if !asked.pending() || err != nil {
 		outcome, err := h.notPending(ctx, t, task, asked, err)
 		return outcome, nil, err
@@ -286,6 +292,21 @@ func (h *Handler) create(ctx context.Context, t *contract.TaskRun, tp string) (e
 		return outcome, nil, err
 	}
 	return eventlog.Created, task.Dropped, nil
+}
+
+// admitted asks Tekton's admission webhook, in a dry run, whether it admits
+// a TaskRun the builders could not vouch for (tekton.Task.Unvouched): the
+// program does not link Tekton's validation. A refusal is the task's
+// INVALID_TASK, before anything is created or started.
+func (h *Handler) admitted(ctx context.Context, task *tekton.Task) error {
+	if task.Unvouched == "" {
+		return nil
+	}
+	err := h.kube.DryRunTaskRun(ctx, task.TaskRun)
+	if errors.Is(err, kube.ErrRejected) {
+		return &tekton.BuildError{Code: "INVALID_TASK", Message: err.Error()}
+	}
+	return err
 }
 
 // notCreated handles a ConfigMap create that failed with err. A ConfigMap

@@ -16,7 +16,7 @@ import (
 	"time"
 
 	"github.com/cloudevents/sdk-go/v2/event"
-	pipelinev1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
+	tektonv1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
 	tektonfake "github.com/tektoncd/pipeline/pkg/client/clientset/versioned/fake"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -33,6 +33,8 @@ import (
 	"github.com/boomerang-io/flow-tekton-handler/internal/contract"
 	"github.com/boomerang-io/flow-tekton-handler/internal/engine"
 	"github.com/boomerang-io/flow-tekton-handler/internal/kube/kubetest"
+	pipelinev1 "github.com/boomerang-io/flow-tekton-handler/internal/pipelinev1"
+	"github.com/boomerang-io/flow-tekton-handler/internal/pipelinev1/pipelinev1test"
 	"github.com/boomerang-io/flow-tekton-handler/internal/status"
 	"github.com/boomerang-io/flow-tekton-handler/internal/tekton"
 	"github.com/boomerang-io/flow-tekton-handler/test/enginestub"
@@ -194,7 +196,7 @@ func (e *env) post(t *testing.T, path, contentType string, headers map[string]st
 	return resp.StatusCode, string(b)
 }
 
-func (e *env) taskRuns(t *testing.T) []pipelinev1.TaskRun {
+func (e *env) taskRuns(t *testing.T) []tektonv1.TaskRun {
 	t.Helper()
 	l, err := e.tekton.TektonV1().TaskRuns(ns).List(context.Background(), metav1.ListOptions{})
 	if err != nil {
@@ -544,7 +546,7 @@ func assertNoObjects(t *testing.T, e *env) {
 
 // assertClaimed checks that tr's task has one ConfigMap, holding a live
 // claim (the sink settles it when it claims the report).
-func assertClaimed(t *testing.T, e *env, tr pipelinev1.TaskRun) {
+func assertClaimed(t *testing.T, e *env, tr tektonv1.TaskRun) {
 	t.Helper()
 	cms := e.configMaps(t)
 	if len(cms) != 1 || cms[0].Labels["boomerang.io/taskrun-ref"] != tr.Labels["boomerang.io/taskrun-ref"] ||
@@ -553,19 +555,29 @@ func assertClaimed(t *testing.T, e *env, tr pipelinev1.TaskRun) {
 	}
 }
 
+// mirror returns Tekton's TaskRun tr as the handler reads it.
+func mirror(t *testing.T, tr *tektonv1.TaskRun) *pipelinev1.TaskRun {
+	t.Helper()
+	out, err := pipelinev1test.FromTekton(tr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
 // ourTaskRun is a running TaskRun of ours.
-func ourTaskRun(name, id string) *pipelinev1.TaskRun {
-	return &pipelinev1.TaskRun{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns, UID: k8stypes.UID("uid-" + id),
+func ourTaskRun(name, id string) *tektonv1.TaskRun {
+	return &tektonv1.TaskRun{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns, UID: k8stypes.UID("uid-" + id),
 		Labels: map[string]string{"boomerang.io/taskrun-ref": id}}}
 }
 
 // pendingTaskRun is a TaskRun of ours created pending, claimed at at.
-func pendingTaskRun(name, id string, at time.Time) *pipelinev1.TaskRun {
-	return &pipelinev1.TaskRun{
+func pendingTaskRun(name, id string, at time.Time) *tektonv1.TaskRun {
+	return &tektonv1.TaskRun{
 		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns,
 			Labels:      map[string]string{"boomerang.io/taskrun-ref": id},
 			Annotations: map[string]string{"boomerang.io/claimed": at.UTC().Format(time.RFC3339Nano)}},
-		Spec: pipelinev1.TaskRunSpec{Status: pipelinev1.TaskRunSpecStatusPending},
+		Spec: tektonv1.TaskRunSpec{Status: tektonv1.TaskRunSpecStatusPending},
 	}
 }
 
@@ -786,6 +798,50 @@ func TestUnbuildableTaskIsReportedFailed(t *testing.T) {
 	}
 }
 
+// A task whose references the builders cannot vouch for is judged by
+// Tekton's admission webhook in a dry run (here Tekton's own validation,
+// as the fake's dry run answers): one Tekton refuses is reported failed as
+// INVALID_TASK with nothing created; one it admits runs.
+func TestUnvouchedTaskJudgedByTekton(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name, script string
+		admitted     bool
+	}{
+		{"refused", "echo $(params.nope)", false},
+		{"admitted", "echo $(context.pipelineRun.name)", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t)
+			var doc map[string]any
+			if err := json.Unmarshal(fixtures.Read(t, "engine-taskrun-script-ready.json"), &doc); err != nil {
+				t.Fatal(err)
+			}
+			doc["data"].(map[string]any)["spec"].(map[string]any)["script"] = tc.script
+			body, _ := json.Marshal(doc)
+			if code, msg := e.structured(t, body); code != http.StatusOK {
+				t.Fatalf("status %d %s", code, msg)
+			}
+			objects := len(e.taskRuns(t)) + len(e.configMaps(t))
+			if tc.admitted {
+				if objects != 2 {
+					t.Fatalf("%d objects, want the TaskRun and its ConfigMap", objects)
+				}
+				return
+			}
+			calls := e.callbacks()
+			if len(calls) != 2 || calls[1].Kind != "taskrun-end" || calls[1].End == nil ||
+				!strings.Contains(calls[1].End.StatusMessage, "INVALID_TASK") || !strings.Contains(calls[1].End.StatusMessage, "params.nope") {
+				t.Fatalf("want start, then an end failed with INVALID_TASK naming the reference; got %+v", calls)
+			}
+			if objects != 0 {
+				t.Fatalf("%d objects created for a task Tekton refuses", objects)
+			}
+		})
+	}
+}
+
 // An unbuildable task whose end fails after its start landed is ended by
 // the redelivery: the Engine shows it running, so the redelivery sends the
 // end without a second start.
@@ -898,7 +954,7 @@ func TestCancel(t *testing.T) {
 			if code, msg := e.structured(t, body); code != http.StatusOK {
 				t.Fatalf("missing TaskRun: %d %s", code, msg)
 			}
-			tr := &pipelinev1.TaskRun{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns}}
+			tr := &tektonv1.TaskRun{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns}}
 			if _, err := e.tekton.TektonV1().TaskRuns(ns).Create(context.Background(), tr, metav1.CreateOptions{}); err != nil {
 				t.Fatal(err)
 			}
@@ -909,7 +965,7 @@ func TestCancel(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if got.Spec.Status != pipelinev1.TaskRunSpecStatusCancelled || got.Annotations["boomerang.io/cancelled"] != "true" {
+			if got.Spec.Status != tektonv1.TaskRunSpecStatusCancelled || got.Annotations["boomerang.io/cancelled"] != "true" {
 				t.Fatalf("not cancelled: status %q annotations %v", got.Spec.Status, got.Annotations)
 			}
 			if n := len(e.engine.Calls()); n != 0 {
@@ -956,7 +1012,7 @@ func TestCancelDuringStart(t *testing.T) {
 			}
 		}
 		trs := e.taskRuns(t)
-		if len(trs) != 1 || trs[0].Spec.Status != pipelinev1.TaskRunSpecStatusCancelled {
+		if len(trs) != 1 || trs[0].Spec.Status != tektonv1.TaskRunSpecStatusCancelled {
 			t.Fatalf("want the TaskRun cancelled, got %+v", trs)
 		}
 	})
@@ -1046,7 +1102,7 @@ func TestCancelFinishedTaskRunIsANoOp(t *testing.T) {
 	if err := json.Unmarshal(fixtures.Data(t, fx), &data); err != nil {
 		t.Fatal(err)
 	}
-	tr := &pipelinev1.TaskRun{ObjectMeta: metav1.ObjectMeta{Name: tekton.TaskRunName("bmrg-flow", data.ID), Namespace: ns}}
+	tr := &tektonv1.TaskRun{ObjectMeta: metav1.ObjectMeta{Name: tekton.TaskRunName("bmrg-flow", data.ID), Namespace: ns}}
 	tr.Status.SetCondition(&apis.Condition{Type: apis.ConditionSucceeded, Status: corev1.ConditionTrue, Reason: "Succeeded"})
 	if _, err := e.tekton.TektonV1().TaskRuns(ns).Create(context.Background(), tr, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
@@ -1237,7 +1293,7 @@ func TestRefusedCreateLooksFirst(t *testing.T) {
 		}
 		cm := claimedConfigMap(id, time.Now())
 		delete(cm.Annotations, "boomerang.io/claimed")
-		tekton.SetOwner(cm, tr)
+		tekton.SetOwner(cm, mirror(t, tr))
 		seedConfigMap(t, e, cm)
 		refuse(e)
 		if code, msg := e.structured(t, fixtures.Read(t, "engine-taskrun-script-ready.json")); code != http.StatusOK {

@@ -17,7 +17,6 @@ import (
 	"strings"
 	"time"
 
-	pipelinev1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
@@ -25,6 +24,7 @@ import (
 	"github.com/boomerang-io/flow-tekton-handler/internal/contract"
 	"github.com/boomerang-io/flow-tekton-handler/internal/eventlog"
 	"github.com/boomerang-io/flow-tekton-handler/internal/kube"
+	pipelinev1 "github.com/boomerang-io/flow-tekton-handler/internal/pipelinev1"
 	"github.com/boomerang-io/flow-tekton-handler/internal/status"
 	"github.com/boomerang-io/flow-tekton-handler/internal/tekton"
 )

@@ -16,14 +16,12 @@ import (
 	"testing"
 	"time"
 
-	pipelinev1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"knative.dev/pkg/apis"
-	duckv1 "knative.dev/pkg/apis/duck/v1"
 
 	"github.com/boomerang-io/flow-tekton-handler/internal/contract"
 	"github.com/boomerang-io/flow-tekton-handler/internal/kube"
+	pipelinev1 "github.com/boomerang-io/flow-tekton-handler/internal/pipelinev1"
 	"github.com/boomerang-io/flow-tekton-handler/internal/status"
 	"github.com/boomerang-io/flow-tekton-handler/internal/tekton"
 	"github.com/boomerang-io/flow-tekton-handler/test/wait"
@@ -87,7 +85,7 @@ func taskRun(edits ...func(*pipelinev1.TaskRun)) *pipelinev1.TaskRun {
 func withPod(tr *pipelinev1.TaskRun) { tr.Status.PodName = tr.Name + "-pod" }
 
 func finished(tr *pipelinev1.TaskRun) {
-	tr.Status.Conditions = duckv1.Conditions{{Type: apis.ConditionSucceeded, Status: corev1.ConditionTrue}}
+	tr.Status.Conditions = []pipelinev1.Condition{{Type: pipelinev1.ConditionSucceeded, Status: corev1.ConditionTrue}}
 }
 
 // pod is tr's pod with the given containers, each started.

@@ -3,7 +3,7 @@ package sink
 import (
 	"context"
 
-	pipelinev1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
+	pipelinev1 "github.com/boomerang-io/flow-tekton-handler/internal/pipelinev1"
 )
 
 // Watch starts the sink's watch of the TaskRuns not reported yet, without

@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"github.com/cloudevents/sdk-go/v2/event"
-	pipelinev1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
@@ -26,6 +25,7 @@ import (
 	"github.com/boomerang-io/flow-tekton-handler/internal/kube"
 	"github.com/boomerang-io/flow-tekton-handler/internal/memo"
 	"github.com/boomerang-io/flow-tekton-handler/internal/outcome"
+	pipelinev1 "github.com/boomerang-io/flow-tekton-handler/internal/pipelinev1"
 	"github.com/boomerang-io/flow-tekton-handler/internal/status"
 	"github.com/boomerang-io/flow-tekton-handler/internal/tekton"
 )

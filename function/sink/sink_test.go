@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -12,7 +13,7 @@ import (
 	"time"
 
 	"github.com/cloudevents/sdk-go/v2/event"
-	pipelinev1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
+	tektonv1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
 	tektonfake "github.com/tektoncd/pipeline/pkg/client/clientset/versioned/fake"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -20,8 +21,6 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	k8sfake "k8s.io/client-go/kubernetes/fake"
 	k8stesting "k8s.io/client-go/testing"
-	"knative.dev/pkg/apis"
-	duckv1 "knative.dev/pkg/apis/duck/v1"
 
 	"github.com/boomerang-io/flow-tekton-handler/function/sink"
 	"github.com/boomerang-io/flow-tekton-handler/internal/contract"
@@ -29,6 +28,7 @@ import (
 	"github.com/boomerang-io/flow-tekton-handler/internal/eventlog"
 	"github.com/boomerang-io/flow-tekton-handler/internal/kube/kubetest"
 	"github.com/boomerang-io/flow-tekton-handler/internal/outcome"
+	"github.com/boomerang-io/flow-tekton-handler/internal/pipelinev1/pipelinev1test"
 	"github.com/boomerang-io/flow-tekton-handler/internal/status"
 	"github.com/boomerang-io/flow-tekton-handler/test/enginestub"
 	"github.com/boomerang-io/flow-tekton-handler/test/fixtures"
@@ -108,22 +108,36 @@ func (e *env) serve(t *testing.T, policy string) {
 
 // seed stores the event's TaskRun in the fake apiserver, as Tekton would
 // have it, and returns it.
-func (e *env) seed(t *testing.T, data []byte) *pipelinev1.TaskRun {
+func (e *env) seed(t *testing.T, data []byte) *tektonv1.TaskRun {
 	t.Helper()
-	return e.store(t, data, func(tr *pipelinev1.TaskRun) {
+	return e.store(t, data, func(tr *tektonv1.TaskRun) {
 		e.engine.Know(enginestub.Task{ID: tr.Labels[contract.LabelTaskRunRef], Status: enginestub.StatusRunning, Phase: enginestub.PhaseRunning})
 	})
 }
 
 // store stores the event's TaskRun in the fake apiserver after edit
-// changes it, and returns it.
-func (e *env) store(t *testing.T, data []byte, edit func(*pipelinev1.TaskRun)) *pipelinev1.TaskRun {
+// changes it, and returns it: the whole TaskRun, as Tekton's own type (the
+// event's v1beta1 taskResults as v1 results), as the apiserver would hold
+// it; the sink reads it through the kube client as package pipelinev1's.
+func (e *env) store(t *testing.T, data []byte, edit func(*tektonv1.TaskRun)) *tektonv1.TaskRun {
 	t.Helper()
-	tr, err := outcome.Decode(data)
-	if err != nil {
-		t.Fatal(err)
+	var ev struct {
+		TaskRun *tektonv1.TaskRun `json:"taskRun"`
 	}
-	tr = tr.DeepCopy()
+	var beta struct {
+		TaskRun struct {
+			Status struct {
+				TaskResults []tektonv1.TaskRunResult `json:"taskResults"`
+			} `json:"status"`
+		} `json:"taskRun"`
+	}
+	if err := errors.Join(json.Unmarshal(data, &ev), json.Unmarshal(data, &beta)); err != nil || ev.TaskRun == nil {
+		t.Fatalf("event data: %v", err)
+	}
+	tr := ev.TaskRun
+	if rs := beta.TaskRun.Status.TaskResults; len(rs) > 0 {
+		tr.Status.Results = rs
+	}
 	tr.ResourceVersion = ""
 	edit(tr)
 	got, err := e.tekton.TektonV1().TaskRuns(ns).Create(context.Background(), tr, metav1.CreateOptions{})
@@ -158,7 +172,7 @@ func (e *env) send(t *testing.T, ceType, subject string, data []byte) int {
 	return resp.StatusCode
 }
 
-func (e *env) get(t *testing.T, name string) *pipelinev1.TaskRun {
+func (e *env) get(t *testing.T, name string) *tektonv1.TaskRun {
 	t.Helper()
 	tr, err := e.tekton.TektonV1().TaskRuns(ns).Get(context.Background(), name, metav1.GetOptions{})
 	if err != nil {
@@ -328,7 +342,7 @@ func TestForgedEventChangesNothing(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, "Never")
 	data := fixtures.Data(t, "tekton-taskrun-failed.json")
-	tr := e.store(t, data, func(tr *pipelinev1.TaskRun) { tr.Labels[contract.LabelProduct] = "someone-else" })
+	tr := e.store(t, data, func(tr *tektonv1.TaskRun) { tr.Labels[contract.LabelProduct] = "someone-else" })
 	e.tekton.ClearActions()
 	if code := e.send(t, "dev.tekton.event.taskrun.failed.v1", tr.Name, data); code != http.StatusOK {
 		t.Fatalf("status %d", code)
@@ -350,7 +364,7 @@ func TestDeletedWhileRunningReportedFailed(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, "Never")
 	data := fixtures.Data(t, "tekton-taskrun-started.json")
-	tr := e.store(t, data, func(tr *pipelinev1.TaskRun) {
+	tr := e.store(t, data, func(tr *tektonv1.TaskRun) {
 		e.engine.Know(enginestub.Task{ID: tr.Labels[contract.LabelTaskRunRef], Status: enginestub.StatusRunning, Phase: enginestub.PhaseRunning})
 		now := metav1.Now()
 		tr.DeletionTimestamp = &now
@@ -410,9 +424,9 @@ func TestDeletedWhilePending(t *testing.T) {
 			t.Parallel()
 			e := newEnv(t, "Never")
 			data := fixtures.Data(t, "tekton-taskrun-started.json")
-			tr := e.store(t, data, func(tr *pipelinev1.TaskRun) {
+			tr := e.store(t, data, func(tr *tektonv1.TaskRun) {
 				tr.Status.Conditions = nil
-				tr.Spec.Status = pipelinev1.TaskRunSpecStatusPending
+				tr.Spec.Status = tektonv1.TaskRunSpecStatusPending
 				tr.Annotations[contract.AnnotationClaimed] = contract.ClaimValue(time.Now().Add(-tc.claimAge))
 				deleted := metav1.NewTime(time.Now().Add(-failing[tc.name]))
 				tr.DeletionTimestamp = &deleted
@@ -718,7 +732,11 @@ func TestReportedFromTheWatch(t *testing.T) {
 		t.Parallel()
 		e := newEnv(t, "Never")
 		tr := e.withConfigMap(t, data)
-		e.sink.Lagging(tr)
+		seen, err := pipelinev1test.FromTekton(tr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		e.sink.Lagging(seen)
 		lagging := e.url
 		deleting := e.get(t, tr.Name)
 		now := metav1.Now()
@@ -740,12 +758,12 @@ func TestReportedFromTheWatch(t *testing.T) {
 
 // withConfigMap stores the event's TaskRun as seed does, projecting its
 // params ConfigMap, and the ConfigMap under the handler's claim.
-func (e *env) withConfigMap(t *testing.T, data []byte) *pipelinev1.TaskRun {
+func (e *env) withConfigMap(t *testing.T, data []byte) *tektonv1.TaskRun {
 	t.Helper()
-	tr := e.store(t, data, func(tr *pipelinev1.TaskRun) {
+	tr := e.store(t, data, func(tr *tektonv1.TaskRun) {
 		e.engine.Know(enginestub.Task{ID: tr.Labels[contract.LabelTaskRunRef], Status: enginestub.StatusRunning, Phase: enginestub.PhaseRunning})
 		if tr.Spec.TaskSpec == nil {
-			tr.Spec.TaskSpec = &pipelinev1.TaskSpec{}
+			tr.Spec.TaskSpec = &tektonv1.TaskSpec{}
 		}
 		tr.Spec.TaskSpec.Volumes = append(tr.Spec.TaskSpec.Volumes, corev1.Volume{Name: "params", VolumeSource: corev1.VolumeSource{
 			Projected: &corev1.ProjectedVolumeSource{Sources: []corev1.VolumeProjection{{ConfigMap: &corev1.ConfigMapProjection{
@@ -761,7 +779,7 @@ func (e *env) withConfigMap(t *testing.T, data []byte) *pipelinev1.TaskRun {
 }
 
 // configMap reads the params ConfigMap withConfigMap stored for tr.
-func (e *env) configMap(t *testing.T, tr *pipelinev1.TaskRun) *corev1.ConfigMap {
+func (e *env) configMap(t *testing.T, tr *tektonv1.TaskRun) *corev1.ConfigMap {
 	t.Helper()
 	cm, err := e.kube.CoreV1().ConfigMaps(ns).Get(context.Background(), "cfg-"+tr.Name, metav1.GetOptions{})
 	if err != nil {
@@ -934,11 +952,6 @@ func TestDeletionPolicy(t *testing.T) {
 		})
 	}
 }
-
-var (
-	_ = apis.ConditionSucceeded
-	_ duckv1.Status
-)
 
 // Handle, called directly as the front door calls it, returns the error
 // whose status the front door writes, and reports as over HTTP.

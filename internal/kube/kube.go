@@ -16,7 +16,6 @@ import (
 	"strings"
 	"time"
 
-	pipelinev1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
 	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -31,6 +30,7 @@ import (
 	"k8s.io/client-go/util/flowcontrol"
 
 	"github.com/boomerang-io/flow-tekton-handler/internal/contract"
+	pipelinev1 "github.com/boomerang-io/flow-tekton-handler/internal/pipelinev1"
 )
 
 // FieldManager names us in managedFields.
@@ -181,9 +181,10 @@ type stored struct {
 // Create returns tr as sent (the spec without the admission webhook's
 // defaults, which the Client does not read) with the stored metadata.
 func (t taskRuns) Create(ctx context.Context, tr *pipelinev1.TaskRun, opts metav1.CreateOptions) (*pipelinev1.TaskRun, error) {
-	raw, err := t.c.Post().Namespace(t.ns).Resource(t.name).VersionedParams(&opts, params).Body(tr).Do(ctx).Raw()
+	res := t.c.Post().Namespace(t.ns).Resource(t.name).VersionedParams(&opts, params).Body(tr).Do(ctx)
+	raw, err := res.Raw()
 	if err != nil {
-		return nil, err
+		return nil, res.Error() // the apiserver's Status (a webhook's words), which Raw leaves undecoded
 	}
 	var s stored
 	if err := json.Unmarshal(raw, &s); err != nil {
@@ -301,6 +302,20 @@ func (c *Client) GetTaskRun(ctx context.Context, name string) (*pipelinev1.TaskR
 // ErrConflict.
 func (c *Client) CreateTaskRun(ctx context.Context, tr *pipelinev1.TaskRun) (*pipelinev1.TaskRun, bool, error) {
 	return createOrAdopt(ctx, c, "taskrun", tr, c.taskRuns.Create, c.taskRuns.Get)
+}
+
+// DryRunTaskRun asks the apiserver whether it would create tr, storing
+// nothing (dryRun=All): Tekton's admission webhook validates it as it does
+// a create. A refusal is ErrRejected, with the webhook's words; a TaskRun
+// that exists already was admitted.
+func (c *Client) DryRunTaskRun(ctx context.Context, tr *pipelinev1.TaskRun) error {
+	ctx, cancel := c.call(ctx)
+	defer cancel()
+	_, err := c.taskRuns.Create(ctx, tr, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}, FieldManager: FieldManager})
+	if err == nil || apierrors.IsAlreadyExists(err) {
+		return nil
+	}
+	return fmt.Errorf("dry-run create taskrun %s/%s: %w", c.namespace, tr.Name, classify(err))
 }
 
 // getOrNil reads the named object with get, bounded by the per-call

@@ -8,12 +8,12 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
-	pipelinev1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
 	"github.com/tektoncd/pipeline/pkg/client/clientset/versioned"
 	tektonfake "github.com/tektoncd/pipeline/pkg/client/clientset/versioned/fake"
 	authenticationv1 "k8s.io/api/authentication/v1"
@@ -28,6 +28,8 @@ import (
 	k8stesting "k8s.io/client-go/testing"
 
 	"github.com/boomerang-io/flow-tekton-handler/internal/contract"
+	pipelinev1 "github.com/boomerang-io/flow-tekton-handler/internal/pipelinev1"
+	"github.com/boomerang-io/flow-tekton-handler/internal/pipelinev1/pipelinev1test"
 )
 
 // objectMeta names an object of ref's identity.
@@ -172,7 +174,7 @@ func TestRelease(t *testing.T) {
 	cancelled.Spec.Status = pipelinev1.TaskRunSpecStatusCancelled
 	released := pending("released")
 	released.Spec.Status = ""
-	fake := tektonfake.NewSimpleClientset(pending("pending"), cancelled, released)
+	fake := tektonfake.NewSimpleClientset(asTekton(t, pending("pending")), asTekton(t, cancelled), asTekton(t, released))
 	c := newOn(k8sfake.NewClientset(), fake, "flow", time.Second)
 	tests := []struct {
 		name, status string
@@ -361,8 +363,18 @@ func TestStartClaimTakenOnce(t *testing.T) {
 	}
 }
 
+// asTekton returns tr as Tekton's own TaskRun, to seed Tekton's fake.
+func asTekton(t *testing.T, tr *pipelinev1.TaskRun) runtime.Object {
+	t.Helper()
+	out, err := pipelinev1test.ToTekton(tr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
 func newOn(k kubernetes.Interface, t versioned.Interface, ns string, timeout time.Duration) *Client {
-	return New(t.TektonV1().TaskRuns(ns), k.CoreV1().ConfigMaps(ns), k.CoreV1().PersistentVolumeClaims(ns),
+	return New(pipelinev1test.TaskRuns{C: t.TektonV1().TaskRuns(ns)}, k.CoreV1().ConfigMaps(ns), k.CoreV1().PersistentVolumeClaims(ns),
 		k.CoreV1().Pods(ns), k.AuthenticationV1().TokenReviews(), ns, timeout)
 }
 
@@ -402,6 +414,37 @@ func TestCreateTaskRunOverREST(t *testing.T) {
 	}
 	if tr.Spec.Status != pipelinev1.TaskRunSpecStatusPending || len(tr.ManagedFields) != 0 || sent.UID != "" {
 		t.Errorf("returned spec %+v, managedFields %d, sent object changed: %q", tr.Spec, len(tr.ManagedFields), sent.UID)
+	}
+}
+
+// A TaskRun the webhook refuses, in a create or a dry run, is ErrRejected
+// with the webhook's words, and a dry run asks for one and stores nothing.
+func TestTaskRunRefusalOverREST(t *testing.T) {
+	t.Parallel()
+	const words = `admission webhook "validation.webhook.pipeline.tekton.dev" denied the request: non-existent variable`
+	var dryRun []string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		dryRun = r.URL.Query()["dryRun"]
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusBadRequest)
+		_, _ = io.WriteString(w, `{"kind":"Status","apiVersion":"v1","status":"Failure","message":`+strconv.Quote(words)+`,"reason":"BadRequest","code":400}`)
+	}))
+	defer srv.Close()
+	c, err := NewForConfig(&rest.Config{Host: srv.URL}, "flow", time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := &pipelinev1.TaskRun{ObjectMeta: objectMeta("tr", "a")}
+	for name, call := range map[string]func() error{
+		"create":  func() error { _, _, err := c.CreateTaskRun(t.Context(), tr); return err },
+		"dry run": func() error { return c.DryRunTaskRun(t.Context(), tr) },
+	} {
+		if err := call(); !errors.Is(err, ErrRejected) || !strings.Contains(err.Error(), words) {
+			t.Errorf("%s: %v, want ErrRejected with the webhook's words", name, err)
+		}
+		if want := name == "dry run"; want != slices.Equal(dryRun, []string{metav1.DryRunAll}) {
+			t.Errorf("%s: dryRun=%v", name, dryRun)
+		}
 	}
 }
 

@@ -12,11 +12,9 @@ import (
 	"strings"
 	"unicode"
 
-	pipelinev1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
-	"knative.dev/pkg/apis"
-
 	"github.com/boomerang-io/flow-tekton-handler/internal/contract"
 	"github.com/boomerang-io/flow-tekton-handler/internal/engine"
+	pipelinev1 "github.com/boomerang-io/flow-tekton-handler/internal/pipelinev1"
 )
 
 // EventType is a CloudEvent type Tekton sends for a TaskRun.
@@ -169,7 +167,7 @@ func Decide(tr *pipelinev1.TaskRun, product string) (Decision, Report, string) {
 		return Skip, Report{}, why
 	}
 	rep := Report{TaskRunRef: tr.Labels[contract.LabelTaskRunRef], Name: tr.Name, Namespace: tr.Namespace}
-	c := tr.Status.GetCondition(apis.ConditionSucceeded)
+	c := tr.Status.GetCondition(pipelinev1.ConditionSucceeded)
 	switch {
 	case !final(c) && tr.DeletionTimestamp == nil:
 		return Skip, rep, "not finished"
@@ -204,7 +202,7 @@ func decideDeleted(tr *pipelinev1.TaskRun, rep Report) (Decision, Report, string
 
 // decideFinished decides for a finished TaskRun of ours, whose Succeeded
 // condition c is final.
-func decideFinished(tr *pipelinev1.TaskRun, c *apis.Condition, rep Report) (Decision, Report, string) {
+func decideFinished(tr *pipelinev1.TaskRun, c *pipelinev1.Condition, rep Report) (Decision, Report, string) {
 	if c.IsTrue() {
 		rep.Succeeded = true
 		rep.End = engine.EndRequest{
@@ -227,7 +225,7 @@ func decideFinished(tr *pipelinev1.TaskRun, c *apis.Condition, rep Report) (Deci
 // TaskRun for. Decide judges the TaskRun read; a deleted one, of which
 // Tekton sends no event, is the sweep's.
 func Finished(tr *pipelinev1.TaskRun, product string) bool {
-	return tr != nil && notOurs(tr, product) == "" && final(tr.Status.GetCondition(apis.ConditionSucceeded))
+	return tr != nil && notOurs(tr, product) == "" && final(tr.Status.GetCondition(pipelinev1.ConditionSucceeded))
 }
 
 // notOurs tells, in a few words, why tr is not a TaskRun of product's (it
@@ -243,7 +241,7 @@ func notOurs(tr *pipelinev1.TaskRun, product string) string {
 }
 
 // final tells whether a Succeeded condition is set and not Unknown.
-func final(c *apis.Condition) bool {
+func final(c *pipelinev1.Condition) bool {
 	return c != nil && !c.IsUnknown()
 }
 

@@ -7,11 +7,11 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
-	pipelinev1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/boomerang-io/flow-tekton-handler/internal/contract"
 	"github.com/boomerang-io/flow-tekton-handler/internal/engine"
+	pipelinev1 "github.com/boomerang-io/flow-tekton-handler/internal/pipelinev1"
 	"github.com/boomerang-io/flow-tekton-handler/test/fixtures"
 )
 
@@ -371,7 +371,7 @@ func TestDecodeKeepsIdentity(t *testing.T) {
 	if tr.Labels[contract.LabelTaskRunRef] != ref || tr.Annotations[contract.AnnotationDeletion] != "OnSuccess" {
 		t.Errorf("labels %v annotations %v", tr.Labels, tr.Annotations)
 	}
-	if tr.Status.CompletionTime == nil || tr.Status.PodName == "" || len(tr.Status.Steps) != 1 {
+	if c := tr.Status.GetCondition(pipelinev1.ConditionSucceeded); c == nil || c.LastTransitionTime.IsZero() || tr.Status.PodName == "" {
 		t.Errorf("status not decoded: %+v", tr.Status)
 	}
 }
@@ -391,7 +391,7 @@ func TestDecodeErrors(t *testing.T) {
 		{"labels not a map", `{"taskRun":{"metadata":{"name":"n","labels":["a"]}}}`, "data.taskRun.metadata.labels"},
 		{"conditions not a list", `{"taskRun":{"metadata":{"name":"n"},"status":{"conditions":"True"}}}`, "data.taskRun.status.conditions"},
 		{"taskResults not a list", `{"taskRun":{"metadata":{"name":"n"},"status":{"taskResults":{}}}}`, "data.taskRun.status.taskResults"},
-		{"bad timestamp", `{"taskRun":{"metadata":{"name":"n"},"status":{"completionTime":"yesterday"}}}`, "data.taskRun"},
+		{"bad timestamp", `{"taskRun":{"metadata":{"name":"n"},"status":{"conditions":[{"type":"Succeeded","lastTransitionTime":"yesterday"}]}}}`, "data.taskRun"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

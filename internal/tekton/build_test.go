@@ -9,12 +9,11 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
-	"github.com/tektoncd/pipeline/pkg/apis/pipeline/pod"
-	pipelinev1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 
 	"github.com/boomerang-io/flow-tekton-handler/internal/contract"
+	pipelinev1 "github.com/boomerang-io/flow-tekton-handler/internal/pipelinev1"
 	"github.com/boomerang-io/flow-tekton-handler/test/fixtures"
 )
 
@@ -824,12 +823,14 @@ func TestBuildTaskInputPolicy(t *testing.T) {
 			}
 		})
 	}
-	// The policy check itself must catch what it looks for.
+	// The policy check itself must catch what it looks for. Of the
+	// forbidden fields only a volume's hostPath fits in package
+	// pipelinev1's TaskRun: its steps and pod template have no security
+	// context, host namespaces or runtime class.
 	tr := build(t, minimalTask(), nil, "", testOptions()).TaskRun
-	tr.Spec.TaskSpec.Steps[0].SecurityContext = &corev1.SecurityContext{}
 	tr.Spec.TaskSpec.Volumes = append(tr.Spec.TaskSpec.Volumes, corev1.Volume{Name: "h", VolumeSource: corev1.VolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: "/"}}})
-	if got := policyErrors(tr); len(got) != 2 {
-		t.Errorf("policyErrors found %q, want securityContext and hostPath", got)
+	if got := policyErrors(tr); len(got) != 1 {
+		t.Errorf("policyErrors found %q, want hostPath", got)
 	}
 }
 
@@ -890,8 +891,9 @@ func TestValidators(t *testing.T) {
 		{"invalid ConfigMap key", func(k *Task) { k.ConfigMap.Data["bad/key"] = "" }},
 		{"other namespace", func(k *Task) { k.TaskRun.Namespace = "kube-system" }},
 		{"service account", func(k *Task) { k.TaskRun.Spec.ServiceAccountName = "admin" }},
-		{"host network", func(k *Task) {
-			k.TaskRun.Spec.PodTemplate = &pod.PodTemplate{HostNetwork: true}
+		{"host path volume", func(k *Task) {
+			k.TaskRun.Spec.TaskSpec.Volumes = append(k.TaskRun.Spec.TaskSpec.Volumes,
+				corev1.Volume{Name: "host", VolumeSource: corev1.VolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: "/"}}})
 		}},
 	}
 	for _, tc := range tests {

@@ -62,8 +62,7 @@ func FuzzBuildTask(f *testing.F) {
 		"workspaces":[{"name":"w","type":"workflow","mountPath":"/workspace/x"}],
 		"spec":{"image":"alpine","script":"echo $(params.url) > $(results.out.path)","arguments":["$(params.url)"],
 		"workingDir":"/data/$(context.taskRun.name)","envs":[{"name":"U","value":"$(params.url)"}]}}`), "", uint8(1))
-	// References the builder vouches for without asking Tekton, beside
-	// lookalikes it must leave to Tekton.
+	// References the builder vouches for, beside lookalikes it refuses.
 	f.Add([]byte(`{"id":"65a1f1a0e4b0a1b2c3d4e614","type":"script","status":"ready","phase":"pending",
 		"params":[{"name":"url","value":"$(params.url)"},{"name":"sh","value":"$(id -u)"},{"name":"Sh","value":"x"}],"results":[{"name":"out"},{"name":"a.b"}],
 		"spec":{"image":"alpine","script":"echo $(params.url) $(date) $(context.task.retry-count) > $(results.out.path)",

@@ -12,17 +12,16 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
-	tektonconfig "github.com/tektoncd/pipeline/pkg/apis/config"
-	pipelinev1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	apivalidation "k8s.io/apimachinery/pkg/api/validation"
 	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/apimachinery/pkg/util/validation/field"
-	"knative.dev/pkg/apis"
 	"sigs.k8s.io/yaml"
 
 	"github.com/boomerang-io/flow-tekton-handler/internal/contract"
+	pipelinev1 "github.com/boomerang-io/flow-tekton-handler/internal/pipelinev1"
+	"github.com/boomerang-io/flow-tekton-handler/internal/pipelinev1/pipelinev1test"
 	"github.com/boomerang-io/flow-tekton-handler/test/fixtures"
 )
 
@@ -87,29 +86,17 @@ func build(t testing.TB, tr *contract.TaskRun, claims []Claim, traceparent strin
 	return task
 }
 
-// tektonContext is the context Tekton's webhook validates a new TaskRun
-// in: the default config-defaults and feature-flags (stable API fields),
-// within a create.
-func tektonContext(ctx context.Context) context.Context {
-	ctx = tektonconfig.ToContext(ctx, tektonconfig.FromContextOrDefaults(ctx))
-	return apis.WithinCreate(ctx)
-}
-
-// tektonErrors validates tr as Tekton's admission webhook would: as built,
-// and after defaulting a copy (the validating webhook sees the defaulted
-// object).
-func tektonErrors(ctx context.Context, tr *pipelinev1.TaskRun) []string {
-	ctx = tektonContext(ctx)
-	var errs []string
-	if err := tr.Validate(ctx); err != nil {
-		errs = append(errs, "as built: "+err.Error())
+// tektonErrors validates tr as Tekton's admission webhook would, with
+// Tekton's own code: the JSON the program sends, decoded into Tekton's
+// TaskRun (which must read every field of it and mean the same; see
+// pipelinev1test.ToTekton), as built, and after defaulting a copy (the
+// validating webhook sees the defaulted object).
+func tektonErrors(ctx context.Context, mirror *pipelinev1.TaskRun) []string {
+	tr, err := pipelinev1test.ToTekton(mirror)
+	if err != nil {
+		return []string{err.Error()}
 	}
-	defaulted := tr.DeepCopy()
-	defaulted.SetDefaults(ctx)
-	if err := defaulted.Validate(ctx); err != nil {
-		errs = append(errs, "defaulted: "+err.Error())
-	}
-	return errs
+	return pipelinev1test.Admit(ctx, tr)
 }
 
 // metaErrors prefixes apimachinery's ObjectMeta errors with the object
@@ -123,12 +110,18 @@ func metaErrors(kind string, errs field.ErrorList) []string {
 }
 
 // taskErrors lists every reason the apiserver or Tekton would refuse the
-// task's objects, and breaches of the builder's input policy.
+// task's objects, and breaches of the builder's input policy. A TaskRun
+// the builders do not vouch for is Tekton's webhook's to judge, in the
+// handler's dry run: it must still convert to Tekton's type exactly.
 func taskErrors(ctx context.Context, task *Task, o Options) []string {
 	tr, cm := task.TaskRun, task.ConfigMap
 	var errs []string
-	for _, e := range tektonErrors(ctx, tr) {
-		errs = append(errs, "taskrun: tekton: "+e)
+	if task.Unvouched == "" {
+		for _, e := range tektonErrors(ctx, tr) {
+			errs = append(errs, "taskrun: tekton: "+e)
+		}
+	} else if _, err := pipelinev1test.ToTekton(tr); err != nil {
+		errs = append(errs, "taskrun: "+err.Error())
 	}
 	errs = append(errs, metaErrors("taskrun",
 		apivalidation.ValidateObjectMeta(&tr.ObjectMeta, true, apivalidation.NameIsDNSLabel, field.NewPath("metadata")))...)

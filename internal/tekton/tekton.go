@@ -16,14 +16,13 @@ import (
 	"strings"
 	"time"
 
-	"github.com/tektoncd/pipeline/pkg/apis/pipeline/pod"
-	pipelinev1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/validation"
 
 	"github.com/boomerang-io/flow-tekton-handler/internal/contract"
+	pipelinev1 "github.com/boomerang-io/flow-tekton-handler/internal/pipelinev1"
 )
 
 // Options is everything the builders take from configuration (package
@@ -127,6 +126,12 @@ type Task struct {
 	ConfigMap *corev1.ConfigMap
 	// Dropped notes what of the event was left out as invalid, for logs.
 	Dropped []string
+	// Unvouched says why the builders cannot vouch that Tekton admits
+	// TaskRun (see vouch.go), "" when they can. Such a TaskRun must pass
+	// Tekton's own validation, which the program does not link, before
+	// anything is created for it: the handler asks Tekton's admission
+	// webhook in a dry run.
+	Unvouched string
 }
 
 // ErrUnbuildable marks a task the Engine can identify but that cannot run.
@@ -244,9 +249,11 @@ var reservedEnv = map[string]bool{"DEBUG": true, "CI": true, "PROXY_HOST": true,
 // valid for Kubernetes or Tekton (labels, param, result and env names,
 // mount paths, a malformed traceparent) is left out and noted in Dropped;
 // of a repeated param name the last value wins. A task that cannot run is
-// a *BuildError: NO_TASK_IMAGE, PARAMS_TOO_LARGE (over a ConfigMap's 1 MiB)
-// or INVALID_TASK (refused by Tekton's own validation, such as a script
-// naming an undeclared $(params.x) or $(results.x.path)).
+// a *BuildError: NO_TASK_IMAGE, or PARAMS_TOO_LARGE (over a ConfigMap's 1
+// MiB). A TaskRun whose variable references the builders cannot vouch for
+// (such as $(params.p[*]) of an array param, or an undeclared
+// $(params.x)) is built with Task.Unvouched set: Tekton's refusal of it is
+// INVALID_TASK.
 func BuildTask(t *contract.TaskRun, claims []Claim, traceparent string, o Options) (*Task, error) {
 	if strings.TrimSpace(t.Spec.Image) == "" {
 		return nil, &BuildError{Code: "NO_TASK_IMAGE", Message: "spec.image is required"}
@@ -267,11 +274,8 @@ func BuildTask(t *contract.TaskRun, claims []Claim, traceparent string, o Option
 	spec.Timeout = &metav1.Duration{Duration: timeout}
 
 	tr := newTaskRun(TaskRunName(o.Prefix, t.ID), o.Namespace, labels, trAnnotations, spec)
-	if err := validate(tr); err != nil {
-		return nil, &BuildError{Code: "INVALID_TASK", Message: err.Error()}
-	}
 	cm := newConfigMap(ConfigMapName(o.Prefix, t.ID), o.Namespace, maps.Clone(labels), annotations, params.values)
-	return &Task{TaskRun: tr, ConfigMap: cm, Dropped: dropped}, nil
+	return &Task{TaskRun: tr, ConfigMap: cm, Dropped: dropped, Unvouched: unvouched(tr)}, nil
 }
 
 // taskParams are a task's valid params: their values by name, and the
@@ -578,11 +582,11 @@ func proxyEnv(o Options) []corev1.EnvVar {
 }
 
 // podTemplate returns the pod settings from configuration, nil when none.
-func podTemplate(o Options) *pod.PodTemplate {
+func podTemplate(o Options) *pipelinev1.PodTemplate {
 	if len(o.NodeSelector) == 0 && len(o.Tolerations) == 0 && len(o.HostAliases) == 0 && o.ImagePullSecret == "" {
 		return nil
 	}
-	pt := &pod.PodTemplate{NodeSelector: maps.Clone(o.NodeSelector)}
+	pt := &pipelinev1.PodTemplate{NodeSelector: maps.Clone(o.NodeSelector)}
 	for _, t := range o.Tolerations {
 		pt.Tolerations = append(pt.Tolerations, *t.DeepCopy())
 	}

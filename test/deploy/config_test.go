@@ -110,7 +110,7 @@ func TestRoles(t *testing.T) {
 			{APIGroups: []string{""}, Resources: []string{"persistentvolumeclaims"}, Verbs: []string{"create", "get", "list", "delete"}},
 		}, false},
 		{"flow-tekton-sink", []rbacv1.PolicyRule{
-			{APIGroups: []string{"tekton.dev"}, Resources: []string{"taskruns"}, Verbs: []string{"get", "list", "patch", "delete"}},
+			{APIGroups: []string{"tekton.dev"}, Resources: []string{"taskruns"}, Verbs: []string{"get", "list", "watch", "patch", "delete"}},
 			{APIGroups: []string{""}, Resources: []string{"configmaps"}, Verbs: []string{"get", "patch", "delete"}},
 		}, false},
 		{"flow-tekton-logs", []rbacv1.PolicyRule{

@@ -198,6 +198,30 @@ func TestUnbuildableTaskReported(t *testing.T) {
 	s.noViolations()
 }
 
+// A task whose references the handler cannot vouch for is judged by
+// Tekton's admission webhook in a dry run: one the webhook refuses is
+// reported failed as INVALID_TASK (after its start) with nothing created,
+// one it admits runs to its end.
+func TestUnvouchedTaskJudgedByTekton(t *testing.T) {
+	s := newStack(t, nil)
+	refused, admitted := "65a1f1a0e4b0a1b2c3d4e697", "65a1f1a0e4b0a1b2c3d4e696"
+	task := func(id, script string) []byte {
+		return s.known(structuredEvent("io.boomerang.event.status.taskrun",
+			`{"id":"`+id+`","type":"script","status":"ready","phase":"pending","spec":{"image":"alpine","script":"`+script+`"}}`))
+	}
+	s.mustPost(task(refused, "echo $(params.nope)"))
+	if end := s.waitEnd(refused, time.Minute); end.Status != engine.StatusFailed ||
+		!strings.Contains(end.StatusMessage, "INVALID_TASK") || !strings.Contains(end.StatusMessage, "params.nope") {
+		t.Fatalf("end %+v, want failed with INVALID_TASK naming $(params.nope)", end)
+	}
+	if n := len(s.taskRuns()); n != 0 {
+		t.Fatalf("%d TaskRuns for a task Tekton refuses", n)
+	}
+	s.mustPost(task(admitted, "echo $(context.pipelineRun.name)"))
+	s.waitDone(name(admitted), time.Minute)
+	s.noViolations()
+}
+
 // Content of an otherwise good task that Kubernetes or Tekton would refuse
 // (label keys and values, param, result and env names) is left out, not a
 // reason to lose the task: the TaskRun is created on the real apiserver

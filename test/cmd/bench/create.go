@@ -12,13 +12,17 @@ import (
 	"strings"
 	"time"
 
+	tektonv1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
 	"github.com/tektoncd/pipeline/pkg/client/clientset/versioned"
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/boomerang-io/flow-tekton-handler/function"
 	"github.com/boomerang-io/flow-tekton-handler/internal/contract"
 	"github.com/boomerang-io/flow-tekton-handler/internal/kube"
+	pipelinev1 "github.com/boomerang-io/flow-tekton-handler/internal/pipelinev1"
+	"github.com/boomerang-io/flow-tekton-handler/internal/pipelinev1/pipelinev1test"
 	"github.com/boomerang-io/flow-tekton-handler/internal/tekton"
 	"github.com/boomerang-io/flow-tekton-handler/test/fnproc"
 )
@@ -213,16 +217,27 @@ func (b *bench) newFloor(ctx context.Context, prefix string, qps float64, burst 
 	return &floor{kube: k, tekton: t, ns: ns, opts: function.TektonOptions(cfg)}, nil
 }
 
+// built is a task's objects as the builders made them, with its TaskRun
+// also as Tekton's own type for the raw client, converted before any clock
+// starts.
+type built struct {
+	*tekton.Task
+	run *tektonv1.TaskRun
+}
+
 // build builds the objects of each task with the pure builders, as the
 // handler does when no workspace claim exists.
-func (f *floor) build(tasks []task) ([]*tekton.Task, error) {
-	out := make([]*tekton.Task, len(tasks))
+func (f *floor) build(tasks []task) ([]built, error) {
+	out := make([]built, len(tasks))
 	for i, t := range tasks {
 		tr, err := contract.DecodeTaskRun(t.data)
 		if err != nil {
 			return nil, err
 		}
-		if out[i], err = tekton.BuildTask(tr, nil, "", f.opts); err != nil {
+		if out[i].Task, err = tekton.BuildTask(tr, nil, "", f.opts); err != nil {
+			return nil, fmt.Errorf("build task %s: %w", t.id, err)
+		}
+		if out[i].run, err = pipelinev1test.ToTekton(out[i].TaskRun); err != nil {
 			return nil, fmt.Errorf("build task %s: %w", t.id, err)
 		}
 	}
@@ -230,17 +245,22 @@ func (f *floor) build(tasks []task) ([]*tekton.Task, error) {
 }
 
 // create creates a TaskRun and then its ConfigMap, owned by it.
-func (f *floor) create(ctx context.Context, t *tekton.Task) error {
+func (f *floor) create(ctx context.Context, t built) error {
 	opts := metav1.CreateOptions{FieldManager: kube.FieldManager}
-	tr, err := f.tekton.TektonV1().TaskRuns(f.ns).Create(ctx, t.TaskRun, opts)
+	tr, err := f.tekton.TektonV1().TaskRuns(f.ns).Create(ctx, t.run, opts)
 	if err != nil {
 		return fmt.Errorf("create taskrun %s/%s: %w", f.ns, t.TaskRun.Name, err)
 	}
-	tekton.SetOwner(t.ConfigMap, tr)
+	setOwner(t.ConfigMap, tr)
 	if _, err := f.kube.CoreV1().ConfigMaps(f.ns).Create(ctx, t.ConfigMap, opts); err != nil {
 		return fmt.Errorf("create configmap %s/%s: %w", f.ns, t.ConfigMap.Name, err)
 	}
 	return nil
+}
+
+// setOwner makes Tekton's TaskRun tr the owner of cm, as the handler does.
+func setOwner(cm *corev1.ConfigMap, tr *tektonv1.TaskRun) {
+	tekton.SetOwner(cm, &pipelinev1.TaskRun{ObjectMeta: metav1.ObjectMeta{Name: tr.Name, UID: tr.UID}})
 }
 
 // floorRun creates the objects of n distinct task events at concurrency

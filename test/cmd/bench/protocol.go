@@ -12,7 +12,6 @@ import (
 
 	"github.com/boomerang-io/flow-tekton-handler/internal/contract"
 	"github.com/boomerang-io/flow-tekton-handler/internal/kube"
-	"github.com/boomerang-io/flow-tekton-handler/internal/tekton"
 )
 
 // protocol is the second floor: the contract's own calls for a new task,
@@ -37,7 +36,7 @@ func (b *bench) newProtocol(ctx context.Context, prefix string) (*protocol, erro
 }
 
 // do makes the calls of one task; t is built, and claimed here.
-func (p *protocol) do(ctx context.Context, id string, t *tekton.Task) error {
+func (p *protocol) do(ctx context.Context, id string, t built) error {
 	if err := p.call(ctx, http.MethodGet, "/api/v1/taskrun/"+id, nil); err != nil {
 		return err
 	}
@@ -49,7 +48,7 @@ func (p *protocol) do(ctx context.Context, id string, t *tekton.Task) error {
 	if err := p.call(ctx, http.MethodPut, "/api/v1/taskrun/"+id+"/start", []byte("{}")); err != nil {
 		return err
 	}
-	if _, err := p.tekton.TektonV1().TaskRuns(p.ns).Create(ctx, t.TaskRun, opts); err != nil {
+	if _, err := p.tekton.TektonV1().TaskRuns(p.ns).Create(ctx, t.run, opts); err != nil {
 		return fmt.Errorf("create taskrun %s/%s: %w", p.ns, t.TaskRun.Name, err)
 	}
 	return nil

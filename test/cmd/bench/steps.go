@@ -15,7 +15,6 @@ import (
 
 	"github.com/cloudevents/sdk-go/v2/event"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"knative.dev/pkg/apis"
 
 	"github.com/boomerang-io/flow-tekton-handler/function"
 	"github.com/boomerang-io/flow-tekton-handler/function/handler"
@@ -23,6 +22,7 @@ import (
 	"github.com/boomerang-io/flow-tekton-handler/internal/engine"
 	"github.com/boomerang-io/flow-tekton-handler/internal/kube"
 	"github.com/boomerang-io/flow-tekton-handler/internal/outcome"
+	pipelinev1 "github.com/boomerang-io/flow-tekton-handler/internal/pipelinev1"
 	"github.com/boomerang-io/flow-tekton-handler/internal/tekton"
 )
 
@@ -190,7 +190,7 @@ func (b *bench) sinkSteps(ctx context.Context, kc *kube.Client, ec *engine.Clien
 		}
 		finished := 0
 		for i := range trs {
-			if c := trs[i].Status.GetCondition(apis.ConditionSucceeded); c != nil && !c.IsUnknown() {
+			if c := trs[i].Status.GetCondition(pipelinev1.ConditionSucceeded); c != nil && !c.IsUnknown() {
 				finished++
 			}
 		}

@@ -181,9 +181,9 @@ func (b *bench) floorStorm(ctx context.Context, m, k int) (storm, error) {
 
 // createCopy is one copy's creates: the TaskRun, or the existing one, and
 // the ConfigMap owned by it; AlreadyExists is success.
-func (f *floor) createCopy(ctx context.Context, t *tekton.Task) error {
+func (f *floor) createCopy(ctx context.Context, t built) error {
 	opts := metav1.CreateOptions{FieldManager: kube.FieldManager}
-	tr, err := f.tekton.TektonV1().TaskRuns(f.ns).Create(ctx, t.TaskRun, opts)
+	tr, err := f.tekton.TektonV1().TaskRuns(f.ns).Create(ctx, t.run, opts)
 	if apierrors.IsAlreadyExists(err) {
 		tr, err = f.tekton.TektonV1().TaskRuns(f.ns).Get(ctx, t.TaskRun.Name, metav1.GetOptions{})
 	}
@@ -191,7 +191,7 @@ func (f *floor) createCopy(ctx context.Context, t *tekton.Task) error {
 		return fmt.Errorf("create taskrun %s/%s: %w", f.ns, t.TaskRun.Name, err)
 	}
 	cm := t.ConfigMap.DeepCopy()
-	tekton.SetOwner(cm, tr)
+	setOwner(cm, tr)
 	if _, err := f.kube.CoreV1().ConfigMaps(f.ns).Create(ctx, cm, opts); err != nil && !apierrors.IsAlreadyExists(err) {
 		return fmt.Errorf("create configmap %s/%s: %w", f.ns, cm.Name, err)
 	}

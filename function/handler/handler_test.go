@@ -69,6 +69,8 @@ func opts() tekton.Options {
 func newEnv(t *testing.T) *env {
 	t.Helper()
 	e := &env{kube: k8sfake.NewClientset(), tekton: tektonfake.NewSimpleClientset()}
+	kubetest.Versioned(e.kube)
+	kubetest.Versioned(e.tekton)
 	stub, err := enginestub.Start("127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

@@ -8,7 +8,7 @@ import (
 
 // Watch starts the sink's watch of the TaskRuns not reported yet, without
 // the sweeps Run starts with it, until ctx ends.
-func (s *Sink) Watch(ctx context.Context) { go s.unreported.Run(ctx) }
+func (s *Sink) Watch(ctx context.Context) { s.watch(ctx) }
 
 // Watched reports whether the sink's watch holds the named TaskRun.
 func (s *Sink) Watched(name string) bool { return s.unreported.Get(name) != nil }
@@ -25,5 +25,6 @@ func (s *Sink) Lagging(trs ...*pipelinev1.TaskRun) {
 
 type lagging map[string]*pipelinev1.TaskRun
 
-func (l lagging) Get(name string) *pipelinev1.TaskRun { return l[name] }
-func (l lagging) Run(context.Context)                 {}
+func (l lagging) Get(name string) *pipelinev1.TaskRun        { return l[name] }
+func (l lagging) OnUpdate(func(was, is *pipelinev1.TaskRun)) {}
+func (l lagging) Run(context.Context)                        {}

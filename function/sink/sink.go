@@ -54,7 +54,6 @@ type Kube interface {
 	GetConfigMap(ctx context.Context, name string) (*corev1.ConfigMap, error)
 	ClaimReport(ctx context.Context, cm *corev1.ConfigMap, at time.Time) (bool, error)
 	ClaimReportFirst(ctx context.Context, want *corev1.ConfigMap, at time.Time) (bool, error)
-	SettleStartClaim(ctx context.Context, want *corev1.ConfigMap) (bool, error)
 	SettleConfigMap(ctx context.Context, cm *corev1.ConfigMap) error
 	DropConfigMapClaim(ctx context.Context, name, key, mine string) error
 	DeleteTaskRun(ctx context.Context, name string) error
@@ -68,6 +67,7 @@ var _ Kube = (*kube.Client)(nil)
 // watched is a watch of TaskRuns kept in memory (kube.TaskRunCache).
 type watched interface {
 	Get(name string) *pipelinev1.TaskRun
+	OnUpdate(f func(was, is *pipelinev1.TaskRun))
 	Run(ctx context.Context)
 }
 
@@ -122,15 +122,13 @@ func (s *Sink) unreportedSelector() string {
 	return fmt.Sprintf("%s=%s,%s,!%s", contract.LabelProduct, s.opts.Product, contract.LabelTaskRunRef, contract.LabelReported)
 }
 
-// Run starts the watch of the TaskRuns not reported yet and the background
-// sweeps: one now, then one every SweepInterval when set. Stop ends them.
+// Run starts the watch of the TaskRuns not reported yet (watch) and the
+// background sweeps: one now, then one every SweepInterval when set. Stop
+// ends them.
 func (s *Sink) Run(ctx context.Context) {
 	ctx, s.stop = context.WithCancel(context.WithoutCancel(ctx))
-	s.wg.Add(2)
-	go func() {
-		defer s.wg.Done()
-		s.unreported.Run(ctx)
-	}()
+	s.watch(ctx)
+	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
 		var tick <-chan time.Time
@@ -155,6 +153,44 @@ func (s *Sink) Stop(context.Context) error {
 	s.stop()
 	s.wg.Wait()
 	return nil
+}
+
+// watch starts the watch of the TaskRuns not reported yet. A TaskRun it
+// sees finish is reported at once when its report is the first claim
+// (reportFirst): the end reaches the Engine without waiting for Tekton's
+// event, which finds it reported. Any other is left to the event and the
+// sweep. At most watchReports such reports run at a time.
+func (s *Sink) watch(ctx context.Context) {
+	slots := make(chan struct{}, watchReports)
+	s.unreported.OnUpdate(func(was, is *pipelinev1.TaskRun) {
+		if outcome.Finished(was, s.opts.Product) || !outcome.Finished(is, s.opts.Product) {
+			return
+		}
+		s.wg.Go(func() {
+			slots <- struct{}{}
+			defer func() { <-slots }()
+			s.reportSeen(ctx, is.Name)
+		})
+	})
+	s.wg.Go(func() { s.unreported.Run(ctx) })
+}
+
+// watchReports bounds the reports of TaskRuns the watch saw finish that run
+// at once.
+const watchReports = 8
+
+// reportSeen reports a TaskRun the watch saw finish, when its report is the
+// first claim, and logs it as an event's report is.
+func (s *Sink) reportSeen(ctx context.Context, name string) {
+	began := time.Now()
+	ctx, cancel := context.WithTimeout(ctx, status.Budget)
+	defer cancel()
+	unlock := s.locks.Lock(name)
+	result, done, err := s.reportFirst(ctx, name)
+	unlock()
+	if done {
+		_ = eventlog.Event(ctx, s.log, result, began, err, slog.String("trigger", "watch"), slog.String("taskrun", name))
+	}
 }
 
 func (s *Sink) logSweep(ctx context.Context, trigger string) {
@@ -225,6 +261,9 @@ func (s *Sink) report(ctx context.Context, name string) (eventlog.Outcome, error
 	unlock := s.locks.Lock(name)
 	defer unlock()
 
+	if tr := s.unreported.Get(name); tr != nil && s.done.Has(string(tr.UID)) {
+		return eventlog.Skipped, nil // reported meanwhile, as the watch saw it finish
+	}
 	if result, done, err := s.reportFirst(ctx, name); done {
 		return result, err
 	}
@@ -285,10 +324,10 @@ func (s *Sink) release(ctx context.Context, tr *pipelinev1.TaskRun) error {
 // reportFirst reports a finished TaskRun as the watch holds it, with no
 // read, when its report is the first claim: the claim (ClaimReportFirst)
 // takes the start's claim off the params ConfigMap, which every other
-// claim of the report takes off too. A watched TaskRun that lags the
-// apiserver in what matters (reported, claimed, being deleted: see
-// settleFirst) fails that claim. done is false when the watch has nothing
-// to go on or the claim fails: the TaskRun is read then.
+// claim of the report takes off too (claim). A watched TaskRun that lags
+// the apiserver in what matters (reported, claimed, being deleted) fails
+// that claim. done is false when the watch has nothing to go on or the
+// claim fails: the TaskRun is read then.
 func (s *Sink) reportFirst(ctx context.Context, name string) (result eventlog.Outcome, done bool, err error) {
 	tr := s.unreported.Get(name)
 	if tr == nil || tr.DeletionTimestamp != nil || tr.IsPending() || s.live(tr.Annotations) {
@@ -300,18 +339,31 @@ func (s *Sink) reportFirst(ctx context.Context, name string) (result eventlog.Ou
 		return "", false, nil
 	}
 	at := s.now()
-	if won, err := s.kube.ClaimReportFirst(ctx, want, at); err != nil || !won {
+	mine := claim{taskRun: tr.Name, configMap: want.Name, onConfigMap: contract.ClaimValue(at)}
+	won, err := s.kube.ClaimReportFirst(ctx, want, at)
+	if err != nil {
+		won = s.landed(ctx, mine) // after a timeout, the claim may be there
+	}
+	if !won {
 		return "", err != nil, err
 	}
-	result, err = s.sendClaimed(ctx, tr, rep, claim{value: contract.ClaimValue(at), taskRun: tr.Name, configMap: want.Name})
+	result, err = s.sendClaimed(ctx, tr, rep, mine)
 	return result, true, err
+}
+
+// landed reports whether a claim on the ConfigMap whose patch failed (a
+// timeout, a broken connection) is there all the same: it holds this
+// replica's claim value.
+func (s *Sink) landed(ctx context.Context, mine claim) bool {
+	cm, err := s.kube.GetConfigMap(ctx, mine.configMap)
+	return err == nil && cm != nil && cm.Annotations[contract.AnnotationReporting] == mine.onConfigMap
 }
 
 // send claims the report of a TaskRun, sends the Engine its end call and
 // marks it reported, unless another replica holds the claim.
 func (s *Sink) send(ctx context.Context, tr *pipelinev1.TaskRun, rep outcome.Report) (eventlog.Outcome, error) {
 	mine, err := s.claim(ctx, tr)
-	if err != nil || mine.value == "" {
+	if err != nil || !mine.held() {
 		return eventlog.Skipped, err // another replica is reporting it
 	}
 	return s.sendClaimed(ctx, tr, rep, mine)
@@ -428,51 +480,46 @@ func (s *Sink) delete(ctx context.Context, tr *pipelinev1.TaskRun) error {
 	return nil
 }
 
-// claim is a report's claim taken by this replica: its value, on the named
-// TaskRun or, when set, on its params ConfigMap.
+// claim is a report's claim taken by this replica: its value on the named
+// params ConfigMap and on the TaskRun, "" where it has none.
 type claim struct {
-	value, taskRun, configMap string
+	taskRun, onTaskRun     string
+	configMap, onConfigMap string
 }
 
+// held reports whether the claim is on any object.
+func (c claim) held() bool { return c.onTaskRun != "" || c.onConfigMap != "" }
+
 // claim claims the report of a finished TaskRun for this replica and
-// returns the claim, with no value when another replica holds a live claim
+// returns the claim, held by none when another replica holds a live claim
 // or reported it meanwhile. The claim goes on the TaskRun's params
 // ConfigMap, a write that passes no admission webhook, in the patch that
-// settles the handler's claim and makes the TaskRun the ConfigMap's owner.
-// It goes on the TaskRun itself when the ConfigMap is gone or not the
-// task's, and when the TaskRun is being deleted (its ConfigMap may go with
-// it any moment: the TaskRun, which our finalizer keeps, is the one
-// arbiter then).
+// settles the handler's claim and makes the TaskRun the ConfigMap's owner;
+// every replica claims there first, with the version it read, so of them
+// one wins. When the TaskRun is being deleted its ConfigMap may go with it
+// any moment (the claim made the TaskRun its owner), so the claim goes on
+// the TaskRun too, which our finalizer keeps: a replica that then finds the
+// ConfigMap gone meets it there. When the ConfigMap is gone or not the
+// task's, the claim goes on the TaskRun alone.
 func (s *Sink) claim(ctx context.Context, tr *pipelinev1.TaskRun) (claim, error) {
 	if s.live(tr.Annotations) {
 		return claim{}, nil // another replica, or an earlier version's, holds it
 	}
-	if tr.DeletionTimestamp == nil {
-		if mine, ok, err := s.claimConfigMap(ctx, tr); err != nil || ok {
-			return mine, err
+	mine, ok, err := s.claimConfigMap(ctx, tr)
+	if err != nil || (ok && (!mine.held() || tr.DeletionTimestamp == nil)) {
+		return mine, err
+	}
+	onTaskRun, err := s.claimTaskRun(ctx, tr)
+	if err != nil || onTaskRun == "" {
+		if ok {
+			if derr := s.drop(ctx, mine); derr != nil {
+				s.log.WarnContext(ctx, "could not drop the report's claim", "taskrun", tr.Name, "error", derr.Error())
+			}
 		}
-	} else if held, err := s.settleFirst(ctx, tr); err != nil || held {
 		return claim{}, err
 	}
-	return s.claimTaskRun(ctx, tr)
-}
-
-// settleFirst takes the start's claim off the params ConfigMap of a
-// TaskRun being deleted before its report is claimed on the TaskRun: a
-// replica whose watch has not seen the deletion yet claims on the
-// ConfigMap (reportFirst), which needs the start's claim there, so of the
-// two claims one fails. held reports a live report's claim on the
-// ConfigMap, that replica's.
-func (s *Sink) settleFirst(ctx context.Context, tr *pipelinev1.TaskRun) (held bool, err error) {
-	want := paramsWant(tr)
-	if want == nil {
-		return false, nil
-	}
-	if settled, err := s.kube.SettleStartClaim(ctx, want); err != nil || settled {
-		return false, err
-	}
-	cm, err := s.paramsConfigMap(ctx, tr)
-	return cm != nil && s.live(cm.Annotations), err
+	mine.taskRun, mine.onTaskRun = tr.Name, onTaskRun
+	return mine, nil
 }
 
 // paramsWant is a TaskRun's params ConfigMap as a claim on it expects it:
@@ -503,19 +550,26 @@ func (s *Sink) claimConfigMap(ctx context.Context, tr *pipelinev1.TaskRun) (mine
 		at := s.now()
 		tekton.SetOwner(cm, tr)
 		won, err := s.kube.ClaimReport(ctx, cm, at)
-		if err != nil || won {
-			return claim{value: contract.ClaimValue(at), taskRun: tr.Name, configMap: cm.Name}, true, err
+		if err != nil {
+			return claim{}, true, err
+		}
+		if won {
+			return claim{taskRun: tr.Name, configMap: cm.Name, onConfigMap: contract.ClaimValue(at)}, true, nil
 		}
 	}
 }
 
-// drop makes a report's claim of this replica stale, on the object it is
+// drop makes a report's claim of this replica stale, on the objects it is
 // on, so that the next event or sweep takes the report over at once.
 func (s *Sink) drop(ctx context.Context, mine claim) error {
-	if mine.configMap != "" {
-		return s.kube.DropConfigMapClaim(ctx, mine.configMap, contract.AnnotationReporting, mine.value)
+	var errs []error
+	if mine.onConfigMap != "" {
+		errs = append(errs, s.kube.DropConfigMapClaim(ctx, mine.configMap, contract.AnnotationReporting, mine.onConfigMap))
 	}
-	return s.kube.DropClaim(ctx, mine.taskRun, contract.AnnotationReporting, mine.value)
+	if mine.onTaskRun != "" {
+		errs = append(errs, s.kube.DropClaim(ctx, mine.taskRun, contract.AnnotationReporting, mine.onTaskRun))
+	}
+	return errors.Join(errs...)
 }
 
 // paramsConfigMap reads the TaskRun's params ConfigMap; nil when it has
@@ -541,23 +595,25 @@ func (s *Sink) live(annotations map[string]string) bool {
 	return s.now().Sub(contract.ClaimTime(annotations, contract.AnnotationReporting)) < s.opts.ReportStale
 }
 
-// claimTaskRun claims the report on the TaskRun. Other changes to the
-// TaskRun between the read and the claim (Tekton's) are read again.
-func (s *Sink) claimTaskRun(ctx context.Context, tr *pipelinev1.TaskRun) (claim, error) {
+// claimTaskRun claims the report on the TaskRun and returns the claim's
+// value, "" when another replica holds a live claim there or it was marked
+// meanwhile. Other changes to the TaskRun between the read and the claim
+// (Tekton's) are read again.
+func (s *Sink) claimTaskRun(ctx context.Context, tr *pipelinev1.TaskRun) (string, error) {
 	for {
 		if s.live(tr.Annotations) {
-			return claim{}, nil
+			return "", nil
 		}
 		at := s.now()
 		won, err := s.kube.ClaimTaskRun(ctx, tr, contract.AnnotationReporting, at)
 		if err != nil {
-			return claim{}, err
+			return "", err
 		}
 		if won {
-			return claim{value: contract.ClaimValue(at), taskRun: tr.Name}, nil
+			return contract.ClaimValue(at), nil
 		}
 		if tr, err = s.kube.GetTaskRun(ctx, tr.Name); err != nil || tr == nil || outcome.Marked(tr) {
-			return claim{}, err
+			return "", err
 		}
 	}
 }

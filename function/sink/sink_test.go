@@ -26,6 +26,7 @@ import (
 	"github.com/boomerang-io/flow-tekton-handler/internal/contract"
 	"github.com/boomerang-io/flow-tekton-handler/internal/engine"
 	"github.com/boomerang-io/flow-tekton-handler/internal/eventlog"
+	"github.com/boomerang-io/flow-tekton-handler/internal/kube"
 	"github.com/boomerang-io/flow-tekton-handler/internal/kube/kubetest"
 	"github.com/boomerang-io/flow-tekton-handler/internal/outcome"
 	"github.com/boomerang-io/flow-tekton-handler/internal/pipelinev1/pipelinev1test"
@@ -86,6 +87,8 @@ func (b *logBuffer) lines(t *testing.T, msg string) []map[string]any {
 func newEnv(t *testing.T, policy string) *env {
 	t.Helper()
 	e := &env{kube: k8sfake.NewClientset(), tekton: tektonfake.NewSimpleClientset(), log: &logBuffer{}}
+	kubetest.Versioned(e.kube)
+	kubetest.Versioned(e.tekton)
 	stub, err := enginestub.Start("127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -666,7 +669,8 @@ func TestReportClaimedOnTheConfigMap(t *testing.T) {
 
 // A TaskRun the sink's watch holds is reported with no read: its report is
 // claimed by moving the start's claim on the params ConfigMap to the
-// report's, which only one replica can do. A replica whose watch lags a
+// report's, which only one replica can do. One the watch sees finish is
+// reported at once, before Tekton's event. A replica whose watch lags a
 // deletion that another replica reported on the TaskRun finds the start's
 // claim gone, and reads the TaskRun.
 func TestReportedFromTheWatch(t *testing.T) {
@@ -700,6 +704,34 @@ func TestReportedFromTheWatch(t *testing.T) {
 		if _, claimed := got.Annotations["boomerang.io/claimed"]; claimed || got.Annotations["boomerang.io/reporting"] == "" ||
 			len(got.OwnerReferences) != 1 || got.OwnerReferences[0].UID != tr.UID {
 			t.Fatalf("ConfigMap annotations %v, owners %v; want the report claimed, the start's claim gone, owned by the TaskRun", got.Annotations, got.OwnerReferences)
+		}
+		if mark := e.get(t, tr.Name).Labels["boomerang.io/reported"]; mark != "true" {
+			t.Fatalf("TaskRun mark %q, want true", mark)
+		}
+	})
+	t.Run("seen finishing", func(t *testing.T) {
+		t.Parallel()
+		e := newEnv(t, "Never")
+		tr := e.withConfigMap(t, withCondition(t, data, corev1.ConditionUnknown, "Running", "", nil))
+		var urls []string
+		for range 2 { // replicas, each watching
+			e.serve(t, "Never")
+			watching(t, e, tr.Name)
+			urls = append(urls, e.url)
+		}
+		finished := e.get(t, tr.Name)
+		finished.Status.Conditions[0].Status, finished.Status.Conditions[0].Reason = corev1.ConditionTrue, "Succeeded"
+		if _, err := e.tekton.TektonV1().TaskRuns(ns).UpdateStatus(context.Background(), finished, metav1.UpdateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		wait.Eventually(t, 10*time.Second, "the end, with no event", func() (bool, error) { return len(ends(e.engine.Calls())) > 0, nil })
+		for _, url := range urls { // Tekton's event, late
+			if code := (&env{url: url}).send(t, successful, tr.Name, data); code != http.StatusOK {
+				t.Fatalf("status %d", code)
+			}
+		}
+		if n := len(ends(e.engine.Calls())); n != 1 {
+			t.Fatalf("%d end calls, want 1", n)
 		}
 		if mark := e.get(t, tr.Name).Labels["boomerang.io/reported"]; mark != "true" {
 			t.Fatalf("TaskRun mark %q, want true", mark)
@@ -754,6 +786,67 @@ func TestReportedFromTheWatch(t *testing.T) {
 			t.Fatalf("%d end calls, want 1: the lagging replica reported a TaskRun another reported while it was deleted", n)
 		}
 	})
+}
+
+// hookedKube runs before, once, when the sink first reads the named
+// method's object.
+type hookedKube struct {
+	*kube.Client
+	method string // "GetConfigMap" or "ClaimReport"
+	once   sync.Once
+	before func()
+}
+
+func (h *hookedKube) GetConfigMap(ctx context.Context, name string) (*corev1.ConfigMap, error) {
+	if h.method == "GetConfigMap" {
+		h.once.Do(h.before)
+	}
+	return h.Client.GetConfigMap(ctx, name)
+}
+
+func (h *hookedKube) ClaimReport(ctx context.Context, cm *corev1.ConfigMap, at time.Time) (bool, error) {
+	if h.method == "ClaimReport" {
+		h.once.Do(h.before)
+	}
+	return h.Client.ClaimReport(ctx, cm, at)
+}
+
+// A replica that read the TaskRun before it was deleted claims on the
+// ConfigMap; the replica that reports it while it is deleted claims on the
+// ConfigMap too, then on the TaskRun: of the two, one sends the end,
+// wherever the deletion and the other's whole report fall in the first's
+// claim (before it reads the ConfigMap, or between its read and its claim).
+func TestDeletionDuringReport(t *testing.T) {
+	t.Parallel()
+	const successful = "dev.tekton.event.taskrun.successful.v1"
+	data := withoutDeletion(t, fixtures.Data(t, "tekton-taskrun-successful-two-results.json"))
+	for _, method := range []string{"GetConfigMap", "ClaimReport"} {
+		t.Run(method, func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t, "Never")
+			tr := e.withConfigMap(t, data)
+			other := e.url
+			hooked := &hookedKube{Client: kubetest.New(e.kube, e.tekton, ns, 5*time.Second), method: method, before: func() {
+				deleting := e.get(t, tr.Name)
+				now := metav1.Now()
+				deleting.DeletionTimestamp, deleting.Finalizers = &now, []string{contract.FinalizerReport}
+				if _, err := e.tekton.TektonV1().TaskRuns(ns).Update(context.Background(), deleting, metav1.UpdateOptions{}); err != nil {
+					t.Error(err)
+				}
+				if code := (&env{url: other}).send(t, successful, tr.Name, data); code != http.StatusOK {
+					t.Errorf("the other replica: status %d", code)
+				}
+			}}
+			ec := engine.New(engine.Options{BaseURL: e.engine.URL(), Timeout: time.Second, RetryBudget: 2 * time.Second})
+			first := sink.New(hooked, ec, sink.Options{Product: "bmrg-flow", DeletionPolicy: "Never", SweepLimit: 10}, slog.New(slog.DiscardHandler))
+			if code := (&env{url: fnserve.Serve(t, first, 4<<20)}).send(t, successful, tr.Name, data); code != http.StatusOK {
+				t.Fatalf("status %d", code)
+			}
+			if n := len(ends(e.engine.Calls())); n != 1 {
+				t.Fatalf("%d end calls, want 1", n)
+			}
+		})
+	}
 }
 
 // withConfigMap stores the event's TaskRun as seed does, projecting its

@@ -295,9 +295,9 @@ func TestConfigMapClaim(t *testing.T) {
 	}
 }
 
-// The start's claim on a ConfigMap is taken once, with no read: by the
-// report's first claim, which moves it, or by a settle, which drops it. A
-// ConfigMap without it, of another task, or gone is left as it is.
+// The start's claim on a ConfigMap is taken once, with no read, by the
+// report's first claim, which moves it. A ConfigMap without it, of another
+// task, or gone is left as it is.
 func TestStartClaimTakenOnce(t *testing.T) {
 	t.Parallel()
 	at := time.Unix(100, 0)
@@ -309,16 +309,14 @@ func TestStartClaimTakenOnce(t *testing.T) {
 		name        string
 		ref         string            // the stored ConfigMap's task; "": none stored
 		annotations map[string]string // the stored ConfigMap's
-		first       string            // "claim" or "settle"
 		wantTaken   bool
 		wantReports string // the reporting annotation after
 	}{
-		{"claim", "a", claimed, "claim", true, contract.ClaimValue(at)},
-		{"settle", "a", claimed, "settle", true, ""},
-		{"no start claim", "a", map[string]string{"keep": "x"}, "claim", false, ""},
-		{"no annotations", "a", nil, "settle", false, ""},
-		{"another task's", "b", claimed, "claim", false, ""},
-		{"gone", "", nil, "claim", false, ""},
+		{"claim", "a", claimed, true, contract.ClaimValue(at)},
+		{"no start claim", "a", map[string]string{"keep": "x"}, false, ""},
+		{"no annotations", "a", nil, false, ""},
+		{"another task's", "b", claimed, false, ""},
+		{"gone", "", nil, false, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -330,17 +328,11 @@ func TestStartClaimTakenOnce(t *testing.T) {
 				fake = k8sfake.NewClientset(stored)
 			}
 			c := newOn(fake, tektonfake.NewSimpleClientset(), "flow", time.Second)
-			take := map[string]func() (bool, error){
-				"claim":  func() (bool, error) { return c.ClaimReportFirst(ctx, want, at) },
-				"settle": func() (bool, error) { return c.SettleStartClaim(ctx, want) },
+			if taken, err := c.ClaimReportFirst(ctx, want, at); err != nil || taken != tc.wantTaken {
+				t.Fatalf("ClaimReportFirst = %v, %v; want %v", taken, err, tc.wantTaken)
 			}
-			if taken, err := take[tc.first](); err != nil || taken != tc.wantTaken {
-				t.Fatalf("%s = %v, %v; want %v", tc.first, taken, err, tc.wantTaken)
-			}
-			for verb, again := range take {
-				if taken, err := again(); err != nil || taken {
-					t.Fatalf("%s after the first %s = %v, %v; want nothing left to take", verb, tc.first, taken, err)
-				}
+			if taken, err := c.ClaimReportFirst(ctx, want, at); err != nil || taken {
+				t.Fatalf("a second ClaimReportFirst = %v, %v; want nothing left to take", taken, err)
 			}
 			if tc.ref == "" {
 				return
@@ -421,7 +413,7 @@ func TestCreateTaskRunOverREST(t *testing.T) {
 // with the webhook's words, and a dry run asks for one and stores nothing.
 func TestTaskRunRefusalOverREST(t *testing.T) {
 	t.Parallel()
-	const words = `admission webhook "validation.webhook.pipeline.tekton.dev" denied the request: non-existent variable`
+	words := `admission webhook "validation.webhook.pipeline.tekton.dev" denied the request: non-existent variable`
 	var dryRun []string
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		dryRun = r.URL.Query()["dryRun"]
@@ -445,6 +437,12 @@ func TestTaskRunRefusalOverREST(t *testing.T) {
 		if want := name == "dry run"; want != slices.Equal(dryRun, []string{metav1.DryRunAll}) {
 			t.Errorf("%s: dryRun=%v", name, dryRun)
 		}
+	}
+	// A webhook that cannot take a dry run gives no verdict: the create
+	// itself is judged then.
+	words = `admission webhook "policy.example.com" does not support dry run`
+	if err := c.DryRunTaskRun(t.Context(), tr); err != nil {
+		t.Errorf("dry run a webhook cannot take: %v, want no verdict", err)
 	}
 }
 

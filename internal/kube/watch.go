@@ -52,6 +52,19 @@ func (c *Client) TaskRunCache(selector string) *TaskRunCache {
 	return &TaskRunCache{informer: informer, ns: c.namespace}
 }
 
+// OnUpdate has f called with each change the watch sees to a TaskRun it
+// holds, the TaskRun as it was and as it is; not for the first list. f
+// must return at once and change neither.
+func (t *TaskRunCache) OnUpdate(f func(was, is *pipelinev1.TaskRun)) {
+	_, _ = t.informer.AddEventHandler(cache.ResourceEventHandlerFuncs{UpdateFunc: func(o, n any) {
+		was, _ := o.(*pipelinev1.TaskRun)
+		is, _ := n.(*pipelinev1.TaskRun)
+		if was != nil && is != nil {
+			f(was, is)
+		}
+	}})
+}
+
 // Run lists and watches until ctx ends.
 func (t *TaskRunCache) Run(ctx context.Context) { t.informer.RunWithContext(ctx) }
 

@@ -148,7 +148,8 @@ func (s *Sink) Run(ctx context.Context) {
 	}()
 }
 
-// Stop ends the background sweeps and waits for the one under way.
+// Stop ends the watch and the background sweeps, and waits for the sweep
+// and the reports under way.
 func (s *Sink) Stop(context.Context) error {
 	s.stop()
 	s.wg.Wait()
@@ -159,17 +160,20 @@ func (s *Sink) Stop(context.Context) error {
 // sees finish is reported at once when its report is the first claim
 // (reportFirst): the end reaches the Engine without waiting for Tekton's
 // event, which finds it reported. Any other is left to the event and the
-// sweep. At most watchReports such reports run at a time.
+// sweep. At most watchReports such reports run at a time. Like a request,
+// a report under way when ctx ends runs to its end (Stop waits for it): an
+// end call cut off might have landed, leaving the claim to go stale.
 func (s *Sink) watch(ctx context.Context) {
 	slots := make(chan struct{}, watchReports)
+	reports := context.WithoutCancel(ctx)
 	s.unreported.OnUpdate(func(was, is *pipelinev1.TaskRun) {
-		if outcome.Finished(was, s.opts.Product) || !outcome.Finished(is, s.opts.Product) {
+		if outcome.Finished(was, s.opts.Product) || !outcome.Finished(is, s.opts.Product) || ctx.Err() != nil {
 			return
 		}
 		s.wg.Go(func() {
 			slots <- struct{}{}
 			defer func() { <-slots }()
-			s.reportSeen(ctx, is.Name)
+			s.reportSeen(reports, is.Name)
 		})
 	})
 	s.wg.Go(func() { s.unreported.Run(ctx) })

@@ -737,6 +737,29 @@ func TestReportedFromTheWatch(t *testing.T) {
 			t.Fatalf("TaskRun mark %q, want true", mark)
 		}
 	})
+	t.Run("stopped while reporting", func(t *testing.T) {
+		t.Parallel()
+		e := newEnv(t, "Never")
+		tr := e.withConfigMap(t, withCondition(t, data, corev1.ConditionUnknown, "Running", "", nil))
+		e.sink.Run(context.Background())
+		wait.Eventually(t, 10*time.Second, "the watch holds "+tr.Name, func() (bool, error) { return e.sink.Watched(tr.Name), nil })
+		e.engine.Delay(300 * time.Millisecond) // within the Engine client's 1 s timeout
+		finished := e.get(t, tr.Name)
+		finished.Status.Conditions[0].Status, finished.Status.Conditions[0].Reason = corev1.ConditionTrue, "Succeeded"
+		if _, err := e.tekton.TektonV1().TaskRuns(ns).UpdateStatus(context.Background(), finished, metav1.UpdateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		wait.Eventually(t, 10*time.Second, "the end call to wait on the Engine", func() (bool, error) { return e.engine.Held() > 0, nil })
+		if err := e.sink.Stop(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		if n := len(ends(e.engine.Calls())); n != 1 {
+			t.Fatalf("%d end calls when Stop returned, want the one under way", n)
+		}
+		if mark := e.get(t, tr.Name).Labels["boomerang.io/reported"]; mark != "true" {
+			t.Fatalf("TaskRun mark %q, want true", mark)
+		}
+	})
 	t.Run("replicas", func(t *testing.T) {
 		t.Parallel()
 		e := newEnv(t, "Never")

@@ -642,14 +642,7 @@ func TestReportClaimedOnTheConfigMap(t *testing.T) {
 					t.Errorf("the report was claimed on the TaskRun: %s", p.GetPatch())
 				}
 			}
-			got := e.configMap(t, tr)
-			if _, claimed := got.Annotations["boomerang.io/claimed"]; claimed || got.Annotations["boomerang.io/reporting"] == "" ||
-				len(got.OwnerReferences) != 1 || got.OwnerReferences[0].UID != tr.UID {
-				t.Fatalf("ConfigMap annotations %v, owners %v; want the report claimed, the start's claim gone, owned by the TaskRun", got.Annotations, got.OwnerReferences)
-			}
-			if mark := e.get(t, tr.Name).Labels["boomerang.io/reported"]; mark != "true" {
-				t.Fatalf("TaskRun mark %q, want true", mark)
-			}
+			e.reportedOnConfigMap(t, tr)
 		})
 	}
 	t.Run("end refused", func(t *testing.T) {
@@ -700,14 +693,7 @@ func TestReportedFromTheWatch(t *testing.T) {
 				t.Errorf("read the ConfigMap to claim the report on it; want one patch")
 			}
 		}
-		got := e.configMap(t, tr)
-		if _, claimed := got.Annotations["boomerang.io/claimed"]; claimed || got.Annotations["boomerang.io/reporting"] == "" ||
-			len(got.OwnerReferences) != 1 || got.OwnerReferences[0].UID != tr.UID {
-			t.Fatalf("ConfigMap annotations %v, owners %v; want the report claimed, the start's claim gone, owned by the TaskRun", got.Annotations, got.OwnerReferences)
-		}
-		if mark := e.get(t, tr.Name).Labels["boomerang.io/reported"]; mark != "true" {
-			t.Fatalf("TaskRun mark %q, want true", mark)
-		}
+		e.reportedOnConfigMap(t, tr)
 	})
 	t.Run("seen finishing", func(t *testing.T) {
 		t.Parallel()
@@ -719,23 +705,14 @@ func TestReportedFromTheWatch(t *testing.T) {
 			watching(t, e, tr.Name)
 			urls = append(urls, e.url)
 		}
-		finished := e.get(t, tr.Name)
-		finished.Status.Conditions[0].Status, finished.Status.Conditions[0].Reason = corev1.ConditionTrue, "Succeeded"
-		if _, err := e.tekton.TektonV1().TaskRuns(ns).UpdateStatus(context.Background(), finished, metav1.UpdateOptions{}); err != nil {
-			t.Fatal(err)
-		}
+		e.finish(t, tr.Name)
 		wait.Eventually(t, 10*time.Second, "the end, with no event", func() (bool, error) { return len(ends(e.engine.Calls())) > 0, nil })
 		for _, url := range urls { // Tekton's event, late
 			if code := (&env{url: url}).send(t, successful, tr.Name, data); code != http.StatusOK {
 				t.Fatalf("status %d", code)
 			}
 		}
-		if n := len(ends(e.engine.Calls())); n != 1 {
-			t.Fatalf("%d end calls, want 1", n)
-		}
-		if mark := e.get(t, tr.Name).Labels["boomerang.io/reported"]; mark != "true" {
-			t.Fatalf("TaskRun mark %q, want true", mark)
-		}
+		e.endedOnce(t, tr.Name)
 	})
 	t.Run("stopped while reporting", func(t *testing.T) {
 		t.Parallel()
@@ -744,21 +721,12 @@ func TestReportedFromTheWatch(t *testing.T) {
 		e.sink.Run(context.Background())
 		wait.Eventually(t, 10*time.Second, "the watch holds "+tr.Name, func() (bool, error) { return e.sink.Watched(tr.Name), nil })
 		e.engine.Delay(300 * time.Millisecond) // within the Engine client's 1 s timeout
-		finished := e.get(t, tr.Name)
-		finished.Status.Conditions[0].Status, finished.Status.Conditions[0].Reason = corev1.ConditionTrue, "Succeeded"
-		if _, err := e.tekton.TektonV1().TaskRuns(ns).UpdateStatus(context.Background(), finished, metav1.UpdateOptions{}); err != nil {
-			t.Fatal(err)
-		}
+		e.finish(t, tr.Name)
 		wait.Eventually(t, 10*time.Second, "the end call to wait on the Engine", func() (bool, error) { return e.engine.Held() > 0, nil })
 		if err := e.sink.Stop(context.Background()); err != nil {
 			t.Fatal(err)
 		}
-		if n := len(ends(e.engine.Calls())); n != 1 {
-			t.Fatalf("%d end calls when Stop returned, want the one under way", n)
-		}
-		if mark := e.get(t, tr.Name).Labels["boomerang.io/reported"]; mark != "true" {
-			t.Fatalf("TaskRun mark %q, want true", mark)
-		}
+		e.endedOnce(t, tr.Name) // when Stop returned
 	})
 	t.Run("replicas", func(t *testing.T) {
 		t.Parallel()
@@ -869,6 +837,44 @@ func TestDeletionDuringReport(t *testing.T) {
 				t.Fatalf("%d end calls, want 1", n)
 			}
 		})
+	}
+}
+
+// reportedOnConfigMap checks that tr's report was claimed on its params
+// ConfigMap, in the patch that took the start's claim off and made tr its
+// owner, and that tr is marked reported.
+func (e *env) reportedOnConfigMap(t *testing.T, tr *tektonv1.TaskRun) {
+	t.Helper()
+	got := e.configMap(t, tr)
+	if _, claimed := got.Annotations["boomerang.io/claimed"]; claimed || got.Annotations["boomerang.io/reporting"] == "" ||
+		len(got.OwnerReferences) != 1 || got.OwnerReferences[0].UID != tr.UID {
+		t.Fatalf("ConfigMap annotations %v, owners %v; want the report claimed, the start's claim gone, owned by the TaskRun", got.Annotations, got.OwnerReferences)
+	}
+	if mark := e.get(t, tr.Name).Labels["boomerang.io/reported"]; mark != "true" {
+		t.Fatalf("TaskRun mark %q, want true", mark)
+	}
+}
+
+// endedOnce checks that the Engine accepted one end call, and that the
+// named TaskRun is marked reported.
+func (e *env) endedOnce(t *testing.T, name string) {
+	t.Helper()
+	if n := len(ends(e.engine.Calls())); n != 1 {
+		t.Fatalf("%d end calls, want 1", n)
+	}
+	if mark := e.get(t, name).Labels["boomerang.io/reported"]; mark != "true" {
+		t.Fatalf("TaskRun mark %q, want true", mark)
+	}
+}
+
+// finish makes the named TaskRun's Succeeded condition True, as Tekton
+// does when it succeeds.
+func (e *env) finish(t *testing.T, name string) {
+	t.Helper()
+	finished := e.get(t, name)
+	finished.Status.Conditions[0].Status, finished.Status.Conditions[0].Reason = corev1.ConditionTrue, "Succeeded"
+	if _, err := e.tekton.TektonV1().TaskRuns(ns).UpdateStatus(context.Background(), finished, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
 	}
 }
 

@@ -114,32 +114,25 @@ func TestFixturesReadAsTekton(t *testing.T) {
 	for name, raw := range fixtureTaskRuns(t) {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
-			var mirror pipelinev1.TaskRun
-			var real tektonv1.TaskRun
-			if err := json.Unmarshal(raw, &mirror); err != nil {
-				t.Fatal(err)
-			}
-			if err := json.Unmarshal(raw, &real); err != nil {
-				t.Fatal(err)
-			}
+			mirror, real := decodeBoth(t, raw)
 			if mirror.Status.GetCondition(pipelinev1.ConditionSucceeded) == nil || mirror.Status.PodName == "" {
 				t.Fatal("the fixture lacks what the program reads")
 			}
-			back, err := pipelinev1test.ToTekton(&mirror)
+			back, err := pipelinev1test.ToTekton(mirror)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if err := within("", generic(t, back), generic(t, &real)); err != nil {
+			if err := pipelinev1test.Contained("", generic(t, back), generic(t, real), func(any) bool { return true }); err != nil {
 				t.Errorf("the mirror's TaskRun is not part of Tekton's: %v", err)
 			}
-			via, err := pipelinev1test.FromTekton(&real)
+			via, err := pipelinev1test.FromTekton(real)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if d := cmp.Diff(&mirror, via); d != "" {
+			if d := cmp.Diff(mirror, via); d != "" {
 				t.Errorf("read directly and through Tekton's type (-direct +through):\n%s", d)
 			}
-			if got, want := methods(&mirror), tektonMethods(&real); got != want {
+			if got, want := methods(mirror), tektonMethods(real); got != want {
 				t.Errorf("methods %+v, Tekton's %+v", got, want)
 			}
 		})
@@ -154,40 +147,6 @@ func generic(t *testing.T, v any) any {
 		t.Fatal(err)
 	}
 	return out
-}
-
-// within reports where decoded JSON part is not part of full: every key of
-// an object of part must be in full's with a value within it, and arrays
-// and other values equal but for that.
-func within(path string, part, full any) error {
-	switch p := part.(type) {
-	case map[string]any:
-		f, ok := full.(map[string]any)
-		if !ok {
-			return fmt.Errorf("%s: %v, Tekton's %v", path, part, full)
-		}
-		for k, v := range p {
-			if err := within(path+"."+k, v, f[k]); err != nil {
-				return err
-			}
-		}
-		return nil
-	case []any:
-		f, ok := full.([]any)
-		if !ok || len(f) != len(p) {
-			return fmt.Errorf("%s: %v, Tekton's %v", path, part, full)
-		}
-		for i := range p {
-			if err := within(fmt.Sprintf("%s[%d]", path, i), p[i], f[i]); err != nil {
-				return err
-			}
-		}
-		return nil
-	}
-	if !reflect.DeepEqual(part, full) {
-		return fmt.Errorf("%s: %v, Tekton's %v", path, part, full)
-	}
-	return nil
 }
 
 // answers are what a TaskRun's methods say, and its Succeeded condition.
@@ -236,15 +195,8 @@ func TestMethodsAgreeWithTekton(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			raw := []byte(`{"metadata":{"name":"tr"},"spec":` + tc.spec + `,"status":` + tc.status + `}`)
-			var mirror pipelinev1.TaskRun
-			var real tektonv1.TaskRun
-			if err := json.Unmarshal(raw, &mirror); err != nil {
-				t.Fatal(err)
-			}
-			if err := json.Unmarshal(raw, &real); err != nil {
-				t.Fatal(err)
-			}
-			if got, want := methods(&mirror), tektonMethods(&real); got != want {
+			mirror, real := decodeBoth(t, raw)
+			if got, want := methods(mirror), tektonMethods(real); got != want {
 				t.Errorf("mirror %+v, Tekton %+v", got, want)
 			}
 			// GetCondition returns a copy, as Tekton's does.
@@ -479,4 +431,18 @@ func marshal(t *testing.T, v any) []byte {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// decodeBoth decodes raw into the mirror's TaskRun and into Tekton's.
+func decodeBoth(t *testing.T, raw []byte) (*pipelinev1.TaskRun, *tektonv1.TaskRun) {
+	t.Helper()
+	var mirror pipelinev1.TaskRun
+	var real tektonv1.TaskRun
+	if err := json.Unmarshal(raw, &mirror); err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(raw, &real); err != nil {
+		t.Fatal(err)
+	}
+	return &mirror, &real
 }

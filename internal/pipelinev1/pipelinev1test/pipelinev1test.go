@@ -48,50 +48,54 @@ func ToTekton(tr *pipelinev1.TaskRun) (*tektonv1.TaskRun, error) {
 	if err := errors.Join(json.Unmarshal(raw, &ours), json.Unmarshal(back, &theirs)); err != nil {
 		return nil, err
 	}
-	if err := sameJSON("", ours, theirs); err != nil {
+	if err := Contained("", ours, theirs, emptyObject); err != nil {
 		return nil, fmt.Errorf("tekton's taskrun differs: %w", err)
 	}
 	return out, nil
 }
 
-// sameJSON reports where decoded JSON values ours and theirs differ, at
-// path: they must be equal, but theirs may have keys ours lacks whose
-// values are empty objects.
-func sameJSON(path string, ours, theirs any) error {
-	switch o := ours.(type) {
+// Contained reports where decoded JSON part is not part of full, at path:
+// every key of an object of part must be in full's, with a value contained
+// in it, and arrays and other values equal but for that. A key of full's
+// that part lacks is allowed when extra says so of its value.
+func Contained(path string, part, full any, extra func(v any) bool) error {
+	switch p := part.(type) {
 	case map[string]any:
-		t, ok := theirs.(map[string]any)
+		f, ok := full.(map[string]any)
 		if !ok {
-			return fmt.Errorf("%s: %v, tekton's %v", path, ours, theirs)
+			return fmt.Errorf("%s: %v, tekton's %v", path, part, full)
 		}
-		for k, v := range t {
-			if _, in := o[k]; !in && !reflect.DeepEqual(v, map[string]any{}) {
+		for k, v := range f {
+			if _, in := p[k]; !in && !extra(v) {
 				return fmt.Errorf("%s.%s: missing, tekton's %v", path, k, v)
 			}
 		}
-		for k, v := range o {
-			if err := sameJSON(path+"."+k, v, t[k]); err != nil {
+		for k, v := range p {
+			if err := Contained(path+"."+k, v, f[k], extra); err != nil {
 				return err
 			}
 		}
 		return nil
 	case []any:
-		t, ok := theirs.([]any)
-		if !ok || len(t) != len(o) {
-			return fmt.Errorf("%s: %v, tekton's %v", path, ours, theirs)
+		f, ok := full.([]any)
+		if !ok || len(f) != len(p) {
+			return fmt.Errorf("%s: %v, tekton's %v", path, part, full)
 		}
-		for i := range o {
-			if err := sameJSON(fmt.Sprintf("%s[%d]", path, i), o[i], t[i]); err != nil {
+		for i := range p {
+			if err := Contained(fmt.Sprintf("%s[%d]", path, i), p[i], f[i], extra); err != nil {
 				return err
 			}
 		}
 		return nil
 	}
-	if !reflect.DeepEqual(ours, theirs) {
-		return fmt.Errorf("%s: %v, tekton's %v", path, ours, theirs)
+	if !reflect.DeepEqual(part, full) {
+		return fmt.Errorf("%s: %v, tekton's %v", path, part, full)
 	}
 	return nil
 }
+
+// emptyObject reports whether a decoded JSON value is {}.
+func emptyObject(v any) bool { return reflect.DeepEqual(v, map[string]any{}) }
 
 // FromTekton returns Tekton's TaskRun tr as the mirror's, through its JSON,
 // as the program would read it from the apiserver: fields the mirror does

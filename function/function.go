@@ -79,9 +79,14 @@ func (f *Function) Start(ctx context.Context, _ map[string]string) error {
 	if err != nil {
 		return fmt.Errorf("start %s: %w", cfg.Function, err)
 	}
-	r, front := newRole(ctx, cfg, kc, log)
+	r, front := newRole(cfg, kc, log)
 	f.front.Store(&front)
 	f.role.Store(&r)
+	// Background work (the sink's watch and sweeps) starts once the role is
+	// ready: its first requests to the apiserver do not delay readiness.
+	if bg, ok := r.(interface{ Run(context.Context) }); ok {
+		bg.Run(ctx)
+	}
 	attrs := []any{"namespace", cfg.Namespace, "apiserver", rc.Host}
 	if cfg.Function != config.RoleLogs {
 		attrs = append(attrs, "engine", redact(cfg.EngineURL), "auth", cfg.Auth, "audience", cfg.AuthAudience)
@@ -93,7 +98,7 @@ func (f *Function) Start(ctx context.Context, _ map[string]string) error {
 // newRole builds the role cfg.Function names and what serves its requests:
 // the logs role itself, or the front door of package receive for the roles
 // that take CloudEvents.
-func newRole(ctx context.Context, cfg config.Config, kc *kube.Client, log *slog.Logger) (role, http.Handler) {
+func newRole(cfg config.Config, kc *kube.Client, log *slog.Logger) (role, http.Handler) {
 	if cfg.Function == config.RoleLogs {
 		if cfg.Auth == config.AuthToken {
 			log.Warn("AUTH=token does not apply to the logs role: the Engine's log client sends no token")
@@ -120,7 +125,6 @@ func newRole(ctx context.Context, cfg config.Config, kc *kube.Client, log *slog.
 			SweepInterval:  cfg.SweepInterval,
 			ReportStale:    sink.ReportStale(cfg.EngineTimeout, cfg.EngineRetryBudget),
 		}, log)
-		s.Run(ctx)
 		r, limit = s, max(limit, sinkBodyLimit)
 	} else {
 		r = handler.New(kc, ec, TektonOptions(cfg), cfg.MaxEventBytes, log)

@@ -427,14 +427,8 @@ func (c *Client) ClaimReport(ctx context.Context, cm *corev1.ConfigMap, at time.
 // or holds no start's claim (claimed or settled already, or made without
 // one): ClaimReport then decides on the ConfigMap as read.
 func (c *Client) ClaimReportFirst(ctx context.Context, want *corev1.ConfigMap, at time.Time) (bool, error) {
-	type op struct {
-		Op    string `json:"op"`
-		From  string `json:"from,omitempty"`
-		Path  string `json:"path"`
-		Value any    `json:"value,omitempty"`
-	}
 	reporting := annotationPath(contract.AnnotationReporting)
-	patch, err := json.Marshal([]op{
+	patch, err := json.Marshal([]jsonOp{
 		{Op: "test", Path: metadataPath("labels", contract.LabelTaskRunRef), Value: want.Labels[contract.LabelTaskRunRef]},
 		{Op: "move", From: annotationPath(contract.AnnotationClaimed), Path: reporting},
 		{Op: "replace", Path: reporting, Value: contract.ClaimValue(at)},
@@ -443,16 +437,15 @@ func (c *Client) ClaimReportFirst(ctx context.Context, want *corev1.ConfigMap, a
 	if err != nil {
 		return false, err
 	}
-	ctx, cancel := c.call(ctx)
-	defer cancel()
-	_, err = c.configs.Patch(ctx, want.Name, types.JSONPatchType, patch, metav1.PatchOptions{FieldManager: FieldManager})
-	switch {
-	case err == nil:
-		return true, nil
-	case apierrors.IsNotFound(err), apierrors.IsInvalid(err), apierrors.IsConflict(err), testFailed(err):
-		return false, nil
-	}
-	return false, fmt.Errorf("claim the report of configmap %s/%s: %w", c.namespace, want.Name, classify(err))
+	return c.patchConfigMap(ctx, want.Name, "claim the report of", types.JSONPatchType, patch)
+}
+
+// jsonOp is one operation of a JSON patch (RFC 6902).
+type jsonOp struct {
+	Op    string `json:"op"`
+	From  string `json:"from,omitempty"`
+	Path  string `json:"path"`
+	Value any    `json:"value,omitempty"`
 }
 
 // settlePatch is the merge patch that drops the start's claim on cm, sets
@@ -473,7 +466,8 @@ func (c *Client) SettleConfigMap(ctx context.Context, cm *corev1.ConfigMap) erro
 	if err != nil {
 		return err
 	}
-	return c.patchConfigMap(ctx, cm.Name, "settle", types.MergePatchType, patch)
+	_, err = c.patchConfigMap(ctx, cm.Name, "settle", types.MergePatchType, patch)
+	return err
 }
 
 // DropConfigMapClaim makes the claim in annotation key on the named
@@ -481,31 +475,32 @@ func (c *Client) SettleConfigMap(ctx context.Context, cm *corev1.ConfigMap) erro
 // next delivery or sweep takes it over at once. One JSON patch, whose test
 // leaves a ConfigMap claimed by someone else, settled or gone alone.
 func (c *Client) DropConfigMapClaim(ctx context.Context, name, key, mine string) error {
-	was, err := json.Marshal(mine)
+	path := annotationPath(key)
+	patch, err := json.Marshal([]jsonOp{{Op: "test", Path: path, Value: mine}, {Op: "replace", Path: path, Value: contract.ClaimValue(time.Time{})}})
 	if err != nil {
 		return err
 	}
-	stale, _ := json.Marshal(contract.ClaimValue(time.Time{}))
-	path := annotationPath(key)
-	patch := `[{"op":"test","path":"` + path + `","value":` + string(was) + `},` +
-		`{"op":"replace","path":"` + path + `","value":` + string(stale) + `}]`
-	return c.patchConfigMap(ctx, name, "drop the claim of", types.JSONPatchType, []byte(patch))
+	_, err = c.patchConfigMap(ctx, name, "drop the claim of", types.JSONPatchType, patch)
+	return err
 }
 
-// patchConfigMap sends one patch to the named ConfigMap. A ConfigMap that
-// is gone, or a JSON patch whose test fails (422 on a real apiserver, 409
-// or 500 elsewhere), is left alone.
-func (c *Client) patchConfigMap(ctx context.Context, name, verb string, pt types.PatchType, patch []byte) error {
+// patchConfigMap sends one patch to the named ConfigMap and reports
+// whether it applied. A ConfigMap that is gone, or a JSON patch whose test
+// or move fails (422 on a real apiserver, 409 or 500 elsewhere), is left
+// alone: not applied, and no error.
+func (c *Client) patchConfigMap(ctx context.Context, name, verb string, pt types.PatchType, patch []byte) (bool, error) {
 	ctx, cancel := c.call(ctx)
 	defer cancel()
 	_, err := c.configs.Patch(ctx, name, pt, patch, metav1.PatchOptions{FieldManager: FieldManager})
 	switch {
-	case err == nil, apierrors.IsNotFound(err):
-		return nil
+	case err == nil:
+		return true, nil
+	case apierrors.IsNotFound(err):
+		return false, nil
 	case pt == types.JSONPatchType && (apierrors.IsInvalid(err) || apierrors.IsConflict(err) || testFailed(err)):
-		return nil
+		return false, nil
 	}
-	return fmt.Errorf("%s configmap %s/%s: %w", verb, c.namespace, name, classify(err))
+	return false, fmt.Errorf("%s configmap %s/%s: %w", verb, c.namespace, name, classify(err))
 }
 
 // testFailed reports whether err is a JSON patch whose test op failed, or

@@ -370,42 +370,97 @@ func newOn(k kubernetes.Interface, t versioned.Interface, ns string, timeout tim
 		k.CoreV1().Pods(ns), k.AuthenticationV1().TokenReviews(), ns, timeout)
 }
 
-// TestCreateTaskRunOverREST checks the REST client's TaskRun create: the
-// request, and the stored metadata read back onto what was sent.
-func TestCreateTaskRunOverREST(t *testing.T) {
+// TestCreateOverREST checks the REST clients' creates: the request asks
+// for the stored metadata only, in protobuf or JSON, and that metadata is
+// read back onto what was sent.
+func TestCreateOverREST(t *testing.T) {
+	t.Parallel()
+	stored := metav1.PartialObjectMetadata{
+		TypeMeta: metav1.TypeMeta{APIVersion: "meta.k8s.io/v1", Kind: "PartialObjectMetadata"},
+		ObjectMeta: metav1.ObjectMeta{Name: "o", Namespace: "flow", UID: "u-1", ResourceVersion: "42", Generation: 1,
+			CreationTimestamp: metav1.Date(2026, 12, 2, 10, 0, 0, 0, time.UTC), Labels: map[string]string{"a": "b", "added": "x"},
+			Annotations: map[string]string{"c": "d"}, ManagedFields: []metav1.ManagedFieldsEntry{{Manager: "m"}}},
+	}
+	for _, tc := range []struct {
+		name, path, contentType, carries string
+		create                           func(*Client) (metav1.ObjectMeta, error)
+	}{
+		{
+			name: "taskrun, JSON", path: "/apis/tekton.dev/v1/namespaces/flow/taskruns", contentType: runtime.ContentTypeJSON,
+			carries: `"status":"TaskRunPending"`,
+			create: func(c *Client) (metav1.ObjectMeta, error) {
+				sent := &pipelinev1.TaskRun{ObjectMeta: objectMeta("o", "a"), Spec: pipelinev1.TaskRunSpec{Status: pipelinev1.TaskRunSpecStatusPending}}
+				tr, created, err := c.CreateTaskRun(t.Context(), sent)
+				if err == nil && (!created || tr.Spec.Status != pipelinev1.TaskRunSpecStatusPending || sent.UID != "") {
+					t.Errorf("created %v, spec %+v, sent object changed: %q", created, tr.Spec, sent.UID)
+				}
+				return tr.ObjectMeta, err
+			},
+		},
+		{
+			name: "configmap, protobuf", path: "/api/v1/namespaces/flow/configmaps", contentType: runtime.ContentTypeProtobuf,
+			carries: "params-value",
+			create: func(c *Client) (metav1.ObjectMeta, error) {
+				cm, created, err := c.CreateConfigMap(t.Context(), &corev1.ConfigMap{ObjectMeta: objectMeta("o", "a"), Data: map[string]string{"p": "params-value"}})
+				if err == nil && (!created || cm.Data["p"] != "params-value") {
+					t.Errorf("created %v, data %v", created, cm.Data)
+				}
+				return cm.ObjectMeta, err
+			},
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			var got *http.Request
+			var body []byte
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				got, body = r, must(io.ReadAll(r.Body))
+				info, _ := runtime.SerializerInfoForMediaType(codecs.SupportedMediaTypes(), tc.contentType)
+				w.Header().Set("Content-Type", tc.contentType)
+				w.WriteHeader(http.StatusCreated)
+				_, _ = w.Write(must(runtime.Encode(info.Serializer, &stored)))
+			}))
+			defer srv.Close()
+			c, err := NewForConfig(&rest.Config{Host: srv.URL}, "flow", time.Second)
+			if err != nil {
+				t.Fatal(err)
+			}
+			meta, err := tc.create(c)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got.Method != http.MethodPost || got.URL.Path != tc.path || got.URL.Query().Get("fieldManager") != FieldManager {
+				t.Errorf("request %s %s", got.Method, got.URL)
+			}
+			if got.Header.Get("Accept") != asMetadata || !strings.Contains(string(body), tc.carries) {
+				t.Errorf("Accept %q, body %s: want the stored metadata asked for and the object sent", got.Header.Get("Accept"), body)
+			}
+			if meta.UID != "u-1" || meta.ResourceVersion != "42" || meta.Labels["added"] != "x" || meta.Annotations["c"] != "d" || meta.CreationTimestamp.IsZero() || len(meta.ManagedFields) != 0 {
+				t.Errorf("stored metadata not read back (managedFields left out): %+v", meta)
+			}
+		})
+	}
+}
+
+// A patch over REST asks for the patched object's metadata only.
+func TestPatchOverREST(t *testing.T) {
 	t.Parallel()
 	var got *http.Request
-	var body []byte
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		got, body = r, must(io.ReadAll(r.Body))
+		got = r
 		w.Header().Set("Content-Type", "application/json")
-		w.WriteHeader(http.StatusCreated)
-		_, _ = io.WriteString(w, `{"apiVersion":"tekton.dev/v1","kind":"TaskRun","metadata":{"name":"tr","namespace":"flow","uid":"u-1",`+
-			`"resourceVersion":"42","generation":1,"creationTimestamp":"2026-12-02T10:00:00Z","labels":{"a":"b","added":"x"},`+
-			`"annotations":{"c":"d"},"managedFields":[{"manager":"m","fieldsType":"FieldsV1","fieldsV1":{"f:spec":{}}}]},`+
-			`"spec":{"serviceAccountName":"default","timeout":"1h0m0s"}}`)
+		_, _ = io.WriteString(w, `{"apiVersion":"meta.k8s.io/v1","kind":"PartialObjectMetadata","metadata":{"name":"cm","uid":"u-1"}}`)
 	}))
 	defer srv.Close()
 	c, err := NewForConfig(&rest.Config{Host: srv.URL}, "flow", time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
-	sent := &pipelinev1.TaskRun{ObjectMeta: objectMeta("tr", "a"), Spec: pipelinev1.TaskRunSpec{Status: pipelinev1.TaskRunSpecStatusPending}}
-	tr, created, err := c.CreateTaskRun(t.Context(), sent)
-	if err != nil || !created {
-		t.Fatalf("CreateTaskRun = %v, %v", created, err)
+	if err := c.SettleConfigMap(t.Context(), &corev1.ConfigMap{ObjectMeta: objectMeta("cm", "a")}); err != nil {
+		t.Fatal(err)
 	}
-	if got.Method != http.MethodPost || got.URL.Path != "/apis/tekton.dev/v1/namespaces/flow/taskruns" || got.URL.Query().Get("fieldManager") != FieldManager {
-		t.Errorf("request %s %s", got.Method, got.URL)
-	}
-	if !strings.Contains(string(body), `"status":"TaskRunPending"`) {
-		t.Errorf("body %s does not carry the TaskRun", body)
-	}
-	if tr.UID != "u-1" || tr.ResourceVersion != "42" || tr.Labels["added"] != "x" || tr.Annotations["c"] != "d" || tr.CreationTimestamp.IsZero() {
-		t.Errorf("stored metadata not read back: %+v", tr.ObjectMeta)
-	}
-	if tr.Spec.Status != pipelinev1.TaskRunSpecStatusPending || len(tr.ManagedFields) != 0 || sent.UID != "" {
-		t.Errorf("returned spec %+v, managedFields %d, sent object changed: %q", tr.Spec, len(tr.ManagedFields), sent.UID)
+	if got.Method != http.MethodPatch || got.URL.Path != "/api/v1/namespaces/flow/configmaps/cm" || got.Header.Get("Accept") != asMetadata {
+		t.Errorf("request %s %s, Accept %q", got.Method, got.URL, got.Header.Get("Accept"))
 	}
 }
 

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/cloudevents/sdk-go/v2/event"
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/boomerang-io/flow-tekton-handler/function"
@@ -174,9 +175,11 @@ func pprofTop(out string) string {
 	return b.String()
 }
 
-// sinkStepNames are the steps of the sink's report of a finished TaskRun
-// (function/sink: report).
-var sinkStepNames = []string{"GET taskrun", "decide", "GET configmap", "PATCH configmap (claim)", "PUT Engine end", "PATCH reported mark"}
+// sinkStepNames are the steps of the sink's report of a TaskRun its watch
+// saw finish (function/sink: reportSeen): the watch holds the TaskRun (the
+// GET stands for it, and is not on the sink's path), and the report's
+// first claim is a patch with no read.
+var sinkStepNames = []string{"GET taskrun (the watch holds it)", "decide", "PATCH configmap (first claim)", "PUT Engine end", "PATCH reported mark"}
 
 // sinkSteps waits for the TaskRuns the replay made to finish, then replays
 // the sink's report of each and times its steps.
@@ -205,7 +208,7 @@ func (b *bench) sinkSteps(ctx context.Context, kc *kube.Client, ec *engine.Clien
 	}
 	lat := make([][]time.Duration, len(sinkStepNames))
 	for _, name := range names {
-		var d [6]time.Duration
+		var d [5]time.Duration
 		t0 := time.Now()
 		tr, err := kc.GetTaskRun(ctx, name)
 		if err != nil {
@@ -221,35 +224,30 @@ func (b *bench) sinkSteps(ctx context.Context, kc *kube.Client, ec *engine.Clien
 		d[1] = time.Since(t0)
 
 		t0 = time.Now()
-		cm, err := kc.GetConfigMap(ctx, tekton.ConfigMapName(product, rep.TaskRunRef))
-		if err != nil || cm == nil {
-			return fmt.Errorf("the configmap of taskrun %s: %v, %v", name, cm, err)
-		}
-		d[2] = time.Since(t0)
-
-		t0 = time.Now()
-		tekton.SetOwner(cm, tr)
-		if won, err := kc.ClaimReport(ctx, cm, time.Now()); err != nil || !won {
+		want := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: tekton.ConfigMapName(product, rep.TaskRunRef),
+			Labels: map[string]string{contract.LabelTaskRunRef: rep.TaskRunRef}}}
+		tekton.SetOwner(want, tr)
+		if won, err := kc.ClaimReportFirst(ctx, want, time.Now()); err != nil || !won {
 			return fmt.Errorf("claim the report of taskrun %s: won %v, %v", name, won, err)
 		}
-		d[3] = time.Since(t0)
+		d[2] = time.Since(t0)
 
 		t0 = time.Now()
 		if err := ec.EndTaskRun(ctx, rep.TaskRunRef, rep.End); err != nil {
 			return err
 		}
-		d[4] = time.Since(t0)
+		d[3] = time.Since(t0)
 
 		t0 = time.Now()
 		if err := kc.MarkReported(ctx, name, "true", false, time.Now()); err != nil {
 			return err
 		}
-		d[5] = time.Since(t0)
+		d[4] = time.Since(t0)
 		for s := range d {
 			lat[s] = append(lat[s], d[s])
 		}
 	}
-	b.note("%s", stepsLine(fmt.Sprintf("The sink's steps for a finished TaskRun replayed the same way, %d TaskRuns (the end call arrives after the fifth; decoding Tekton's event is in the micro-benchmarks)", len(names)), sinkStepNames, lat))
+	b.note("%s", stepsLine(fmt.Sprintf("The sink's steps for a finished TaskRun replayed the same way, %d TaskRuns (the end call arrives after the fourth; decoding Tekton's event is in the micro-benchmarks)", len(names)), sinkStepNames, lat))
 	return nil
 }
 

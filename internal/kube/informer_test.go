@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
+	"sync"
 	"testing"
 	"time"
 
@@ -15,15 +17,15 @@ import (
 	"github.com/boomerang-io/flow-tekton-handler/test/wait"
 )
 
-// TestTaskRunInformer checks that the Client's scheme and TaskRun REST
-// client decode lists and WATCH events (bookmarks included) into package
-// pipelinev1's types, so that a client-go shared informer works on them,
-// whether it lists then watches or streams the list as a watch.
-func TestTaskRunInformer(t *testing.T) {
-	t.Parallel()
+// taskRunServer serves TaskRun lists and WATCHes of namespace flow: one
+// TaskRun "a", running in the list (and in the initial events of a
+// streamed list), succeeded in the watch. Each request is passed to seen
+// first.
+func taskRunServer(t *testing.T, seen func(*http.Request)) *httptest.Server {
 	const path = "/apis/tekton.dev/v1/namespaces/flow/taskruns"
 	taskRun := func(rv, status string) string {
-		return `{"apiVersion":"tekton.dev/v1","kind":"TaskRun","metadata":{"name":"a","namespace":"flow","resourceVersion":"` + rv + `"},` +
+		return `{"apiVersion":"tekton.dev/v1","kind":"TaskRun","metadata":{"name":"a","namespace":"flow","resourceVersion":"` + rv + `",` +
+			`"managedFields":[{"manager":"m","operation":"Update","fieldsType":"FieldsV1","fieldsV1":{"f:spec":{}}}]},` +
 			`"spec":{"serviceAccountName":"default"},"status":{"podName":"a-pod","conditions":[{"type":"Succeeded","status":"` + status + `",` +
 			`"lastTransitionTime":"2026-12-02T10:00:00Z"}],"results":[{"name":"r","type":"array","value":["x","y"]}]}}`
 	}
@@ -34,6 +36,7 @@ func TestTaskRunInformer(t *testing.T) {
 			http.NotFound(w, r)
 			return
 		}
+		seen(r)
 		w.Header().Set("Content-Type", "application/json")
 		q := r.URL.Query()
 		if q.Get("watch") != "true" {
@@ -50,9 +53,27 @@ func TestTaskRunInformer(t *testing.T) {
 		case <-done:
 		}
 	}))
-	defer srv.Close()
-	defer close(done)
+	t.Cleanup(srv.Close)
+	t.Cleanup(func() { close(done) })
+	return srv
+}
 
+// checkSucceeded checks the TaskRun "a" as taskRunServer's watch has it.
+func checkSucceeded(t *testing.T, tr *pipelinev1.TaskRun) {
+	t.Helper()
+	if c := tr.Status.GetCondition(pipelinev1.ConditionSucceeded); !c.IsTrue() || tr.Status.PodName != "a-pod" ||
+		len(tr.Status.Results) != 1 || len(tr.Status.Results[0].Value.ArrayVal) != 2 {
+		t.Fatalf("decoded %+v", tr.Status)
+	}
+}
+
+// TestTaskRunInformer checks that the Client's scheme and TaskRun REST
+// client decode lists and WATCH events (bookmarks included) into package
+// pipelinev1's types, so that a client-go shared informer works on them,
+// whether it lists then watches or streams the list as a watch.
+func TestTaskRunInformer(t *testing.T) {
+	t.Parallel()
+	srv := taskRunServer(t, func(*http.Request) {})
 	cfg := &rest.Config{Host: srv.URL}
 	hc, err := rest.HTTPClientFor(cfg)
 	if err != nil {
@@ -73,10 +94,58 @@ func TestTaskRunInformer(t *testing.T) {
 		if !tr.IsDone() {
 			return false, fmt.Errorf("resourceVersion %s not done", tr.ResourceVersion)
 		}
-		if c := tr.Status.GetCondition(pipelinev1.ConditionSucceeded); !c.IsTrue() || tr.Status.PodName != "a-pod" ||
-			len(tr.Status.Results) != 1 || len(tr.Status.Results[0].Value.ArrayVal) != 2 {
-			t.Fatalf("decoded %+v", tr.Status)
-		}
+		checkSucceeded(t, tr)
 		return true, nil
 	})
+}
+
+// The Client's TaskRunCache over REST: its list and its watch carry its
+// label selector, it lists rather than streaming the list, it reports the
+// change to OnUpdate, and it holds the TaskRun without managedFields.
+func TestTaskRunCacheOverREST(t *testing.T) {
+	t.Parallel()
+	const selector = "boomerang.io/reported!=true"
+	var mu sync.Mutex
+	var requests []url.Values
+	srv := taskRunServer(t, func(r *http.Request) {
+		mu.Lock()
+		defer mu.Unlock()
+		requests = append(requests, r.URL.Query())
+	})
+	c, err := NewForConfig(&rest.Config{Host: srv.URL}, "flow", time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	trs := c.TaskRunCache(selector)
+	updates := make(chan [2]*pipelinev1.TaskRun, 1)
+	trs.OnUpdate(func(was, is *pipelinev1.TaskRun) { updates <- [2]*pipelinev1.TaskRun{was, is} })
+	go trs.Run(t.Context())
+	var u [2]*pipelinev1.TaskRun
+	select {
+	case u = <-updates:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no update from the watch")
+	}
+	if u[0].IsDone() || !u[1].IsDone() {
+		t.Errorf("update from resourceVersion %s to %s, want running to done", u[0].ResourceVersion, u[1].ResourceVersion)
+	}
+	got := trs.Get("a")
+	if got == nil || got.ResourceVersion != "3" || len(got.ManagedFields) != 0 {
+		t.Fatalf("Get = %+v, want resourceVersion 3 without managedFields", got)
+	}
+	checkSucceeded(t, got)
+	mu.Lock()
+	defer mu.Unlock()
+	lists := 0
+	for _, q := range requests {
+		if q.Get("labelSelector") != selector || q.Get("sendInitialEvents") != "" {
+			t.Errorf("request %v: want labelSelector %q and no streamed list", q, selector)
+		}
+		if q.Get("watch") != "true" {
+			lists++
+		}
+	}
+	if lists != 1 {
+		t.Errorf("%d lists of %d requests, want 1", lists, len(requests))
+	}
 }

@@ -215,7 +215,7 @@ func (b *bench) completions(ctx context.Context) error {
 	}
 	name := fmt.Sprintf("TaskRun terminal → Engine end call, %d TaskRuns", b.o.completions)
 	b.rows = append(b.rows,
-		latencyRow(name+": p50 latency (ms)", o50, f50, addedTargetMs, " †"),
+		latencyRow(name+": p50 latency (ms)", o50, f50, addedTargetMs, ""),
 		latencyRow(name+": p99 latency (ms)", o99, f99, addedTargetMs, " †"))
 	return nil
 }

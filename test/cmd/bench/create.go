@@ -435,16 +435,22 @@ func (b *bench) throughput(ctx context.Context) error {
 		o, f := ours[c], floors[c]
 		r := ratios(o.tput, f.tput)
 		name := fmt.Sprintf("event → TaskRun + ConfigMap, %d events, c=%d", n, c)
+		mark := " †"
+		if slices.Contains(throughputLevels, c) {
+			mark = ""
+		}
 		b.rows = append(b.rows,
 			row{
 				metric: name + ": throughput (events/s)",
 				ours:   o.tput.format(0, false), floor: f.tput.format(0, false),
 				ratio:  ratioText(r),
-				target: fmt.Sprintf("≥ %g×", throughputTarget),
+				target: fmt.Sprintf("≥ %g×%s", throughputTarget, mark),
 				met:    r.median() >= throughputTarget,
 			},
-			latencyRow(name+": p50 latency (ms)", o.p50, f.p50, addedTargetMs, ""),
-			latencyRow(name+": p99 latency (ms)", o.p99, f.p99, addedTargetMs, ""),
+			// The issue holds the added latency against the protocol by
+			// hand (protocolRows); against the raw objects it is shown.
+			latencyRow(name+": p50 latency (ms)", o.p50, f.p50, addedTargetMs, " †"),
+			latencyRow(name+": p99 latency (ms)", o.p99, f.p99, addedTargetMs, " †"),
 		)
 	}
 	b.protocolRows(n, low, ours[low], floors[low], &proto)
@@ -478,6 +484,10 @@ func (b *bench) throughput(ctx context.Context) error {
 		top, requestsPerEvent(o, n), requestsPerEvent(f, n))
 	return nil
 }
+
+// throughputLevels are the concurrencies the issue sets the throughput
+// target at; at others the same target is shown with †.
+var throughputLevels = []int{8, 32}
 
 // cpuTargetMs is the issue's handler CPU per event; designRequests the
 // apiserver requests a new task needs in the design: create the ConfigMap

@@ -1,6 +1,7 @@
 package kube
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -9,7 +10,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
+	k8sfake "k8s.io/client-go/kubernetes/fake"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/cache"
 
@@ -147,5 +152,89 @@ func TestTaskRunCacheOverREST(t *testing.T) {
 	}
 	if lists != 1 {
 		t.Errorf("%d lists of %d requests, want 1", lists, len(requests))
+	}
+}
+
+// StepsEnded judges a pod done as Tekton's TaskRun reconciler does: every
+// step container terminated (sidecars not waited for), or the pod done.
+func TestStepsEnded(t *testing.T) {
+	t.Parallel()
+	running := corev1.ContainerState{Running: &corev1.ContainerStateRunning{}}
+	ended := corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{}}
+	for _, tc := range []struct {
+		name       string
+		phase      corev1.PodPhase
+		containers map[string]corev1.ContainerState
+		want       bool
+	}{
+		{"pending, no statuses", corev1.PodPending, nil, false},
+		{"a step running", corev1.PodRunning, map[string]corev1.ContainerState{"step-a": ended, "step-b": running}, false},
+		{"steps ended, sidecar running", corev1.PodRunning, map[string]corev1.ContainerState{"step-a": ended, "step-b": ended, "sidecar-db": running}, true},
+		{"only a sidecar", corev1.PodRunning, map[string]corev1.ContainerState{"sidecar-db": ended}, false},
+		{"succeeded", corev1.PodSucceeded, nil, true},
+		{"failed, steps never started", corev1.PodFailed, map[string]corev1.ContainerState{"step-a": {}}, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			p := &corev1.Pod{Status: corev1.PodStatus{Phase: tc.phase}}
+			for name, state := range tc.containers {
+				p.Status.ContainerStatuses = append(p.Status.ContainerStatuses, corev1.ContainerStatus{Name: name, State: state})
+			}
+			if got := StepsEnded(p); got != tc.want {
+				t.Fatalf("StepsEnded = %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
+
+// A PodCache keeps of each pod only what StepsEnded reads and the label
+// naming its TaskRun, and reports its changes.
+func TestPodCache(t *testing.T) {
+	t.Parallel()
+	k := k8sfake.NewClientset()
+	c := New(nil, nil, nil, k.CoreV1().Pods("flow"), nil, "flow", time.Second)
+	pod := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: "a-pod", Namespace: "flow", Labels: map[string]string{LabelPodTaskRun: "a", "x": "y"}, Annotations: map[string]string{"big": "z"}},
+		Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "step-a", Image: "i", Env: []corev1.EnvVar{{Name: "SECRET", Value: "s"}}}}},
+		Status:     corev1.PodStatus{Phase: corev1.PodRunning, PodIP: "10.0.0.1", ContainerStatuses: []corev1.ContainerStatus{{Name: "step-a", Image: "i", State: corev1.ContainerState{Running: &corev1.ContainerStateRunning{}}}}},
+	}
+	if _, err := k.CoreV1().Pods("flow").Create(context.Background(), pod, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	cache := c.PodCache(LabelPodTaskRun)
+	var (
+		mu   sync.Mutex
+		seen []*corev1.Pod
+	)
+	cache.OnUpdate(func(was, is *corev1.Pod) {
+		mu.Lock()
+		defer mu.Unlock()
+		seen = append(seen, is)
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	go cache.Run(ctx)
+	wait.Eventually(t, 10*time.Second, "the cache holds a-pod", func() (bool, error) { return cache.Get("a-pod") != nil, nil })
+	pod.Status.ContainerStatuses[0].State = corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{ExitCode: 1, Message: "m"}}
+	if _, err := k.CoreV1().Pods("flow").UpdateStatus(context.Background(), pod, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	wait.Eventually(t, 10*time.Second, "the update", func() (bool, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(seen) > 0, nil
+	})
+	mu.Lock()
+	got := seen[len(seen)-1]
+	mu.Unlock()
+	want := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: "a-pod", Namespace: "flow", ResourceVersion: got.ResourceVersion, Labels: map[string]string{LabelPodTaskRun: "a"}},
+		Status:     corev1.PodStatus{Phase: corev1.PodRunning, ContainerStatuses: []corev1.ContainerStatus{{Name: "step-a", State: corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{}}}}},
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Fatalf("kept (-want +got):\n%s", diff)
+	}
+	if !StepsEnded(got) {
+		t.Fatal("StepsEnded of the kept pod is false")
 	}
 }

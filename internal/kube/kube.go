@@ -90,6 +90,8 @@ type (
 	Pods interface {
 		Get(ctx context.Context, name string, opts metav1.GetOptions) (*corev1.Pod, error)
 		GetLogs(name string, opts *corev1.PodLogOptions) *rest.Request
+		List(ctx context.Context, opts metav1.ListOptions) (*corev1.PodList, error)
+		Watch(ctx context.Context, opts metav1.ListOptions) (watch.Interface, error)
 	}
 	TokenReviews interface {
 		Create(ctx context.Context, tr *authenticationv1.TokenReview, opts metav1.CreateOptions) (*authenticationv1.TokenReview, error)

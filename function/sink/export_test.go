@@ -6,9 +6,19 @@ import (
 	pipelinev1 "github.com/boomerang-io/flow-tekton-handler/internal/pipelinev1"
 )
 
-// Watch starts the sink's watch of the TaskRuns not reported yet, without
-// the sweeps Run starts with it, until ctx ends.
-func (s *Sink) Watch(ctx context.Context) { s.watch(ctx) }
+// Watch starts the sink's watches, without the sweeps Run starts with
+// them, until ctx ends or StopWatch.
+func (s *Sink) Watch(ctx context.Context) {
+	ctx, s.stop = context.WithCancel(ctx)
+	s.watch(ctx)
+}
+
+// StopWatch ends the watches and waits for what they started, leaving
+// the early claims held.
+func (s *Sink) StopWatch() {
+	s.stop()
+	s.wg.Wait()
+}
 
 // Watched reports whether the sink's watch holds the named TaskRun.
 func (s *Sink) Watched(name string) bool { return s.unreported.Get(name) != nil }

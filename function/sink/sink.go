@@ -60,6 +60,7 @@ type Kube interface {
 	DeleteConfigMap(ctx context.Context, name string) error
 	ListTaskRuns(ctx context.Context, selector string, pageSize int64) ([]pipelinev1.TaskRun, error)
 	TaskRunCache(selector string) *kube.TaskRunCache
+	PodCache(selector string) *kube.PodCache
 }
 
 var _ Kube = (*kube.Client)(nil)
@@ -68,6 +69,12 @@ var _ Kube = (*kube.Client)(nil)
 type watched interface {
 	Get(name string) *pipelinev1.TaskRun
 	OnUpdate(f func(was, is *pipelinev1.TaskRun))
+	Run(ctx context.Context)
+}
+
+// podWatch is a watch of pods kept in memory (kube.PodCache).
+type podWatch interface {
+	OnUpdate(f func(was, is *corev1.Pod))
 	Run(ctx context.Context)
 }
 
@@ -98,10 +105,23 @@ type Sink struct {
 	// unreported holds the TaskRuns of ours not marked reported, as a
 	// watch sees them, once Run starts it.
 	unreported watched
+	// pods holds the pods of our TaskRuns as a watch sees them, once Run
+	// starts it: their steps ending is when a report is claimed early
+	// (claimEarly).
+	pods podWatch
+	// early holds the reports this replica claimed early, by TaskRun
+	// name, until their TaskRuns finish or earlyHold passes.
+	earlyMu sync.Mutex
+	early   map[string]*earlyClaim
 	// done remembers the TaskRuns (by UID) this process has seen reported,
 	// so repeated events cost no apiserver call.
 	done *memo.Set
-	now  func() time.Time
+	// firstGone remembers the TaskRuns (by UID) whose report's first claim
+	// this process made, won or lost (claimFirst), so that it does not try
+	// it again: when the TaskRun finishes after an early claim, or when
+	// both its watch and Tekton's event report it.
+	firstGone *memo.Set
+	now       func() time.Time
 
 	stop context.CancelFunc
 	wg   sync.WaitGroup
@@ -112,8 +132,9 @@ func New(k Kube, e Engine, o Options, log *slog.Logger) *Sink {
 	if o.ReportStale <= 0 {
 		o.ReportStale = ReportStale(5*time.Second, 20*time.Second)
 	}
-	s := &Sink{kube: k, engine: e, opts: o, log: log, done: memo.NewSet(4096), now: time.Now, stop: func() {}}
+	s := &Sink{kube: k, engine: e, opts: o, log: log, done: memo.NewSet(4096), firstGone: memo.NewSet(4096), now: time.Now, stop: func() {}, early: map[string]*earlyClaim{}}
 	s.unreported = k.TaskRunCache(s.unreportedSelector())
+	s.pods = k.PodCache(fmt.Sprintf("%s=%s,%s,%s", contract.LabelProduct, o.Product, contract.LabelTaskRunRef, kube.LabelPodTaskRun))
 	return s
 }
 
@@ -148,11 +169,20 @@ func (s *Sink) Run(ctx context.Context) {
 	}()
 }
 
-// Stop ends the watch and the background sweeps, and waits for the sweep
-// and the reports under way.
-func (s *Sink) Stop(context.Context) error {
+// Stop ends the watch and the background sweeps, waits for the sweep and
+// the reports under way, and drops the early claims no report used, so
+// that another replica takes those reports over at once.
+func (s *Sink) Stop(ctx context.Context) error {
 	s.stop()
 	s.wg.Wait()
+	s.earlyMu.Lock()
+	held := s.early
+	s.early = map[string]*earlyClaim{}
+	s.earlyMu.Unlock()
+	for name, e := range held {
+		e.timer.Stop()
+		s.dropUnused(ctx, name, e)
+	}
 	return nil
 }
 
@@ -176,7 +206,18 @@ func (s *Sink) watch(ctx context.Context) {
 			s.reportSeen(reports, is.Name)
 		})
 	})
+	s.pods.OnUpdate(func(was, is *corev1.Pod) {
+		if kube.StepsEnded(was) || !kube.StepsEnded(is) || s.earlyHold() <= 0 || ctx.Err() != nil {
+			return
+		}
+		s.wg.Go(func() {
+			slots <- struct{}{}
+			defer func() { <-slots }()
+			s.claimEarly(reports, is.Labels[kube.LabelPodTaskRun])
+		})
+	})
 	s.wg.Go(func() { s.unreported.Run(ctx) })
+	s.wg.Go(func() { s.pods.Run(ctx) })
 }
 
 // watchReports bounds the reports of TaskRuns the watch saw finish that run
@@ -249,11 +290,16 @@ func (s *Sink) handle(ctx context.Context, e event.Event) (eventlog.Outcome, str
 // ReportStale is the age past which a report's claim outlived the replica
 // that took it, for an Engine client with the given per-request timeout and
 // retry budget: the claim covers one Engine call, which ends within both
-// and within the event's status.Budget, plus a margin. The next event or
-// sweep takes an older claim over. With the defaults (5 s, 20 s) it is 30 s.
+// and within the event's status.Budget, plus staleMargin. The next event
+// or sweep takes an older claim over. With the defaults (5 s, 20 s) it is
+// 30 s.
 func ReportStale(engineTimeout, retryBudget time.Duration) time.Duration {
-	return min(status.Budget, engineTimeout+retryBudget) + 5*time.Second
+	return min(status.Budget, engineTimeout+retryBudget) + staleMargin
 }
+
+// staleMargin is how long a report's claim outlives the last moment its
+// replica may still be sending the end call.
+const staleMargin = 5 * time.Second
 
 // report sends the end call for the named TaskRun unless it was reported or
 // needs none, as outcome.Decide judges. It runs under a per-name lock, so
@@ -334,7 +380,12 @@ func (s *Sink) release(ctx context.Context, tr *pipelinev1.TaskRun) error {
 // claim fails: the TaskRun is read then.
 func (s *Sink) reportFirst(ctx context.Context, name string) (result eventlog.Outcome, done bool, err error) {
 	tr := s.unreported.Get(name)
-	if tr == nil || tr.DeletionTimestamp != nil || tr.IsPending() || s.live(tr.Annotations) {
+	if tr != nil && outcome.Finished(tr, s.opts.Product) {
+		if result, done, err := s.reportEarly(ctx, tr); done {
+			return result, done, err
+		}
+	}
+	if tr == nil || tr.DeletionTimestamp != nil || tr.IsPending() || s.live(tr.Annotations) || s.firstGone.Has(string(tr.UID)) {
 		return "", false, nil
 	}
 	decision, rep, _ := outcome.Decide(tr, s.opts.Product)
@@ -342,17 +393,132 @@ func (s *Sink) reportFirst(ctx context.Context, name string) (result eventlog.Ou
 	if decision != outcome.ReportEnd || rep.Left == outcome.Done || want == nil {
 		return "", false, nil
 	}
-	at := s.now()
-	mine := claim{taskRun: tr.Name, configMap: want.Name, onConfigMap: contract.ClaimValue(at)}
-	won, err := s.kube.ClaimReportFirst(ctx, want, at)
-	if err != nil {
-		won = s.landed(ctx, mine) // after a timeout, the claim may be there
-	}
+	mine, won, err := s.claimFirst(ctx, tr, want, s.now())
 	if !won {
 		return "", err != nil, err
 	}
 	result, err = s.sendClaimed(ctx, tr, rep, mine)
 	return result, true, err
+}
+
+// claimFirst makes the first claim of tr's report (ClaimReportFirst), at
+// at, on its params ConfigMap, as want expects it, and reports whether it
+// won. Once the apiserver answers, won or not, the first claim is gone,
+// which firstGone remembers.
+func (s *Sink) claimFirst(ctx context.Context, tr *pipelinev1.TaskRun, want *corev1.ConfigMap, at time.Time) (mine claim, won bool, err error) {
+	mine = claim{taskRun: tr.Name, configMap: want.Name, onConfigMap: contract.ClaimValue(at)}
+	won, err = s.kube.ClaimReportFirst(ctx, want, at)
+	if err != nil {
+		won = s.landed(ctx, mine) // after a timeout, the claim may be there
+	}
+	if err == nil || won {
+		s.firstGone.Add(string(tr.UID))
+	}
+	return mine, won, err
+}
+
+// An early claim is a report's claim taken when the pod watch sees the
+// TaskRun's steps end, before Tekton finishes the TaskRun (which it does
+// once it sees the same), so that the end call, when it does, waits for no
+// write. It is the first claim, as reportFirst's is. Like any claim it
+// covers end calls that end before it is stale: the call made under it is
+// bounded by its time plus sendWindow. One that no report used within
+// earlyHold (the TaskRun retries its steps, Tekton is slow, the replica
+// stops) is dropped, so that any replica takes the report over at once.
+type earlyClaim struct {
+	mine  claim
+	at    time.Time
+	timer *time.Timer
+}
+
+// sendWindow is how long after a claim its replica may still send the end
+// call: the claim is stale staleMargin later.
+func (s *Sink) sendWindow() time.Duration { return s.opts.ReportStale - staleMargin }
+
+// earlyHold is how long an early claim waits for its TaskRun to finish: a
+// fifth of sendWindow, at most 5 s. Tekton finishes a TaskRun within a
+// reconcile of its pod's steps ending.
+func (s *Sink) earlyHold() time.Duration { return min(s.sendWindow()/5, 5*time.Second) }
+
+// claimEarly claims the report of the named TaskRun, whose steps the pod
+// watch saw end, when the TaskRun watch holds it unfinished and its report
+// unclaimed.
+func (s *Sink) claimEarly(ctx context.Context, name string) {
+	hold := s.earlyHold()
+	ctx, cancel := context.WithTimeout(ctx, hold)
+	defer cancel()
+	unlock := s.locks.Lock(name)
+	defer unlock()
+	tr := s.unreported.Get(name)
+	if tr == nil || tr.DeletionTimestamp != nil || tr.IsPending() || outcome.Finished(tr, s.opts.Product) || s.live(tr.Annotations) {
+		return
+	}
+	want := paramsWant(tr)
+	if want == nil {
+		return
+	}
+	at := s.now()
+	mine, won, _ := s.claimFirst(ctx, tr, want, at)
+	if !won {
+		return
+	}
+	s.log.DebugContext(ctx, "claimed a report when the steps ended", "taskrun", name)
+	e := &earlyClaim{mine: mine, at: at}
+	s.earlyMu.Lock()
+	defer s.earlyMu.Unlock()
+	e.timer = time.AfterFunc(hold, func() {
+		unlock := s.locks.Lock(name) // not while a report may use it
+		defer unlock()
+		if s.takeEarly(name, e) != nil {
+			dctx, cancel := context.WithTimeout(context.Background(), status.SettleTimeout)
+			defer cancel()
+			s.dropUnused(dctx, name, e)
+		}
+	})
+	s.early[name] = e
+}
+
+// takeEarly removes and returns the early claim held for the named
+// TaskRun; only when it is want, if want is not nil.
+func (s *Sink) takeEarly(name string, want *earlyClaim) *earlyClaim {
+	s.earlyMu.Lock()
+	defer s.earlyMu.Unlock()
+	e := s.early[name]
+	if e == nil || (want != nil && e != want) {
+		return nil
+	}
+	delete(s.early, name)
+	e.timer.Stop()
+	return e
+}
+
+// reportEarly sends the end call of a finished TaskRun under this
+// replica's early claim of its report, when it holds one, bounded by the
+// claim's sendWindow (at least four fifths of it are left: one is held
+// for earlyHold at most); done is false when it holds none. A claim the
+// TaskRun as it is cannot use (it is being deleted or needs no end call)
+// is dropped, and the report goes on as any other.
+func (s *Sink) reportEarly(ctx context.Context, tr *pipelinev1.TaskRun) (result eventlog.Outcome, done bool, err error) {
+	e := s.takeEarly(tr.Name, nil)
+	if e == nil {
+		return "", false, nil
+	}
+	decision, rep, _ := outcome.Decide(tr, s.opts.Product)
+	if tr.DeletionTimestamp != nil || decision != outcome.ReportEnd || rep.Left == outcome.Done {
+		s.dropUnused(ctx, tr.Name, e)
+		return "", false, nil
+	}
+	ctx, cancel := context.WithDeadline(ctx, e.at.Add(s.sendWindow()))
+	defer cancel()
+	result, err = s.sendClaimed(ctx, tr, rep, e.mine)
+	return result, true, err
+}
+
+// dropUnused drops an early claim no report used.
+func (s *Sink) dropUnused(ctx context.Context, name string, e *earlyClaim) {
+	if err := s.drop(ctx, e.mine); err != nil {
+		s.log.WarnContext(ctx, "could not drop an early claim of a report", "taskrun", name, "error", err.Error())
+	}
 }
 
 // landed reports whether a claim on the ConfigMap whose patch failed (a
@@ -366,6 +532,9 @@ func (s *Sink) landed(ctx context.Context, mine claim) bool {
 // send claims the report of a TaskRun, sends the Engine its end call and
 // marks it reported, unless another replica holds the claim.
 func (s *Sink) send(ctx context.Context, tr *pipelinev1.TaskRun, rep outcome.Report) (eventlog.Outcome, error) {
+	if result, done, err := s.reportEarly(ctx, tr); done {
+		return result, err
+	}
 	mine, err := s.claim(ctx, tr)
 	if err != nil || !mine.held() {
 		return eventlog.Skipped, err // another replica is reporting it

@@ -48,7 +48,8 @@ type env struct {
 	tekton *tektonfake.Clientset
 	engine *enginestub.Server
 	sink   *sink.Sink
-	log    *logBuffer // the lines of every sink served
+	log    *logBuffer    // the lines of every sink served
+	stale  time.Duration // the sinks' ReportStale; 0: the default
 }
 
 // logBuffer collects log lines written from several goroutines.
@@ -105,7 +106,7 @@ func (e *env) serve(t *testing.T, policy string) {
 	t.Helper()
 	kc := kubetest.New(e.kube, e.tekton, ns, 5*time.Second)
 	ec := engine.New(engine.Options{BaseURL: e.engine.URL(), Timeout: time.Second, RetryBudget: 2 * time.Second})
-	e.sink = sink.New(kc, ec, sink.Options{Product: "bmrg-flow", DeletionPolicy: policy, SweepLimit: 10}, slog.New(slog.NewJSONHandler(e.log, &slog.HandlerOptions{Level: slog.LevelDebug})))
+	e.sink = sink.New(kc, ec, sink.Options{Product: "bmrg-flow", DeletionPolicy: policy, SweepLimit: 10, ReportStale: e.stale}, slog.New(slog.NewJSONHandler(e.log, &slog.HandlerOptions{Level: slog.LevelDebug})))
 	e.url = fnserve.Serve(t, e.sink, 4<<20)
 }
 
@@ -173,6 +174,17 @@ func (e *env) send(t *testing.T, ceType, subject string, data []byte) int {
 		t.Errorf("the sink replied with an event")
 	}
 	return resp.StatusCode
+}
+
+// sendEach sends a Tekton event to each sink at urls, one after the other,
+// and expects 200 from each.
+func sendEach(t *testing.T, ceType, subject string, data []byte, urls ...string) {
+	t.Helper()
+	for _, url := range urls {
+		if code := (&env{url: url}).send(t, ceType, subject, data); code != http.StatusOK {
+			t.Fatalf("%s: status %d", url, code)
+		}
+	}
 }
 
 func (e *env) get(t *testing.T, name string) *tektonv1.TaskRun {
@@ -707,11 +719,7 @@ func TestReportedFromTheWatch(t *testing.T) {
 		}
 		e.finish(t, tr.Name)
 		wait.Eventually(t, 10*time.Second, "the end, with no event", func() (bool, error) { return len(ends(e.engine.Calls())) > 0, nil })
-		for _, url := range urls { // Tekton's event, late
-			if code := (&env{url: url}).send(t, successful, tr.Name, data); code != http.StatusOK {
-				t.Fatalf("status %d", code)
-			}
-		}
+		sendEach(t, successful, tr.Name, data, urls...) // Tekton's event, late
 		e.endedOnce(t, tr.Name)
 	})
 	t.Run("stopped while reporting", func(t *testing.T) {
@@ -768,15 +776,172 @@ func TestReportedFromTheWatch(t *testing.T) {
 			t.Fatal(err)
 		}
 		e.serve(t, "Never") // a replica that reads
-		for _, url := range []string{e.url, lagging} {
-			if code := (&env{url: url}).send(t, successful, tr.Name, data); code != http.StatusOK {
-				t.Fatalf("status %d", code)
-			}
-		}
+		sendEach(t, successful, tr.Name, data, e.url, lagging)
 		if n := len(ends(e.engine.Calls())); n != 1 {
 			t.Fatalf("%d end calls, want 1: the lagging replica reported a TaskRun another reported while it was deleted", n)
 		}
 	})
+}
+
+// A replica whose pod watch sees a TaskRun's steps end claims its report
+// then, before Tekton finishes the TaskRun, and sends the end call with no
+// write once it does. An early claim no report used in time, or held when
+// its replica stops, is dropped, and the report goes on as any other: one
+// end call in every case.
+func TestReportClaimedEarly(t *testing.T) {
+	t.Parallel()
+	const successful = "dev.tekton.event.taskrun.successful.v1"
+	data := withoutDeletion(t, fixtures.Data(t, "tekton-taskrun-successful-two-results.json"))
+	running := withCondition(t, data, corev1.ConditionUnknown, "Running", "", nil)
+	start := func(t *testing.T, e *env, replicas int) (*tektonv1.TaskRun, []string) {
+		tr := e.withConfigMap(t, running)
+		e.pod(t, tr, false)
+		var urls []string
+		for range replicas {
+			e.serve(t, "Never")
+			ctx, cancel := context.WithCancel(context.Background())
+			t.Cleanup(cancel)
+			e.sink.Watch(ctx)
+			wait.Eventually(t, 10*time.Second, "the watch holds "+tr.Name, func() (bool, error) { return e.sink.Watched(tr.Name), nil })
+			urls = append(urls, e.url)
+		}
+		return tr, urls
+	}
+	claimed := func(t *testing.T, e *env, tr *tektonv1.TaskRun) {
+		e.pod(t, tr, true)
+		wait.Eventually(t, 10*time.Second, "the report claimed early", func() (bool, error) {
+			return !contract.ClaimTime(e.configMap(t, tr).Annotations, contract.AnnotationReporting).IsZero(), nil
+		})
+	}
+	dropped := func(t *testing.T, e *env, tr *tektonv1.TaskRun) {
+		wait.Eventually(t, 10*time.Second, "the early claim dropped", func() (bool, error) {
+			a := e.configMap(t, tr).Annotations
+			return a[contract.AnnotationReporting] != "" && contract.ClaimTime(a, contract.AnnotationReporting).IsZero(), nil
+		})
+	}
+	t.Run("used", func(t *testing.T) {
+		t.Parallel()
+		e := newEnv(t, "Never")
+		tr, urls := start(t, e, 1)
+		claimed(t, e, tr)
+		e.kube.ClearActions()
+		e.finish(t, tr.Name)
+		wait.Eventually(t, 10*time.Second, "the end, with no event", func() (bool, error) { return len(ends(e.engine.Calls())) > 0, nil })
+		for _, a := range e.kube.Actions() {
+			if a.GetResource().Resource == "configmaps" {
+				t.Errorf("%s of the ConfigMap after the TaskRun finished; want the end call under the early claim, with no write", a.GetVerb())
+			}
+		}
+		sendEach(t, successful, tr.Name, data, urls...) // Tekton's event, late
+		e.endedOnce(t, tr.Name)
+		e.reportedOnConfigMap(t, tr)
+	})
+	t.Run("replicas", func(t *testing.T) {
+		t.Parallel()
+		e := newEnv(t, "Never")
+		tr, urls := start(t, e, 3)
+		claimed(t, e, tr)
+		patches := func() int {
+			n := 0
+			for _, a := range e.kube.Actions() {
+				if a.GetVerb() == "patch" && a.GetResource().Resource == "configmaps" {
+					n++
+				}
+			}
+			return n
+		}
+		wait.Eventually(t, 10*time.Second, "every replica's early claim", func() (bool, error) { return patches() == 3, nil })
+		e.kube.ClearActions()
+		e.finish(t, tr.Name)
+		var wg sync.WaitGroup
+		for i := range 30 { // Tekton's event, and copies, at every replica
+			wg.Go(func() {
+				if code := (&env{url: urls[i%len(urls)]}).send(t, successful, tr.Name, data); code != http.StatusOK {
+					t.Errorf("status %d", code)
+				}
+			})
+		}
+		wg.Wait()
+		wait.Eventually(t, 10*time.Second, "the end", func() (bool, error) { return len(ends(e.engine.Calls())) > 0, nil })
+		wait.Eventually(t, 10*time.Second, "the mark", func() (bool, error) { return e.get(t, tr.Name).Labels["boomerang.io/reported"] == "true", nil })
+		e.endedOnce(t, tr.Name)
+		if n := patches(); n != 0 {
+			t.Errorf("%d patches of the ConfigMap after the TaskRun finished; want none: the replicas that lost the early claim know the first claim is taken", n)
+		}
+	})
+	t.Run("not used in time", func(t *testing.T) {
+		t.Parallel()
+		e := newEnv(t, "Never")
+		e.stale = sink.ReportStale(300*time.Millisecond, 700*time.Millisecond) // held 200 ms
+		tr, urls := start(t, e, 2)
+		claimed(t, e, tr)
+		dropped(t, e, tr)
+		e.finish(t, tr.Name)
+		// The first claim is gone, so the watch leaves the report to
+		// Tekton's event, which reads.
+		sendEach(t, successful, tr.Name, data, urls...)
+		e.endedOnce(t, tr.Name)
+	})
+	t.Run("held when its replica stops", func(t *testing.T) {
+		t.Parallel()
+		e := newEnv(t, "Never")
+		tr, _ := start(t, e, 1)
+		claimed(t, e, tr)
+		if err := e.sink.Stop(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		dropped(t, e, tr)
+		e.serve(t, "Never") // another replica, which Tekton's event reaches
+		e.finish(t, tr.Name)
+		sendEach(t, successful, tr.Name, data, e.url)
+		e.endedOnce(t, tr.Name)
+	})
+	t.Run("Tekton's event first", func(t *testing.T) {
+		t.Parallel()
+		e := newEnv(t, "Never")
+		tr, _ := start(t, e, 1)
+		claimed(t, e, tr)
+		e.sink.StopWatch()
+		seen, err := pipelinev1test.FromTekton(e.get(t, tr.Name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		e.sink.Lagging(seen) // a watch that has not seen the finish
+		e.finish(t, tr.Name)
+		e.kube.ClearActions()
+		if code := e.send(t, successful, tr.Name, data); code != http.StatusOK {
+			t.Fatalf("status %d", code)
+		}
+		e.endedOnce(t, tr.Name)
+		for _, a := range e.kube.Actions() {
+			if a.GetVerb() != "get" {
+				t.Errorf("%s of the ConfigMap after the TaskRun finished; want the end call under the early claim", a.GetVerb())
+			}
+		}
+	})
+}
+
+// pod stores or updates the pod of tr as Tekton makes it and a node runs
+// it: its steps running, or ended.
+func (e *env) pod(t *testing.T, tr *tektonv1.TaskRun, ended bool) {
+	t.Helper()
+	p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: tr.Name + "-pod", Namespace: ns, Labels: map[string]string{
+		contract.LabelProduct: "bmrg-flow", contract.LabelTaskRunRef: tr.Labels[contract.LabelTaskRunRef], "tekton.dev/taskRun": tr.Name}}}
+	state := corev1.ContainerState{Running: &corev1.ContainerStateRunning{}}
+	if ended {
+		state = corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{Reason: "Completed"}}
+	}
+	p.Status = corev1.PodStatus{Phase: corev1.PodRunning, ContainerStatuses: []corev1.ContainerStatus{{Name: "step-build", State: state}, {Name: "sidecar-db"}}}
+	pods := e.kube.CoreV1().Pods(ns)
+	if !ended {
+		if _, err := pods.Create(context.Background(), p, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	if _, err := pods.UpdateStatus(context.Background(), p, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // hookedKube runs before, once, when the sink first reads the named

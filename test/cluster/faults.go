@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"syscall"
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -46,4 +47,25 @@ func (c *Cluster) StopAPIServer() (start func(context.Context) error, err error)
 			return err == nil, err
 		})
 	}, nil
+}
+
+// PauseTekton stops Tekton's controller (SIGSTOP), for a test that needs
+// a TaskRun's pod to change while Tekton does not act on it, and returns
+// the function that lets it go on (SIGCONT); its watches then catch up.
+// Keep the pause short: the controller renews its leases on resuming.
+func (c *Cluster) PauseTekton() (resume func() error, err error) {
+	c.mu.Lock()
+	i := slices.IndexFunc(c.procs, func(p *proc) bool { return p.Name == binTektonController })
+	var pid int
+	if i >= 0 {
+		pid = c.procs[i].PID
+	}
+	c.mu.Unlock()
+	if pid == 0 {
+		return nil, fmt.Errorf("pause %s: not running", binTektonController)
+	}
+	if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
+		return nil, fmt.Errorf("pause %s: %w", binTektonController, err)
+	}
+	return func() error { return syscall.Kill(pid, syscall.SIGCONT) }, nil
 }

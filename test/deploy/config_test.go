@@ -100,24 +100,26 @@ func TestRoles(t *testing.T) {
 	for _, tc := range []struct {
 		name string
 		want []rbacv1.PolicyRule
-		// readsPods: the role may get Pods and their logs (pods/log), the
-		// one subresource any function uses; nothing else of Pods.
-		readsPods bool
+		// pods: what the role may do with Pods and their logs (pods/log,
+		// the one subresource any function uses), by resource; nothing
+		// else of Pods.
+		pods map[string][]string
 	}{
 		{"flow-tekton-handler", []rbacv1.PolicyRule{
 			{APIGroups: []string{"tekton.dev"}, Resources: []string{"taskruns"}, Verbs: []string{"create", "get", "patch"}},
 			{APIGroups: []string{""}, Resources: []string{"configmaps"}, Verbs: []string{"create", "get", "patch", "delete"}},
 			{APIGroups: []string{""}, Resources: []string{"persistentvolumeclaims"}, Verbs: []string{"create", "get", "list", "delete"}},
-		}, false},
+		}, nil},
 		{"flow-tekton-sink", []rbacv1.PolicyRule{
 			{APIGroups: []string{"tekton.dev"}, Resources: []string{"taskruns"}, Verbs: []string{"get", "list", "watch", "patch", "delete"}},
 			{APIGroups: []string{""}, Resources: []string{"configmaps"}, Verbs: []string{"get", "patch", "delete"}},
-		}, false},
+			{APIGroups: []string{""}, Resources: []string{"pods"}, Verbs: []string{"list", "watch"}},
+		}, map[string][]string{"pods": {"list", "watch"}}},
 		{"flow-tekton-logs", []rbacv1.PolicyRule{
 			{APIGroups: []string{"tekton.dev"}, Resources: []string{"taskruns"}, Verbs: []string{"get"}},
 			{APIGroups: []string{""}, Resources: []string{"pods"}, Verbs: []string{"get"}},
 			{APIGroups: []string{""}, Resources: []string{"pods/log"}, Verbs: []string{"get"}},
-		}, true},
+		}, map[string][]string{"pods": {"get"}, "pods/log": {"get"}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -133,12 +135,12 @@ func TestRoles(t *testing.T) {
 					switch {
 					case res == "secrets":
 						t.Errorf("rules[%d] grants secrets; no function touches Secrets", i)
-					case tc.readsPods && (res == "pods" || res == "pods/log"):
-						if !slices.Equal(r.Verbs, []string{"get"}) {
-							t.Errorf("rules[%d] grants %v on %s; the logs role only gets a Pod and its logs by name", i, r.Verbs, res)
+					case tc.pods[res] != nil:
+						if !slices.Equal(r.Verbs, tc.pods[res]) {
+							t.Errorf("rules[%d] grants %v on %s; want %v: the logs role gets a Pod and its logs by name, the sink watches Pods", i, r.Verbs, res, tc.pods[res])
 						}
 					case res == "pods" || strings.Contains(res, "/"):
-						t.Errorf("rules[%d] grants %s; only the logs role reads Pods (and pods/log), and no function uses another subresource", i, res)
+						t.Errorf("rules[%d] grants %s; only the logs role reads Pods (and pods/log) and the sink watches them, and no function uses another subresource", i, res)
 					}
 				}
 			}

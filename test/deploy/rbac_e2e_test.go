@@ -63,6 +63,8 @@ var allowed = map[string][]access{
 		{"get", "", "configmaps"},            // the params ConfigMap: the report's claim
 		{"patch", "", "configmaps"},          // the claim, settling the handler's
 		{"delete", "", "configmaps"},         // with its TaskRun
+		{"list", "", "pods"},                 // the watch's list
+		{"watch", "", "pods"},                // our TaskRuns' pods: their steps ending
 	},
 	"flow-tekton-logs": {
 		{"get", "tekton.dev", "taskruns"}, // the task's pod and steps

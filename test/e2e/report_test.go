@@ -13,10 +13,13 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"knative.dev/pkg/apis"
 
 	"github.com/boomerang-io/flow-tekton-handler/internal/contract"
+	"github.com/boomerang-io/flow-tekton-handler/internal/engine"
 	"github.com/boomerang-io/flow-tekton-handler/test/enginestub"
 	"github.com/boomerang-io/flow-tekton-handler/test/wait"
 )
@@ -146,5 +149,70 @@ func TestDeletionRetriedUntilItSucceeds(t *testing.T) {
 	s.waitGone(id, "the sweep to delete the reported TaskRun", 30*time.Second)
 	if n := len(s.calls(enginestub.KindTaskRunEnd, id)); n != 1 {
 		t.Fatalf("%d accepted ends, want 1", n)
+	}
+}
+
+// The sink claims a report when the TaskRun's steps end, before Tekton
+// finishes the TaskRun, so the end call waits for no write: with Tekton's
+// controller paused, the pod ends (the node, kwok) and the claim is on the
+// params ConfigMap while the TaskRun still runs; once Tekton finishes it,
+// the Engine gets one end.
+func TestSinkClaimsWhenStepsEnd(t *testing.T) {
+	s := newStack(t, nil)
+	s.startSink()
+	s.mustPost(event(t, "engine-taskrun-script-ready.json", withLabels(map[string]string{"ktest.dev/outcome": "hang"})))
+	tr := s.waitRunning(name(scriptID))
+	ctx := context.Background()
+	cms, err := s.kube.CoreV1().ConfigMaps(s.ns).List(ctx, metav1.ListOptions{LabelSelector: contract.LabelTaskRunRef + "=" + scriptID})
+	if err != nil || len(cms.Items) != 1 {
+		t.Fatalf("params ConfigMaps: %v, %v", cms, err)
+	}
+	cm := cms.Items[0].Name
+
+	resume, err := s.c.PauseTekton()
+	if err != nil {
+		t.Fatal(err)
+	}
+	resumed := false
+	t.Cleanup(func() {
+		if !resumed {
+			_ = resume()
+		}
+	})
+	// The pod stops hanging: kwok ends its containers.
+	patch := []byte(`{"metadata":{"labels":{"ktest.dev/outcome":"pass"}}}`)
+	if _, err := s.kube.CoreV1().Pods(s.ns).Patch(ctx, tr.Status.PodName, types.MergePatchType, patch, metav1.PatchOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	wait.Eventually(t, 30*time.Second, "the report claimed on the ConfigMap", func() (bool, error) {
+		got, err := s.kube.CoreV1().ConfigMaps(s.ns).Get(ctx, cm, metav1.GetOptions{})
+		if err != nil {
+			return false, err
+		}
+		_, claimed := got.Annotations[contract.AnnotationClaimed]
+		return !claimed && !contract.ClaimTime(got.Annotations, contract.AnnotationReporting).IsZero(), nil
+	})
+	if status, reason, _ := condition(s.waitRunning(tr.Name)); status != corev1.ConditionUnknown {
+		t.Fatalf("TaskRun %s (%s) while Tekton is paused", status, reason)
+	}
+	if n := len(s.calls(enginestub.KindTaskRunEnd, scriptID)); n != 0 {
+		t.Fatalf("%d end calls before Tekton finished the TaskRun", n)
+	}
+	resumed = true
+	if err := resume(); err != nil {
+		t.Fatal(err)
+	}
+	if end := s.waitEnd(scriptID, time.Minute); end.Status != engine.StatusSucceeded {
+		t.Fatalf("end status %q", end.Status)
+	}
+	wait.Eventually(t, 30*time.Second, "the TaskRun marked reported (and deleted, as its task asks)", func() (bool, error) {
+		got, err := s.taskRun(tr.Name)
+		if apierrors.IsNotFound(err) {
+			return true, nil
+		}
+		return err == nil && got.Labels[contract.LabelReported] != "", err
+	})
+	if n := len(s.calls(enginestub.KindTaskRunEnd, scriptID)); n != 1 {
+		t.Fatalf("%d end calls, want 1", n)
 	}
 }

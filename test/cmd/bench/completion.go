@@ -248,7 +248,7 @@ func (b *bench) completions(ctx context.Context) error {
 	b.rows = append(b.rows,
 		latencyRow(name+": p50 latency (ms)", o50, f50, addedTargetMs, ""),
 		latencyRow(name+": p99 latency (ms)", o99, f99, addedTargetMs, " †"))
-	b.note("Where the sink's time goes in the same runs (p50 of each run): its claim of the report, the one write before the end call that keeps two replicas from both sending it (a JSON patch of the params ConfigMap, with no read), is seen by a watch of this process %s ms after the TaskRun was seen terminal, and the end call arrives %s ms after it was (the row above). The same patch made one at a time, with no TaskRun finishing around it, is in the sink's replayed steps below.",
+	b.note("Where the sink's time goes in the same runs (p50 of each run): its claim of the report, the one write that keeps two replicas from both sending the end call (a JSON patch of the params ConfigMap, with no read), is made when the sink's pod watch sees the steps end, before Tekton finishes the TaskRun, and is seen by a watch of this process %s ms after the TaskRun was seen terminal (negative: before); the end call, which then waits for no write, arrives %s ms after it was (the row above). The same patch made one at a time is in the sink's replayed steps below.",
 		c50.format(1, false), o50.format(1, false))
 	return nil
 }

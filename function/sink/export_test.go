@@ -3,6 +3,8 @@ package sink
 import (
 	"context"
 
+	"github.com/boomerang-io/flow-tekton-handler/internal/kube"
+
 	pipelinev1 "github.com/boomerang-io/flow-tekton-handler/internal/pipelinev1"
 )
 
@@ -22,6 +24,21 @@ func (s *Sink) StopWatch() {
 
 // Watched reports whether the sink's watch holds the named TaskRun.
 func (s *Sink) Watched(name string) bool { return s.unreported.Get(name) != nil }
+
+// Versions returns the resourceVersions at which the sink's watches hold
+// the named TaskRun and pod, "" for one they do not hold.
+func (s *Sink) Versions(taskRun, pod string) (string, string) {
+	var trv, prv string
+	if tr := s.unreported.Get(taskRun); tr != nil {
+		trv = tr.ResourceVersion
+	}
+	if c, ok := s.pods.(*kube.PodCache); ok {
+		if p := c.Get(pod); p != nil {
+			prv = p.ResourceVersion
+		}
+	}
+	return trv, prv
+}
 
 // Lagging replaces the sink's watch with one that holds trs as they are
 // now, whatever the apiserver holds later: a watch that has not caught up.

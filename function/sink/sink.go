@@ -179,9 +179,11 @@ func (s *Sink) Stop(ctx context.Context) error {
 	held := s.early
 	s.early = map[string]*earlyClaim{}
 	s.earlyMu.Unlock()
+	dctx, cancel := status.Settle(ctx) // also when the server's own time is up
+	defer cancel()
 	for name, e := range held {
 		e.timer.Stop()
-		s.dropUnused(ctx, name, e)
+		s.dropUnused(dctx, name, e)
 	}
 	return nil
 }
@@ -470,7 +472,7 @@ func (s *Sink) claimEarly(ctx context.Context, name string) {
 		unlock := s.locks.Lock(name) // not while a report may use it
 		defer unlock()
 		if s.takeEarly(name, e) != nil {
-			dctx, cancel := context.WithTimeout(context.Background(), status.SettleTimeout)
+			dctx, cancel := status.Settle(context.Background())
 			defer cancel()
 			s.dropUnused(dctx, name, e)
 		}

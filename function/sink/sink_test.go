@@ -802,7 +802,7 @@ func TestReportClaimedEarly(t *testing.T) {
 			ctx, cancel := context.WithCancel(context.Background())
 			t.Cleanup(cancel)
 			e.sink.Watch(ctx)
-			wait.Eventually(t, 10*time.Second, "the watch holds "+tr.Name, func() (bool, error) { return e.sink.Watched(tr.Name), nil })
+			e.watching(t, tr)
 			urls = append(urls, e.url)
 		}
 		return tr, urls
@@ -919,6 +919,53 @@ func TestReportClaimedEarly(t *testing.T) {
 			}
 		}
 	})
+}
+
+// watching waits until the sink's watches of TaskRuns and pods are past
+// their first list: a fake clientset's watch starts where it is when the
+// informer asks for it, so what changes between the list and the watch is
+// never seen. It changes tr and its pod until the watches hold the
+// versions of one change.
+func (e *env) watching(t *testing.T, tr *tektonv1.TaskRun) {
+	t.Helper()
+	var trNow, podNow string
+	polls := 0
+	wait.Eventually(t, 10*time.Second, "the watches of "+tr.Name+" and its pod", func() (bool, error) {
+		if trv, podv := e.sink.Versions(tr.Name, tr.Name+"-pod"); trv != "" && trv == trNow && podv == podNow {
+			return true, nil
+		}
+		if polls++; polls%10 != 1 { // a change not seen yet may be on its way
+			return false, nil
+		}
+		var err error
+		trNow, podNow, err = e.touch(tr.Name)
+		return false, err
+	})
+}
+
+// touch changes an annotation of the named TaskRun and of its pod, and
+// returns their new versions.
+func (e *env) touch(name string) (trv, podv string, err error) {
+	ctx := context.Background()
+	const key = "ktest.dev/touched"
+	at := time.Now().Format(time.RFC3339Nano)
+	tr, err := e.tekton.TektonV1().TaskRuns(ns).Get(ctx, name, metav1.GetOptions{})
+	if err != nil {
+		return "", "", err
+	}
+	metav1.SetMetaDataAnnotation(&tr.ObjectMeta, key, at)
+	if tr, err = e.tekton.TektonV1().TaskRuns(ns).Update(ctx, tr, metav1.UpdateOptions{}); err != nil {
+		return "", "", err
+	}
+	pod, err := e.kube.CoreV1().Pods(ns).Get(ctx, name+"-pod", metav1.GetOptions{})
+	if err != nil {
+		return "", "", err
+	}
+	metav1.SetMetaDataAnnotation(&pod.ObjectMeta, key, at)
+	if pod, err = e.kube.CoreV1().Pods(ns).Update(ctx, pod, metav1.UpdateOptions{}); err != nil {
+		return "", "", err
+	}
+	return tr.ResourceVersion, pod.ResourceVersion, nil
 }
 
 // pod stores or updates the pod of tr as Tekton makes it and a node runs

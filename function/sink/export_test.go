@@ -22,9 +22,6 @@ func (s *Sink) StopWatch() {
 	s.wg.Wait()
 }
 
-// Watched reports whether the sink's watch holds the named TaskRun.
-func (s *Sink) Watched(name string) bool { return s.unreported.Get(name) != nil }
-
 // Versions returns the resourceVersions at which the sink's watches hold
 // the named TaskRun and pod, "" for one they do not hold.
 func (s *Sink) Versions(taskRun, pod string) (string, string) {

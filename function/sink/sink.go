@@ -828,13 +828,13 @@ func (s *Sink) Sweep(ctx context.Context) (int, error) {
 	n := 0
 	var errs []error
 	for i := range trs {
-		if n >= s.opts.SweepLimit {
+		if n >= s.opts.SweepLimit || ctx.Err() != nil {
 			break
 		}
 		if decision, rep, _ := outcome.Decide(&trs[i], s.opts.Product); decision == outcome.Skip && rep.Left == outcome.Nothing {
 			continue // not ours or not finished: its event, or a later sweep, reports it
 		}
-		result, err := s.report(ctx, trs[i].Name)
+		result, err := s.sweepReport(ctx, trs[i].Name)
 		if err != nil {
 			errs = append(errs, err)
 			continue
@@ -844,6 +844,21 @@ func (s *Sink) Sweep(ctx context.Context) (int, error) {
 		}
 	}
 	return n, errors.Join(append(errs, s.sweepDeletions(ctx))...)
+}
+
+// sweepReport reports the named TaskRun for a sweep, as report does, in
+// a context that ctx's cancellation does not end, only its deadline (or
+// status.Budget when it has none): a report under way when the sweep is
+// stopped runs to its end, as one the watch started does, since an end
+// call cut off might have landed, leaving the claim to go stale.
+func (s *Sink) sweepReport(ctx context.Context, name string) (eventlog.Outcome, error) {
+	deadline, ok := ctx.Deadline()
+	if !ok {
+		deadline = time.Now().Add(status.Budget)
+	}
+	rctx, cancel := context.WithDeadline(context.WithoutCancel(ctx), deadline)
+	defer cancel()
+	return s.report(rctx, name)
 }
 
 // sweepDeletions deletes the reported TaskRuns whose deletion under their

@@ -686,7 +686,7 @@ func TestReportedFromTheWatch(t *testing.T) {
 		ctx, cancel := context.WithCancel(context.Background())
 		t.Cleanup(cancel)
 		e.sink.Watch(ctx)
-		wait.Eventually(t, 10*time.Second, "the watch holds "+name, func() (bool, error) { return e.sink.Watched(name), nil })
+		e.watching(t, name)
 	}
 	t.Run("first report", func(t *testing.T) {
 		t.Parallel()
@@ -727,7 +727,7 @@ func TestReportedFromTheWatch(t *testing.T) {
 		e := newEnv(t, "Never")
 		tr := e.withConfigMap(t, withCondition(t, data, corev1.ConditionUnknown, "Running", "", nil))
 		e.sink.Run(context.Background())
-		wait.Eventually(t, 10*time.Second, "the watch holds "+tr.Name, func() (bool, error) { return e.sink.Watched(tr.Name), nil })
+		e.watching(t, tr.Name)
 		e.engine.Delay(300 * time.Millisecond) // within the Engine client's 1 s timeout
 		e.finish(t, tr.Name)
 		wait.Eventually(t, 10*time.Second, "the end call to wait on the Engine", func() (bool, error) { return e.engine.Held() > 0, nil })
@@ -802,7 +802,7 @@ func TestReportClaimedEarly(t *testing.T) {
 			ctx, cancel := context.WithCancel(context.Background())
 			t.Cleanup(cancel)
 			e.sink.Watch(ctx)
-			e.watching(t, tr)
+			e.watching(t, tr.Name)
 			urls = append(urls, e.url)
 		}
 		return tr, urls
@@ -924,27 +924,27 @@ func TestReportClaimedEarly(t *testing.T) {
 // watching waits until the sink's watches of TaskRuns and pods are past
 // their first list: a fake clientset's watch starts where it is when the
 // informer asks for it, so what changes between the list and the watch is
-// never seen. It changes tr and its pod until the watches hold the
-// versions of one change.
-func (e *env) watching(t *testing.T, tr *tektonv1.TaskRun) {
+// never seen. It changes the named TaskRun and its pod (if any) until the
+// watches hold the versions of one change.
+func (e *env) watching(t *testing.T, name string) {
 	t.Helper()
 	var trNow, podNow string
 	polls := 0
-	wait.Eventually(t, 10*time.Second, "the watches of "+tr.Name+" and its pod", func() (bool, error) {
-		if trv, podv := e.sink.Versions(tr.Name, tr.Name+"-pod"); trv != "" && trv == trNow && podv == podNow {
+	wait.Eventually(t, 10*time.Second, "the watches of "+name+" and its pod", func() (bool, error) {
+		if trv, podv := e.sink.Versions(name, name+"-pod"); trv != "" && trv == trNow && podv == podNow {
 			return true, nil
 		}
 		if polls++; polls%10 != 1 { // a change not seen yet may be on its way
 			return false, nil
 		}
 		var err error
-		trNow, podNow, err = e.touch(tr.Name)
+		trNow, podNow, err = e.touch(name)
 		return false, err
 	})
 }
 
-// touch changes an annotation of the named TaskRun and of its pod, and
-// returns their new versions.
+// touch changes an annotation of the named TaskRun and of its pod, if it
+// has one, and returns their new versions ("" for no pod).
 func (e *env) touch(name string) (trv, podv string, err error) {
 	ctx := context.Background()
 	const key = "ktest.dev/touched"
@@ -958,6 +958,9 @@ func (e *env) touch(name string) (trv, podv string, err error) {
 		return "", "", err
 	}
 	pod, err := e.kube.CoreV1().Pods(ns).Get(ctx, name+"-pod", metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		return tr.ResourceVersion, "", nil
+	}
 	if err != nil {
 		return "", "", err
 	}

@@ -181,9 +181,9 @@ func (s *Sink) Stop(ctx context.Context) error {
 	s.earlyMu.Unlock()
 	dctx, cancel := status.Settle(ctx) // also when the server's own time is up
 	defer cancel()
-	for name, e := range held {
+	for _, e := range held {
 		e.timer.Stop()
-		s.dropUnused(dctx, name, e)
+		s.dropOrWarn(dctx, e.mine)
 	}
 	return nil
 }
@@ -474,7 +474,7 @@ func (s *Sink) claimEarly(ctx context.Context, name string) {
 		if s.takeEarly(name, e) != nil {
 			dctx, cancel := status.Settle(context.Background())
 			defer cancel()
-			s.dropUnused(dctx, name, e)
+			s.dropOrWarn(dctx, e.mine)
 		}
 	})
 	s.early[name] = e
@@ -507,7 +507,7 @@ func (s *Sink) reportEarly(ctx context.Context, tr *pipelinev1.TaskRun) (result 
 	}
 	decision, rep, _ := outcome.Decide(tr, s.opts.Product)
 	if tr.DeletionTimestamp != nil || decision != outcome.ReportEnd || rep.Left == outcome.Done {
-		s.dropUnused(ctx, tr.Name, e)
+		s.dropOrWarn(ctx, e.mine)
 		return "", false, nil
 	}
 	ctx, cancel := context.WithDeadline(ctx, e.at.Add(s.sendWindow()))
@@ -516,10 +516,11 @@ func (s *Sink) reportEarly(ctx context.Context, tr *pipelinev1.TaskRun) (result 
 	return result, true, err
 }
 
-// dropUnused drops an early claim no report used.
-func (s *Sink) dropUnused(ctx context.Context, name string, e *earlyClaim) {
-	if err := s.drop(ctx, e.mine); err != nil {
-		s.log.WarnContext(ctx, "could not drop an early claim of a report", "taskrun", name, "error", err.Error())
+// dropOrWarn drops a report's claim of this replica, and logs a failure:
+// the claim then goes stale by itself.
+func (s *Sink) dropOrWarn(ctx context.Context, mine claim) {
+	if err := s.drop(ctx, mine); err != nil {
+		s.log.WarnContext(ctx, "could not drop the report's claim; it goes stale by itself", "taskrun", mine.taskRun, "error", err.Error())
 	}
 }
 
@@ -573,9 +574,7 @@ func (s *Sink) unsent(ctx context.Context, mine claim, err error) error {
 			return merr
 		}
 	case errors.As(err, &refused):
-		if derr := s.drop(sctx, mine); derr != nil {
-			s.log.WarnContext(ctx, "could not drop the report's claim", "taskrun", mine.taskRun, "error", derr.Error())
-		}
+		s.dropOrWarn(sctx, mine)
 	}
 	return err
 }
@@ -687,9 +686,7 @@ func (s *Sink) claim(ctx context.Context, tr *pipelinev1.TaskRun) (claim, error)
 	onTaskRun, err := s.claimTaskRun(ctx, tr)
 	if err != nil || onTaskRun == "" {
 		if ok {
-			if derr := s.drop(ctx, mine); derr != nil {
-				s.log.WarnContext(ctx, "could not drop the report's claim", "taskrun", tr.Name, "error", derr.Error())
-			}
+			s.dropOrWarn(ctx, mine)
 		}
 		return claim{}, err
 	}

@@ -52,3 +52,7 @@ type lagging map[string]*pipelinev1.TaskRun
 func (l lagging) Get(name string) *pipelinev1.TaskRun        { return l[name] }
 func (l lagging) OnUpdate(func(was, is *pipelinev1.TaskRun)) {}
 func (l lagging) Run(context.Context)                        {}
+func (l lagging) Listed() <-chan struct{}                    { return listed }
+
+// listed is closed: a lagging watch has listed.
+var listed = func() chan struct{} { c := make(chan struct{}); close(c); return c }()

@@ -70,6 +70,7 @@ type watched interface {
 	Get(name string) *pipelinev1.TaskRun
 	OnUpdate(f func(was, is *pipelinev1.TaskRun))
 	Run(ctx context.Context)
+	Listed() <-chan struct{}
 }
 
 // podWatch is a watch of pods kept in memory (kube.PodCache).
@@ -144,14 +145,17 @@ func (s *Sink) unreportedSelector() string {
 }
 
 // Run starts the watch of the TaskRuns not reported yet (watch) and the
-// background sweeps: one now, then one every SweepInterval when set. Stop
-// ends them.
+// background sweeps: one once the watch's first list is answered, then
+// one every SweepInterval when set. Stop ends them.
 func (s *Sink) Run(ctx context.Context) {
 	ctx, s.stop = context.WithCancel(context.WithoutCancel(ctx))
 	s.watch(ctx)
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
+		if !s.listed(ctx) {
+			return
+		}
 		var tick <-chan time.Time
 		if s.opts.SweepInterval > 0 {
 			t := time.NewTicker(s.opts.SweepInterval)
@@ -219,7 +223,25 @@ func (s *Sink) watch(ctx context.Context) {
 		})
 	})
 	s.wg.Go(func() { s.unreported.Run(ctx) })
-	s.wg.Go(func() { s.pods.Run(ctx) })
+	s.wg.Go(func() {
+		if s.listed(ctx) {
+			s.pods.Run(ctx)
+		}
+	})
+}
+
+// listed waits until the TaskRun watch's first list is answered, and
+// reports whether it was before ctx ended. The sink's other requests at
+// its start (the pod watch's list, the first sweep) wait for it, so that
+// they share its connection to the apiserver instead of each opening one
+// while the process is getting ready.
+func (s *Sink) listed(ctx context.Context) bool {
+	select {
+	case <-s.unreported.Listed():
+		return true
+	case <-ctx.Done():
+		return false
+	}
 }
 
 // watchReports bounds the reports of TaskRuns the watch saw finish that run

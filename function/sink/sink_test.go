@@ -1331,3 +1331,43 @@ func TestHandleDirect(t *testing.T) {
 		})
 	}
 }
+
+// TestRunListsFirst: Run's other requests (the pod watch's list, the first
+// sweep) wait until the TaskRun watch's first list is answered, so that a
+// starting sink opens one connection to the apiserver, not one per request.
+func TestRunListsFirst(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, "Never")
+	release, pods := make(chan struct{}), make(chan struct{}, 8)
+	var first sync.Once
+	e.tekton.PrependReactor("list", "taskruns", func(k8stesting.Action) (bool, runtime.Object, error) {
+		first.Do(func() { <-release })
+		return false, nil, nil
+	})
+	e.kube.PrependReactor("list", "pods", func(k8stesting.Action) (bool, runtime.Object, error) {
+		pods <- struct{}{}
+		return false, nil, nil
+	})
+	e.sink.Run(context.Background())
+	t.Cleanup(func() { _ = e.sink.Stop(context.Background()) })
+	select {
+	case <-pods:
+		t.Fatal("the pod watch listed while the TaskRun watch's first list was unanswered")
+	case <-time.After(100 * time.Millisecond): // it would have by now
+	}
+	close(release)
+	select {
+	case <-pods:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the pod watch did not list after the TaskRun watch's first list")
+	}
+	wait.Eventually(t, 10*time.Second, "the first sweep's list", func() (bool, error) {
+		n := 0
+		for _, a := range e.tekton.Actions() {
+			if a.GetVerb() == "list" {
+				n++
+			}
+		}
+		return n >= 2, nil
+	})
+}

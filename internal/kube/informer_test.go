@@ -2,6 +2,7 @@ package kube
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -12,10 +13,13 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/runtime"
 	k8sfake "k8s.io/client-go/kubernetes/fake"
 	"k8s.io/client-go/rest"
+	k8stesting "k8s.io/client-go/testing"
 	"k8s.io/client-go/tools/cache"
 
 	pipelinev1 "github.com/boomerang-io/flow-tekton-handler/internal/pipelinev1"
@@ -236,5 +240,43 @@ func TestPodCache(t *testing.T) {
 	}
 	if !StepsEnded(got) {
 		t.Fatal("StepsEnded of the kept pod is false")
+	}
+}
+
+// TestCacheListed: Listed is closed once the first list is answered, with
+// the objects or with an error, and not before Run lists.
+func TestCacheListed(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name string
+		fail bool
+	}{{"answered", false}, {"refused", true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			k := k8sfake.NewClientset()
+			release := make(chan struct{})
+			k.PrependReactor("list", "pods", func(k8stesting.Action) (bool, runtime.Object, error) {
+				<-release
+				if tc.fail {
+					return true, nil, apierrors.NewForbidden(corev1.Resource("pods"), "", errors.New("no"))
+				}
+				return false, nil, nil
+			})
+			cache := New(nil, nil, nil, k.CoreV1().Pods("flow"), nil, "flow", time.Second).PodCache(LabelPodTaskRun)
+			ctx, cancel := context.WithCancel(context.Background())
+			t.Cleanup(cancel)
+			go cache.Run(ctx)
+			select {
+			case <-cache.Listed():
+				t.Fatal("Listed closed before the list was answered")
+			default:
+			}
+			close(release)
+			select {
+			case <-cache.Listed():
+			case <-time.After(10 * time.Second):
+				t.Fatal("Listed not closed after the list was answered")
+			}
+		})
 	}
 }

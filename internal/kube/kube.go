@@ -103,8 +103,10 @@ func New(trs TaskRuns, cms ConfigMaps, pvcs PVCs, pods Pods, reviews TokenReview
 	return &Client{taskRuns: trs, configs: cms, claims: pvcs, pods: pods, reviews: reviews, namespace: namespace, timeout: timeout}
 }
 
-// scheme holds only the kinds the Client reads and writes, and the
-// metadata-only form (PartialObjectMetadata) its writes are answered with.
+// scheme holds only the kinds the Client reads and writes, the options it
+// sends, and the metadata-only form (PartialObjectMetadata) its writes are
+// answered with: registering these few instead of the groups' whole
+// AddToScheme (dozens of kinds in core/v1) shortens the process's start.
 var (
 	scheme = runtime.NewScheme()
 	codecs = serializer.NewCodecFactory(scheme)
@@ -112,7 +114,14 @@ var (
 )
 
 func init() {
-	for _, add := range []func(*runtime.Scheme) error{corev1.AddToScheme, authenticationv1.AddToScheme, pipelinev1.AddToScheme, metav1.AddMetaToScheme} {
+	scheme.AddKnownTypes(corev1.SchemeGroupVersion,
+		&corev1.ConfigMap{}, &corev1.ConfigMapList{},
+		&corev1.PersistentVolumeClaim{}, &corev1.PersistentVolumeClaimList{},
+		&corev1.Pod{}, &corev1.PodList{}, &corev1.PodLogOptions{})
+	metav1.AddToGroupVersion(scheme, corev1.SchemeGroupVersion)
+	scheme.AddKnownTypes(authenticationv1.SchemeGroupVersion, &authenticationv1.TokenReview{})
+	metav1.AddToGroupVersion(scheme, authenticationv1.SchemeGroupVersion)
+	for _, add := range []func(*runtime.Scheme) error{pipelinev1.AddToScheme, metav1.AddMetaToScheme} {
 		if err := add(scheme); err != nil {
 			panic(err)
 		}

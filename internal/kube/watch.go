@@ -3,6 +3,7 @@ package kube
 import (
 	"context"
 	"strings"
+	"sync"
 
 	pipelinev1 "github.com/boomerang-io/flow-tekton-handler/internal/pipelinev1"
 	corev1 "k8s.io/api/core/v1"
@@ -25,6 +26,8 @@ type Cache[O any, P interface {
 }] struct {
 	informer cache.SharedIndexInformer
 	ns       string
+	listed   chan struct{} // closed when the first list is answered
+	once     sync.Once
 }
 
 // TaskRunCache holds TaskRuns.
@@ -55,18 +58,21 @@ func newCache[O any, P interface {
 	runtime.Object
 	metav1.Object
 }, L runtime.Object](c *Client, r lister[L], selector string, trim func(P)) *Cache[O, P] {
+	t := &Cache[O, P]{ns: c.namespace, listed: make(chan struct{})}
 	lw := listWatch{&cache.ListWatch{
 		ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
 			o.LabelSelector = selector
-			return r.List(ctx, o)
+			l, err := r.List(ctx, o)
+			t.once.Do(func() { close(t.listed) })
+			return l, err
 		},
 		WatchFuncWithContext: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
 			o.LabelSelector = selector
 			return r.Watch(ctx, o)
 		},
 	}}
-	informer := cache.NewSharedIndexInformer(lw, P(new(O)), 0, cache.Indexers{})
-	_ = informer.SetTransform(func(o any) (any, error) {
+	t.informer = cache.NewSharedIndexInformer(lw, P(new(O)), 0, cache.Indexers{})
+	_ = t.informer.SetTransform(func(o any) (any, error) {
 		if p, ok := o.(P); ok {
 			// managedFields are most of an object's metadata, and
 			// nothing reads them.
@@ -75,7 +81,7 @@ func newCache[O any, P interface {
 		}
 		return o, nil
 	})
-	return &Cache[O, P]{informer: informer, ns: c.namespace}
+	return t
 }
 
 // TaskRunCache returns a cache of the TaskRuns selector picks; Run fills it.
@@ -143,6 +149,12 @@ func (t *Cache[O, P]) OnUpdate(f func(was, is P)) {
 
 // Run lists and watches until ctx ends.
 func (t *Cache[O, P]) Run(ctx context.Context) { t.informer.RunWithContext(ctx) }
+
+// Listed is closed once Run's first list is answered, with the objects or
+// an error. Requests made after a list that succeeded share its connection
+// to the apiserver; made at the same time, each would open its own (one
+// TLS handshake each, on both sides).
+func (t *Cache[O, P]) Listed() <-chan struct{} { return t.listed }
 
 // Get returns the named object as last seen, or nil when it is not
 // picked, not seen yet, or the first list has not completed. The caller

@@ -10,7 +10,7 @@ import "sync"
 type Map[V any] struct {
 	mu    sync.Mutex
 	max   int
-	order []string // keys by slot, oldest at next
+	order []string // keys by slot; once max long, the oldest at next
 	next  int
 	vals  map[string]entry[V]
 }
@@ -21,9 +21,10 @@ type entry[V any] struct {
 	slot int
 }
 
-// NewMap returns a Map of at most max keys.
+// NewMap returns a Map of at most max keys. It grows as keys come, so a
+// process that remembers little allocates little (and starts sooner).
 func NewMap[V any](max int) *Map[V] {
-	return &Map[V]{max: max, order: make([]string, max), vals: make(map[string]entry[V], max)}
+	return &Map[V]{max: max, vals: map[string]entry[V]{}}
 }
 
 // Put remembers v for key, replacing what key had.
@@ -35,6 +36,11 @@ func (m *Map[V]) Put(key string, v V) {
 	defer m.mu.Unlock()
 	if e, ok := m.vals[key]; ok {
 		m.vals[key] = entry[V]{v, e.slot}
+		return
+	}
+	if len(m.order) < m.max {
+		m.order = append(m.order, key)
+		m.vals[key] = entry[V]{v, len(m.order) - 1}
 		return
 	}
 	if old := m.order[m.next]; old != "" {

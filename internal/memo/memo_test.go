@@ -61,3 +61,30 @@ func TestMap(t *testing.T) {
 		t.Fatal("nil map remembered")
 	}
 }
+
+// TestMapGrows: a Map fills up to max keys as they come, then forgets the
+// oldest; a key forgotten while it grows frees its place without dropping
+// another.
+func TestMapGrows(t *testing.T) {
+	t.Parallel()
+	m := NewMap[int](3)
+	m.Put("a", 1)
+	m.Forget("a")
+	for i, k := range []string{"b", "c", "d"} {
+		m.Put(k, i)
+	}
+	for _, k := range []string{"b", "c", "d"} {
+		if _, ok := m.Get(k); !ok {
+			t.Fatalf("%s forgotten within capacity", k)
+		}
+	}
+	m.Put("e", 4)
+	for k, want := range map[string]bool{"b": false, "c": true, "d": true, "e": true} {
+		if _, ok := m.Get(k); ok != want {
+			t.Errorf("has %s = %v, want %v", k, ok, want)
+		}
+	}
+	if len(m.vals) != 3 {
+		t.Errorf("%d keys held, want 3", len(m.vals))
+	}
+}

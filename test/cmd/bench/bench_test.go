@@ -164,6 +164,32 @@ func TestParseStatus(t *testing.T) {
 	}
 }
 
+func TestParseSwitches(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name    string
+		in      string
+		want    int64
+		wantErr bool
+	}{
+		{"both", "Name:\thandler\nThreads:\t9\nvoluntary_ctxt_switches:\t1200\nnonvoluntary_ctxt_switches:\t34\n", 1234, false},
+		{"one missing", "voluntary_ctxt_switches:\t1200\n", 0, true},
+		{"not a number", "voluntary_ctxt_switches:\tx\nnonvoluntary_ctxt_switches:\t1\n", 0, true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			got, err := parseSwitches([]byte(tc.in))
+			if (err != nil) != tc.wantErr {
+				t.Fatalf("err = %v, wantErr %v", err, tc.wantErr)
+			}
+			if got != tc.want {
+				t.Errorf("got %d, want %d", got, tc.want)
+			}
+		})
+	}
+}
+
 func TestParseStat(t *testing.T) {
 	t.Parallel()
 	cases := []struct {

@@ -64,8 +64,9 @@ func runErr(what string, c calls, err error, p *fnproc.Proc) error {
 // snapshot is the CPU time used by each process and the apiserver's request
 // counts, by "VERB resource".
 type snapshot struct {
-	cpu  map[string]time.Duration
-	reqs map[string]float64
+	cpu      map[string]time.Duration
+	reqs     map[string]float64
+	switches int64 // the function's context switches, voluntary or not
 }
 
 // counted are the resources and verbs whose apiserver requests a snapshot
@@ -85,6 +86,9 @@ func (b *bench) snap(ctx context.Context, pid int) (snapshot, error) {
 		if s.cpu["function"], err = readCPU(pid); err != nil {
 			return s, err
 		}
+		if s.switches, err = readSwitches(pid); err != nil {
+			return s, err
+		}
 	}
 	raw, err := b.kube.CoreV1().RESTClient().Get().AbsPath("/metrics").DoRaw(ctx)
 	if err != nil {
@@ -96,7 +100,7 @@ func (b *bench) snap(ctx context.Context, pid int) (snapshot, error) {
 
 // minus returns s - o.
 func (s snapshot) minus(o snapshot) snapshot {
-	d := snapshot{cpu: map[string]time.Duration{}, reqs: map[string]float64{}}
+	d := snapshot{cpu: map[string]time.Duration{}, reqs: map[string]float64{}, switches: s.switches - o.switches}
 	for k, v := range s.cpu {
 		d.cpu[k] = v - o.cpu[k]
 	}
@@ -322,18 +326,27 @@ func (b *bench) helloRun(ctx context.Context, conc, n int) (result, error) {
 		}
 	}
 	tasks = tasks[warmups:]
+	pid := p.Cmd.Process.Pid
+	before, err := b.snap(ctx, pid)
+	if err != nil {
+		return result{}, err
+	}
 	c, err := drive(ctx, n, conc, func(ctx context.Context, i int) error {
 		return b.send.post(ctx, p.URL, tasks[i].body)
 	})
 	if err := runErr("hello", c, err, p); err != nil {
 		return result{}, err
 	}
-	m, err := readMemory(p.Cmd.Process.Pid)
+	after, err := b.snap(ctx, pid)
+	if err != nil {
+		return result{}, err
+	}
+	m, err := readMemory(pid)
 	if err != nil {
 		return result{}, err
 	}
 	b.helloSent.add(n, c.failed)
-	return result{lat: c.lat, failed: c.failed, wall: c.wall, peak: m.peak}, nil
+	return result{lat: c.lat, failed: c.failed, wall: c.wall, peak: m.peak, use: after.minus(before)}, nil
 }
 
 // pair runs ours and the floor one after the other, alternating which goes
@@ -373,6 +386,16 @@ func (s *series) perEvent(n int, cpu string, req string) runs {
 		} else {
 			out = append(out, u.reqs[req]/float64(n))
 		}
+	}
+	return out
+}
+
+// switchesPerEvent returns, run by run, the function's context switches
+// per event.
+func (s *series) switchesPerEvent(n int) runs {
+	var out runs
+	for _, u := range s.use {
+		out = append(out, float64(u.switches)/float64(n))
 	}
 	return out
 }
@@ -462,6 +485,8 @@ func (b *bench) throughput(ctx context.Context) error {
 		target: fmt.Sprintf("≤ %g ms", cpuTargetMs),
 		met:    cpu.median() <= cpuTargetMs,
 	})
+	b.note("Where the handler's CPU time goes besides its own work: at c=%d its threads switched context %s times per event (voluntary or not, /proc/<pid>/task/*/status), the bare function's %s. Each of the handler's waits on the network (the event, the Engine's two calls, the apiserver's two) puts threads to sleep and wakes them, and wakes the Go runtime's monitor thread, which then polls every 20 µs for about a millisecond before it backs off; this is mostly kernel time, and it grows with the time the events take, not only with their number.",
+		top, o.switchesPerEvent(n).format(1, false), hello.switchesPerEvent(n).format(1, false))
 	b.rows = append(b.rows, row{
 		metric: fmt.Sprintf("RSS peak (VmHWM) after %d events at c=%d: handler (MB)", n, top),
 		ours:   o.peak.format(1, false), floor: hello.peak.format(1, false),

@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net/http"
 	"os"
 	"os/exec"
@@ -133,6 +134,55 @@ func parseStatus(b []byte) (memory, error) {
 		return m, errors.New("status has no VmRSS and VmHWM")
 	}
 	return m, nil
+}
+
+// readSwitches returns the context switches the threads of process pid
+// have made (a process's own status counts its first thread's only).
+func readSwitches(pid int) (int64, error) {
+	tasks, err := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/status", pid))
+	if err != nil || len(tasks) == 0 {
+		return 0, fmt.Errorf("threads of %d: %v", pid, err)
+	}
+	var total int64
+	for _, path := range tasks {
+		b, err := os.ReadFile(path)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue // the thread exited
+		}
+		if err != nil {
+			return 0, err
+		}
+		n, err := parseSwitches(b)
+		if err != nil {
+			return 0, fmt.Errorf("%s: %w", path, err)
+		}
+		total += n
+	}
+	return total, nil
+}
+
+// parseSwitches sums voluntary_ctxt_switches and nonvoluntary_ctxt_switches
+// in the content of /proc/<pid>/status; both must be there.
+func parseSwitches(b []byte) (int64, error) {
+	var total int64
+	found := 0
+	sc := bufio.NewScanner(bytes.NewReader(b))
+	for sc.Scan() {
+		key, val, ok := strings.Cut(sc.Text(), ":")
+		if !ok || (key != "voluntary_ctxt_switches" && key != "nonvoluntary_ctxt_switches") {
+			continue
+		}
+		n, err := strconv.ParseInt(strings.TrimSpace(val), 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("status line %q: %w", sc.Text(), err)
+		}
+		total += n
+		found++
+	}
+	if found != 2 {
+		return 0, errors.New("status has no voluntary_ctxt_switches and nonvoluntary_ctxt_switches")
+	}
+	return total, nil
 }
 
 // clockTick is the unit of the CPU times in /proc/<pid>/stat (USER_HZ,

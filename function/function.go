@@ -12,7 +12,6 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -63,7 +62,6 @@ func New() *Function {
 // Start loads the configuration and builds the role. An error stops the
 // function with that one message.
 func (f *Function) Start(ctx context.Context, _ map[string]string) error {
-	setProcs()
 	cfg, err := config.Load()
 	if err != nil {
 		return err
@@ -95,23 +93,6 @@ func (f *Function) Start(ctx context.Context, _ map[string]string) error {
 	}
 	log.Info("started", attrs...)
 	return nil
-}
-
-// Procs is the GOMAXPROCS the functions run with when the environment
-// sets none. They spend their time waiting on the network (the sender, the
-// apiserver, the Engine) and little of it computing: with one P, a
-// goroutine that becomes runnable runs on the thread at hand instead of
-// waking another, so each wait costs fewer context switches, which are
-// most of a function's CPU time per event besides its own work (README,
-// Configuration).
-const Procs = 1
-
-// setProcs sets GOMAXPROCS to Procs unless the environment set it (the
-// runtime has applied that).
-func setProcs() {
-	if os.Getenv("GOMAXPROCS") == "" {
-		runtime.GOMAXPROCS(Procs)
-	}
 }
 
 // newRole builds the role cfg.Function names and what serves its requests:

@@ -7,7 +7,6 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"testing"
 )
@@ -43,7 +42,18 @@ func TestStartRefusesBadConfig(t *testing.T) {
 // Start picks the role FUNCTION names: each serves its own requests, the
 // logs role without ENGINE_URL. No apiserver is needed to start.
 func TestStartPicksRole(t *testing.T) {
-	startable(t)
+	kubeconfig := filepath.Join(t.TempDir(), "kubeconfig")
+	if err := os.WriteFile(kubeconfig, []byte(`apiVersion: v1
+kind: Config
+clusters: [{name: c, cluster: {server: "https://127.0.0.1:1"}}]
+users: [{name: u, user: {token: t}}]
+contexts: [{name: x, context: {cluster: c, user: u}}]
+current-context: x
+`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("KUBECONFIG", kubeconfig)
+	t.Setenv("NAMESPACE", "flow")
 	for _, tc := range []struct {
 		role, engine, method, path string
 		code                       int
@@ -71,51 +81,6 @@ func TestStartPicksRole(t *testing.T) {
 			var b struct{ Error, Reason string }
 			if err := json.Unmarshal(w.Body.Bytes(), &b); err != nil || w.Code != tc.code || b.Reason == "" {
 				t.Fatalf("%s %s: %d %q, want %d with a JSON reason", tc.method, tc.path, w.Code, w.Body, tc.code)
-			}
-		})
-	}
-}
-
-// startable sets the environment a function starts in: a kubeconfig of
-// an apiserver it does not need to reach, and a namespace.
-func startable(t *testing.T) {
-	t.Helper()
-	kubeconfig := filepath.Join(t.TempDir(), "kubeconfig")
-	if err := os.WriteFile(kubeconfig, []byte(`apiVersion: v1
-kind: Config
-clusters: [{name: c, cluster: {server: "https://127.0.0.1:1"}}]
-users: [{name: u, user: {token: t}}]
-contexts: [{name: x, context: {cluster: c, user: u}}]
-current-context: x
-`), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	t.Setenv("KUBECONFIG", kubeconfig)
-	t.Setenv("NAMESPACE", "flow")
-	t.Setenv("FUNCTION", "handler")
-	t.Setenv("ENGINE_URL", "http://127.0.0.1:1")
-}
-
-// Start runs the function with GOMAXPROCS Procs, unless the environment
-// sets GOMAXPROCS.
-func TestStartSetsProcs(t *testing.T) {
-	startable(t)
-	saved := runtime.GOMAXPROCS(0)
-	t.Cleanup(func() { runtime.GOMAXPROCS(saved) })
-	for _, tc := range []struct {
-		env       string
-		was, want int
-	}{{"", 4, Procs}, {"3", 3, 3}} {
-		t.Run("GOMAXPROCS="+tc.env, func(t *testing.T) {
-			t.Setenv("GOMAXPROCS", tc.env)
-			runtime.GOMAXPROCS(tc.was) // as the runtime set it from the environment
-			f := New()
-			if err := f.Start(context.Background(), nil); err != nil {
-				t.Fatal(err)
-			}
-			defer func() { _ = f.Stop(context.Background()) }()
-			if got := runtime.GOMAXPROCS(0); got != tc.want {
-				t.Fatalf("GOMAXPROCS %d after Start, want %d", got, tc.want)
 			}
 		})
 	}

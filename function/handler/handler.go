@@ -717,18 +717,26 @@ type answer struct {
 // pending reports whether the Engine answered that the task is pending.
 func (a answer) pending() bool { return a.err == nil && a.task.Pending() }
 
-// read reads, in parallel, what create needs: the Engine's task (the
-// Engine's state, not ours, says whether a task may run; its answer counts
-// only when there is no TaskRun, so an error asking is not the read's) and
-// the workspace claims.
+// read reads what create needs: the Engine's task (the Engine's state, not
+// ours, says whether a task may run; its answer counts only when there is
+// no TaskRun, so an error asking is not the read's) and the workspace
+// claims, the two in parallel when the claims must be read: otherwise the
+// Engine's answer is all there is to wait for, and a goroutine for it would
+// only add a hand-off between threads.
 func (h *Handler) read(ctx context.Context, t *contract.TaskRun) (answer, []tekton.Claim, error) {
 	var a answer
-	var wg sync.WaitGroup
-	wg.Go(func() { a.task, a.err = h.engine.GetTaskRun(ctx, t.ID) })
-	claims, err := h.claims(ctx, t)
-	wg.Wait()
-	if err != nil {
-		return answer{}, nil, err
+	claims, known := h.knownClaims(t)
+	if known {
+		a.task, a.err = h.engine.GetTaskRun(ctx, t.ID)
+	} else {
+		var wg sync.WaitGroup
+		wg.Go(func() { a.task, a.err = h.engine.GetTaskRun(ctx, t.ID) })
+		var err error
+		claims, err = h.claims(ctx, t)
+		wg.Wait()
+		if err != nil {
+			return answer{}, nil, err
+		}
 	}
 	if a.err == nil && a.task.Phase == "" {
 		a.err = status.New(status.Transient, "", fmt.Sprintf("the Engine's answer for task %s has no phase", t.ID))
@@ -740,19 +748,13 @@ func (h *Handler) read(ctx context.Context, t *contract.TaskRun) (answer, []tekt
 }
 
 // claims finds the workspace claims that exist for the task's workflow and
-// workflow run, reading each by its deterministic name. They are read once
-// per workflow run and claimsFresh: the handler creates a run's claims
-// before it starts the run, and deletes them when it finalizes the run or
-// the workflow is deleted, so while its tasks run they do not change. (The
-// bound covers what another replica deleted or a redelivered start
-// created.)
+// workflow run, reading each by its deterministic name, and remembers them
+// for the run's other tasks (knownClaims) for claimsFresh: the handler
+// creates a run's claims before it starts the run, and deletes them when
+// it finalizes the run or the workflow is deleted, so while its tasks run
+// they do not change. (The bound covers what another replica deleted or a
+// redelivered start created.)
 func (h *Handler) claims(ctx context.Context, t *contract.TaskRun) ([]tekton.Claim, error) {
-	key := runKey(t.WorkflowRef, t.WorkflowRunRef)
-	if t.WorkflowRunRef != "" {
-		if f, ok := h.runClaims.Get(key); ok && h.now().Sub(f.at) < claimsFresh {
-			return f.claims, nil
-		}
-	}
 	at := h.now()
 	var pvcs []corev1.PersistentVolumeClaim
 	for scope, ref := range map[string]string{contract.ScopeWorkflow: t.WorkflowRef, contract.ScopeWorkflowRun: t.WorkflowRunRef} {
@@ -769,9 +771,22 @@ func (h *Handler) claims(ctx context.Context, t *contract.TaskRun) ([]tekton.Cla
 	}
 	claims := tekton.Claims(pvcs, t.WorkflowRef, t.WorkflowRunRef)
 	if t.WorkflowRunRef != "" {
-		h.runClaims.Put(key, found{claims, at})
+		h.runClaims.Put(runKey(t.WorkflowRef, t.WorkflowRunRef), found{claims, at})
 	}
 	return claims, nil
+}
+
+// knownClaims returns what claims found for the task's workflow run less
+// than claimsFresh ago, if anything.
+func (h *Handler) knownClaims(t *contract.TaskRun) ([]tekton.Claim, bool) {
+	if t.WorkflowRunRef == "" {
+		return nil, false
+	}
+	f, ok := h.runClaims.Get(runKey(t.WorkflowRef, t.WorkflowRunRef))
+	if !ok || h.now().Sub(f.at) >= claimsFresh {
+		return nil, false
+	}
+	return f.claims, true
 }
 
 // runKey keys a workflow run's claims.

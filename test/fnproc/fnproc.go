@@ -30,23 +30,61 @@ type Proc struct {
 	err  error
 }
 
-// FreeAddr returns a loopback address with a port nobody listens on.
+// FreeAddr returns a loopback address with a port nobody listened on a
+// moment ago, and that it has not returned before in this process: callers
+// at the same time could otherwise get the same port, freed by one just
+// before the other asked, and their processes race to bind it.
 func FreeAddr() (string, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
+	for range 100 {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return "", err
+		}
+		addr := l.Addr().String()
+		_ = l.Close()
+		handed.Lock()
+		fresh := !handed.addrs[addr]
+		handed.addrs[addr] = true
+		handed.Unlock()
+		if fresh {
+			return addr, nil
+		}
 	}
-	defer l.Close()
-	return l.Addr().String(), nil
+	return "", errors.New("no loopback port free that was not handed out before")
 }
+
+// handed holds the addresses FreeAddr has returned.
+var handed = struct {
+	sync.Mutex
+	addrs map[string]bool
+}{addrs: map[string]bool{}}
+
+// startAttempts bounds Start's tries: a port FreeAddr found free can be
+// taken by another program (an outgoing connection's local port) before
+// the process binds it.
+const startAttempts = 3
 
 // Start runs bin with env (added to a minimal environment) and waits until
 // its readiness endpoint answers 200 or ctx ends.
 func Start(ctx context.Context, bin string, env map[string]string) (*Proc, error) {
-	addr, err := FreeAddr()
-	if err != nil {
-		return nil, err
+	for attempt := 1; ; attempt++ {
+		addr, err := FreeAddr()
+		if err != nil {
+			return nil, err
+		}
+		p, err := start(ctx, bin, env, addr)
+		if err == nil || attempt == startAttempts || !errors.Is(err, errAddrInUse) {
+			return p, err
+		}
 	}
+}
+
+// errAddrInUse is the error of a process that could not listen on its
+// address.
+var errAddrInUse = errors.New("address already in use")
+
+// start runs bin listening on addr, as Start does.
+func start(ctx context.Context, bin string, env map[string]string, addr string) (*Proc, error) {
 	p := &Proc{Name: bin, URL: "http://" + addr, done: make(chan struct{})}
 	cmd := exec.Command(bin)
 	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME"), "LISTEN_ADDRESS=" + addr}
@@ -66,7 +104,11 @@ func Start(ctx context.Context, bin string, env map[string]string) (*Proc, error
 	}()
 	if err := p.WaitReady(ctx); err != nil {
 		_ = p.Kill()
-		return nil, fmt.Errorf("%s not ready: %w\n%s", bin, err, p.Logs())
+		logs := p.Logs()
+		if strings.Contains(logs, "bind: address already in use") {
+			err = fmt.Errorf("%w: %w", errAddrInUse, err)
+		}
+		return nil, fmt.Errorf("%s not ready: %w\n%s", bin, err, logs)
 	}
 	return p, nil
 }

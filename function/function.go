@@ -22,6 +22,7 @@ import (
 	"github.com/boomerang-io/flow-tekton-handler/internal/auth"
 	"github.com/boomerang-io/flow-tekton-handler/internal/config"
 	"github.com/boomerang-io/flow-tekton-handler/internal/engine"
+	"github.com/boomerang-io/flow-tekton-handler/internal/heapfloor"
 	"github.com/boomerang-io/flow-tekton-handler/internal/kube"
 	"github.com/boomerang-io/flow-tekton-handler/internal/receive"
 	"github.com/boomerang-io/flow-tekton-handler/internal/status"
@@ -62,6 +63,7 @@ func New() *Function {
 // Start loads the configuration and builds the role. An error stops the
 // function with that one message.
 func (f *Function) Start(ctx context.Context, _ map[string]string) error {
+	heapfloor.Start(heapfloor.Floor)
 	cfg, err := config.Load()
 	if err != nil {
 		return err

@@ -12,7 +12,6 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -95,26 +94,7 @@ func (f *Function) Start(ctx context.Context, _ map[string]string) error {
 		attrs = append(attrs, "engine", redact(cfg.EngineURL), "auth", cfg.Auth, "audience", cfg.AuthAudience)
 	}
 	log.Info("started", attrs...)
-	setProcs()
 	return nil
-}
-
-// Procs is the GOMAXPROCS a started function runs with unless the
-// environment sets GOMAXPROCS. The functions wait on the network (the
-// sender, the Engine, the apiserver) far more than they compute: with one
-// P, a goroutine that a reply makes runnable runs on the thread at hand,
-// instead of waking a second thread that mostly finds nothing to do (README,
-// Configuration).
-const Procs = 1
-
-// setProcs sets GOMAXPROCS to Procs unless the environment set it, on a
-// goroutine of its own: runtime.GOMAXPROCS stops the world, after waiting
-// for a garbage collection in progress, and readiness need not wait for
-// either.
-func setProcs() {
-	if os.Getenv("GOMAXPROCS") == "" {
-		go runtime.GOMAXPROCS(Procs)
-	}
 }
 
 // newRole builds the role cfg.Function names and what serves its requests:

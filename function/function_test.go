@@ -7,11 +7,8 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
-	"runtime"
-	"strconv"
 	"strings"
 	"testing"
-	"time"
 )
 
 // Until Start has picked the role, every request is answered 503 with the
@@ -45,7 +42,18 @@ func TestStartRefusesBadConfig(t *testing.T) {
 // Start picks the role FUNCTION names: each serves its own requests, the
 // logs role without ENGINE_URL. No apiserver is needed to start.
 func TestStartPicksRole(t *testing.T) {
-	startable(t)
+	kubeconfig := filepath.Join(t.TempDir(), "kubeconfig")
+	if err := os.WriteFile(kubeconfig, []byte(`apiVersion: v1
+kind: Config
+clusters: [{name: c, cluster: {server: "https://127.0.0.1:1"}}]
+users: [{name: u, user: {token: t}}]
+contexts: [{name: x, context: {cluster: c, user: u}}]
+current-context: x
+`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("KUBECONFIG", kubeconfig)
+	t.Setenv("NAMESPACE", "flow")
 	for _, tc := range []struct {
 		role, engine, method, path string
 		code                       int
@@ -75,61 +83,6 @@ func TestStartPicksRole(t *testing.T) {
 				t.Fatalf("%s %s: %d %q, want %d with a JSON reason", tc.method, tc.path, w.Code, w.Body, tc.code)
 			}
 		})
-	}
-}
-
-// startable sets the environment a function starts in: a kubeconfig of
-// an apiserver it does not need to reach, a namespace, and the test
-// process's own GOMAXPROCS, which Start then keeps.
-func startable(t *testing.T) {
-	t.Helper()
-	kubeconfig := filepath.Join(t.TempDir(), "kubeconfig")
-	if err := os.WriteFile(kubeconfig, []byte(`apiVersion: v1
-kind: Config
-clusters: [{name: c, cluster: {server: "https://127.0.0.1:1"}}]
-users: [{name: u, user: {token: t}}]
-contexts: [{name: x, context: {cluster: c, user: u}}]
-current-context: x
-`), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	t.Setenv("KUBECONFIG", kubeconfig)
-	t.Setenv("NAMESPACE", "flow")
-	t.Setenv("GOMAXPROCS", strconv.Itoa(runtime.GOMAXPROCS(0)))
-}
-
-// A started function runs with GOMAXPROCS Procs, unless the environment
-// sets GOMAXPROCS.
-func TestStartSetsProcs(t *testing.T) {
-	startable(t)
-	t.Setenv("FUNCTION", "handler")
-	t.Setenv("ENGINE_URL", "http://127.0.0.1:1")
-	saved := runtime.GOMAXPROCS(0)
-	t.Cleanup(func() { runtime.GOMAXPROCS(saved) })
-	start := func(t *testing.T, env string, was int) {
-		t.Helper()
-		t.Setenv("GOMAXPROCS", env)
-		runtime.GOMAXPROCS(was) // as the runtime set it from the environment
-		f := New()
-		if err := f.Start(context.Background(), nil); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = f.Stop(context.Background()) })
-	}
-
-	start(t, "", 4)
-	deadline := time.Now().Add(5 * time.Second)
-	for runtime.GOMAXPROCS(0) != Procs {
-		if time.Now().After(deadline) {
-			t.Fatalf("GOMAXPROCS %d 5s after Start, want %d", runtime.GOMAXPROCS(0), Procs)
-		}
-		time.Sleep(time.Millisecond)
-	}
-
-	// Nothing is left to change it: the goroutine above has run.
-	start(t, "3", 3)
-	if got := runtime.GOMAXPROCS(0); got != 3 {
-		t.Fatalf("GOMAXPROCS %d after Start with GOMAXPROCS=3, want 3", got)
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"runtime/metrics"
 	"strings"
 	"testing"
 )
@@ -40,7 +41,8 @@ func TestStartRefusesBadConfig(t *testing.T) {
 }
 
 // Start picks the role FUNCTION names: each serves its own requests, the
-// logs role without ENGINE_URL. No apiserver is needed to start.
+// logs role without ENGINE_URL. No apiserver is needed to start. Each runs
+// with the heap floor (internal/heapfloor).
 func TestStartPicksRole(t *testing.T) {
 	kubeconfig := filepath.Join(t.TempDir(), "kubeconfig")
 	if err := os.WriteFile(kubeconfig, []byte(`apiVersion: v1
@@ -82,8 +84,21 @@ current-context: x
 			if err := json.Unmarshal(w.Body.Bytes(), &b); err != nil || w.Code != tc.code || b.Reason == "" {
 				t.Fatalf("%s %s: %d %q, want %d with a JSON reason", tc.method, tc.path, w.Code, w.Body, tc.code)
 			}
+			if _, set := os.LookupEnv("GOGC"); !set {
+				// The test process keeps far less than the floor live.
+				if got := gogc(); got < 200 {
+					t.Fatalf("GOGC %d after Start, want the heap floor's (at least 200)", got)
+				}
+			}
 		})
 	}
+}
+
+// gogc is the GOGC the runtime works with.
+func gogc() uint64 {
+	s := []metrics.Sample{{Name: "/gc/gogc:percent"}}
+	metrics.Read(s)
+	return s[0].Value.Uint64()
 }
 
 func TestBodyLimitLeavesRoomForBase64AndEnvelope(t *testing.T) {

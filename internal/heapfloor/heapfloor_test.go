@@ -1,6 +1,7 @@
 package heapfloor
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"runtime"
@@ -8,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/boomerang-io/flow-tekton-handler/test/wait"
 )
 
 func TestPercent(t *testing.T) {
@@ -77,14 +80,13 @@ func TestStartInProcess(t *testing.T) {
 // it from the live heap that collection marked.
 func waitGOGC(t *testing.T, ok func(int) bool, want string) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for p := gogc(t); !ok(p); p = gogc(t) {
-		if time.Now().After(deadline) {
-			t.Fatalf("GOGC = %d with a live heap of %d bytes, want %s", p, live(t), want)
+	wait.Eventually(t, 10*time.Second, "GOGC "+want, func() (bool, error) {
+		if p := gogc(t); !ok(p) {
+			runtime.GC()
+			return false, fmt.Errorf("GOGC %d with a live heap of %d bytes", p, live(t))
 		}
-		runtime.GC()
-		time.Sleep(time.Millisecond) // let the cleanup goroutine run
-	}
+		return true, nil
+	})
 }
 
 func gogc(t *testing.T) int { return int(read(t, "/gc/gogc:percent")) }

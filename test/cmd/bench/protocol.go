@@ -32,7 +32,12 @@ func (b *bench) newProtocol(ctx context.Context, prefix string) (*protocol, erro
 	if err != nil {
 		return nil, err
 	}
-	return &protocol{floor: f, engine: b.engine.URL(), http: &http.Client{Timeout: b.o.timeout}}, nil
+	// The Engine client's pool (internal/engine): connections kept for every
+	// concurrent call, not net/http's default two per host, which would
+	// dial anew for most calls above c=2.
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.MaxIdleConnsPerHost = t.MaxIdleConns
+	return &protocol{floor: f, engine: b.engine.URL(), http: &http.Client{Transport: t, Timeout: b.o.timeout}}, nil
 }
 
 // do makes the calls of one task; t is built, and claimed here.

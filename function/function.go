@@ -46,6 +46,7 @@ var errDraining = errors.New("the function is shutting down")
 type Function struct {
 	role  atomic.Pointer[role]
 	front atomic.Pointer[http.Handler]
+	bg    atomic.Pointer[background] // stored before role
 
 	// drained is cancelled DrainGrace after the server began to shut down.
 	drained    context.Context
@@ -82,13 +83,11 @@ func (f *Function) Start(ctx context.Context, _ map[string]string) error {
 		return fmt.Errorf("start %s: %w", cfg.Function, err)
 	}
 	r, front := newRole(cfg, kc, log)
+	if bg, ok := r.(interface{ Run(context.Context) }); ok {
+		f.bg.Store(newBackground(func() { bg.Run(ctx) }, BackgroundWait))
+	}
 	f.front.Store(&front)
 	f.role.Store(&r)
-	// Background work (the sink's watch and sweeps) starts once the role is
-	// ready: its first requests to the apiserver do not delay readiness.
-	if bg, ok := r.(interface{ Run(context.Context) }); ok {
-		bg.Run(ctx)
-	}
 	attrs := []any{"namespace", cfg.Namespace, "apiserver", rc.Host}
 	if cfg.Function != config.RoleLogs {
 		attrs = append(attrs, "engine", redact(cfg.EngineURL), "auth", cfg.Auth, "audience", cfg.AuthAudience)
@@ -165,6 +164,7 @@ func (f *Function) Handle(w http.ResponseWriter, r *http.Request) {
 		status.Write(w, status.New(http.StatusServiceUnavailable, "", "the function is starting"))
 		return
 	}
+	f.startBackground()
 	f.watchShutdown(r)
 	ctx, cancel := context.WithCancelCause(r.Context())
 	defer cancel(nil)
@@ -186,8 +186,23 @@ func (f *Function) watchShutdown(r *http.Request) {
 	})
 }
 
-// Ready reports whether Start has finished.
-func (f *Function) Ready(context.Context) (bool, error) { return f.role.Load() != nil, nil }
+// Ready reports whether Start has finished. The first check that finds it
+// finished starts the role's background work.
+func (f *Function) Ready(context.Context) (bool, error) {
+	if f.role.Load() == nil {
+		return false, nil
+	}
+	f.startBackground()
+	return true, nil
+}
+
+// startBackground starts the role's background work, if it has any and it
+// has not started yet.
+func (f *Function) startBackground() {
+	if b := f.bg.Load(); b != nil {
+		b.start()
+	}
+}
 
 // Alive reports that the process can serve.
 func (f *Function) Alive(context.Context) (bool, error) { return true, nil }
@@ -195,6 +210,9 @@ func (f *Function) Alive(context.Context) (bool, error) { return true, nil }
 // Stop stops the role's background work after the server has drained.
 func (f *Function) Stop(ctx context.Context) error {
 	f.drain()
+	if b := f.bg.Load(); b != nil {
+		b.stop()
+	}
 	r := f.role.Load()
 	if r == nil {
 		return nil

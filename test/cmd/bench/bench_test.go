@@ -136,6 +136,56 @@ func TestRenderTable(t *testing.T) {
 	}
 }
 
+func TestMissedText(t *testing.T) {
+	t.Parallel()
+	sat := saturationWhy(32, runs{200}, runs{180}, runs{90}, runs{100})
+	cases := []struct {
+		name string
+		rows []row
+		want string
+	}{
+		{"all met", []row{{metric: "a", met: true}}, ""},
+		{"own why", []row{{metric: "a", met: true}, {metric: "b | c", why: "because"}}, "- **b \\| c**: because\n"},
+		{"no why of its own", []row{{metric: "d"}}, "- **d**: " + noWhy + "\n"},
+		{"saturation", []row{{metric: "e", why: sat}}, "- **e**: " + sat + "\n"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			if diff := cmp.Diff(tc.want, missedText(tc.rows)); diff != "" {
+				t.Errorf("missed (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestSaturationWhy(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name                           string
+		ours, floor, oursTput, flrTput runs
+		want                           []string
+	}{
+		// 180 ms × (100/90 − 1) = 20 ms: all of the added latency.
+		{"slower by its throughput", runs{200}, runs{180}, runs{90}, runs{100},
+			[]string{"32 events in flight", "latency = 32 / throughput", "at 0.90× the floor's", "accounts for +20.0 ms of added latency, against +20.0 ms measured"}},
+		// Run by run, then the median: implied +20, +0, -10 ms.
+		{"three runs", runs{200, 100, 90}, runs{180, 100, 100}, runs{90, 50, 110}, runs{100, 50, 100},
+			[]string{"at 1.00× (0.90…1.10) the floor's", "accounts for +0.0 ms (-9.1…+20.0) of added latency, against +0.0 ms (-10.0…+20.0) measured"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			got := saturationWhy(32, tc.ours, tc.floor, tc.oursTput, tc.flrTput)
+			for _, w := range tc.want {
+				if !strings.Contains(got, w) {
+					t.Errorf("saturationWhy = %q, want it to contain %q", got, w)
+				}
+			}
+		})
+	}
+}
+
 func TestParseStatus(t *testing.T) {
 	t.Parallel()
 	cases := []struct {

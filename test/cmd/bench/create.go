@@ -470,8 +470,8 @@ func (b *bench) throughput(ctx context.Context) error {
 			},
 			// The issue holds the added latency against the protocol by
 			// hand (protocolRows); against the raw objects it is shown.
-			latencyRow(name+": p50 latency (ms)", o.p50, f.p50, addedTargetMs, " †"),
-			latencyRow(name+": p99 latency (ms)", o.p99, f.p99, addedTargetMs, " †"),
+			saturated(c, latencyRow(name+": p50 latency (ms)", o.p50, f.p50, addedTargetMs, " †"), o.p50, f.p50, o.tput, f.tput),
+			saturated(c, latencyRow(name+": p99 latency (ms)", o.p99, f.p99, addedTargetMs, " †"), o.p99, f.p99, o.tput, f.tput),
 		)
 	}
 	for _, c := range b.o.concurrency {
@@ -550,7 +550,7 @@ func (b *bench) protocolRows(n, c int, issueLatency bool, o, raw, proto *series)
 	if issueLatency {
 		mark = ""
 	}
-	r := latencyRow(name+": p50 latency (ms)", o.p50, proto.p50, addedTargetMs, mark)
+	r := saturated(c, latencyRow(name+": p50 latency (ms)", o.p50, proto.p50, addedTargetMs, mark), o.p50, proto.p50, o.tput, proto.tput)
 	b.rows = append(b.rows, r, row{
 		metric: name + ": throughput (events/s)",
 		ours:   o.tput.format(0, false), floor: proto.tput.format(0, false),
@@ -561,6 +561,15 @@ func (b *bench) protocolRows(n, c int, issueLatency bool, o, raw, proto *series)
 	b.note("The protocol by hand at c=%d (the second floor) takes p50 %s ms, p99 %s ms, at %s tasks/s; the raw objects' Creates (the first floor) take p50 %s ms, at %s pairs/s: the contract's own calls cost %s ms over them, and run at %s the raw objects' throughput.",
 		c, proto.p50.format(1, false), proto.p99.format(1, false), proto.tput.format(0, false), raw.p50.format(1, false), raw.tput.format(0, false),
 		diffs(proto.p50, raw.p50).formatUnit(1, true, ""), ratioText(ratios(proto.tput, raw.tput)))
+}
+
+// saturated gives a latency row above one event in flight its
+// explanation by throughput (saturationWhy).
+func saturated(c int, r row, ours, floor, oursTput, floorTput runs) row {
+	if c > 1 {
+		r.why = saturationWhy(c, ours, floor, oursTput, floorTput)
+	}
+	return r
 }
 
 // requestsPerEvent renders the requests per event of a series, by verb and

@@ -24,6 +24,9 @@ func (b *bench) document(kubernetesVersion, micro string) string {
 	}
 	fmt.Fprintf(&d, "The functions and the floors' clients use the same client-side rate limit, KUBE_QPS=%g KUBE_BURST=%d%s.\n\n", b.o.qps, b.o.burst, shipped(b.o.qps, b.o.burst))
 	d.WriteString(renderTable(b.rows))
+	if missed := missedText(b.rows); missed != "" {
+		d.WriteString("\nRows not met in this run, and what explains them:\n\n" + missed)
+	}
 	d.WriteString(`
 What each row compares:
 

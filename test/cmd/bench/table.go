@@ -14,6 +14,9 @@ type row struct {
 	ratio  string
 	target string
 	met    bool
+	// why explains a miss from the run's own figures; "" for rows whose
+	// cause the notes' profile and step timings show.
+	why string
 }
 
 // tableHeader is the header of the results table.
@@ -28,6 +31,39 @@ func renderTable(rows []row) string {
 			cell(r.metric), cell(r.ours), cell(r.floor), cell(r.ratio), cell(r.target), yesNo(r.met))
 	}
 	return b.String()
+}
+
+// missedText lists the rows not met, each with what explains it: the
+// row's own why, or where the notes show its time going.
+func missedText(rows []row) string {
+	var b strings.Builder
+	for _, r := range rows {
+		if r.met {
+			continue
+		}
+		why := r.why
+		if why == "" {
+			why = noWhy
+		}
+		fmt.Fprintf(&b, "- **%s**: %s\n", cell(r.metric), why)
+	}
+	return b.String()
+}
+
+// noWhy is a missed row's explanation when the row has none of its own.
+const noWhy = "no cause is computed from this run's figures; the notes below show where the time and memory go: the handler's CPU profile (pprof top entries), its replayed steps, the context switches, package initialisation and the memory breakdown."
+
+// saturationWhy explains added latency at concurrency c > 1 by throughput:
+// the senders keep c events in flight, so latency is c / throughput
+// (Little's law) and any throughput ratio below 1 shows as added latency,
+// floor × (floor's throughput / ours − 1) run by run, whatever the budget.
+func saturationWhy(c int, ours, floor, oursTput, floorTput runs) string {
+	implied := make(runs, 0, len(floor))
+	for i := range min(len(ours), len(floor), len(oursTput), len(floorTput)) {
+		implied = append(implied, floor[i]*(floorTput[i]/oursTput[i]-1))
+	}
+	return fmt.Sprintf("the senders keep %d events in flight, so latency is the other face of throughput (Little's law: latency = %d / throughput). Ours ran at %s the floor's throughput in these runs, which alone accounts for %s of added latency, against %s measured; the throughput rows hold the same runs to the throughput target.",
+		c, c, ratioText(ratios(oursTput, floorTput)), implied.formatUnit(1, true, " ms"), diffs(ours, floor).formatUnit(1, true, " ms"))
 }
 
 func yesNo(ok bool) string {

@@ -42,6 +42,11 @@ type bench struct {
 	// the handler and to the bare function, and those not answered 200.
 	oursSent, helloSent tally
 
+	// settled are the seconds each measured run waited for the machine to
+	// settle (settledSnap); unsettled counts the runs that began without.
+	settled   runs
+	unsettled int
+
 	rows  []row
 	notes []string
 	load  []string // /proc/loadavg when the measurements began and ended

@@ -267,6 +267,53 @@ func TestParseStat(t *testing.T) {
 	}
 }
 
+func TestParseProcStat(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name    string
+		in      string
+		want    time.Duration
+		wantErr bool
+	}{
+		// user 100 + nice 1 + system 20 + irq 2 + softirq 3 + steal 4; idle and iowait left out.
+		{"busy time", "cpu  100 1 20 9000 50 2 3 4 0 0\ncpu0 50 0 10 4500 25 1 1 2 0 0\n", 130 * clockTick, false},
+		{"not the cpu line", "cpu0 1 2 3 4 5 6 7 8\n", 0, true},
+		{"short", "cpu  1 2 3\n", 0, true},
+		{"bad number", "cpu  1 x 3 4 5 6 7 8 9 10\n", 0, true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			got, err := parseProcStat([]byte(tc.in))
+			if (err != nil) != tc.wantErr {
+				t.Fatalf("err = %v, wantErr %v", err, tc.wantErr)
+			}
+			if got != tc.want {
+				t.Errorf("got %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestMachineWhy(t *testing.T) {
+	t.Parallel()
+	run := func(machine, bench, function time.Duration) snapshot {
+		return snapshot{cpu: map[string]time.Duration{"machine": machine, "bench": bench, "function": function}}
+	}
+	// 100 events: ours 22 ms of machine CPU per event, 1.5 of them the
+	// handler's and 1.0 the bench's; the floor 20 ms, 0.8 of them the
+	// bench's. So the rest of the machine spent 2 - 1.5 - 0.2 = 0.3 ms more.
+	o := &series{busy: runs{0.98}, use: []snapshot{run(2200*time.Millisecond, 100*time.Millisecond, 150*time.Millisecond)}}
+	f := &series{busy: runs{0.97}, use: []snapshot{run(2000*time.Millisecond, 80*time.Millisecond, 0)}}
+	got := machineWhy(100, o, f)
+	for _, w := range []string{"98% busy during ours and 97% during the floor", "22.0 ms of CPU per event with ours against 20.0 ms", "ratio, 0.91×,",
+		"Of the +2.0 ms ours added, the handler process spent 1.50 ms, this bench process +0.20 ms more", "mostly the control plane, +0.30 ms."} {
+		if !strings.Contains(got, w) {
+			t.Errorf("machineWhy = %q, want it to contain %q", got, w)
+		}
+	}
+}
+
 func TestParseInitTrace(t *testing.T) {
 	t.Parallel()
 	out := strings.Join([]string{

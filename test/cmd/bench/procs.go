@@ -221,6 +221,36 @@ func parseStat(b []byte) (time.Duration, error) {
 	return time.Duration(total) * clockTick, nil
 }
 
+// readMachineCPU returns the CPU time every process on the machine has
+// used since boot, all CPUs together.
+func readMachineCPU() (time.Duration, error) {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0, err
+	}
+	return parseProcStat(b)
+}
+
+// parseProcStat reads the busy time of the first line of /proc/stat,
+// "cpu  user nice system idle iowait irq softirq steal ...": all but idle
+// and iowait (guest time is counted in user already).
+func parseProcStat(b []byte) (time.Duration, error) {
+	line, _, _ := bytes.Cut(b, []byte("\n"))
+	f := strings.Fields(string(line))
+	if len(f) < 9 || f[0] != "cpu" {
+		return 0, fmt.Errorf("/proc/stat begins %q, not the cpu line", line)
+	}
+	var total int64
+	for _, i := range []int{1, 2, 3, 6, 7, 8} {
+		n, err := strconv.ParseInt(f[i], 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("/proc/stat cpu field %q: %w", f[i], err)
+		}
+		total += n
+	}
+	return time.Duration(total) * clockTick, nil
+}
+
 // helloGo is the bare func-go function, as func's instanced-http template
 // makes it: New returns an instance whose Handle answers every request 200
 // with an empty body. It does not decode the CloudEvent: the floor is what

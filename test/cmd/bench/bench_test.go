@@ -298,7 +298,7 @@ func TestParseProcStat(t *testing.T) {
 func TestMachineWhy(t *testing.T) {
 	t.Parallel()
 	run := func(machine, bench, function time.Duration) snapshot {
-		return snapshot{cpu: map[string]time.Duration{"machine": machine, "bench": bench, "function": function}}
+		return snapshot{cpu: map[string]time.Duration{"machine": machine, "bench": bench, "function": function}, allReqs: 900}
 	}
 	// 100 events: ours 22 ms of machine CPU per event, 1.5 of them the
 	// handler's and 1.0 the bench's; the floor 20 ms, 0.8 of them the
@@ -307,7 +307,7 @@ func TestMachineWhy(t *testing.T) {
 	f := &series{busy: runs{0.97}, use: []snapshot{run(2000*time.Millisecond, 80*time.Millisecond, 0)}}
 	got := machineWhy(100, o, f)
 	for _, w := range []string{"98% busy during ours and 97% during the floor", "22.0 ms of CPU per event with ours against 20.0 ms", "ratio, 0.91×,",
-		"Of the +2.0 ms ours added, the handler process spent 1.50 ms, this bench process +0.20 ms more", "mostly the control plane, +0.30 ms."} {
+		"Of the +2.0 ms ours added, the handler process spent 1.50 ms, this bench process +0.20 ms more", "mostly the control plane, +0.30 ms.", "served 9.0 requests per event during ours against 9.0"} {
 		if !strings.Contains(got, w) {
 			t.Errorf("machineWhy = %q, want it to contain %q", got, w)
 		}
@@ -342,10 +342,16 @@ func TestParseRequests(t *testing.T) {
 		`apiserver_request_total{code="200",component="apiserver",dry_run="",group="",resource="persistentvolumeclaims",scope="namespace",subresource="",verb="LIST",version="v1"} 12`,
 		`apiserver_request_total{code="200",component="apiserver",dry_run="",group="tekton.dev",resource="taskruns",scope="resource",subresource="",verb="PATCH",version="v1"} 7`,
 		`apiserver_request_total{code="201",component="apiserver",dry_run="",group="",resource="pods",scope="resource",subresource="",verb="POST",version="v1"} 99`,
+		`apiserver_request_total{code="200",component="apiserver",dry_run="",group="",resource="pods",scope="resource",subresource="",verb="WATCH",version="v1"} 40`,
 	}, "\n")
 	want := map[string]float64{"POST taskruns": 503, "LIST persistentvolumeclaims": 12, "PATCH taskruns": 7}
-	if diff := cmp.Diff(want, parseRequests([]byte(metrics))); diff != "" {
+	got, all := parseRequests([]byte(metrics))
+	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("requests (-want +got):\n%s", diff)
+	}
+	// Every line but the WATCH: 500 + 3 + 80 + 12 + 7 + 99.
+	if all != 701 {
+		t.Errorf("all requests = %g, want 701", all)
 	}
 }
 

@@ -68,7 +68,8 @@ func runErr(what string, c calls, err error, p *fnproc.Proc) error {
 type snapshot struct {
 	cpu      map[string]time.Duration
 	reqs     map[string]float64
-	switches int64 // the function's context switches, voluntary or not
+	allReqs  float64 // every request but WATCH, of any resource and client
+	switches int64   // the function's context switches, voluntary or not
 }
 
 // counted are the resources and verbs whose apiserver requests a snapshot
@@ -103,7 +104,7 @@ func (b *bench) snap(ctx context.Context, pid int) (snapshot, error) {
 	if err != nil {
 		return s, fmt.Errorf("apiserver metrics: %w", err)
 	}
-	s.reqs = parseRequests(raw)
+	s.reqs, s.allReqs = parseRequests(raw)
 	return s, nil
 }
 
@@ -154,7 +155,7 @@ func (b *bench) settledSnap(ctx context.Context, pid int) (snapshot, error) {
 
 // minus returns s - o.
 func (s snapshot) minus(o snapshot) snapshot {
-	d := snapshot{cpu: map[string]time.Duration{}, reqs: map[string]float64{}, switches: s.switches - o.switches}
+	d := snapshot{cpu: map[string]time.Duration{}, reqs: map[string]float64{}, allReqs: s.allReqs - o.allReqs, switches: s.switches - o.switches}
 	for k, v := range s.cpu {
 		d.cpu[k] = v - o.cpu[k]
 	}
@@ -167,9 +168,10 @@ func (s snapshot) minus(o snapshot) snapshot {
 }
 
 // parseRequests sums the apiserver_request_total counters by verb and
-// resource, for the counted resources and verbs.
-func parseRequests(metrics []byte) map[string]float64 {
-	out := map[string]float64{}
+// resource, for the counted resources and verbs, and in all but WATCH
+// (long-running, one per watch, not per change).
+func parseRequests(metrics []byte) (map[string]float64, float64) {
+	out, all := map[string]float64{}, 0.0
 	sc := bufio.NewScanner(bytes.NewReader(metrics))
 	sc.Buffer(make([]byte, 64*1024), 1<<20)
 	for sc.Scan() {
@@ -187,12 +189,15 @@ func parseRequests(metrics []byte) map[string]float64 {
 			continue
 		}
 		verb, resource, sub := label(labels, "verb"), label(labels, "resource"), label(labels, "subresource")
+		if verb != "WATCH" {
+			all += v
+		}
 		if !counted[resource] || !countedVerbs[verb] || sub != "" {
 			continue
 		}
 		out[verb+" "+resource] += v
 	}
-	return out
+	return out, all
 }
 
 // label returns the value of name in a Prometheus label set.
@@ -446,6 +451,16 @@ func (s *series) perEvent(n int, cpu string, req string) runs {
 	return out
 }
 
+// allPerEvent returns, run by run, the apiserver's requests per event of
+// every resource and client but WATCH.
+func (s *series) allPerEvent(n int) runs {
+	var out runs
+	for _, u := range s.use {
+		out = append(out, u.allReqs/float64(n))
+	}
+	return out
+}
+
 // switchesPerEvent returns, run by run, the function's context switches
 // per event.
 func (s *series) switchesPerEvent(n int) runs {
@@ -636,9 +651,10 @@ func machineWhy(n int, o, f *series) string {
 	for i := range min(len(mo), len(mf), len(bo), len(bf), len(fn)) {
 		rest = append(rest, (mo[i]-mf[i])-fn[i]-(bo[i]-bf[i]))
 	}
-	return fmt.Sprintf("the machine's %d CPUs were %s busy during ours and %s during the floor (all processes, /proc/stat). It spent %s ms of CPU per event with ours against %s ms with the floor, whose ratio, %s, is the throughput ratio saturated CPUs allow. Of the %s ms ours added, the handler process spent %s ms, this bench process %s ms more than for the floor (it sends the events and is the Engine stand-in; for the floor it makes the calls itself), and the rest of the machine, mostly the control plane, %s ms.",
+	return fmt.Sprintf("the machine's %d CPUs were %s busy during ours and %s during the floor (all processes, /proc/stat). It spent %s ms of CPU per event with ours against %s ms with the floor, whose ratio, %s, is the throughput ratio saturated CPUs allow. Of the %s ms ours added, the handler process spent %s ms, this bench process %s ms more than for the floor (it sends the events and is the Engine stand-in; for the floor it makes the calls itself), and the rest of the machine, mostly the control plane, %s ms. The apiserver served %s requests per event during ours against %s during the floor (every resource and client, WATCH aside: with the creates, Tekton's and kwok's work on the TaskRuns and their pods, this run's and any before it still under way).",
 		runtime.NumCPU(), percent(o.busy), percent(f.busy), mo.format(1, false), mf.format(1, false), ratioText(ratios(mf, mo)),
-		diffs(mo, mf).format(1, true), fn.format(2, false), diffs(bo, bf).format(2, true), rest.format(2, true))
+		diffs(mo, mf).format(1, true), fn.format(2, false), diffs(bo, bf).format(2, true), rest.format(2, true),
+		o.allPerEvent(n).format(1, false), f.allPerEvent(n).format(1, false))
 }
 
 // percent renders fractions as percentages: "97% (95…99)".

@@ -240,51 +240,31 @@ func TestParseSwitches(t *testing.T) {
 	}
 }
 
-func TestParseStat(t *testing.T) {
+// TestParseCPU covers both CPU time parsers: a process's
+// (/proc/<pid>/stat) and the machine's (/proc/stat).
+func TestParseCPU(t *testing.T) {
 	t.Parallel()
 	cases := []struct {
 		name    string
+		parse   func([]byte) (time.Duration, error)
 		in      string
 		want    time.Duration
 		wantErr bool
 	}{
-		{"plain", "42 (handler) S 1 42 42 0 -1 4194560 100 0 0 0 25 7 0 0 20 0 9 0 1000 1 1", 320 * time.Millisecond, false},
-		{"name with spaces and parens", "42 (a (b) c) R 1 42 42 0 -1 0 0 0 0 0 3 4 0 0", 70 * time.Millisecond, false},
-		{"short", "42 (x) S 1 2", 0, true},
-		{"no name", "42 x S", 0, true},
-	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			t.Parallel()
-			got, err := parseStat([]byte(tc.in))
-			if (err != nil) != tc.wantErr {
-				t.Fatalf("err = %v, wantErr %v", err, tc.wantErr)
-			}
-			if got != tc.want {
-				t.Errorf("got %v, want %v", got, tc.want)
-			}
-		})
-	}
-}
-
-func TestParseProcStat(t *testing.T) {
-	t.Parallel()
-	cases := []struct {
-		name    string
-		in      string
-		want    time.Duration
-		wantErr bool
-	}{
+		{"process", parseStat, "42 (handler) S 1 42 42 0 -1 4194560 100 0 0 0 25 7 0 0 20 0 9 0 1000 1 1", 320 * time.Millisecond, false},
+		{"process name with spaces and parens", parseStat, "42 (a (b) c) R 1 42 42 0 -1 0 0 0 0 0 3 4 0 0", 70 * time.Millisecond, false},
+		{"process short", parseStat, "42 (x) S 1 2", 0, true},
+		{"process no name", parseStat, "42 x S", 0, true},
 		// user 100 + nice 1 + system 20 + irq 2 + softirq 3 + steal 4; idle and iowait left out.
-		{"busy time", "cpu  100 1 20 9000 50 2 3 4 0 0\ncpu0 50 0 10 4500 25 1 1 2 0 0\n", 130 * clockTick, false},
-		{"not the cpu line", "cpu0 1 2 3 4 5 6 7 8\n", 0, true},
-		{"short", "cpu  1 2 3\n", 0, true},
-		{"bad number", "cpu  1 x 3 4 5 6 7 8 9 10\n", 0, true},
+		{"machine busy time", parseProcStat, "cpu  100 1 20 9000 50 2 3 4 0 0\ncpu0 50 0 10 4500 25 1 1 2 0 0\n", 130 * clockTick, false},
+		{"machine not the cpu line", parseProcStat, "cpu0 1 2 3 4 5 6 7 8\n", 0, true},
+		{"machine short", parseProcStat, "cpu  1 2 3\n", 0, true},
+		{"machine bad number", parseProcStat, "cpu  1 x 3 4 5 6 7 8 9 10\n", 0, true},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			got, err := parseProcStat([]byte(tc.in))
+			got, err := tc.parse([]byte(tc.in))
 			if (err != nil) != tc.wantErr {
 				t.Fatalf("err = %v, wantErr %v", err, tc.wantErr)
 			}

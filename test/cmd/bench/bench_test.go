@@ -286,11 +286,16 @@ func TestMachineWhy(t *testing.T) {
 	o := &series{busy: runs{0.98}, use: []snapshot{run(2200*time.Millisecond, 100*time.Millisecond, 150*time.Millisecond)}}
 	f := &series{busy: runs{0.97}, use: []snapshot{run(2000*time.Millisecond, 80*time.Millisecond, 0)}}
 	got := machineWhy(100, o, f)
-	for _, w := range []string{"98% busy during ours and 97% during the floor", "22.0 ms of CPU per event with ours against 20.0 ms", "ratio, 0.91×,",
+	for _, w := range []string{"98% busy during ours and 97% during the floor", "22.0 ms of CPU per event with ours against 20.0 ms", "ratio, 0.91×, is the throughput ratio saturated CPUs allow",
 		"Of the +2.0 ms ours added, the handler process spent 1.50 ms, this bench process +0.20 ms more", "mostly the control plane, +0.30 ms.", "served 9.0 requests per event during ours against 9.0"} {
 		if !strings.Contains(got, w) {
 			t.Errorf("machineWhy = %q, want it to contain %q", got, w)
 		}
+	}
+	// Below saturation the CPU ratio is only a bound.
+	o.busy = runs{0.80}
+	if got := machineWhy(100, o, f); !strings.Contains(got, "ratio, 0.91×, would bound the throughput ratio if the CPUs were saturated; they were not") {
+		t.Errorf("machineWhy below saturation = %q", got)
 	}
 }
 

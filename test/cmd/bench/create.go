@@ -139,7 +139,7 @@ func (b *bench) settledSnap(ctx context.Context, pid int) (snapshot, error) {
 		if err != nil {
 			return snapshot{}, err
 		}
-		busy := (cur - last).Seconds() / (time.Since(lastAt).Seconds() * float64(runtime.NumCPU()))
+		busy := busyShare(cur-last, time.Since(lastAt))
 		last, lastAt = cur, time.Now()
 		if busy < quietBusy {
 			b.settled = append(b.settled, time.Since(start).Seconds())
@@ -151,6 +151,12 @@ func (b *bench) settledSnap(ctx context.Context, pid int) (snapshot, error) {
 		}
 	}
 	return b.snap(ctx, pid)
+}
+
+// busyShare is the share of the machine's CPUs that cpu time used over
+// a span of wall time.
+func busyShare(cpu, wall time.Duration) float64 {
+	return cpu.Seconds() / (wall.Seconds() * float64(runtime.NumCPU()))
 }
 
 // minus returns s - o.
@@ -430,45 +436,43 @@ type series struct {
 
 func (s *series) add(r result) {
 	s.tput = append(s.tput, r.throughput())
-	s.busy = append(s.busy, r.use.cpu["machine"].Seconds()/(r.wall.Seconds()*float64(runtime.NumCPU())))
+	s.busy = append(s.busy, busyShare(r.use.cpu["machine"], r.wall))
 	s.p50 = append(s.p50, ms(percentile(r.lat, 50)))
 	s.p99 = append(s.p99, ms(percentile(r.lat, 99)))
 	s.peak = append(s.peak, mb(r.peak))
 	s.use = append(s.use, r.use)
 }
 
+// per returns, run by run, what of a run's use f counts, per event.
+func (s *series) per(n int, f func(snapshot) float64) runs {
+	out := make(runs, 0, len(s.use))
+	for _, u := range s.use {
+		out = append(out, f(u)/float64(n))
+	}
+	return out
+}
+
 // perEvent returns, run by run, the CPU time (ms) of process name per
 // event, or the count of requests key per event.
 func (s *series) perEvent(n int, cpu string, req string) runs {
-	var out runs
-	for _, u := range s.use {
+	return s.per(n, func(u snapshot) float64 {
 		if cpu != "" {
-			out = append(out, ms(u.cpu[cpu])/float64(n))
-		} else {
-			out = append(out, u.reqs[req]/float64(n))
+			return ms(u.cpu[cpu])
 		}
-	}
-	return out
+		return u.reqs[req]
+	})
 }
 
 // allPerEvent returns, run by run, the apiserver's requests per event of
 // every resource and client but WATCH.
 func (s *series) allPerEvent(n int) runs {
-	var out runs
-	for _, u := range s.use {
-		out = append(out, u.allReqs/float64(n))
-	}
-	return out
+	return s.per(n, func(u snapshot) float64 { return u.allReqs })
 }
 
 // switchesPerEvent returns, run by run, the function's context switches
 // per event.
 func (s *series) switchesPerEvent(n int) runs {
-	var out runs
-	for _, u := range s.use {
-		out = append(out, float64(u.switches)/float64(n))
-	}
-	return out
+	return s.per(n, func(u snapshot) float64 { return float64(u.switches) })
 }
 
 // throughput measures event → TaskRun and ConfigMap created at each
@@ -641,8 +645,8 @@ func (b *bench) protocolRows(n, c int, issueLatency bool, o, raw, proto *series)
 // machineWhy explains a throughput ratio by what the whole machine spent
 // per event: where the CPUs are saturated, throughput is the inverse of
 // the CPU time per event, so the floor's machine CPU per event over ours
-// bounds the ratio, and what ours adds is the handler's CPU, the sender's,
-// the Engine stand-in's and the control plane's work for the Engine calls.
+// is the ratio they allow. What ours adds is split between the handler,
+// this bench process (sender and Engine stand-in) and the rest.
 func machineWhy(n int, o, f *series) string {
 	mo, mf := o.perEvent(n, "machine", ""), f.perEvent(n, "machine", "")
 	bo, bf := o.perEvent(n, "bench", ""), f.perEvent(n, "bench", "")

@@ -3,10 +3,12 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"maps"
+	"math"
 	"os"
 	"runtime"
 	"slices"
@@ -26,6 +28,7 @@ import (
 	pipelinev1 "github.com/boomerang-io/flow-tekton-handler/internal/pipelinev1"
 	"github.com/boomerang-io/flow-tekton-handler/internal/pipelinev1/pipelinev1test"
 	"github.com/boomerang-io/flow-tekton-handler/internal/tekton"
+	"github.com/boomerang-io/flow-tekton-handler/test/cluster"
 	"github.com/boomerang-io/flow-tekton-handler/test/fnproc"
 )
 
@@ -72,17 +75,23 @@ type snapshot struct {
 	switches int64   // the function's context switches, voluntary or not
 }
 
+// planeKey is a snapshot's cpu key of the control plane's process name.
+func planeKey(name string) string { return planePrefix + name }
+
+const planePrefix = "plane "
+
 // counted are the resources and verbs whose apiserver requests a snapshot
-// counts: what the handler and the floor do. (Tekton's controller, busy
-// with the TaskRuns meanwhile, mostly updates and patches.)
+// counts: what the handler and the floor do. (Tekton's controller, were
+// it not paused, would mostly update and patch TaskRuns meanwhile.)
 var (
 	counted      = map[string]bool{"taskruns": true, "configmaps": true, "persistentvolumeclaims": true}
 	countedVerbs = map[string]bool{"GET": true, "LIST": true, "POST": true, "PATCH": true, "PUT": true, "DELETE": true}
 )
 
 // snap reads the CPU time of process pid (as "function"; 0 for none), of
-// this process (as "bench") and of the whole machine (as "machine"), and
-// the apiserver's request counters.
+// this process (as "bench"), of each of the control plane's processes
+// (planeKey) and of the whole machine (as "machine"), and the apiserver's
+// request counters.
 func (b *bench) snap(ctx context.Context, pid int) (snapshot, error) {
 	s := snapshot{cpu: map[string]time.Duration{}}
 	var err error
@@ -91,6 +100,15 @@ func (b *bench) snap(ctx context.Context, pid int) (snapshot, error) {
 	}
 	if s.cpu["bench"], err = readCPU(os.Getpid()); err != nil {
 		return s, err
+	}
+	procs, err := cluster.Processes(b.cluster.RunDir())
+	if err != nil {
+		return s, fmt.Errorf("control plane processes: %w", err)
+	}
+	for _, p := range procs {
+		if s.cpu[planeKey(p.Name)], err = readCPU(p.PID); err != nil {
+			return s, fmt.Errorf("control plane process %s: %w", p.Name, err)
+		}
 	}
 	if pid != 0 {
 		if s.cpu["function"], err = readCPU(pid); err != nil {
@@ -108,10 +126,10 @@ func (b *bench) snap(ctx context.Context, pid int) (snapshot, error) {
 	return s, nil
 }
 
-// Before each measured run of events the machine settles: the control
-// plane finishes the previous run's TaskRuns (Tekton's reconciles, kwok's
-// pods) before the next run is measured, so that no run, ours or a
-// floor's, pays for another's on the shared CPUs.
+// Before each measured run of events the machine settles: the apiserver,
+// etcd and Tekton's webhook finish with the previous run's creates (and
+// Tekton's controller, paused for these stages, does not reconcile them),
+// so that no run, ours or a floor's, pays for another's on the shared CPUs.
 const (
 	quietBusy   = 0.25                   // the share of the CPUs in use that counts as settled
 	quietWindow = 250 * time.Millisecond // over this long
@@ -578,12 +596,12 @@ func (b *bench) throughput(ctx context.Context) error {
 		metric: fmt.Sprintf("apiserver requests per event, %d events at c=%d (taskruns, configmaps, persistentvolumeclaims; GET, POST, PATCH, DELETE)", n, top),
 		ours:   reqs.format(2, false), floor: floorReqs.format(2, false),
 		ratio:  ratioText(ratios(reqs, floorReqs)),
-		target: fmt.Sprintf("≤ %g: the design's %d writes, and others' requests (Tekton's, kwok's) as in the floor †", designRequests+0.1, designRequests),
+		target: fmt.Sprintf("≤ %g: the design's %d writes, and other clients' requests as in the floor †", designRequests+0.1, designRequests),
 		met:    reqs.median() <= designRequests+0.1,
 	})
-	b.note("Each measured run of events (ours, the floors, the bare function) began once the machine had settled, its CPUs under %.0f%% busy over %s, so that the control plane had finished the previous run's TaskRuns: the wait took %s s; %d runs began after %s without it.",
+	b.note("Each measured run of events (ours, the floors, the bare function) began once the machine had settled, its CPUs under %.0f%% busy over %s, so that the control plane had finished with the previous run's creates (Tekton's controller was paused; see Event → TaskRun + ConfigMap above): the wait took %s s; %d runs began after %s without it.",
 		100*quietBusy, quietWindow, b.settled.format(1, false), b.unsettled, quietMax)
-	b.note("apiserver requests per event at c=%d (apiserver_request_total of taskruns, configmaps and persistentvolumeclaims, every verb but the status subresource's, over the run, median of runs; Tekton's controller adds its own meanwhile, alike for ours and the floor): handler %s; floor %s.",
+	b.note("apiserver requests per event at c=%d (apiserver_request_total of taskruns, configmaps and persistentvolumeclaims, every verb but the status subresource's, over the run, median of runs; Tekton's controller, paused, adds none): handler %s; floor %s.",
 		top, requestsPerEvent(o, n), requestsPerEvent(f, n))
 	return nil
 }
@@ -646,23 +664,64 @@ func (b *bench) protocolRows(n, c int, issueLatency bool, o, raw, proto *series)
 // per event: where the CPUs are saturated, throughput is the inverse of
 // the CPU time per event, so the floor's machine CPU per event over ours
 // is the ratio they allow. What ours adds is split between the handler,
-// this bench process (sender and Engine stand-in) and the rest.
+// this bench process (sender and Engine stand-in), the control plane's
+// processes one by one, and the rest.
 func machineWhy(n int, o, f *series) string {
 	mo, mf := o.perEvent(n, "machine", ""), f.perEvent(n, "machine", "")
 	bo, bf := o.perEvent(n, "bench", ""), f.perEvent(n, "bench", "")
 	fn := o.perEvent(n, "function", "")
+	plane, planeParts := planeAdded(n, o, f)
 	rest := make(runs, 0, len(mo))
-	for i := range min(len(mo), len(mf), len(bo), len(bf), len(fn)) {
-		rest = append(rest, (mo[i]-mf[i])-fn[i]-(bo[i]-bf[i]))
+	for i := range min(len(mo), len(mf), len(bo), len(bf), len(fn), len(plane)) {
+		rest = append(rest, (mo[i]-mf[i])-fn[i]-(bo[i]-bf[i])-plane[i])
 	}
 	bound := "is the throughput ratio saturated CPUs allow"
 	if o.busy.median() < saturatedBusy {
 		bound = "would bound the throughput ratio if the CPUs were saturated; they were not, so the time each event waits on its calls, not CPU, set the throughput here (see the latency rows)"
 	}
-	return fmt.Sprintf("the machine's %d CPUs were %s busy during ours and %s during the floor (all processes, /proc/stat). It spent %s ms of CPU per event with ours against %s ms with the floor, whose ratio, %s, %s. Of the %s ms ours added, the handler process spent %s ms, this bench process %s ms more than for the floor (it sends the events and is the Engine stand-in; for the floor it makes the calls itself), and the rest of the machine, mostly the control plane, %s ms. The apiserver served %s requests per event during ours against %s during the floor (every resource and client, WATCH aside: with the creates, Tekton's and kwok's work on the TaskRuns and their pods, this run's and any before it still under way).",
+	return fmt.Sprintf("the machine's %d CPUs were %s busy during ours and %s during the floor (all processes, /proc/stat). It spent %s ms of CPU per event with ours against %s ms with the floor, whose ratio, %s, %s. Of the %s ms ours added, the handler process spent %s ms, this bench process %s ms more than for the floor (it sends the events and is the Engine stand-in; for the floor it makes the calls itself), the control plane's processes %s ms (%s), and the rest of the machine (the kernel's work outside any process's time, such as loopback networking, and any other process) %s ms. The apiserver served %s requests per event during ours against %s during the floor (every resource and client, WATCH aside).",
 		runtime.NumCPU(), percent(o.busy), percent(f.busy), mo.format(1, false), mf.format(1, false), ratioText(ratios(mf, mo)), bound,
-		diffs(mo, mf).format(1, true), fn.format(2, false), diffs(bo, bf).format(2, true), rest.format(2, true),
+		diffs(mo, mf).format(1, true), fn.format(2, false), diffs(bo, bf).format(2, true), plane.format(2, true), planeParts, rest.format(2, true),
 		o.allPerEvent(n).format(1, false), f.allPerEvent(n).format(1, false))
+}
+
+// planeAdded returns, run by run, the CPU time per event the control
+// plane's processes spent during ours more than during the floor, and the
+// same by process, largest first, each that added or saved at least
+// 0.05 ms in the median: "kube-apiserver +0.31 (…), tekton-webhook …".
+func planeAdded(n int, o, f *series) (runs, string) {
+	var names []string
+	for _, u := range o.use {
+		for k := range u.cpu {
+			if name, ok := strings.CutPrefix(k, planePrefix); ok && !slices.Contains(names, name) {
+				names = append(names, name)
+			}
+		}
+	}
+	type part struct {
+		name string
+		d    runs
+	}
+	var parts []part
+	total := make(runs, min(len(o.use), len(f.use)))
+	for _, name := range names {
+		d := diffs(o.perEvent(n, planeKey(name), ""), f.perEvent(n, planeKey(name), ""))
+		for i := range min(len(total), len(d)) {
+			total[i] += d[i]
+		}
+		if math.Abs(d.median()) >= 0.05 {
+			parts = append(parts, part{name, d})
+		}
+	}
+	slices.SortFunc(parts, func(a, b part) int { return cmp.Compare(b.d.median(), a.d.median()) })
+	texts := make([]string, 0, len(parts))
+	for _, p := range parts {
+		texts = append(texts, p.name+" "+p.d.format(2, true))
+	}
+	if len(texts) == 0 {
+		texts = append(texts, "none of them 0.05 ms or more")
+	}
+	return total, strings.Join(texts, ", ")
 }
 
 // saturatedBusy is the share of the CPUs in use from which machineWhy

@@ -11,8 +11,9 @@
 //     at each -concurrency, against raw client-go creates of the same
 //     objects (built by the same pure builders) at the same concurrency and
 //     the same client-side rate limit (-qps, -burst; by default the shipped
-//     one), and against the contract's own calls made by hand. Each run
-//     begins once the machine has settled from the one before.
+//     one), and against the contract's own calls made by hand, with
+//     Tekton's controller paused. Each run begins once the machine has
+//     settled from the one before.
 //  3. A duplicate storm: -storm-copies concurrent copies of each of
 //     -storm-events events must make exactly one TaskRun each.
 //  4. TaskRun completion → Engine end call, through Tekton's events

@@ -52,7 +52,9 @@ func (c *Cluster) StopAPIServer() (start func(context.Context) error, err error)
 // PauseTekton stops Tekton's controller (SIGSTOP), for a test that needs
 // a TaskRun's pod to change while Tekton does not act on it, and returns
 // the function that lets it go on (SIGCONT); its watches then catch up.
-// Keep the pause short: the controller renews its leases on resuming.
+// Keep the pause short where the controller must work after it: it renews
+// its leases on resuming, and a long pause lets them lapse (the bench
+// pauses it for its last stages and then stops the control plane).
 func (c *Cluster) PauseTekton() (resume func() error, err error) {
 	c.mu.Lock()
 	i := slices.IndexFunc(c.procs, func(p *proc) bool { return p.Name == binTektonController })

@@ -275,6 +275,33 @@ func TestParseCPU(t *testing.T) {
 	}
 }
 
+func TestRotate(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		rep   int
+		kinds int
+		want  string
+	}{
+		{0, 2, "ab"}, {1, 2, "ba"}, {2, 2, "ab"},
+		{0, 3, "abc"}, {1, 3, "bca"}, {2, 3, "cab"}, {3, 3, "abc"},
+	} {
+		var got string
+		var runs []func() error
+		for i := range tc.kinds {
+			runs = append(runs, func() error { got += string(rune('a' + i)); return nil })
+		}
+		if err := rotate(tc.rep, runs...); err != nil || got != tc.want {
+			t.Errorf("rotate(%d, %d runs) ran %q, %v; want %q", tc.rep, tc.kinds, got, err, tc.want)
+		}
+	}
+	// A run that fails ends the rotation.
+	var ran []int
+	err := rotate(1, func() error { ran = append(ran, 0); return nil }, func() error { ran = append(ran, 1); return errors.New("boom") })
+	if err == nil || len(ran) != 1 || ran[0] != 1 {
+		t.Errorf("rotate after a failure ran %v, %v; want only run 1 and its error", ran, err)
+	}
+}
+
 func TestMachineWhy(t *testing.T) {
 	t.Parallel()
 	run := func(machine, bench, function, apiserver, webhook, etcd time.Duration) snapshot {

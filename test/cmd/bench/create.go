@@ -432,17 +432,18 @@ func (b *bench) helloRun(ctx context.Context, conc, n int) (result, error) {
 	return result{lat: c.lat, failed: c.failed, wall: c.wall, peak: m.peak, use: after.minus(before)}, nil
 }
 
-// pair runs ours and the floor one after the other, alternating which goes
-// first from one repetition to the next so that drift hits both alike.
-func pair(rep int, ours, floor func() error) error {
-	first, second := floor, ours
-	if rep%2 == 1 {
-		first, second = ours, floor
+// rotate runs each of runs once, one after the other, beginning with run
+// rep (modulo their number) and going round: over as many repetitions as
+// there are runs, each runs first, second, … and last once, so that drift
+// from one run to the next (the control plane slows as the objects pile
+// up) hits every kind alike.
+func rotate(rep int, runs ...func() error) error {
+	for i := range runs {
+		if err := runs[(rep+i)%len(runs)](); err != nil {
+			return err
+		}
 	}
-	if err := first(); err != nil {
-		return err
-	}
-	return second()
+	return nil
 }
 
 // series collects the figures of repeated runs of one kind.
@@ -507,7 +508,7 @@ func (b *bench) throughput(ctx context.Context) error {
 	var hello series
 	for rep := range b.o.reps {
 		for _, c := range b.o.concurrency {
-			err := pair(rep, func() error {
+			err := rotate(rep, func() error {
 				return retried("handler run", func() error {
 					r, err := b.oursRun(ctx, c, n, b.o.qps, b.o.burst)
 					if err == nil {
@@ -518,12 +519,14 @@ func (b *bench) throughput(ctx context.Context) error {
 				})
 			}, func() error {
 				r, err := b.floorRun(ctx, c, n, b.o.qps, b.o.burst)
-				if err != nil {
-					return err
+				if err == nil {
+					floors[c].add(r)
+					say("rep %d c=%d floor:   %.0f pairs/s, p50 %.1f ms, p99 %.1f ms", rep+1, c, r.throughput(), ms(percentile(r.lat, 50)), ms(percentile(r.lat, 99)))
 				}
-				floors[c].add(r)
-				say("rep %d c=%d floor:   %.0f pairs/s, p50 %.1f ms, p99 %.1f ms", rep+1, c, r.throughput(), ms(percentile(r.lat, 50)), ms(percentile(r.lat, 99)))
-				if r, err = b.protocolRun(ctx, c, n); err == nil {
+				return err
+			}, func() error {
+				r, err := b.protocolRun(ctx, c, n)
+				if err == nil {
 					protos[c].add(r)
 					say("rep %d c=%d protocol by hand: %.0f tasks/s, p50 %.1f ms, p99 %.1f ms", rep+1, c, r.throughput(), ms(percentile(r.lat, 50)), ms(percentile(r.lat, 99)))
 				}

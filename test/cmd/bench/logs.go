@@ -179,7 +179,7 @@ func (b *bench) logStreams(ctx context.Context) error {
 
 	var oursTTFB, floorTTFB, oursTput, floorTput, rawTput runs
 	for rep := range b.o.reps {
-		err := pair(rep, func() error {
+		err := rotate(rep, func() error {
 			return retried("logs run", func() error {
 				ttfb, tput, err := b.oursLogsRun(ctx, ns, smallT, bigT, checkSmall, checkBig)
 				if err != nil {

@@ -17,7 +17,7 @@ func (b *bench) document(kubernetesVersion, micro string) string {
 	d.WriteString("# Benchmarks\n\n")
 	fmt.Fprintf(&d, "Written by `make bench` (test/cmd/bench) on %s: %s, %d CPUs, %s %s/%s, embedded control plane (Kubernetes %s, Tekton Pipelines v1.15.0, kwok; see test/cluster). ",
 		time.Now().UTC().Format("2006-01-02 15:04 MST"), cpuModel(), runtime.NumCPU(), runtime.Version(), runtime.GOOS, runtime.GOARCH, kubernetesVersion)
-	fmt.Fprintf(&d, "Each figure is the median of %d runs (%d for cold starts) with (min…max); ratios and added latencies are taken run by run, ours against the floor measured right before or after it (the order alternates), then summarised the same way. ",
+	fmt.Fprintf(&d, "Each figure is the median of %d runs (%d for cold starts) with (min…max); ratios and added latencies are taken run by run, ours against the floor measured in the same repetition, whose runs take turns to go first (every kind runs first, …, last equally often over as many repetitions as there are kinds), then summarised the same way. ",
 		b.o.reps, b.o.coldReps)
 	if len(b.load) == 2 {
 		fmt.Fprintf(&d, "The machine's load average (1, 5, 15 min) was %s when the measurements began and %s when they ended; the control plane shares the 2 CPUs with everything else, so absolute figures move from run to run and the ratios, measured side by side, are what to compare. ", b.load[0], b.load[1])

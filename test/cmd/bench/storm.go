@@ -34,7 +34,7 @@ func (b *bench) storms(ctx context.Context) error {
 	var oursT, floorT, oursN, floorN runs
 	met := true
 	for rep := range b.o.reps {
-		err := pair(rep, func() error {
+		err := rotate(rep, func() error {
 			return retried("handler storm", func() error {
 				s, err := b.oursStorm(ctx, m, k)
 				if err != nil {

@@ -34,6 +34,7 @@ type bench struct {
 	send  *sender
 
 	cluster *cluster.Cluster
+	plane   []cluster.Process // the control plane's processes, read once
 	kube    kubernetes.Interface
 	tekton  versioned.Interface
 	engine  *enginestub.Server
@@ -126,6 +127,9 @@ func run(ctx context.Context, o options) error {
 	}
 	defer stopCluster()
 	b.cluster = c
+	if b.plane, err = cluster.Processes(c.RunDir()); err != nil {
+		return fmt.Errorf("control plane processes: %w", err)
+	}
 	if b.kube, err = kubernetes.NewForConfig(c.RESTConfig()); err != nil {
 		return err
 	}

@@ -28,7 +28,6 @@ import (
 	pipelinev1 "github.com/boomerang-io/flow-tekton-handler/internal/pipelinev1"
 	"github.com/boomerang-io/flow-tekton-handler/internal/pipelinev1/pipelinev1test"
 	"github.com/boomerang-io/flow-tekton-handler/internal/tekton"
-	"github.com/boomerang-io/flow-tekton-handler/test/cluster"
 	"github.com/boomerang-io/flow-tekton-handler/test/fnproc"
 )
 
@@ -101,11 +100,7 @@ func (b *bench) snap(ctx context.Context, pid int) (snapshot, error) {
 	if s.cpu["bench"], err = readCPU(os.Getpid()); err != nil {
 		return s, err
 	}
-	procs, err := cluster.Processes(b.cluster.RunDir())
-	if err != nil {
-		return s, fmt.Errorf("control plane processes: %w", err)
-	}
-	for _, p := range procs {
+	for _, p := range b.plane {
 		if s.cpu[planeKey(p.Name)], err = readCPU(p.PID); err != nil {
 			return s, fmt.Errorf("control plane process %s: %w", p.Name, err)
 		}
@@ -446,6 +441,17 @@ func rotate(rep int, runs ...func() error) error {
 	return nil
 }
 
+// floorKept makes one run of a floor and, when it stands, adds it to s and
+// reports it as what, its throughput in units per second.
+func floorKept(rep, c int, what, units string, s *series, run func() (result, error)) error {
+	r, err := run()
+	if err == nil {
+		s.add(r)
+		say("rep %d c=%d %s %.0f %s/s, p50 %.1f ms, p99 %.1f ms", rep+1, c, what, r.throughput(), units, ms(percentile(r.lat, 50)), ms(percentile(r.lat, 99)))
+	}
+	return err
+}
+
 // series collects the figures of repeated runs of one kind.
 type series struct {
 	tput, p50, p99, peak runs
@@ -518,19 +524,9 @@ func (b *bench) throughput(ctx context.Context) error {
 					return err
 				})
 			}, func() error {
-				r, err := b.floorRun(ctx, c, n, b.o.qps, b.o.burst)
-				if err == nil {
-					floors[c].add(r)
-					say("rep %d c=%d floor:   %.0f pairs/s, p50 %.1f ms, p99 %.1f ms", rep+1, c, r.throughput(), ms(percentile(r.lat, 50)), ms(percentile(r.lat, 99)))
-				}
-				return err
+				return floorKept(rep, c, "floor:  ", "pairs", floors[c], func() (result, error) { return b.floorRun(ctx, c, n, b.o.qps, b.o.burst) })
 			}, func() error {
-				r, err := b.protocolRun(ctx, c, n)
-				if err == nil {
-					protos[c].add(r)
-					say("rep %d c=%d protocol by hand: %.0f tasks/s, p50 %.1f ms, p99 %.1f ms", rep+1, c, r.throughput(), ms(percentile(r.lat, 50)), ms(percentile(r.lat, 99)))
-				}
-				return err
+				return floorKept(rep, c, "protocol by hand:", "tasks", protos[c], func() (result, error) { return b.protocolRun(ctx, c, n) })
 			})
 			if err != nil {
 				return err
@@ -693,11 +689,11 @@ func machineWhy(n int, o, f *series) string {
 // same by process, largest first, each that added or saved at least
 // 0.05 ms in the median: "kube-apiserver +0.31 (…), tekton-webhook …".
 func planeAdded(n int, o, f *series) (runs, string) {
-	var names []string
+	names := map[string]bool{}
 	for _, u := range o.use {
 		for k := range u.cpu {
-			if name, ok := strings.CutPrefix(k, planePrefix); ok && !slices.Contains(names, name) {
-				names = append(names, name)
+			if name, ok := strings.CutPrefix(k, planePrefix); ok {
+				names[name] = true
 			}
 		}
 	}
@@ -707,7 +703,7 @@ func planeAdded(n int, o, f *series) (runs, string) {
 	}
 	var parts []part
 	total := make(runs, min(len(o.use), len(f.use)))
-	for _, name := range names {
+	for _, name := range slices.Sorted(maps.Keys(names)) {
 		d := diffs(o.perEvent(n, planeKey(name), ""), f.perEvent(n, planeKey(name), ""))
 		for i := range min(len(total), len(d)) {
 			total[i] += d[i]
@@ -716,7 +712,7 @@ func planeAdded(n int, o, f *series) (runs, string) {
 			parts = append(parts, part{name, d})
 		}
 	}
-	slices.SortFunc(parts, func(a, b part) int { return cmp.Compare(b.d.median(), a.d.median()) })
+	slices.SortStableFunc(parts, func(a, b part) int { return cmp.Compare(b.d.median(), a.d.median()) })
 	texts := make([]string, 0, len(parts))
 	for _, p := range parts {
 		texts = append(texts, p.name+" "+p.d.format(2, true))

@@ -35,9 +35,12 @@ type bench struct {
 
 	cluster *cluster.Cluster
 	plane   []cluster.Process // the control plane's processes, read once
-	kube    kubernetes.Interface
-	tekton  versioned.Interface
-	engine  *enginestub.Server
+	// planeCPUs are the CPUs the control plane has to itself while the
+	// paused stages run (split); none before, or where they cannot split.
+	planeCPUs []int
+	kube      kubernetes.Interface
+	tekton    versioned.Interface
+	engine    *enginestub.Server
 
 	// oursSent and helloSent count the events of the measured runs sent to
 	// the handler and to the bare function, and those not answered 200.
@@ -110,7 +113,15 @@ func run(ctx context.Context, o options) error {
 		return err
 	}
 	var resumeTekton func() error // set while Tekton's controller is paused
+	var unsplit func() error      // set while the CPUs are split
 	stopCluster := func() {
+		if unsplit != nil {
+			// First: this process runs the micro-benchmarks next.
+			if err := unsplit(); err != nil {
+				say("%v", err)
+			}
+			unsplit, b.planeCPUs = nil, nil
+		}
 		if resumeTekton != nil {
 			if err := resumeTekton(); err != nil {
 				say("%v", err)
@@ -148,7 +159,8 @@ func run(ctx context.Context, o options) error {
 	// controller. At its default client-side limit (20 requests a second)
 	// it reconciles a few TaskRuns a second, so each run's would keep it
 	// busy for minutes, into the runs after it, taking a share of the CPUs
-	// that varies from run to run.
+	// that varies from run to run. They also split the CPUs between the
+	// control plane and the clients (affinity.go).
 	stages := []struct {
 		key, name string
 		run       func(context.Context) error
@@ -170,6 +182,12 @@ func run(ctx context.Context, o options) error {
 		if s.paused && resumeTekton == nil {
 			if resumeTekton, err = c.PauseTekton(); err != nil {
 				return err
+			}
+			if b.planeCPUs, unsplit, err = split(b.plane); err != nil {
+				return err
+			}
+			if len(b.planeCPUs) > 0 {
+				say("the control plane on CPUs %v, this bench and its functions on the others", b.planeCPUs)
 			}
 		}
 		say("== %s", s.name)

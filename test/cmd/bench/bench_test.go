@@ -8,6 +8,7 @@ import (
 	"math"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -244,6 +245,8 @@ func TestParseSwitches(t *testing.T) {
 // (/proc/<pid>/stat) and the machine's (/proc/stat).
 func TestParseCPU(t *testing.T) {
 	t.Parallel()
+	machine := func(b []byte) (time.Duration, error) { return parseProcStat(b, "cpu") }
+	cpu1 := func(b []byte) (time.Duration, error) { return parseProcStat(b, "cpu1") }
 	cases := []struct {
 		name    string
 		parse   func([]byte) (time.Duration, error)
@@ -256,10 +259,12 @@ func TestParseCPU(t *testing.T) {
 		{"process short", parseStat, "42 (x) S 1 2", 0, true},
 		{"process no name", parseStat, "42 x S", 0, true},
 		// user 100 + nice 1 + system 20 + irq 2 + softirq 3 + steal 4; idle and iowait left out.
-		{"machine busy time", parseProcStat, "cpu  100 1 20 9000 50 2 3 4 0 0\ncpu0 50 0 10 4500 25 1 1 2 0 0\n", 130 * clockTick, false},
-		{"machine not the cpu line", parseProcStat, "cpu0 1 2 3 4 5 6 7 8\n", 0, true},
-		{"machine short", parseProcStat, "cpu  1 2 3\n", 0, true},
-		{"machine bad number", parseProcStat, "cpu  1 x 3 4 5 6 7 8 9 10\n", 0, true},
+		{"machine busy time", machine, "cpu  100 1 20 9000 50 2 3 4 0 0\ncpu0 50 0 10 4500 25 1 1 2 0 0\n", 130 * clockTick, false},
+		{"one cpu's busy time", cpu1, "cpu  100 1 20 9000 50 2 3 4 0 0\ncpu0 50 0 10 4500 25 1 1 2 0 0\ncpu1 50 1 10 4500 25 1 2 2 0 0\n", 66 * clockTick, false},
+		{"cpu10 is not cpu1", cpu1, "cpu  1 2 3 4 5 6 7 8 9\ncpu10 1 2 3 4 5 6 7 8 9\n", 0, true},
+		{"machine no cpu line", machine, "cpu0 1 2 3 4 5 6 7 8\n", 0, true},
+		{"machine short", machine, "cpu  1 2 3\n", 0, true},
+		{"machine bad number", machine, "cpu  1 x 3 4 5 6 7 8 9 10\n", 0, true},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -315,21 +320,43 @@ func TestMachineWhy(t *testing.T) {
 	// spent 0.2 + 0 - 0.1 = 0.1 ms more, and the rest of the machine
 	// 2 - 1.5 - 0.2 - 0.1 = 0.2 ms.
 	ms := time.Millisecond
-	o := &series{busy: runs{0.98}, use: []snapshot{run(2200*ms, 100*ms, 150*ms, 700*ms, 320*ms, 60*ms)}}
-	f := &series{busy: runs{0.97}, use: []snapshot{run(2000*ms, 80*ms, 0, 680*ms, 320*ms, 70*ms)}}
-	got := machineWhy(100, o, f)
-	for _, w := range []string{"98% busy during ours and 97% during the floor", "22.0 ms of CPU per event with ours against 20.0 ms", "ratio, 0.91×, is the throughput ratio saturated CPUs allow",
-		"Of the +2.0 ms ours added, the handler process spent 1.50 ms, this bench process +0.20 ms more",
-		"the control plane's processes +0.10 ms (kube-apiserver +0.20, etcd -0.10)", "and any other process) +0.20 ms.", "served 9.0 requests per event during ours against 9.0"} {
-		if !strings.Contains(got, w) {
-			t.Errorf("machineWhy = %q, want it to contain %q", got, w)
+	measured := func(busy float64, s snapshot) *series { return &series{busy: runs{busy}, use: []snapshot{s}} }
+	o := measured(0.98, run(2200*ms, 100*ms, 150*ms, 700*ms, 320*ms, 60*ms))
+	f := measured(0.97, run(2000*ms, 80*ms, 0, 680*ms, 320*ms, 70*ms))
+	breakdown := []string{"Of the +2.0 ms the whole machine spent more per event with ours, the handler process spent 1.50 ms, this bench process +0.20 ms more",
+		"the control plane's processes +0.10 ms (kube-apiserver +0.20, etcd -0.10)", "and any other process) +0.20 ms.", "served 9.0 requests per event during ours against 9.0"}
+	for _, tc := range []struct {
+		name string
+		o, f *series
+		want []string
+	}{
+		{"shared CPUs, saturated", o, f, append([]string{"CPUs, which the control plane and the clients shared, were 98% busy during ours and 97% during the floor",
+			"It spent 22.0 ms of CPU per event with ours against 20.0 ms", "ratio, 0.91×, is the throughput ratio saturated CPUs allow"}, breakdown...)},
+		{"shared CPUs, not saturated", measured(0.80, o.use[0]), f, []string{"ratio, 0.91×, would bound the throughput ratio if those CPUs were saturated; they were not"}},
+		// Split: the control plane's 10.8 ms against the floor's 10.7 bound
+		// the ratio; the machine's CPU does not.
+		{"split, saturated", onItsOwn(o, 0.99), onItsOwn(f, 0.96), append([]string{"the 1 of the machine's",
+			"CPUs the control plane had to itself (the clients had the others) were 99% busy during ours and 96% during the floor",
+			"Its processes spent 10.8 ms of CPU per event with ours against 10.7 ms with the floor, whose ratio, 0.99×, is the throughput ratio saturated CPUs allow"}, breakdown...)},
+		{"split, not saturated", onItsOwn(o, 0.70), onItsOwn(f, 0.96), []string{"ratio, 0.99×, would bound the throughput ratio if those CPUs were saturated; they were not"}},
+	} {
+		got := machineWhy(100, tc.o, tc.f)
+		for _, w := range tc.want {
+			if !strings.Contains(got, w) {
+				t.Errorf("%s: machineWhy = %q, want it to contain %q", tc.name, got, w)
+			}
 		}
 	}
-	// Below saturation the CPU ratio is only a bound.
-	o.busy = runs{0.80}
-	if got := machineWhy(100, o, f); !strings.Contains(got, "ratio, 0.91×, would bound the throughput ratio if the CPUs were saturated; they were not") {
-		t.Errorf("machineWhy below saturation = %q", got)
-	}
+}
+
+// onItsOwn returns s as measured with the control plane on 1 CPU of its own,
+// that CPU busy as given.
+func onItsOwn(s *series, busy float64) *series {
+	c := *s
+	c.planeBusy = runs{busy}
+	c.use = []snapshot{s.use[0]}
+	c.use[0].planeCPUs = 1
+	return &c
 }
 
 func TestParseInitTrace(t *testing.T) {
@@ -546,5 +573,24 @@ func TestPprofTop(t *testing.T) {
 	want := "flat  flat%   sum%        cum   cum%\n0.26s  5.68%  5.68%      0.57s 12.45%  encoding/json.checkValid\n0.18s  3.93%  9.61%      0.50s 10.92%  regexp.(*Regexp).tryBacktrack\n0     0%  9.61%      0.10s  2.00%  k.createOrAdopt[…]\n0     0%  9.61%      0.10s  2.00%  k.resource[…].Create\n"
 	if got := pprofTop(out); got != want {
 		t.Errorf("pprofTop =\n%s\nwant\n%s", got, want)
+	}
+}
+
+func TestSplitCPUs(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		cpus           []int
+		plane, clients []int
+		ok             bool
+	}{
+		{[]int{0}, nil, nil, false},
+		{[]int{0, 1}, []int{0}, []int{1}, true},
+		{[]int{0, 1, 2}, []int{0, 1}, []int{2}, true},
+		{[]int{2, 3, 5, 7}, []int{2, 3}, []int{5, 7}, true},
+	} {
+		plane, clients, ok := splitCPUs(tc.cpus)
+		if !slices.Equal(plane, tc.plane) || !slices.Equal(clients, tc.clients) || ok != tc.ok {
+			t.Errorf("splitCPUs(%v) = %v, %v, %v; want %v, %v, %v", tc.cpus, plane, clients, ok, tc.plane, tc.clients, tc.ok)
+		}
 	}
 }

@@ -68,16 +68,21 @@ func runErr(what string, c calls, err error, p *fnproc.Proc) error {
 // snapshot is the CPU time used by each process and the apiserver's request
 // counts, by "VERB resource".
 type snapshot struct {
-	cpu      map[string]time.Duration
-	reqs     map[string]float64
-	allReqs  float64 // every request but WATCH, of any resource and client
-	switches int64   // the function's context switches, voluntary or not
+	cpu       map[string]time.Duration
+	reqs      map[string]float64
+	allReqs   float64 // every request but WATCH, of any resource and client
+	switches  int64   // the function's context switches, voluntary or not
+	planeCPUs int     // how many CPUs the control plane had to itself (split), or 0
 }
 
 // planeKey is a snapshot's cpu key of the control plane's process name.
 func planeKey(name string) string { return planePrefix + name }
 
 const planePrefix = "plane "
+
+// planeCPUsKey is a snapshot's cpu key of the busy time of the CPUs the
+// control plane has to itself, while they are split (split).
+const planeCPUsKey = "the control plane's CPUs"
 
 // counted are the resources and verbs whose apiserver requests a snapshot
 // counts: what the handler and the floor do. (Tekton's controller, were
@@ -89,13 +94,19 @@ var (
 
 // snap reads the CPU time of process pid (as "function"; 0 for none), of
 // this process (as "bench"), of each of the control plane's processes
-// (planeKey) and of the whole machine (as "machine"), and the apiserver's
+// (planeKey), of the whole machine (as "machine") and of the control
+// plane's CPUs while they are split (planeCPUsKey), and the apiserver's
 // request counters.
 func (b *bench) snap(ctx context.Context, pid int) (snapshot, error) {
-	s := snapshot{cpu: map[string]time.Duration{}}
+	s := snapshot{cpu: map[string]time.Duration{}, planeCPUs: len(b.planeCPUs)}
 	var err error
 	if s.cpu["machine"], err = readMachineCPU(); err != nil {
 		return s, err
+	}
+	if s.planeCPUs > 0 {
+		if s.cpu[planeCPUsKey], err = readMachineCPU(b.planeCPUs...); err != nil {
+			return s, err
+		}
 	}
 	if s.cpu["bench"], err = readCPU(os.Getpid()); err != nil {
 		return s, err
@@ -124,9 +135,10 @@ func (b *bench) snap(ctx context.Context, pid int) (snapshot, error) {
 // Before each measured run of events the machine settles: the apiserver,
 // etcd and Tekton's webhook finish with the previous run's creates (and
 // Tekton's controller, paused for these stages, does not reconcile them),
-// so that no run, ours or a floor's, pays for another's on the shared CPUs.
+// so that no run, ours or a floor's, pays for another's on the control
+// plane's CPUs (all of them, or its part while they are split).
 const (
-	quietBusy   = 0.25                   // the share of the CPUs in use that counts as settled
+	quietBusy   = 0.25                   // the share of those CPUs in use that counts as settled
 	quietWindow = 250 * time.Millisecond // over this long
 	quietMax    = 30 * time.Second       // after which the run begins anyway, counted
 )
@@ -137,7 +149,11 @@ func (b *bench) settledSnap(ctx context.Context, pid int) (snapshot, error) {
 	start := time.Now()
 	tick := time.NewTicker(quietWindow)
 	defer tick.Stop()
-	last, err := readMachineCPU()
+	cpus := runtime.NumCPU()
+	if len(b.planeCPUs) > 0 {
+		cpus = len(b.planeCPUs)
+	}
+	last, err := readMachineCPU(b.planeCPUs...)
 	if err != nil {
 		return snapshot{}, err
 	}
@@ -148,11 +164,11 @@ func (b *bench) settledSnap(ctx context.Context, pid int) (snapshot, error) {
 			return snapshot{}, ctx.Err()
 		case <-tick.C:
 		}
-		cur, err := readMachineCPU()
+		cur, err := readMachineCPU(b.planeCPUs...)
 		if err != nil {
 			return snapshot{}, err
 		}
-		busy := busyShare(cur-last, time.Since(lastAt))
+		busy := busyShare(cur-last, time.Since(lastAt), cpus)
 		last, lastAt = cur, time.Now()
 		if busy < quietBusy {
 			b.settled = append(b.settled, time.Since(start).Seconds())
@@ -166,15 +182,15 @@ func (b *bench) settledSnap(ctx context.Context, pid int) (snapshot, error) {
 	return b.snap(ctx, pid)
 }
 
-// busyShare is the share of the machine's CPUs that cpu time used over
-// a span of wall time.
-func busyShare(cpu, wall time.Duration) float64 {
-	return cpu.Seconds() / (wall.Seconds() * float64(runtime.NumCPU()))
+// busyShare is the share of n CPUs that cpu time used over a span of
+// wall time.
+func busyShare(cpu, wall time.Duration, n int) float64 {
+	return cpu.Seconds() / (wall.Seconds() * float64(n))
 }
 
 // minus returns s - o.
 func (s snapshot) minus(o snapshot) snapshot {
-	d := snapshot{cpu: map[string]time.Duration{}, reqs: map[string]float64{}, allReqs: s.allReqs - o.allReqs, switches: s.switches - o.switches}
+	d := snapshot{cpu: map[string]time.Duration{}, reqs: map[string]float64{}, allReqs: s.allReqs - o.allReqs, switches: s.switches - o.switches, planeCPUs: s.planeCPUs}
 	for k, v := range s.cpu {
 		d.cpu[k] = v - o.cpu[k]
 	}
@@ -456,12 +472,16 @@ func floorKept(rep, c int, what, units string, s *series, run func() (result, er
 type series struct {
 	tput, p50, p99, peak runs
 	busy                 runs // the share of the machine's CPUs in use
+	planeBusy            runs // the share of the control plane's CPUs in use, while split
 	use                  []snapshot
 }
 
 func (s *series) add(r result) {
 	s.tput = append(s.tput, r.throughput())
-	s.busy = append(s.busy, busyShare(r.use.cpu["machine"], r.wall))
+	s.busy = append(s.busy, busyShare(r.use.cpu["machine"], r.wall, runtime.NumCPU()))
+	if r.use.planeCPUs > 0 {
+		s.planeBusy = append(s.planeBusy, busyShare(r.use.cpu[planeCPUsKey], r.wall, r.use.planeCPUs))
+	}
 	s.p50 = append(s.p50, ms(percentile(r.lat, 50)))
 	s.p99 = append(s.p99, ms(percentile(r.lat, 99)))
 	s.peak = append(s.peak, mb(r.peak))
@@ -512,7 +532,7 @@ func (b *bench) throughput(ctx context.Context) error {
 	}
 	top, low := slices.Max(b.o.concurrency), slices.Min(b.o.concurrency)
 	var hello series
-	for rep := range b.o.reps {
+	for rep := range b.o.tputReps {
 		for _, c := range b.o.concurrency {
 			err := rotate(rep, func() error {
 				return retried("handler run", func() error {
@@ -598,8 +618,12 @@ func (b *bench) throughput(ctx context.Context) error {
 		target: fmt.Sprintf("≤ %g: the design's %d writes, and other clients' requests as in the floor †", designRequests+0.1, designRequests),
 		met:    reqs.median() <= designRequests+0.1,
 	})
-	b.note("Each measured run of events (ours, the floors, the bare function) began once the machine had settled, its CPUs under %.0f%% busy over %s, so that the control plane had finished with the previous run's creates (Tekton's controller was paused; see Event → TaskRun + ConfigMap above): the wait took %s s; %d runs began after %s without it.",
-		100*quietBusy, quietWindow, b.settled.format(1, false), b.unsettled, quietMax)
+	cpus := "the machine's CPUs"
+	if len(b.planeCPUs) > 0 {
+		cpus = fmt.Sprintf("CPUs %v, which the control plane had to itself,", b.planeCPUs)
+	}
+	b.note("Each measured run of events (ours, the floors, the bare function) began once the control plane had settled, %s under %.0f%% busy over %s, so that it had finished with the previous run's creates (Tekton's controller was paused; see Event → TaskRun + ConfigMap above): the wait took %s s; %d runs began after %s without it.",
+		cpus, 100*quietBusy, quietWindow, b.settled.format(1, false), b.unsettled, quietMax)
 	b.note("apiserver requests per event at c=%d (apiserver_request_total of taskruns, configmaps and persistentvolumeclaims, every verb but the status subresource's, over the run, median of runs; Tekton's controller, paused, adds none): handler %s; floor %s.",
 		top, requestsPerEvent(o, n), requestsPerEvent(f, n))
 	return nil
@@ -659,12 +683,14 @@ func (b *bench) protocolRows(n, c int, issueLatency bool, o, raw, proto *series)
 		diffs(proto.p50, raw.p50).formatUnit(1, true, ""), ratioText(ratios(proto.tput, raw.tput)))
 }
 
-// machineWhy explains a throughput ratio by what the whole machine spent
-// per event: where the CPUs are saturated, throughput is the inverse of
-// the CPU time per event, so the floor's machine CPU per event over ours
-// is the ratio they allow. What ours adds is split between the handler,
-// this bench process (sender and Engine stand-in), the control plane's
-// processes one by one, and the rest.
+// machineWhy explains a throughput ratio by the CPU time per event of
+// what bounds it: where the CPUs the control plane runs on are saturated,
+// throughput is the inverse of the CPU time per event spent on them, so
+// the floor's over ours is the ratio they allow. Sharing every CPU with
+// the clients that is the whole machine's; on CPUs of its own (split),
+// the control plane's processes'. What ours adds to the machine is split
+// between the handler, this bench process (sender and Engine stand-in),
+// the control plane's processes one by one, and the rest.
 func machineWhy(n int, o, f *series) string {
 	mo, mf := o.perEvent(n, "machine", ""), f.perEvent(n, "machine", "")
 	bo, bf := o.perEvent(n, "bench", ""), f.perEvent(n, "bench", "")
@@ -674,14 +700,36 @@ func machineWhy(n int, o, f *series) string {
 	for i := range min(len(mo), len(mf), len(bo), len(bf), len(fn), len(plane)) {
 		rest = append(rest, (mo[i]-mf[i])-fn[i]-(bo[i]-bf[i])-plane[i])
 	}
-	bound := "is the throughput ratio saturated CPUs allow"
-	if o.busy.median() < saturatedBusy {
-		bound = "would bound the throughput ratio if the CPUs were saturated; they were not, so the time each event waits on its calls, not CPU, set the throughput here (see the latency rows)"
+	busyO, busyF, co, cf := o.busy, f.busy, mo, mf
+	where := fmt.Sprintf("the machine's %d CPUs, which the control plane and the clients shared,", runtime.NumCPU())
+	whose := "It"
+	if len(o.planeBusy) > 0 && len(f.planeBusy) > 0 {
+		busyO, busyF, co, cf = o.planeBusy, f.planeBusy, planeTotal(n, o), planeTotal(n, f)
+		where = fmt.Sprintf("the %d of the machine's %d CPUs the control plane had to itself (the clients had the others)", o.use[0].planeCPUs, runtime.NumCPU())
+		whose = "Its processes"
 	}
-	return fmt.Sprintf("the machine's %d CPUs were %s busy during ours and %s during the floor (all processes, /proc/stat). It spent %s ms of CPU per event with ours against %s ms with the floor, whose ratio, %s, %s. Of the %s ms ours added, the handler process spent %s ms, this bench process %s ms more than for the floor (it sends the events and is the Engine stand-in; for the floor it makes the calls itself), the control plane's processes %s ms (%s), and the rest of the machine (the kernel's work outside any process's time, such as loopback networking, and any other process) %s ms. The apiserver served %s requests per event during ours against %s during the floor (every resource and client, WATCH aside).",
-		runtime.NumCPU(), percent(o.busy), percent(f.busy), mo.format(1, false), mf.format(1, false), ratioText(ratios(mf, mo)), bound,
+	bound := "is the throughput ratio saturated CPUs allow"
+	if busyO.median() < saturatedBusy {
+		bound = "would bound the throughput ratio if those CPUs were saturated; they were not, so the time each event waits on its calls, not CPU, set the throughput here (see the latency rows)"
+	}
+	return fmt.Sprintf("%s were %s busy during ours and %s during the floor (/proc/stat). %s spent %s ms of CPU per event with ours against %s ms with the floor, whose ratio, %s, %s. Of the %s ms the whole machine spent more per event with ours, the handler process spent %s ms, this bench process %s ms more than for the floor (it sends the events and is the Engine stand-in; for the floor it makes the calls itself), the control plane's processes %s ms (%s), and the rest of the machine (the kernel's work outside any process's time, such as loopback networking, and any other process) %s ms. The apiserver served %s requests per event during ours against %s during the floor (every resource and client, WATCH aside).",
+		where, percent(busyO), percent(busyF), whose, co.format(1, false), cf.format(1, false), ratioText(ratios(cf, co)), bound,
 		diffs(mo, mf).format(1, true), fn.format(2, false), diffs(bo, bf).format(2, true), plane.format(2, true), planeParts, rest.format(2, true),
 		o.allPerEvent(n).format(1, false), f.allPerEvent(n).format(1, false))
+}
+
+// planeTotal returns, run by run, the CPU time (ms) per event of all the
+// control plane's processes together.
+func planeTotal(n int, s *series) runs {
+	return s.per(n, func(u snapshot) float64 {
+		var d time.Duration
+		for k, v := range u.cpu {
+			if strings.HasPrefix(k, planePrefix) {
+				d += v
+			}
+		}
+		return ms(d)
+	})
 }
 
 // planeAdded returns, run by run, the CPU time per event the control

@@ -3,7 +3,8 @@
 // table (metric | ours | floor | ratio | target | met) with notes and the
 // Go micro-benchmarks of test/bench to -out.
 //
-// Figures, each the median of -reps runs with min and max:
+// Figures, each the median of -reps runs (-cold-reps for cold starts,
+// -throughput-reps for event → TaskRun) with min and max:
 //
 //  1. Cold start, exec → /health/readiness 200, of bin/handler, bin/sink and
 //     a bare func-go function built here through the same scaffolding.
@@ -12,8 +13,9 @@
 //     objects (built by the same pure builders) at the same concurrency and
 //     the same client-side rate limit (-qps, -burst; by default the shipped
 //     one), and against the contract's own calls made by hand, with
-//     Tekton's controller paused. Each run begins once the machine has
-//     settled from the one before.
+//     Tekton's controller paused and the control plane on CPUs of its own.
+//     Each run begins once the control plane has settled from the one
+//     before.
 //  3. A duplicate storm: -storm-copies concurrent copies of each of
 //     -storm-events events must make exactly one TaskRun each.
 //  4. TaskRun completion → Engine end call, through Tekton's events
@@ -48,6 +50,7 @@ type options struct {
 	out          string
 	reps         int
 	coldReps     int
+	tputReps     int
 	events       int
 	concurrency  []int
 	qps          float64
@@ -69,6 +72,7 @@ func main() {
 	flag.StringVar(&o.out, "out", "test/bench/RESULTS.md", "results file")
 	flag.IntVar(&o.reps, "reps", 3, "repetitions of every figure")
 	flag.IntVar(&o.coldReps, "cold-reps", 9, "repetitions of the cold start")
+	flag.IntVar(&o.tputReps, "throughput-reps", 6, "repetitions of the event → TaskRun runs (a multiple of 3 gives each kind every place in the order equally often)")
 	flag.IntVar(&o.events, "events", 500, "distinct events per throughput run")
 	flag.StringVar(&conc, "concurrency", "1,8,32", "concurrency levels of the throughput runs")
 	flag.Float64Var(&o.qps, "qps", 0, "KUBE_QPS of the functions and the floors' clients (0: the shipped default)")

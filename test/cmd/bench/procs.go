@@ -222,33 +222,50 @@ func parseStat(b []byte) (time.Duration, error) {
 }
 
 // readMachineCPU returns the CPU time every process on the machine has
-// used since boot, all CPUs together.
-func readMachineCPU() (time.Duration, error) {
+// used since boot on cpus, or on all CPUs together when cpus is empty.
+func readMachineCPU(cpus ...int) (time.Duration, error) {
 	b, err := os.ReadFile("/proc/stat")
 	if err != nil {
 		return 0, err
 	}
-	return parseProcStat(b)
+	if len(cpus) == 0 {
+		return parseProcStat(b, "cpu")
+	}
+	var total time.Duration
+	for _, c := range cpus {
+		d, err := parseProcStat(b, "cpu"+strconv.Itoa(c))
+		if err != nil {
+			return 0, err
+		}
+		total += d
+	}
+	return total, nil
 }
 
-// parseProcStat reads the busy time of the first line of /proc/stat,
-// "cpu  user nice system idle iowait irq softirq steal ...": all but idle
-// and iowait (guest time is counted in user already).
-func parseProcStat(b []byte) (time.Duration, error) {
-	line, _, _ := bytes.Cut(b, []byte("\n"))
-	f := strings.Fields(string(line))
-	if len(f) < 9 || f[0] != "cpu" {
-		return 0, fmt.Errorf("/proc/stat begins %q, not the cpu line", line)
-	}
-	var total int64
-	for _, i := range []int{1, 2, 3, 6, 7, 8} {
-		n, err := strconv.ParseInt(f[i], 10, 64)
-		if err != nil {
-			return 0, fmt.Errorf("/proc/stat cpu field %q: %w", f[i], err)
+// parseProcStat reads the busy time of /proc/stat's line name ("cpu" for
+// all CPUs together, "cpu0" for the first), "cpu  user nice system idle
+// iowait irq softirq steal ...": all but idle and iowait (guest time is
+// counted in user already).
+func parseProcStat(b []byte, name string) (time.Duration, error) {
+	for line := range bytes.Lines(b) {
+		f := strings.Fields(string(line))
+		if len(f) == 0 || f[0] != name {
+			continue
 		}
-		total += n
+		if len(f) < 9 {
+			return 0, fmt.Errorf("/proc/stat line %q is short", bytes.TrimSpace(line))
+		}
+		var total int64
+		for _, i := range []int{1, 2, 3, 6, 7, 8} {
+			n, err := strconv.ParseInt(f[i], 10, 64)
+			if err != nil {
+				return 0, fmt.Errorf("/proc/stat %s field %q: %w", name, f[i], err)
+			}
+			total += n
+		}
+		return time.Duration(total) * clockTick, nil
 	}
-	return time.Duration(total) * clockTick, nil
+	return 0, fmt.Errorf("/proc/stat has no %s line", name)
 }
 
 // helloGo is the bare func-go function, as func's instanced-http template

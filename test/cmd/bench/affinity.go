@@ -48,26 +48,38 @@ func allowedCPUs() ([]int, error) {
 
 // pin keeps every thread of process pid on cpus; threads it starts later
 // inherit the set from the thread that starts them, and so do the
-// processes they start.
+// processes they start. A thread started during a pass by one not yet
+// pinned is found by the next: pin passes over the threads until one
+// finds them all pinned.
 func pin(pid int, cpus []int) error {
-	var set unix.CPUSet
+	var want unix.CPUSet
 	for _, c := range cpus {
-		set.Set(c)
+		want.Set(c)
 	}
-	tasks, err := os.ReadDir(filepath.Join("/proc", strconv.Itoa(pid), "task"))
-	if err != nil {
-		return err
-	}
-	for _, t := range tasks {
-		tid, err := strconv.Atoi(t.Name())
+	for {
+		tasks, err := os.ReadDir(filepath.Join("/proc", strconv.Itoa(pid), "task"))
 		if err != nil {
-			continue
+			return err
 		}
-		if err := unix.SchedSetaffinity(tid, &set); err != nil && !errors.Is(err, unix.ESRCH) {
-			return fmt.Errorf("pin thread %d of %d to CPUs %v: %w", tid, pid, cpus, err)
+		changed := false
+		for _, t := range tasks {
+			tid, err := strconv.Atoi(t.Name())
+			if err != nil {
+				continue
+			}
+			var got unix.CPUSet
+			if err := unix.SchedGetaffinity(tid, &got); err == nil && got == want {
+				continue
+			}
+			if err := unix.SchedSetaffinity(tid, &want); err != nil && !errors.Is(err, unix.ESRCH) {
+				return fmt.Errorf("pin thread %d of %d to CPUs %v: %w", tid, pid, cpus, err)
+			}
+			changed = true
+		}
+		if !changed {
+			return nil
 		}
 	}
-	return nil
 }
 
 // split puts the control plane's processes on the first part of the CPUs

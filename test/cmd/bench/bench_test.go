@@ -1,14 +1,20 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -593,4 +599,78 @@ func TestSplitCPUs(t *testing.T) {
 			t.Errorf("splitCPUs(%v) = %v, %v, %v; want %v, %v, %v", tc.cpus, plane, clients, ok, tc.plane, tc.clients, tc.ok)
 		}
 	}
+}
+
+// TestPin pins every thread of a running Go program (this test binary,
+// started again to wait) to one CPU and back, as split does to the
+// control plane's processes, and reads the result back from /proc.
+func TestPin(t *testing.T) {
+	t.Parallel()
+	cmd := exec.Command(os.Args[0], "-test.run=^TestPinWaiter$")
+	cmd.Env = append(os.Environ(), "BENCH_PIN_WAITER=1")
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = stdin.Close(); _ = cmd.Wait() })
+	// Its runtime has started its threads once its test runs.
+	if line, err := bufio.NewReader(stdout).ReadString('\n'); err != nil || line != "waiting\n" {
+		t.Fatalf("the waiter said %q, %v", line, err)
+	}
+	all, err := allowedCPUs()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// allowed returns each thread's Cpus_allowed_list.
+	allowed := func() []string {
+		dir := fmt.Sprintf("/proc/%d/task", cmd.Process.Pid)
+		tasks, err := os.ReadDir(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, task := range tasks {
+			b, err := os.ReadFile(filepath.Join(dir, task.Name(), "status"))
+			if err != nil {
+				continue // exited
+			}
+			for line := range strings.Lines(string(b)) {
+				if v, ok := strings.CutPrefix(line, "Cpus_allowed_list:"); ok {
+					out = append(out, strings.TrimSpace(v))
+				}
+			}
+		}
+		return out
+	}
+	last := strconv.Itoa(all[len(all)-1])
+	if err := pin(cmd.Process.Pid, all[len(all)-1:]); err != nil {
+		t.Fatal(err)
+	}
+	got := allowed()
+	if len(got) < 2 || slices.ContainsFunc(got, func(s string) bool { return s != last }) {
+		t.Errorf("pinned to CPU %s: the threads' Cpus_allowed_list are %q, want two or more, every one %q", last, got, last)
+	}
+	if err := pin(cmd.Process.Pid, all); err != nil {
+		t.Fatal(err)
+	}
+	if got := allowed(); len(all) > 1 && slices.Contains(got, last) {
+		t.Errorf("pinned back to CPUs %v: the threads' Cpus_allowed_list are %q", all, got)
+	}
+}
+
+// TestPinWaiter is TestPin's process to pin: it waits until its stdin
+// closes.
+func TestPinWaiter(t *testing.T) {
+	if os.Getenv("BENCH_PIN_WAITER") != "1" {
+		t.Skip("TestPin starts it")
+	}
+	fmt.Println("waiting")
+	_, _ = io.Copy(io.Discard, os.Stdin)
 }

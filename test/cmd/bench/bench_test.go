@@ -674,3 +674,17 @@ func TestPinWaiter(t *testing.T) {
 	fmt.Println("waiting")
 	_, _ = io.Copy(io.Discard, os.Stdin)
 }
+
+func TestDoneBy(t *testing.T) {
+	t.Parallel()
+	ms := time.Millisecond
+	c := calls{ends: []time.Duration{5 * ms, 10 * ms, 10 * ms, 30 * ms}}
+	for _, tc := range []struct {
+		by   time.Duration
+		want int
+	}{{0, 0}, {5 * ms, 1}, {9 * ms, 1}, {10 * ms, 3}, {time.Second, 4}} {
+		if got := c.doneBy(tc.by); got != tc.want {
+			t.Errorf("doneBy(%v) = %d, want %d", tc.by, got, tc.want)
+		}
+	}
+}

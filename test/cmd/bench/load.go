@@ -154,8 +154,20 @@ const maxFailed = 10
 // calls is the outcome of the calls of one run.
 type calls struct {
 	lat    []time.Duration // of each call that succeeded
+	ends   []time.Duration // when each call that succeeded ended, from the start
 	failed []error         // of each call that failed
 	wall   time.Duration   // of all, failed ones included
+}
+
+// doneBy counts the calls that succeeded by t from the start.
+func (c calls) doneBy(t time.Duration) int {
+	n := 0
+	for _, e := range c.ends {
+		if e <= t {
+			n++
+		}
+	}
+	return n
 }
 
 // drive runs do(i) for every i in [0, n) on conc workers. A failed call is
@@ -189,6 +201,7 @@ func drive(ctx context.Context, n, conc int, do func(ctx context.Context, i int)
 				mu.Lock()
 				if err == nil {
 					c.lat = append(c.lat, d)
+					c.ends = append(c.ends, time.Since(began))
 				} else {
 					c.failed = append(c.failed, fmt.Errorf("call %d of %d: %w", i+1, n, err))
 					if len(c.failed) >= maxFailed {

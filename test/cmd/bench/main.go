@@ -15,7 +15,9 @@
 //     one), and against the contract's own calls made by hand, with
 //     Tekton's controller paused and the control plane on CPUs of its own.
 //     Each run begins once the control plane has settled from the one
-//     before.
+//     before. At c=8 and c=32 the handler and the floor also run side by
+//     side, at the same time, so that the host's speed is the same for
+//     both: the throughput target is held there.
 //  3. A duplicate storm: -storm-copies concurrent copies of each of
 //     -storm-events events must make exactly one TaskRun each.
 //  4. TaskRun completion → Engine end call, through Tekton's events

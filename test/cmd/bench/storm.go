@@ -80,21 +80,12 @@ func (b *bench) storms(ctx context.Context) error {
 
 // oursStorm runs one storm against a new handler.
 func (b *bench) oursStorm(ctx context.Context, m, k int) (storm, error) {
-	ns, err := b.namespace(ctx, "ours-storm")
-	if err != nil {
-		return storm{}, err
-	}
-	p, err := b.startFunction(ctx, "handler", ns, b.o.qps, b.o.burst)
+	p, ns, err := b.warmHandler(ctx, "ours-storm", b.o.qps, b.o.burst)
 	if err != nil {
 		return storm{}, err
 	}
 	defer stop(p)
 	defer b.send.closeIdle() // first: p then drains at once
-	for _, t := range b.ids.newTasks(warmups) {
-		if err := b.send.post(ctx, p.URL, t.body); err != nil {
-			return storm{}, err
-		}
-	}
 	tasks := b.ids.newTasks(m)
 	var failed []error
 	began := time.Now()
@@ -143,20 +134,7 @@ func (b *bench) oursStorm(ctx context.Context, m, k int) (storm, error) {
 // floorStorm runs one storm with raw client-go: each copy creates the
 // TaskRun (reading it on AlreadyExists) and then the ConfigMap.
 func (b *bench) floorStorm(ctx context.Context, m, k int) (storm, error) {
-	f, err := b.newFloor(ctx, "floor-storm", b.o.qps, b.o.burst)
-	if err != nil {
-		return storm{}, err
-	}
-	warm, err := f.build(b.ids.newTasks(warmups))
-	if err != nil {
-		return storm{}, err
-	}
-	for _, t := range warm {
-		if err := f.create(ctx, t); err != nil {
-			return storm{}, err
-		}
-	}
-	objs, err := f.build(b.ids.newTasks(m))
+	f, objs, err := b.warmFloor(ctx, "floor-storm", m, b.o.qps, b.o.burst)
 	if err != nil {
 		return storm{}, err
 	}

@@ -143,8 +143,8 @@ const (
 	quietMax    = 30 * time.Second       // after which the run begins anyway, counted
 )
 
-// settledSnap waits until the machine has settled (settle) and then takes
-// the run's first snapshot.
+// settledSnap waits until the control plane has settled (settle), then
+// takes the run's first snapshot.
 func (b *bench) settledSnap(ctx context.Context, pid int) (snapshot, error) {
 	if err := b.settle(ctx); err != nil {
 		return snapshot{}, err

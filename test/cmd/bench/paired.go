@@ -9,13 +9,15 @@ import (
 
 // Side by side. The host's speed moves within a minute: the same run's
 // work took up to twice the CPU time of the run before it, in the
-// handler, this process and every control-plane process together, so
-// the throughput ratio of runs made one after the other ranged from 0.6×
-// to 1.7× between repetitions of the same code. A paired run sends events to the handler and makes
-// the floor's raw creates at the same time, each with its own n tasks at
-// the same concurrency, against the same control plane: whatever the
-// host does meets both, and the ratio of what each got through in the
-// same time is what ours costs the control plane against the floor.
+// handler, this process and every control-plane process together, so the
+// throughput ratio of runs made one after the other ranged from 0.6× to
+// 1.7× between repetitions of the same code. A paired run sends events to
+// the handler and makes the floor's raw creates at the same time, each
+// with its own n tasks at the same concurrency, against the same control
+// plane: whatever the host does meets both, and the ratio of what each
+// got through in the same time is what ours costs the control plane
+// against the floor, in its work and in the time ours' events spend
+// outside it.
 
 // pair is what a paired run got through: each side's events per second
 // until the first side finished, and how long that was.
@@ -81,6 +83,6 @@ func (s *pairs) add(p pair) {
 
 // pairedWhy explains a side-by-side throughput ratio below the target.
 func pairedWhy(c int, pr *pairs) string {
-	return fmt.Sprintf("the handler and the floor each kept %d events in flight against the same control plane at the same time, so the host's speed was the same for both; in the %s s until the first finished, the control plane got through fewer of ours' events than of the floor's: each of ours' events cost it more, or spent longer outside it (the Engine's calls, the hop to the handler). The runs one after the other at c=%d below split the control plane's CPU per event by process.",
+	return fmt.Sprintf("the handler and the floor each kept %d events in flight against the same control plane at the same time, so the host's speed was the same for both; in the %s s until the first finished, the control plane got through fewer of ours' events than of the floor's: each of ours' events cost it more, or spent longer outside it (the Engine's calls, the hop to the handler). The runs one after the other at c=%d measure each side alone (rows below).",
 		c, pr.window.format(1, false), c)
 }

@@ -62,7 +62,8 @@ func (b *bench) sizes() error {
 const binarySizeTargetMB = 40
 
 // coldStarts measures exec → readiness 200 of the handler, the sink and
-// the bare function, round robin so that drift hits all three alike.
+// the bare function, taking turns to go first (rotate) so that drift and
+// the page cache the one before left hit all three alike.
 func (b *bench) coldStarts(ctx context.Context) error {
 	ns, err := b.namespace(ctx, "cold")
 	if err != nil {
@@ -77,16 +78,26 @@ func (b *bench) coldStarts(ctx context.Context) error {
 	for _, name := range fnBins {
 		progs = append(progs, prog{name, filepath.Join(b.o.bin, name), env})
 	}
+	for _, p := range progs { // warms the page cache
+		if _, _, err := coldStart(ctx, p.path, p.env); err != nil {
+			return err
+		}
+	}
 	times := make([]runs, len(progs))
-	for rep := -1; rep < b.o.coldReps; rep++ { // rep -1 warms the page cache
-		for i, p := range progs {
+	starts := make([]func() error, len(progs))
+	for i, p := range progs {
+		starts[i] = func() error {
 			d, _, err := coldStart(ctx, p.path, p.env)
 			if err != nil {
 				return err
 			}
-			if rep >= 0 {
-				times[i] = append(times[i], ms(d))
-			}
+			times[i] = append(times[i], ms(d))
+			return nil
+		}
+	}
+	for rep := range b.o.coldReps {
+		if err := rotate(rep, starts...); err != nil {
+			return err
 		}
 	}
 	say("cold start (ms): hello %s, handler %s, sink %s", times[0].format(1, false), times[1].format(1, false), times[2].format(1, false))

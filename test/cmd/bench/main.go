@@ -73,7 +73,7 @@ func main() {
 	flag.StringVar(&o.bin, "bin", "bin", "directory with handler and sink")
 	flag.StringVar(&o.out, "out", "test/bench/RESULTS.md", "results file")
 	flag.IntVar(&o.reps, "reps", 3, "repetitions of every figure")
-	flag.IntVar(&o.coldReps, "cold-reps", 9, "repetitions of the cold start")
+	flag.IntVar(&o.coldReps, "cold-reps", 45, "repetitions of the cold start (a multiple of 3 gives each program every place in the order equally often)")
 	flag.IntVar(&o.tputReps, "throughput-reps", 6, "repetitions of the event → TaskRun runs (a multiple of 3 gives each kind every place in the order equally often)")
 	flag.IntVar(&o.events, "events", 500, "distinct events per throughput run")
 	flag.StringVar(&conc, "concurrency", "1,8,32", "concurrency levels of the throughput runs")

@@ -99,12 +99,15 @@ var (
 // request counters.
 func (b *bench) snap(ctx context.Context, pid int) (snapshot, error) {
 	s := snapshot{cpu: map[string]time.Duration{}, planeCPUs: len(b.planeCPUs)}
-	var err error
-	if s.cpu["machine"], err = readMachineCPU(); err != nil {
+	stat, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return s, err
+	}
+	if s.cpu["machine"], err = busyTime(stat); err != nil {
 		return s, err
 	}
 	if s.planeCPUs > 0 {
-		if s.cpu[planeCPUsKey], err = readMachineCPU(b.planeCPUs...); err != nil {
+		if s.cpu[planeCPUsKey], err = busyTime(stat, b.planeCPUs...); err != nil {
 			return s, err
 		}
 	}
@@ -807,12 +810,8 @@ func planeAdded(n int, o, f *series) (runs, string) {
 		d    runs
 	}
 	var parts []part
-	total := make(runs, min(len(o.use), len(f.use)))
 	for _, name := range slices.Sorted(maps.Keys(names)) {
 		d := diffs(o.perEvent(n, planeKey(name), ""), f.perEvent(n, planeKey(name), ""))
-		for i := range min(len(total), len(d)) {
-			total[i] += d[i]
-		}
 		if math.Abs(d.median()) >= 0.05 {
 			parts = append(parts, part{name, d})
 		}
@@ -825,7 +824,7 @@ func planeAdded(n int, o, f *series) (runs, string) {
 	if len(texts) == 0 {
 		texts = append(texts, "none of them 0.05 ms or more")
 	}
-	return total, strings.Join(texts, ", ")
+	return diffs(planeTotal(n, o), planeTotal(n, f)), strings.Join(texts, ", ")
 }
 
 // saturatedBusy is the share of the CPUs in use from which machineWhy

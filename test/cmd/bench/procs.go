@@ -228,6 +228,12 @@ func readMachineCPU(cpus ...int) (time.Duration, error) {
 	if err != nil {
 		return 0, err
 	}
+	return busyTime(b, cpus...)
+}
+
+// busyTime returns the busy time on cpus, or on all CPUs together when
+// cpus is empty, from the content of /proc/stat.
+func busyTime(b []byte, cpus ...int) (time.Duration, error) {
 	if len(cpus) == 0 {
 		return parseProcStat(b, "cpu")
 	}
